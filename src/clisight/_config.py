@@ -1,0 +1,251 @@
+"""Configuration: one table of parameters, resolved in one place.
+
+Each parameter has a keyword argument (to ``clisight.init``), an environment variable
+(``CLISIGHT_<NAME>``), a key under ``[tool.clisight]`` in the nearest ``pyproject.toml``, a default
+and a doc line.  Precedence: kwarg > env > pyproject.toml > default.  ``clisight doctor`` prints the
+resolved table with the source of every value.  A bad value raises :class:`ConfigError` naming the
+parameter, the source and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clisight.exceptions import ConfigError
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in TRUE_WORDS | FALSE_WORDS:
+        return value.strip().lower() in TRUE_WORDS
+    raise ValueError
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError
+    number = int(value)
+    if number <= 0:
+        raise ValueError
+    return number
+
+
+def _non_negative_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError
+    number = float(value)
+    if not number >= 0:  # also rejects NaN
+        raise ValueError
+    return number
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError
+    return value
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if not isinstance(value, str) or value.lower() not in choices:
+            raise ValueError
+        return value.lower()
+
+    return parse
+
+
+def _str_list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError
+
+
+def _level(value: Any) -> int:
+    from clisight.types import SEVERITY_NUMBERS
+
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if value.strip().isdigit():
+            return int(value)
+        if value.strip().upper() in SEVERITY_NUMBERS:
+            return SEVERITY_NUMBERS[value.strip().upper()]
+    raise ValueError
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    parse: Callable[[Any], Any]
+    default: Any
+    allowed: str
+    doc: str
+
+    @property
+    def env(self) -> str:
+        return "CLISIGHT_" + self.name.upper()
+
+
+PARAMS: tuple[Param, ...] = (
+    Param("service", _str, "", "a string", "Service name recorded on every record (default: program name)."),
+    Param("version", _str, "", "a string", "Service version recorded on every record."),
+    Param("store", _str, "", "a store URL or path",
+          "Where records go: sqlite:///path, a plain path, memory://, or 'none' (default: data dir)."),
+    Param("jsonl_path", _str, "", "a file path", "Also write every record as JSON lines to this file."),
+    Param("jsonl_max_bytes", _positive_int, 50 * 1024 * 1024, "a positive integer (bytes)",
+          "Rotate the JSONL file when it grows past this size."),
+    Param("jsonl_backups", _positive_int, 5, "a positive integer", "Rotated JSONL files kept."),
+    Param("jsonl_gzip", _bool, False, "true or false", "Gzip rotated JSONL files."),
+    Param("queue_size", _positive_int, 20_000, "a positive integer",
+          "Records held in memory per sink before new ones are dropped (and counted)."),
+    Param("batch_size", _positive_int, 512, "a positive integer", "Records written per batch."),
+    Param("flush_interval", _non_negative_float, 0.5, "seconds >= 0",
+          "Longest time a record waits in the queue before it is written."),
+    Param("exit_timeout", _non_negative_float, 1.0, "seconds >= 0",
+          "Deadline for flushing at exit; a slow or dead sink never holds the exit longer."),
+    Param("overflow", _choice("drop", "block"), "drop", "'drop' or 'block'",
+          "When the queue is full: drop the new record (default) or block the caller until room."),
+    Param("level", _level, 5, "a level name (DEBUG, INFO, ...) or severity number",
+          "Minimum severity of logs recorded."),
+    Param("redact", _bool, True, "true or false",
+          "Scrub secrets (keys like password/token, Bearer/AWS/API keys, emails) before queueing."),
+    Param("redact_keys", _str_list, (), "a comma-separated list",
+          "Extra attribute key names whose values are always scrubbed."),
+    Param("redact_emails", _bool, True, "true or false", "Scrub e-mail addresses."),
+    Param("disabled", _bool, False, "true or false", "Turn clisight off entirely (CLISIGHT_DISABLED=1)."),
+    Param("usage", _bool, True, "true or false",
+          "Collect usage events (track, sessions). DO_NOT_TRACK=1 turns this off; logs stay on."),
+    Param("handle_sigterm", _bool, True, "true or false",
+          "Flush queued records when the process gets SIGTERM (only if no handler is installed)."),
+    Param("capture_warnings", _bool, False, "true or false", "Record Python warnings as WARNING logs."),
+    Param("retention_days", _non_negative_float, 30.0, "days >= 0 (0 keeps forever)",
+          "Delete records older than this (clisight vacuum, and automatically at most daily)."),
+    Param("retention_max_mb", _non_negative_float, 500.0, "megabytes >= 0 (0 means no limit)",
+          "Delete the oldest records when the store grows past this size."),
+)
+PARAMS_BY_NAME = {p.name: p for p in PARAMS}
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A resolved parameter: its value and where the value came from."""
+
+    value: Any
+    source: str
+
+
+class Config(Mapping[str, Any]):
+    """The resolved configuration: read as a mapping, ask ``sources`` where each value came from."""
+
+    def __init__(self, values: dict[str, Resolved], pyproject: Path | None) -> None:
+        self._values = values
+        self.pyproject = pyproject
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key].value
+
+    def __iter__(self) -> Any:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def source(self, key: str) -> str:
+        return self._values[key].source
+
+    def table(self) -> list[tuple[str, Any, str, str]]:
+        """(name, value, source, doc) for every parameter, in table order."""
+        return [(p.name, self[p.name], self.source(p.name), p.doc) for p in PARAMS]
+
+
+def find_pyproject(start: Path | None = None) -> Path | None:
+    """The nearest pyproject.toml at or above ``start`` (default: the working directory)."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_pyproject(path: Path) -> dict[str, Any]:
+    """The ``[tool.clisight]`` table of a pyproject.toml; a broken file is a ConfigError naming it."""
+    import tomllib
+
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError("[tool.clisight]", str(path), "<unreadable>", f"a valid TOML file ({exc})") from exc
+    table = data.get("tool", {}).get("clisight", {})
+    if not isinstance(table, dict):
+        raise ConfigError("[tool.clisight]", str(path), table, "a table")
+    return table
+
+
+def resolve(
+    kwargs: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    pyproject: Path | None | bool = True,
+) -> Config:
+    """Resolve every parameter.  ``environ`` and ``pyproject`` are injectable for tests.
+
+    ``pyproject=True`` searches upward from the working directory; ``False``/``None`` skips the file.
+    Unknown keyword arguments and unknown ``[tool.clisight]`` keys are errors, so typos don't pass silently.
+    """
+    kwargs = dict(kwargs or {})
+    env = os.environ if environ is None else environ
+    path = find_pyproject() if pyproject is True else (pyproject or None)
+    file_table = read_pyproject(path) if path else {}
+
+    for key in kwargs:
+        if key not in PARAMS_BY_NAME:
+            raise ConfigError(key, "keyword argument", kwargs[key], "one of " + ", ".join(PARAMS_BY_NAME))
+    for key in file_table:
+        if key.replace("-", "_") not in PARAMS_BY_NAME:
+            raise ConfigError(key, f"[tool.clisight] in {path}", file_table[key],
+                              "one of " + ", ".join(PARAMS_BY_NAME))
+    file_values = {k.replace("-", "_"): v for k, v in file_table.items()}
+
+    values: dict[str, Resolved] = {}
+    for param in PARAMS:
+        if param.name in kwargs and kwargs[param.name] is not None:
+            raw, source = kwargs[param.name], "keyword argument"
+        elif param.env in env:
+            raw, source = env[param.env], f"environment {param.env}"
+        elif param.name in file_values:
+            raw, source = file_values[param.name], f"[tool.clisight] in {path}"
+        else:
+            values[param.name] = Resolved(param.default, "default")
+            continue
+        try:
+            values[param.name] = Resolved(param.parse(raw), source)
+        except (ValueError, TypeError):
+            raise ConfigError(param.name, source, raw, param.allowed) from None
+
+    # DO_NOT_TRACK is the cross-tool convention (https://consoledonottrack.com): usage off, logs on.
+    if env.get("DO_NOT_TRACK", "").strip() not in ("", "0") and values["usage"].source == "default":
+        values["usage"] = Resolved(False, "environment DO_NOT_TRACK")
+    return Config(values, path)
+
+
+def default_store_path() -> Path:
+    """The default SQLite file: ``<user data dir>/clisight/clisight.db`` (CLISIGHT_HOME overrides the dir)."""
+    home = os.environ.get("CLISIGHT_HOME")
+    if home:
+        return Path(home) / "clisight.db"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("clisight", appauthor=False)) / "clisight.db"

@@ -1,0 +1,51 @@
+"""Every error clisight lets a user see, in one tree.
+
+::
+
+    ClisightError                 base of everything below; catch this to catch them all
+    ├── ConfigError               a configuration value is invalid (names parameter, source, allowed values)
+    ├── StoreError                the store cannot be opened, read or migrated
+    │   ├── UnsupportedStoreURL   the store URL's scheme is not one clisight knows
+    │   └── SchemaError           the database's schema is newer than this clisight, or damaged
+    └── DataError                 input data (a CSV, an OTLP body...) is malformed; says where
+
+The client API never raises these into the host program: the pipeline counts its own failures
+(see ``clisight.pipeline_stats()``).  They surface in the ``clisight`` command, the server and
+in explicit calls such as ``clisight.testing`` helpers.
+"""
+
+from __future__ import annotations
+
+
+class ClisightError(Exception):
+    """Base class of every error clisight raises on purpose."""
+
+
+class ConfigError(ClisightError, ValueError):
+    """A configuration value is invalid.
+
+    The message names the parameter, where the value came from and what is allowed.
+    """
+
+    def __init__(self, parameter: str, source: str, value: object, allowed: str) -> None:
+        self.parameter = parameter
+        self.source = source
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"invalid value {value!r} for {parameter!r} (from {source}): expected {allowed}")
+
+
+class StoreError(ClisightError):
+    """The store cannot be opened, read, written or migrated."""
+
+
+class UnsupportedStoreURL(StoreError, ValueError):
+    """The store URL names a backend clisight does not have."""
+
+
+class SchemaError(StoreError):
+    """The database schema is newer than this version of clisight understands, or damaged."""
+
+
+class DataError(ClisightError, ValueError):
+    """Input data is malformed; the message says where (file, line, field)."""

@@ -1,0 +1,94 @@
+"""The one record model every signal travels in, from the client API to every sink.
+
+A :class:`Record` is immutable and already redacted when it is built; sinks and decoders map
+to and from it in one place each.  It is a ``NamedTuple`` because the hot path builds one per
+call and a tuple is the cheapest immutable object Python can make.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final, NamedTuple
+
+# Record kinds.  Plain strings (not an Enum) so that building a record costs nothing extra.
+LOG: Final = "log"
+SPAN: Final = "span"
+METRIC: Final = "metric"
+EVENT: Final = "event"
+ERROR: Final = "error"
+SESSION: Final = "session"
+KINDS: Final = (LOG, SPAN, METRIC, EVENT, ERROR, SESSION)
+
+# Severity numbers follow OpenTelemetry's log data model so OTLP maps one to one.
+# PERFORMANCE sits between INFO (9) and WARN (13): visible at the default INFO threshold,
+# filterable on its own.
+DEBUG: Final = 5
+INFO: Final = 9
+PERFORMANCE: Final = 11
+WARNING: Final = 13
+ERROR_LEVEL: Final = 17
+CRITICAL: Final = 21
+
+SEVERITY_NAMES: Final[dict[int, str]] = {
+    DEBUG: "DEBUG",
+    INFO: "INFO",
+    PERFORMANCE: "PERFORMANCE",
+    WARNING: "WARNING",
+    ERROR_LEVEL: "ERROR",
+    CRITICAL: "CRITICAL",
+}
+SEVERITY_NUMBERS: Final[dict[str, int]] = {v: k for k, v in SEVERITY_NAMES.items()} | {
+    "WARN": WARNING,
+    "FATAL": CRITICAL,
+    "TRACE": 1,
+}
+
+
+def severity_name(number: int) -> str:
+    """The text of a severity number; numbers between levels round down to the level below."""
+    best = "TRACE"
+    for num, name in SEVERITY_NAMES.items():
+        if number >= num:
+            best = name
+    return best
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """What produced a record: one per client, shared by reference by all its records."""
+
+    service: str
+    version: str = ""
+    host: str = ""
+    pid: int = 0
+    sdk: str = "clisight"
+
+
+class Record(NamedTuple):
+    """One log line, span, metric point, usage event, error or session update.
+
+    Field use by kind:
+
+    - ``log``: ``name`` is the component/logger, ``body`` the message, ``severity`` the level.
+    - ``span``: ``name`` the span name, ``time_ns``/``end_ns`` its bounds, ``parent_span_id``,
+      ``severity`` 0 (ok) or ``ERROR_LEVEL`` (error status).
+    - ``metric``: ``name`` the metric, ``value`` the point, ``attributes['unit']`` optional.
+    - ``event``: ``name`` the usage event (``command``, ``llm.request``...), ``attributes`` its properties.
+    - ``error``: ``name`` the exception type, ``body`` the message, ``attributes['stack']``.
+    - ``session``: ``attributes`` carry ``user_id`` (hashed), ``command``, ``exit_code``; ``time_ns`` is the
+      start, ``end_ns`` the end once known (an update with the same session id completes it).
+    """
+
+    kind: str
+    time_ns: int
+    name: str
+    body: str
+    severity: int
+    attributes: dict[str, Any]
+    resource: Resource
+    session_id: str | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+    parent_span_id: str | None = None
+    end_ns: int | None = None
+    value: float | None = None
