@@ -1,0 +1,46 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed-dev
+DEMO_DB ?= .demo/clisight.db
+
+.PHONY: demo test lint typecheck bench clean install
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.installed-cli: pyproject.toml | $(PY)
+	$(PIP) install --quiet -e '.[cli]'
+	touch $@
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PIP) install --quiet -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+demo: $(VENV)/.installed-cli
+	mkdir -p .demo
+	$(VENV)/bin/clisight demo --store $(DEMO_DB)
+	$(VENV)/bin/clisight report --store $(DEMO_DB)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/lint-imports
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+test: $(STAMP) lint typecheck
+	CLISIGHT_RAISE_INTERNAL=1 $(VENV)/bin/pytest -n 2 --timeout=300 tests
+
+bench: $(STAMP)
+	$(PY) bench/bench_logging.py
+	$(PY) bench/bench_import.py
+	$(PY) bench/bench_sqlite.py
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

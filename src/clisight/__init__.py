@@ -1,0 +1,65 @@
+"""clisight: local-first observability for command-line programs.
+
+::
+
+    import clisight
+
+    clisight.init(service="mycli")
+    log = clisight.get_logger("api")
+    log.info("request done", status=200, path="/v1/messages")
+    clisight.track("llm.request", model="claude-sonnet", input_tokens=1200, output_tokens=300)
+
+Importing this package is cheap: every name below is loaded on first use.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (loaded on first attribute access)
+_LAZY: dict[str, str] = {
+    "AnomalyDetector": "clisight.detect",
+    "LoggingHandler": "clisight.client.stdlib",
+    "Logger": "clisight.client.logger",
+    "StructuredLogger": "clisight.client.seed",
+    "capture_exception": "clisight.client.errors",
+    "capture_warnings": "clisight.client.stdlib",
+    "flush": "clisight.client.core",
+    "get_logger": "clisight.client.logger",
+    "init": "clisight.client.core",
+    "pipeline_stats": "clisight.client.core",
+    "session": "clisight.client.analytics",
+    "set_session_context": "clisight.client.analytics",
+    "shutdown": "clisight.client.core",
+    "span": "clisight.client.tracing",
+    "traced": "clisight.client.tracing",
+    "track": "clisight.client.analytics",
+}
+
+__all__ = sorted([*_LAZY, "__version__"])
+
+if TYPE_CHECKING:
+    from clisight.client.analytics import session, set_session_context, track
+    from clisight.client.core import flush, init, pipeline_stats, shutdown
+    from clisight.client.errors import capture_exception
+    from clisight.client.logger import Logger, get_logger
+    from clisight.client.seed import StructuredLogger
+    from clisight.client.stdlib import LoggingHandler, capture_warnings
+    from clisight.client.tracing import span, traced
+    from clisight.detect import AnomalyDetector
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'clisight' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,280 @@
+"""The client: configuration, resource, redactor and pipeline of one process, and its lifecycle.
+
+``init()`` is idempotent and cheap: it resolves configuration, builds the sinks (which open
+their files lazily, in the writer thread) and registers the exit hooks.  Everything that runs
+inside the host program at exit or on a signal goes through the never-raise guard.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from clisight import _config
+from clisight.client import context as _ctx
+from clisight.client._safety import guard, internal_errors, last_internal_error
+from clisight.pipeline.base import Sink
+from clisight.pipeline.redact import NullRedactor, PatternRedactor, Redactor
+from clisight.pipeline.writer import Pipeline, SinkStats
+from clisight.types import ERROR_LEVEL, EVENT, SESSION, Record, Resource
+
+
+def store_url(value: str) -> str | None:
+    """The store URL the ``store`` parameter asks for; None for 'none' (no store)."""
+    if value.strip().lower() in ("none", "off", "false"):
+        return None
+    return value or str(_config.default_store_path())
+
+
+class Client:
+    """One process's clisight: holds what every record needs and where records go."""
+
+    def __init__(self, config: _config.Config, sinks: list[Sink] | None = None) -> None:
+        self.config = config
+        self.resource = Resource(
+            service=config["service"] or _program_name(),
+            version=config["version"],
+            host=socket.gethostname(),
+            pid=os.getpid(),
+        )
+        self.level: int = config["level"]
+        self.usage: bool = config["usage"] and not config["disabled"]
+        self.redactor: Redactor = (
+            PatternRedactor(config["redact_keys"], emails=config["redact_emails"])
+            if config["redact"]
+            else NullRedactor()
+        )
+        self.store_url = store_url(config["store"])
+        if sinks is None:
+            sinks = self._default_sinks()
+        self.pipeline = Pipeline(
+            sinks,
+            queue_size=config["queue_size"],
+            batch_size=config["batch_size"],
+            flush_interval=config["flush_interval"],
+            overflow=config["overflow"],
+            block_timeout=max(config["exit_timeout"], 0.1),
+        )
+        self.exit_timeout: float = config["exit_timeout"]
+        self.session_id = _ctx.new_session_id()
+        self.exit_code: int | None = None
+        self.forked = False  # a forked child does not end its parent's session
+        self.started_ns = time.time_ns()
+
+    def _default_sinks(self) -> list[Sink]:
+        sinks: list[Sink] = []
+        if self.store_url:
+            from clisight.pipeline.store_sink import StoreSink
+
+            sinks.append(StoreSink(self.store_url))
+        if self.config["jsonl_path"]:
+            from clisight.pipeline.jsonl import JsonlSink
+
+            sinks.append(
+                JsonlSink(
+                    Path(self.config["jsonl_path"]),
+                    max_bytes=self.config["jsonl_max_bytes"],
+                    backups=self.config["jsonl_backups"],
+                    gzip=self.config["jsonl_gzip"],
+                )
+            )
+        return sinks
+
+    def emit(self, record: Record) -> None:
+        self.pipeline.emit(record)
+
+    def session_record(self, session_id: str, *, start_ns: int, end_ns: int | None = None,
+                       user_id: str | None = None, **attributes: Any) -> None:
+        if not self.usage:
+            return
+        attrs = {k: v for k, v in attributes.items() if v is not None}
+        if user_id:
+            attrs["user_id"] = user_id
+        self.emit(Record(SESSION, start_ns, self.resource.service, "", 0,
+                         self.redactor.attributes(attrs), self.resource, session_id, end_ns=end_ns))
+
+
+_client: Client | None = None
+_lock = threading.RLock()
+_hooks_installed = [False]
+
+
+def get_client() -> Client | None:
+    return _client
+
+
+def init(
+    service: str | None = None,
+    version: str | None = None,
+    store: str | os.PathLike[str] | None = None,
+    *,
+    sinks: list[Sink] | None = None,
+    **config: Any,
+) -> Client:
+    """Start clisight in this process and return its client.  Idempotent: a second call returns the
+    first client unchanged (libraries may call it; the application's first call wins).
+
+    ``store`` is a URL (``sqlite:///path``, ``memory://``), a path, or ``"none"``; by default the
+    SQLite file in the user's data directory.  Other keyword arguments are the parameters of the
+    configuration table (``clisight doctor`` lists them); ``sinks`` replaces the configured sinks
+    (``clisight.testing.MemorySink`` in tests).
+    """
+    global _client
+    with _lock:
+        if _client is not None:
+            return _client
+        kwargs = dict(config, service=service, version=version,
+                      store=os.fspath(store) if store is not None else None)
+        resolved = _config.resolve(kwargs)
+        if resolved["disabled"]:
+            sinks = []
+        client = Client(resolved, sinks)
+        _client = client
+        _ctx.process_default[0] = _ctx.Context(session_id=client.session_id)
+        _install_hooks(client)
+        client.session_record(client.session_id, start_ns=client.started_ns, **_run_shape())
+        return client
+
+
+def flush(timeout: float = 1.0) -> bool:
+    """Write everything queued so far; True if it was all handed to the sinks within ``timeout``."""
+    client = _client
+    if client is None:
+        return True
+    with guard():
+        return client.pipeline.flush(timeout)
+    return False
+
+
+def shutdown(timeout: float | None = None) -> bool:
+    """Close the run's session, flush within ``timeout`` (default ``exit_timeout``) and stop.
+
+    After shutdown, logging calls are ignored until ``init()`` is called again.
+    """
+    global _client
+    with _lock:
+        client = _client
+        if client is None:
+            return True
+        _client = None
+        _ctx.process_default[0] = _ctx.EMPTY
+    ok = False
+    with guard():
+        end = time.time_ns()
+        if not client.forked:
+            client.session_record(
+                client.session_id, start_ns=client.started_ns, end_ns=end,
+                exit_code=client.exit_code, duration=(end - client.started_ns) / 1e9,
+            )
+        ok = client.pipeline.shutdown(client.exit_timeout if timeout is None else timeout)
+    return ok
+
+
+def pipeline_stats() -> dict[str, Any]:
+    """Counters per sink (emitted, stored, dropped, errors, queue depth) and internal errors."""
+    client = _client
+    sinks: list[SinkStats] = client.pipeline.stats() if client else []
+    return {
+        "sinks": {s.sink: s.as_dict() for s in sinks},
+        "internal_errors": internal_errors(),
+        "last_internal_error": last_internal_error(),
+        "redactions": client.redactor.hits if client and isinstance(client.redactor, PatternRedactor) else 0,
+    }
+
+
+def _program_name() -> str:
+    argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "python"
+    name = os.path.basename(argv0)
+    if name in ("-c", "-m", "") or name.endswith(".py"):
+        return name.removesuffix(".py") or "python"
+    return name
+
+
+def _run_shape() -> dict[str, Any]:
+    """The command path and the shape of argv (option names, not their values) of this run."""
+    args = sys.argv[1:]
+    words = []
+    for arg in args:
+        if arg.startswith("-") or not arg.replace("-", "").replace("_", "").isalnum() or len(words) == 2:
+            break
+        words.append(arg)
+    shape = [a.split("=", 1)[0] if a.startswith("-") else "<arg>" for a in args]
+    return {
+        "command": " ".join([_program_name(), *words]),
+        "argv_shape": " ".join(shape)[:500],
+        "tty": sys.stdout.isatty() if sys.stdout else False,
+        "ci": bool(os.environ.get("CI")),
+    }
+
+
+# --- exit, uncaught exceptions and SIGTERM --------------------------------------------------------
+
+def _at_exit() -> None:
+    with guard():
+        shutdown()
+
+
+def _install_hooks(client: Client) -> None:
+    if _hooks_installed[0]:
+        return
+    _hooks_installed[0] = True
+    atexit.register(_at_exit)
+    previous_hook = sys.excepthook
+
+    def excepthook(tp: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        with guard():
+            current = _client
+            if current is not None:
+                current.exit_code = 1
+                from clisight.client.errors import capture_exception
+
+                capture_exception(value, component="uncaught", severity=ERROR_LEVEL + 4)
+        previous_hook(tp, value, tb)
+
+    sys.excepthook = excepthook
+    if client.config["handle_sigterm"] and threading.current_thread() is threading.main_thread():
+        with guard():
+            if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+                signal.signal(signal.SIGTERM, _on_sigterm)
+    if client.config["capture_warnings"]:
+        from clisight.client.stdlib import capture_warnings
+
+        capture_warnings(True)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # Flush within the deadline, then die of SIGTERM as the program would have without us.
+    with guard():
+        current = _client
+        if current is not None:
+            current.exit_code = 128 + signum
+        shutdown()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _after_fork_in_child() -> None:
+    client = _client
+    if client is not None:
+        # The child is a run of its own: new pid in the resource, same session (it serves the same command).
+        client.resource = Resource(client.resource.service, client.resource.version,
+                                   client.resource.host, os.getpid(), client.resource.sdk)
+        client.forked = True
+        # multiprocessing's children leave by os._exit, which skips atexit: flush in its finalizers.
+        mp_util = sys.modules.get("multiprocessing.util")
+        if mp_util is not None:
+            mp_util.Finalize(None, _at_exit, exitpriority=100)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+__all__ = ["EVENT", "Client", "flush", "get_client", "init", "pipeline_stats", "shutdown"]

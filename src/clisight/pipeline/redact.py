@@ -1,0 +1,142 @@
+"""Scrubbing secrets and personal data before a record is queued.
+
+Two rules, both on by default:
+
+- **Keys**: the value of any attribute whose key names a secret (password, secret, token,
+  api_key, authorization, cookie, credential, private_key, session key...) is replaced whole.
+  Counting fields such as ``input_tokens`` or ``max_tokens`` are not secrets and are kept.
+- **Values**: substrings that look like credentials (Bearer tokens, AWS access keys,
+  Anthropic/OpenAI/GitHub/Slack/Google keys, JWTs, private key blocks, passwords in URLs) or e-mail
+  addresses are replaced by ``[REDACTED:<kind>]`` in messages and in string attributes, nested
+  dicts and lists included.
+
+Messages repeat (they are mostly constant templates), so results for short strings are cached;
+the cache is bounded and cleared when full.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any, Final, Protocol
+
+REDACTED: Final = "[REDACTED]"
+
+_SECRET_KEY = re.compile(
+    r"(?i)(pass(word|wd|phrase)?|pwd|secret|(^|[_\-.])token$|^token|access[_\-]?token|refresh[_\-]?token"
+    r"|api[_\-]?key|apikey|auth(orization)?$|^auth|cookie|credential|private[_\-]?key|signature"
+    r"|session[_\-]?key|x[_\-]api[_\-]key|client[_\-]?secret|^dsn$|connection[_\-]?string)"
+)
+
+_VALUE_PATTERNS: Final[tuple[tuple[str, str], ...]] = (
+    ("private_key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"),
+    ("bearer", r"(?i:\b(?:bearer|basic|token)\s+[A-Za-z0-9._~+/=\-]{8,})"),
+    ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_\-]{10,}"),
+    ("openai_key", r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}"),
+    ("aws_access_key", r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[A-Z0-9]{16}\b"),
+    ("aws_secret", r"(?i:aws.{0,20}?(?:secret|key).{0,5}?[=:]\s*['\"]?[A-Za-z0-9/+]{40})"),
+    ("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})"),
+    ("slack_token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),
+    ("google_key", r"\bAIza[0-9A-Za-z_\-]{35}"),
+    ("stripe_key", r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"),
+    ("jwt", r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}"),
+    ("url_password", r"(?<=://)[^\s:/@]+:[^\s@/]+(?=@)"),
+    ("assignment", r"(?i:\b(?:password|passwd|pwd|secret|api[_\-]?key|token)\s*[=:]\s*['\"]?[^\s'\",;&]{4,})"),
+)
+_EMAIL: Final = ("email", r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b")
+
+# Every value pattern needs one of these literals (lower-cased); most text has none, and one
+# literal scan is ~20x cheaper than the full pattern set.
+_GATE_LITERALS: Final = (
+    "private key", "bearer", "basic", "token", "sk-", "sk_", "rk_", "akia", "asia", "agpa", "aida", "aroa",
+    "anpa", "aws", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat", "xox", "aiza", "eyj", "://",
+    "passw", "pwd", "secret", "api_key", "apikey", "api-key",
+)
+_GATE = re.compile("|".join(re.escape(lit) for lit in _GATE_LITERALS))
+
+_CACHE_MAX: Final = 4096
+_CACHE_LEN: Final = 512  # only short strings are worth caching
+
+
+class Redactor(Protocol):
+    """Scrubs one record's message and attributes before it is queued."""
+
+    def message(self, text: str) -> str: ...
+
+    def attributes(self, attrs: dict[str, Any]) -> dict[str, Any]: ...
+
+
+class PatternRedactor:
+    """The default :class:`Redactor`: key denylist plus credential and e-mail patterns."""
+
+    def __init__(self, extra_keys: Iterable[str] = (), emails: bool = True) -> None:
+        patterns = list(_VALUE_PATTERNS) + ([_EMAIL] if emails else [])
+        self._value_re = re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in patterns))
+        self._emails = emails
+        self._extra_keys = frozenset(k.lower() for k in extra_keys)
+        self._cache: dict[str, str] = {}
+        self._key_cache: dict[str, bool] = {}
+        self.hits = 0  # how many substitutions or key scrubs were made (doctor shows it)
+
+    def _sub(self, match: re.Match[str]) -> str:
+        self.hits += 1
+        return f"[REDACTED:{match.lastgroup}]"
+
+    def message(self, text: str) -> str:
+        cached = self._cache.get(text)
+        if cached is not None:
+            return cached
+        if (self._emails and "@" in text) or _GATE.search(text.lower()):
+            out = self._value_re.sub(self._sub, text)
+        else:
+            out = text
+        if len(text) <= _CACHE_LEN:
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            self._cache[text] = out
+        return out
+
+    def is_secret_key(self, key: str) -> bool:
+        known = self._key_cache.get(key)
+        if known is None:
+            known = bool(_SECRET_KEY.search(key)) or key.lower() in self._extra_keys
+            if len(self._key_cache) < _CACHE_MAX:
+                self._key_cache[key] = known
+        return known
+
+    def value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.message(value)
+        if isinstance(value, int | float | bool) or value is None:
+            return value
+        if isinstance(value, dict):
+            return self.attributes(value)
+        if isinstance(value, list | tuple):
+            return [self.value(v) for v in value]
+        if isinstance(value, bytes | bytearray):
+            return self.message(bytes(value).decode("utf-8", "replace"))
+        # Anything else is stored by its text; scrub that text now, before it leaves.
+        return self.message(str(value))
+
+    def attributes(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, val in attrs.items():
+            skey = key if isinstance(key, str) else str(key)
+            if self.is_secret_key(skey) and val is not None and not isinstance(val, bool):
+                self.hits += 1
+                out[skey] = REDACTED
+            else:
+                out[skey] = self.value(val)
+        return out
+
+
+class NullRedactor:
+    """A :class:`Redactor` that keeps everything (``redact=False``)."""
+
+    hits = 0
+
+    def message(self, text: str) -> str:
+        return text
+
+    def attributes(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        return attrs

@@ -1,0 +1,190 @@
+"""Records to JSON objects and back: the one mapping every JSON-speaking sink and reader uses.
+
+The object keeps the seed's ``LogEntry`` fields so tooling written against clisight's first JSON
+files keeps working, and adds the fields a :class:`~clisight.types.Record` needs to come back whole:
+
+- always present: ``timestamp`` (ISO 8601 UTC, microseconds), ``level`` (severity name for logs,
+  else null), ``component`` (``record.name``), ``message`` (``record.body``), ``context`` (the
+  attributes minus ``user_id`` and ``performance_data``), ``session_id``, ``user_id``,
+  ``performance_data`` (a dict or null), ``kind``, ``time_ns``, ``severity``, ``service``,
+  ``service_version``, ``host``, ``pid``, ``sdk``;
+- present only when set: ``trace_id``, ``span_id``, ``parent_span_id``, ``end_ns``, ``value``.
+
+``dict_to_record(record_to_dict(r)) == r`` for every record.  Through JSON the round trip is exact
+for JSON-native attribute values (tuples come back as lists, NaN as null).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import orjson
+
+from clisight.types import LOG, SEVERITY_NUMBERS, Record, Resource, severity_name
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_OPTIONS: Final = orjson.OPT_NON_STR_KEYS
+_OPTIONAL_KEYS: Final = ("trace_id", "span_id", "parent_span_id", "end_ns", "value")
+# Bounds for the fallback cleaner: orjson refuses nesting past 254, and a shared-reference graph
+# could otherwise expand exponentially.
+_MAX_DEPTH: Final = 64
+_MAX_NODES: Final = 10_000
+_INT_MIN: Final = -(2**63)
+_INT_MAX: Final = 2**64 - 1
+
+
+def _timestamp(time_ns: int) -> str | None:
+    try:
+        # Integer arithmetic on a timedelta keeps the microseconds exact (a float timestamp would not).
+        return (_EPOCH + timedelta(microseconds=time_ns // 1000)).isoformat(timespec="microseconds")
+    except (OverflowError, TypeError, ValueError):
+        return None
+
+
+def record_to_dict(record: Record) -> dict[str, Any]:
+    """The JSON-ready object for ``record`` (see the module docstring for its keys)."""
+    attributes = record.attributes
+    context = dict(attributes)
+    # A None user_id or a non-dict performance_data stays in context, so the round trip is lossless
+    # while the top-level fields keep the types the seed's readers expect.
+    user_id = context.pop("user_id", None) if attributes.get("user_id") is not None else None
+    performance_data = (
+        context.pop("performance_data") if isinstance(attributes.get("performance_data"), dict) else None
+    )
+    resource = record.resource
+    d: dict[str, Any] = {
+        "timestamp": _timestamp(record.time_ns),
+        "level": severity_name(record.severity) if record.kind == LOG else None,
+        "component": record.name,
+        "message": record.body,
+        "context": context,
+        "session_id": record.session_id,
+        "user_id": user_id,
+        "performance_data": performance_data,
+        "kind": record.kind,
+        "time_ns": record.time_ns,
+        "severity": record.severity,
+        "service": resource.service,
+        "service_version": resource.version,
+        "host": resource.host,
+        "pid": resource.pid,
+        "sdk": resource.sdk,
+    }
+    for key in _OPTIONAL_KEYS:
+        value = getattr(record, key)
+        if value is not None:
+            d[key] = value
+    return d
+
+
+def record_to_json(record: Record) -> bytes:
+    """One JSON object, UTF-8, without a trailing newline.  Never raises for odd attribute values.
+
+    Values JSON has no type for are written as ``str(value)``; what orjson still refuses (integers
+    past 64 bits, lone surrogates, unhashable-as-text keys, cycles, unprintable objects) is cleaned
+    on a slower second pass instead of failing the batch.
+    """
+    d = record_to_dict(record)
+    try:
+        return orjson.dumps(d, default=str, option=_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return orjson.dumps(_clean(d, 0, [_MAX_NODES]), option=_OPTIONS)
+
+
+def _clean_str(s: str) -> str:
+    # Lone surrogates become their escape text rather than failing UTF-8 encoding.
+    return s.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _to_text(value: object) -> str:
+    try:
+        return _clean_str(str(value))
+    except Exception:  # a user's __str__ may raise anything; the line must still be written
+        return f"<unprintable {type(value).__name__}>"
+
+
+def _clean(value: Any, depth: int, budget: list[int]) -> Any:
+    budget[0] -= 1
+    if value is None or isinstance(value, bool | float):
+        return value
+    if isinstance(value, str):
+        return _clean_str(value)
+    if isinstance(value, int):
+        return int(value) if _INT_MIN <= value <= _INT_MAX else str(value)
+    if depth >= _MAX_DEPTH or budget[0] <= 0:
+        return _to_text(value)
+    if isinstance(value, Mapping):
+        return {_to_text(k): _clean(v, depth + 1, budget) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v, depth + 1, budget) for v in value]
+    return _to_text(value)
+
+
+@functools.lru_cache(maxsize=256)
+def _resource(service: str, version: str, host: str, pid: int, sdk: str) -> Resource:
+    # Records read back from one file share a handful of resources; share them by reference too.
+    return Resource(service=service, version=version, host=host, pid=pid, sdk=sdk)
+
+
+def _time_ns_from(d: Mapping[str, Any]) -> int:
+    time_ns = d.get("time_ns")
+    if time_ns is not None:
+        return int(time_ns)
+    stamp = d.get("timestamp")
+    if not stamp:
+        return 0
+    # Seed lines carry only the ISO timestamp; naive ones were written in UTC.
+    parsed = datetime.fromisoformat(stamp)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    delta = parsed - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
+def _get(d: Mapping[str, Any], key: str, default: Any) -> Any:
+    value = d.get(key)
+    return default if value is None else value
+
+
+def dict_to_record(d: Mapping[str, Any]) -> Record:
+    """The :class:`Record` a :func:`record_to_dict` object (or a parsed JSON line) describes.
+
+    Also reads the seed's ``LogEntry`` lines, which lack ``kind``, ``time_ns`` and ``severity``:
+    they come back as logs timed by ``timestamp`` with the severity of ``level``.
+    """
+    attributes = dict(d.get("context") or {})
+    user_id = d.get("user_id")
+    if user_id is not None:
+        attributes["user_id"] = user_id
+    performance_data = d.get("performance_data")
+    if performance_data is not None:
+        attributes["performance_data"] = performance_data
+    severity = d.get("severity")
+    if severity is None:
+        severity = SEVERITY_NUMBERS.get(str(d.get("level") or "").upper(), 0)
+    value = d.get("value")
+    end_ns = d.get("end_ns")
+    return Record(
+        kind=_get(d, "kind", LOG),
+        time_ns=_time_ns_from(d),
+        name=_get(d, "component", ""),
+        body=_get(d, "message", ""),
+        severity=int(severity),
+        attributes=attributes,
+        resource=_resource(
+            _get(d, "service", ""),
+            _get(d, "service_version", ""),
+            _get(d, "host", ""),
+            int(_get(d, "pid", 0)),
+            _get(d, "sdk", "clisight"),
+        ),
+        session_id=d.get("session_id"),
+        trace_id=d.get("trace_id"),
+        span_id=d.get("span_id"),
+        parent_span_id=d.get("parent_span_id"),
+        end_ns=None if end_ns is None else int(end_ns),
+        value=None if value is None else float(value),
+    )

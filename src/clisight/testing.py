@@ -1,0 +1,73 @@
+"""Helpers for tests, yours and ours: an in-memory sink and a fresh client per test.
+
+::
+
+    from clisight.testing import capture
+
+    def test_my_command_logs_its_result():
+        with capture() as sink:
+            my_cli.main(["run"])
+        assert any(r.body == "done" for r in sink.records)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from clisight.types import Record
+
+
+class MemorySink:
+    """A sink that keeps every record in a list (thread-safe).  ``fail``/``delay`` simulate a bad sink."""
+
+    def __init__(self, name: str = "memory", *, fail: bool = False, delay: float = 0.0) -> None:
+        self.name = name
+        self.records: list[Record] = []
+        self.batches = 0
+        self.fail = fail
+        self.delay = delay
+        self._lock = threading.Lock()
+
+    def write(self, batch: Sequence[Record]) -> None:
+        if self.delay:
+            threading.Event().wait(self.delay)
+        if self.fail:
+            raise OSError("MemorySink told to fail")
+        with self._lock:
+            self.records.extend(batch)
+            self.batches += 1
+
+    def close(self) -> None:
+        pass
+
+    def after_fork(self) -> None:
+        with self._lock:
+            pass
+        self._lock = threading.Lock()
+        self.records = []
+
+    def of_kind(self, kind: str) -> list[Record]:
+        with self._lock:
+            return [r for r in self.records if r.kind == kind]
+
+
+@contextmanager
+def capture(**config: Any) -> Iterator[MemorySink]:
+    """Run a block with a fresh clisight client whose only sink is a :class:`MemorySink`.
+
+    Any client already running is shut down first; the block's records are flushed into the sink
+    before the context exits.
+    """
+    from clisight.client import core
+
+    core.shutdown(timeout=1.0)
+    sink = MemorySink()
+    config.setdefault("store", "none")
+    core.init(sinks=[sink], **config)
+    try:
+        yield sink
+    finally:
+        core.shutdown(timeout=5.0)

@@ -1,0 +1,34 @@
+"""Shared fixtures.  The never-raise guard re-raises under our tests (see client/_safety.py)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ["CLISIGHT_RAISE_INTERNAL"] = "1"
+
+REPO = Path(__file__).resolve().parents[1]
+NAB_DIR = Path(os.environ.get("CLISIGHT_NAB_DIR", REPO.parent / "shared" / "datasets" / "nab"))
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_client(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Every test starts without a running client and with its own data dir and no user config."""
+    monkeypatch.setenv("CLISIGHT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DO_NOT_TRACK", raising=False)
+    monkeypatch.chdir(tmp_path)
+    yield
+    if "clisight.client.core" in sys.modules:
+        from clisight.client import core
+
+        core.shutdown(timeout=2.0)
+
+
+@pytest.fixture
+def python() -> str:
+    """The interpreter that runs subprocess tests (the venv's)."""
+    return sys.executable
