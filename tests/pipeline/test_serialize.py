@@ -13,7 +13,16 @@ from clisight.pipeline.serialize import dict_to_record, record_to_dict, record_t
 from clisight.types import ERROR_LEVEL, INFO, KINDS, LOG, PERFORMANCE, SPAN, Record, Resource
 
 RESOURCE = Resource(service="mycli", version="1.2.3", host="box", pid=4242)
-SEED_KEYS = ("timestamp", "level", "component", "message", "context", "session_id", "user_id", "performance_data")
+SEED_KEYS = (
+    "timestamp",
+    "level",
+    "component",
+    "message",
+    "context",
+    "session_id",
+    "user_id",
+    "performance_data",
+)
 
 
 def _log(**changes: Any) -> Record:
@@ -91,7 +100,9 @@ _special = st.fixed_dictionaries(
     {},
     optional={
         "user_id": st.none() | st.text(max_size=10) | st.integers(0, 10**6),
-        "performance_data": st.none() | st.dictionaries(st.text(max_size=5), _json_value, max_size=3) | _json_leaf,
+        "performance_data": (
+            st.none() | st.dictionaries(st.text(max_size=5), _json_value, max_size=3) | _json_leaf
+        ),
     },
 )
 _attributes = st.builds(
@@ -168,9 +179,11 @@ _odd_leaf = (
 )
 _odd_value = st.recursive(
     _odd_leaf,
-    lambda inner: st.lists(inner, max_size=3)
-    | st.tuples(inner, inner)
-    | st.dictionaries(st.text(max_size=4) | st.integers() | st.tuples(st.integers()), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=4) | st.integers() | st.tuples(st.integers()), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 

@@ -35,6 +35,10 @@ _VALUE_PATTERNS: Final[tuple[tuple[str, str], ...]] = (
     ("openai_key", r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}"),
     ("aws_access_key", r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[A-Z0-9]{16}\b"),
     ("aws_secret", r"(?i:aws.{0,20}?(?:secret|key).{0,5}?[=:]\s*['\"]?[A-Za-z0-9/+]{40})"),
+    # A bare 40-character AWS secret access key: base64 alphabet with both cases and a digit
+    # (git SHAs, all lower-case hex, do not match).
+    ("aws_secret_key", r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]*[a-z])(?=[A-Za-z0-9/+]*[A-Z])"
+                       r"(?=[A-Za-z0-9/+]*[0-9])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"),
     ("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})"),
     ("slack_token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),
     ("google_key", r"\bAIza[0-9A-Za-z_\-]{35}"),
@@ -53,6 +57,7 @@ _GATE_LITERALS: Final = (
     "passw", "pwd", "secret", "api_key", "apikey", "api-key",
 )
 _GATE = re.compile("|".join(re.escape(lit) for lit in _GATE_LITERALS))
+_LONG_RUN = re.compile(r"[A-Za-z0-9/+]{40}")  # the one value pattern with no literal to gate on
 
 _CACHE_MAX: Final = 4096
 _CACHE_LEN: Final = 512  # only short strings are worth caching
@@ -86,14 +91,19 @@ class PatternRedactor:
         cached = self._cache.get(text)
         if cached is not None:
             return cached
-        if (self._emails and "@" in text) or _GATE.search(text.lower()):
+        if (
+            (self._emails and "@" in text)
+            or _GATE.search(text.lower())
+            or (len(text) >= 40 and _LONG_RUN.search(text))
+        ):
             out = self._value_re.sub(self._sub, text)
         else:
             out = text
         if len(text) <= _CACHE_LEN:
             if len(self._cache) >= _CACHE_MAX:
                 self._cache.clear()
-            self._cache[text] = out
+            # Unchanged text maps to itself (the same object): attributes() relies on that identity.
+            self._cache[text] = text if out == text else out
         return out
 
     def is_secret_key(self, key: str) -> bool:
@@ -119,14 +129,44 @@ class PatternRedactor:
         return self.message(str(value))
 
     def attributes(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+        """``attrs`` scrubbed: the same dict when nothing needed scrubbing, else a new one."""
+        # The hot path of every call with fields: a check-only pass with the caches inlined; most
+        # records have only known-safe keys, numbers and already-seen clean strings.
+        key_cache = self._key_cache
+        cache = self._cache
         for key, val in attrs.items():
-            skey = key if isinstance(key, str) else str(key)
-            if self.is_secret_key(skey) and val is not None and not isinstance(val, bool):
+            if key_cache.get(key) is not False:
+                return self._scrub(attrs)
+            kind = type(val)
+            if kind is str:
+                if cache.get(val) is not val:
+                    return self._scrub(attrs)
+            elif not (kind is int or kind is float or val is None or kind is bool):
+                return self._scrub(attrs)
+        return attrs
+
+    def _scrub(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        key_cache = self._key_cache
+        cache = self._cache
+        for key, val in attrs.items():
+            if type(key) is not str:
+                key = str(key)
+            secret = key_cache.get(key)
+            if secret is None:
+                secret = self.is_secret_key(key)
+            if secret and val is not None and val is not True and val is not False:
                 self.hits += 1
-                out[skey] = REDACTED
+                out[key] = REDACTED
+                continue
+            kind = type(val)
+            if kind is str:
+                clean = cache.get(val)
+                out[key] = clean if clean is not None else self.message(val)
+            elif kind is int or kind is float or val is None or kind is bool:
+                out[key] = val
             else:
-                out[skey] = self.value(val)
+                out[key] = self.value(val)
         return out
 
 

@@ -1,0 +1,104 @@
+"""The pipeline's promises, in one process: accounting, bounds, failing and slow sinks."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from clisight.pipeline.writer import Pipeline
+from clisight.testing import MemorySink
+from clisight.types import LOG, Record, Resource
+
+RES = Resource("test")
+
+
+def rec(i: int) -> Record:
+    return Record(LOG, i, "c", f"m{i}", 9, {"i": i}, RES)
+
+
+def test_every_record_reaches_the_sink_in_order() -> None:
+    sink = MemorySink()
+    pipe = Pipeline([sink], queue_size=100_000, batch_size=100, flush_interval=0.05)
+    for i in range(5000):
+        pipe.emit(rec(i))
+    assert pipe.flush(5.0)
+    assert [r.time_ns for r in sink.records] == list(range(5000))
+    assert sink.batches >= 50  # batches of at most batch_size
+    stats = pipe.stats()[0]
+    assert (stats.emitted, stats.stored, stats.dropped, stats.queue_depth) == (5000, 5000, 0, 0)
+    pipe.shutdown(1.0)
+
+
+def test_full_queue_drops_and_counts_without_blocking() -> None:
+    sink = MemorySink(delay=0.2)  # a slow sink: the queue fills while it sleeps
+    pipe = Pipeline([sink], queue_size=100, batch_size=50, flush_interval=0.01)
+    start = time.monotonic()
+    for i in range(10_000):
+        pipe.emit(rec(i))
+    assert time.monotonic() - start < 1.0  # the caller never waited on the sink
+    assert pipe.flush(10.0)
+    stats = pipe.stats()[0]
+    assert stats.dropped_queue_full > 0
+    assert stats.emitted == 10_000
+    assert stats.emitted == stats.stored + stats.dropped
+    assert len(sink.records) == stats.stored
+    pipe.shutdown(1.0)
+
+
+def test_block_policy_waits_for_room_instead_of_dropping() -> None:
+    sink = MemorySink(delay=0.01)
+    pipe = Pipeline([sink], queue_size=50, batch_size=50, flush_interval=0.01, overflow="block",
+                    block_timeout=5.0)
+    for i in range(2000):
+        pipe.emit(rec(i))
+    assert pipe.flush(10.0)
+    stats = pipe.stats()[0]
+    assert stats.dropped == 0 and stats.stored == 2000
+    pipe.shutdown(1.0)
+
+
+def test_failing_sink_counts_errors_and_drops_its_batches_only() -> None:
+    bad, good = MemorySink("bad", fail=True), MemorySink("good")
+    pipe = Pipeline([bad, good], queue_size=10_000, batch_size=100, flush_interval=0.01)
+    for i in range(1000):
+        pipe.emit(rec(i))
+    assert pipe.flush(5.0)
+    by_name = {s.sink: s for s in pipe.stats()}
+    assert by_name["bad"].errors >= 10 and by_name["bad"].dropped == 1000 and by_name["bad"].stored == 0
+    assert by_name["bad"].last_error is not None and "told to fail" in by_name["bad"].last_error
+    assert by_name["good"].stored == 1000 and len(good.records) == 1000
+    pipe.shutdown(1.0)
+
+
+def test_flush_returns_at_its_deadline_when_a_sink_hangs() -> None:
+    hung = MemorySink("hung", delay=30)
+    pipe = Pipeline([hung], queue_size=100, batch_size=10, flush_interval=0.01)
+    pipe.emit(rec(1))
+    time.sleep(0.05)  # the writer is now inside the hanging write
+    pipe.emit(rec(2))
+    start = time.monotonic()
+    assert pipe.flush(0.3) is False
+    assert pipe.shutdown(0.3) is False
+    assert time.monotonic() - start < 1.5
+
+
+def test_many_threads_emitting_at_once_are_all_accounted() -> None:
+    sink = MemorySink()
+    pipe = Pipeline([sink], queue_size=1000, batch_size=100, flush_interval=0.005)
+
+    def burst(offset: int) -> None:
+        for i in range(20_000):
+            pipe.emit(rec(offset + i))
+
+    threads = [threading.Thread(target=burst, args=(k * 100_000,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert pipe.flush(10.0)
+    stats = pipe.stats()[0]
+    assert stats.emitted == 80_000
+    assert stats.stored + stats.dropped == 80_000
+    assert len(sink.records) == stats.stored
+    assert len({r.time_ns for r in sink.records}) == stats.stored  # no record written twice
+    pipe.shutdown(1.0)
