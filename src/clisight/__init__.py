@@ -14,8 +14,10 @@ Importing this package is cheap: every name below is loaded on first use.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+import sys
+
+# Not ``from typing import TYPE_CHECKING``: importing typing costs more than the rest of this file.
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
@@ -42,6 +44,8 @@ _LAZY: dict[str, str] = {
 __all__ = sorted([*_LAZY, "__version__"])
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from clisight.client.analytics import session, set_session_context, track
     from clisight.client.core import flush, init, pipeline_stats, shutdown
     from clisight.client.errors import capture_exception
@@ -56,7 +60,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'clisight' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
+    __import__(module)
+    value = getattr(sys.modules[module], name)
     globals()[name] = value  # later lookups skip __getattr__
     return value
 

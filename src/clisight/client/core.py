@@ -63,6 +63,7 @@ class Client:
             overflow=config["overflow"],
             block_timeout=max(config["exit_timeout"], 0.1),
         )
+        self.emit = self.pipeline.emit  # bound once: the hot path's last step
         self.exit_timeout: float = config["exit_timeout"]
         self.session_id = _ctx.new_session_id()
         self.exit_code: int | None = None
@@ -87,9 +88,6 @@ class Client:
                 )
             )
         return sinks
-
-    def emit(self, record: Record) -> None:
-        self.pipeline.emit(record)
 
     def session_record(self, session_id: str, *, start_ns: int, end_ns: int | None = None,
                        user_id: str | None = None, **attributes: Any) -> None:

@@ -17,6 +17,7 @@ from clisight.types import CRITICAL, DEBUG, ERROR_LEVEL, INFO, LOG, PERFORMANCE,
 
 _get_ctx = _ctx.current.get
 _EMPTY = _ctx.EMPTY
+_new_record = tuple.__new__  # Record(...) without the generated __new__'s argument handling
 
 
 class Logger:
@@ -47,12 +48,12 @@ class Logger:
             if ctx.user_id is not None:
                 fields["user_id"] = ctx.user_id
             redactor = client.redactor
-            client.pipeline.emit(Record(
+            client.emit(_new_record(Record, (
                 LOG, time_ns(), self.component,
                 redactor.message(message if type(message) is str else str(message)),
                 severity, redactor.attributes(fields) if fields else fields, client.resource,
-                ctx.session_id, ctx.trace_id, ctx.span_id,
-            ))
+                ctx.session_id, ctx.trace_id, ctx.span_id, None, None, None,
+            )))
         except Exception as exc:
             record_internal_error(exc)
             if _raise_internal:

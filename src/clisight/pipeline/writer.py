@@ -176,7 +176,21 @@ class Pipeline:
         self.closed = False
         for channel in self.channels:
             channel.start()
+        if len(self.channels) == 1:
+            self.emit = self._emit_one  # type: ignore[method-assign]
         _live.add(self)
+
+    def _emit_one(self, record: Record) -> None:
+        # emit() specialised for the common single-sink case: one less loop on the hot path.
+        ch = self.channels[0]
+        queue = ch.queue
+        n = len(queue)
+        if n < ch.queue_size:
+            queue.append(record)
+            if n == ch.batch_size:
+                ch.wake.set()
+        else:
+            self._overflow(ch, record)
 
     def emit(self, record: Record) -> None:
         """Queue one record for every sink.  Never blocks unless ``overflow="block"``; never raises."""
