@@ -138,6 +138,10 @@ def init(
         _client = client
         _ctx.process_default[0] = _ctx.Context(session_id=client.session_id)
         _install_hooks(client)
+        if client.config["capture_warnings"]:
+            from clisight.client.stdlib import capture_warnings
+
+            capture_warnings(True)
         client.session_record(client.session_id, start_ns=client.started_ns, **_run_shape())
         return client
 
@@ -242,10 +246,6 @@ def _install_hooks(client: Client) -> None:
         with guard():
             if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
                 signal.signal(signal.SIGTERM, _on_sigterm)
-    if client.config["capture_warnings"]:
-        from clisight.client.stdlib import capture_warnings
-
-        capture_warnings(True)
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:

@@ -155,7 +155,10 @@ class PatternRedactor:
             secret = key_cache.get(key)
             if secret is None:
                 secret = self.is_secret_key(key)
-            if secret and val is not None and val is not True and val is not False:
+            # A number under a token-ish key is a count (tokens=300, token_count=2), not a credential.
+            if secret and val is not None and not (
+                type(val) in (int, float, bool) and ("token" in key.lower() or type(val) is bool)
+            ):
                 self.hits += 1
                 out[key] = REDACTED
                 continue

@@ -1,0 +1,203 @@
+"""The client API as a CLI author uses it: loggers, sessions, spans, usage events, errors."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import pytest
+
+import clisight
+from clisight.client import core
+from clisight.testing import MemorySink, capture
+from clisight.types import CRITICAL, DEBUG, ERROR_LEVEL, INFO, PERFORMANCE, WARNING
+from tests.helpers import run_python
+
+
+def test_every_level_reaches_the_store_with_its_fields() -> None:
+    with capture(service="mycli", version="1.2") as sink:
+        log = clisight.get_logger("api")
+        log.debug("d", a=1)
+        log.info("i", b="two")
+        log.warning("w")
+        log.error("e")
+        log.critical("c")
+    logs = sink.of_kind("log")
+    assert [(r.severity, r.body) for r in logs] == [
+        (DEBUG, "d"), (INFO, "i"), (WARNING, "w"), (ERROR_LEVEL, "e"), (CRITICAL, "c")]
+    assert logs[0].attributes == {"a": 1} and logs[1].attributes == {"b": "two"}
+    assert all(r.resource.service == "mycli" and r.resource.version == "1.2" for r in logs)
+    assert all(r.name == "api" for r in logs)
+
+
+def test_records_below_the_configured_level_are_not_recorded() -> None:
+    with capture(level="WARNING") as sink:
+        log = clisight.get_logger("api")
+        log.info("quiet")
+        log.warning("loud")
+    assert [r.body for r in sink.of_kind("log")] == ["loud"]
+
+
+def test_bind_adds_context_and_call_fields_win() -> None:
+    with capture() as sink:
+        log = clisight.get_logger("api").bind(request="r1", model="a")
+        log.info("x", model="b")
+    assert sink.of_kind("log")[0].attributes == {"request": "r1", "model": "b"}
+
+
+def test_log_performance_is_its_own_level_with_duration() -> None:
+    with capture() as sink:
+        clisight.get_logger("db").log_performance("query", 0.125, rows=3)
+    rec = sink.of_kind("log")[0]
+    assert rec.severity == PERFORMANCE
+    assert rec.attributes == {"rows": 3, "operation": "query", "duration": 0.125}
+
+
+def test_every_record_carries_a_session_id_even_when_none_was_set() -> None:
+    with capture() as sink:
+        clisight.get_logger("a").info("x")
+        clisight.track("command", name="run")
+    assert all(r.session_id and len(r.session_id) == 32 for r in sink.records)
+    assert len({r.session_id for r in sink.records}) == 1
+
+
+def test_session_context_manager_scopes_records_and_records_the_outcome() -> None:
+    with capture() as sink:
+        log = clisight.get_logger("chat")
+        with clisight.session(user="alice@example.com", conversation="c1") as sid:
+            log.info("turn")
+        with pytest.raises(RuntimeError), clisight.session(session_id="given-id"):
+            raise RuntimeError("x")
+        log.info("after")
+    turn = next(r for r in sink.of_kind("log") if r.body == "turn")
+    assert turn.session_id == sid
+    assert turn.attributes["conversation"] == "c1"
+    assert turn.attributes["user_id"].startswith("u_")  # a pseudonym, not the address
+    assert "alice" not in str(sink.records)
+    ends = [r for r in sink.of_kind("session") if r.end_ns is not None]
+    outcome = {r.session_id: r.attributes["exit_code"] for r in ends if "exit_code" in r.attributes}
+    assert outcome == {sid: 0, "given-id": 1}
+    after = next(r for r in sink.of_kind("log") if r.body == "after")
+    assert after.session_id not in (sid, "given-id")
+
+
+def test_set_session_context_applies_to_later_records() -> None:
+    with capture() as sink:
+        sid = clisight.set_session_context(user="bob", plan="pro")
+        clisight.get_logger("a").info("x")
+    rec = sink.of_kind("log")[0]
+    assert rec.session_id == sid and rec.attributes["plan"] == "pro"
+
+
+def test_records_inside_a_span_carry_its_trace_and_span_ids() -> None:
+    with capture() as sink:
+        log = clisight.get_logger("a")
+        with clisight.span("outer") as outer, clisight.span("inner") as inner:
+            log.info("deep")
+        log.info("outside")
+    spans = {r.name: r for r in sink.of_kind("span")}
+    deep = next(r for r in sink.of_kind("log") if r.body == "deep")
+    assert deep.span_id == inner and deep.trace_id == spans["inner"].trace_id == spans["outer"].trace_id
+    assert spans["inner"].parent_span_id == outer
+    assert spans["outer"].end_ns is not None and spans["outer"].end_ns >= spans["inner"].end_ns  # type: ignore[operator]
+    outside = next(r for r in sink.of_kind("log") if r.body == "outside")
+    assert outside.span_id is None
+
+
+def test_a_failing_span_is_marked_and_the_exception_still_propagates() -> None:
+    with capture() as sink:
+        with pytest.raises(KeyError), clisight.span("lookup"):
+            raise KeyError("k")
+    span = sink.of_kind("span")[0]
+    assert span.severity == ERROR_LEVEL and span.attributes["exception.type"] == "KeyError"
+
+
+def test_exception_logs_the_stack_and_records_an_error_occurrence() -> None:
+    with capture() as sink:
+        try:
+            {}["missing"]
+        except KeyError:
+            clisight.get_logger("api").exception("lookup failed", key="missing")
+    log = sink.of_kind("log")[0]
+    assert log.severity == ERROR_LEVEL and "KeyError" in log.attributes["exception.stacktrace"]
+    err = sink.of_kind("error")[0]
+    assert err.name == "KeyError" and "test_logger.py" in err.attributes["stack"]
+
+
+def test_track_records_usage_events_unless_do_not_track(monkeypatch: pytest.MonkeyPatch) -> None:
+    with capture() as sink:
+        clisight.track("llm.request", model="m", input_tokens=10, output_tokens=2)
+    assert sink.of_kind("event")[0].attributes["input_tokens"] == 10
+    monkeypatch.setenv("DO_NOT_TRACK", "1")
+    with capture() as sink:
+        clisight.track("command", name="run")
+        clisight.get_logger("a").info("logs stay on")
+    assert sink.of_kind("event") == [] and sink.of_kind("session") == []
+    assert [r.body for r in sink.of_kind("log")] == ["logs stay on"]
+
+
+def test_clisight_disabled_records_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLISIGHT_DISABLED", "1")
+    client = clisight.init(service="off")
+    clisight.get_logger("a").info("x")
+    assert client.pipeline.channels == []
+    assert clisight.pipeline_stats()["sinks"] == {}
+
+
+def test_init_is_idempotent() -> None:
+    sink = MemorySink()
+    first = clisight.init(service="one", sinks=[sink])
+    assert clisight.init(service="two") is first
+    assert first.resource.service == "one"
+
+
+def test_calls_before_init_are_ignored() -> None:
+    core.shutdown()
+    clisight.get_logger("a").info("nobody listening")
+    clisight.track("x")
+    assert clisight.flush() is True
+
+
+def test_stdlib_logging_lands_with_its_extra_fields() -> None:
+    std = logging.getLogger("legacy.module")
+    handler = clisight.LoggingHandler()
+    std.addHandler(handler)
+    std.setLevel(logging.DEBUG)
+    try:
+        with capture() as sink:
+            std.info("hello %s", "world", extra={"request_id": "r-1"})
+            try:
+                1 / 0
+            except ZeroDivisionError:
+                std.exception("math")
+    finally:
+        std.removeHandler(handler)
+    hello, math = sink.of_kind("log")
+    assert (hello.name, hello.body, hello.severity) == ("legacy.module", "hello world", INFO)
+    assert hello.attributes["request_id"] == "r-1"
+    assert math.severity == ERROR_LEVEL and "ZeroDivisionError" in math.attributes["exception.stacktrace"]
+    assert logging.getLogger().handlers == [] or handler not in logging.getLogger().handlers
+
+
+def test_warnings_are_captured_when_asked() -> None:
+    with capture(capture_warnings=True) as sink:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn("old api", DeprecationWarning, stacklevel=1)
+    clisight.capture_warnings(False)
+    rec = sink.of_kind("log")[0]
+    assert rec.name == "py.warnings" and rec.body == "old api"
+    assert rec.attributes["category"] == "DeprecationWarning"
+
+
+def test_an_internal_error_is_counted_and_never_reaches_the_host() -> None:
+    out = run_python("""
+        import clisight
+        from clisight.testing import MemorySink
+        class Evil:
+            def __str__(self): raise RuntimeError("cannot print me")
+        clisight.init(service="x", sinks=[MemorySink()])
+        clisight.get_logger("a").info(Evil())
+        print("host carried on", clisight.pipeline_stats()["internal_errors"])
+    """, env={"CLISIGHT_RAISE_INTERNAL": "0"})
+    assert out.stdout.strip() == "host carried on 1"

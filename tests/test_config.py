@@ -1,0 +1,87 @@
+"""Configuration: one table, precedence kwarg > env > pyproject.toml > default, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from clisight._config import PARAMS, resolve
+from clisight.exceptions import ConfigError
+
+
+def write_pyproject(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "pyproject.toml"
+    path.write_text(body)
+    return path
+
+
+def test_defaults_apply_when_nothing_is_set() -> None:
+    cfg = resolve({}, environ={}, pyproject=False)
+    assert cfg["queue_size"] == 20_000 and cfg.source("queue_size") == "default"
+    assert len(cfg.table()) == len(PARAMS)
+
+
+def test_kwarg_beats_env_beats_pyproject_beats_default(tmp_path: Path) -> None:
+    path = write_pyproject(tmp_path, "[tool.clisight]\nbatch_size = 64\nqueue_size = 100\nexit_timeout = 3\n")
+    env = {"CLISIGHT_QUEUE_SIZE": "200", "CLISIGHT_BATCH_SIZE": "128"}
+    cfg = resolve({"batch_size": 32}, environ=env, pyproject=path)
+    assert (cfg["batch_size"], cfg.source("batch_size")) == (32, "keyword argument")
+    assert (cfg["queue_size"], cfg.source("queue_size")) == (200, "environment CLISIGHT_QUEUE_SIZE")
+    assert cfg["exit_timeout"] == 3.0 and str(path) in cfg.source("exit_timeout")
+    assert cfg.source("level") == "default"
+
+
+def test_pyproject_is_found_above_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_pyproject(tmp_path, '[tool.clisight]\nservice = "from-file"\n')
+    sub = tmp_path / "a" / "b"
+    sub.mkdir(parents=True)
+    monkeypatch.chdir(sub)
+    assert resolve({}, environ={})["service"] == "from-file"
+
+
+@pytest.mark.parametrize(("env", "param"), [
+    ({"CLISIGHT_QUEUE_SIZE": "abc"}, "queue_size"),
+    ({"CLISIGHT_QUEUE_SIZE": "-5"}, "queue_size"),
+    ({"CLISIGHT_OVERFLOW": "sometimes"}, "overflow"),
+    ({"CLISIGHT_REDACT": "maybe"}, "redact"),
+    ({"CLISIGHT_EXIT_TIMEOUT": "nan"}, "exit_timeout"),
+    ({"CLISIGHT_LEVEL": "LOUD"}, "level"),
+])
+def test_a_bad_env_value_names_parameter_source_and_allowed(env: dict[str, str], param: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve({}, environ=env, pyproject=False)
+    message = str(info.value)
+    assert param in message and next(iter(env)) in message and "expected" in message
+
+
+def test_a_bad_file_value_names_the_file(tmp_path: Path) -> None:
+    path = write_pyproject(tmp_path, "[tool.clisight]\nbatch_size = 'many'\n")
+    with pytest.raises(ConfigError, match=r"batch_size.*pyproject.toml"):
+        resolve({}, environ={}, pyproject=path)
+
+
+def test_an_unknown_key_is_an_error_not_ignored(tmp_path: Path) -> None:
+    path = write_pyproject(tmp_path, "[tool.clisight]\nqueue_sise = 10\n")
+    with pytest.raises(ConfigError, match="queue_sise"):
+        resolve({}, environ={}, pyproject=path)
+    with pytest.raises(ConfigError, match="bogus"):
+        resolve({"bogus": 1}, environ={}, pyproject=False)
+
+
+def test_corrupt_pyproject_names_the_file(tmp_path: Path) -> None:
+    path = write_pyproject(tmp_path, "[tool.clisight\nbroken")
+    with pytest.raises(ConfigError, match=str(path)):
+        resolve({}, environ={}, pyproject=path)
+
+
+def test_do_not_track_turns_usage_off_but_an_explicit_setting_wins() -> None:
+    cfg = resolve({}, environ={"DO_NOT_TRACK": "1"}, pyproject=False)
+    assert cfg["usage"] is False and "DO_NOT_TRACK" in cfg.source("usage")
+    assert resolve({"usage": True}, environ={"DO_NOT_TRACK": "1"}, pyproject=False)["usage"] is True
+    assert resolve({}, environ={"DO_NOT_TRACK": "0"}, pyproject=False)["usage"] is True
+
+
+def test_level_accepts_names_and_numbers() -> None:
+    assert resolve({"level": "warning"}, environ={}, pyproject=False)["level"] == 13
+    assert resolve({}, environ={"CLISIGHT_LEVEL": "17"}, pyproject=False)["level"] == 17
