@@ -15,6 +15,7 @@ EXPECTED = [
 def test_all_is_sorted_and_pinned() -> None:
     assert clisight.__all__ == sorted(clisight.__all__)
     assert clisight.__all__ == EXPECTED
+    assert sorted([*clisight._LAZY, "__version__"]) == EXPECTED
 
 
 def test_every_public_name_resolves() -> None:

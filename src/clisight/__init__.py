@@ -41,19 +41,46 @@ _LAZY: dict[str, str] = {
     "track": "clisight.client.analytics",
 }
 
-__all__ = sorted([*_LAZY, "__version__"])
+# A literal list, so type checkers see the exports; tests/test_public_api.py pins it to _LAZY.
+__all__ = [
+    "AnomalyDetector",
+    "Logger",
+    "LoggingHandler",
+    "StructuredLogger",
+    "__version__",
+    "capture_exception",
+    "capture_warnings",
+    "flush",
+    "get_logger",
+    "init",
+    "pipeline_stats",
+    "session",
+    "set_session_context",
+    "shutdown",
+    "span",
+    "traced",
+    "track",
+]
 
 if TYPE_CHECKING:
     from typing import Any
 
-    from clisight.client.analytics import session, set_session_context, track
-    from clisight.client.core import flush, init, pipeline_stats, shutdown
-    from clisight.client.errors import capture_exception
-    from clisight.client.logger import Logger, get_logger
-    from clisight.client.seed import StructuredLogger
-    from clisight.client.stdlib import LoggingHandler, capture_warnings
-    from clisight.client.tracing import span, traced
-    from clisight.detect import AnomalyDetector
+    from clisight.client.analytics import session as session
+    from clisight.client.analytics import set_session_context as set_session_context
+    from clisight.client.analytics import track as track
+    from clisight.client.core import flush as flush
+    from clisight.client.core import init as init
+    from clisight.client.core import pipeline_stats as pipeline_stats
+    from clisight.client.core import shutdown as shutdown
+    from clisight.client.errors import capture_exception as capture_exception
+    from clisight.client.logger import Logger as Logger
+    from clisight.client.logger import get_logger as get_logger
+    from clisight.client.seed import StructuredLogger as StructuredLogger
+    from clisight.client.stdlib import LoggingHandler as LoggingHandler
+    from clisight.client.stdlib import capture_warnings as capture_warnings
+    from clisight.client.tracing import span as span
+    from clisight.client.tracing import traced as traced
+    from clisight.detect import AnomalyDetector as AnomalyDetector
 
 
 def __getattr__(name: str) -> Any:

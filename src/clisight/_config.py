@@ -101,39 +101,111 @@ class Param:
 PARAMS: tuple[Param, ...] = (
     Param("service", _str, "", "a string", "Service name recorded on every record (default: program name)."),
     Param("version", _str, "", "a string", "Service version recorded on every record."),
-    Param("store", _str, "", "a store URL or path",
-          "Where records go: sqlite:///path, a plain path, memory://, or 'none' (default: data dir)."),
+    Param(
+        "store",
+        _str,
+        "",
+        "a store URL or path",
+        "Where records go: sqlite:///path, a plain path, memory://, or 'none' (default: data dir).",
+    ),
     Param("jsonl_path", _str, "", "a file path", "Also write every record as JSON lines to this file."),
-    Param("jsonl_max_bytes", _positive_int, 50 * 1024 * 1024, "a positive integer (bytes)",
-          "Rotate the JSONL file when it grows past this size."),
+    Param(
+        "jsonl_max_bytes",
+        _positive_int,
+        50 * 1024 * 1024,
+        "a positive integer (bytes)",
+        "Rotate the JSONL file when it grows past this size.",
+    ),
     Param("jsonl_backups", _positive_int, 5, "a positive integer", "Rotated JSONL files kept."),
     Param("jsonl_gzip", _bool, False, "true or false", "Gzip rotated JSONL files."),
-    Param("queue_size", _positive_int, 20_000, "a positive integer",
-          "Records held in memory per sink before new ones are dropped (and counted)."),
+    Param(
+        "queue_size",
+        _positive_int,
+        20_000,
+        "a positive integer",
+        "Records held in memory per sink before new ones are dropped (and counted).",
+    ),
     Param("batch_size", _positive_int, 512, "a positive integer", "Records written per batch."),
-    Param("flush_interval", _non_negative_float, 0.5, "seconds >= 0",
-          "Longest time a record waits in the queue before it is written."),
-    Param("exit_timeout", _non_negative_float, 1.0, "seconds >= 0",
-          "Deadline for flushing at exit; a slow or dead sink never holds the exit longer."),
-    Param("overflow", _choice("drop", "block"), "drop", "'drop' or 'block'",
-          "When the queue is full: drop the new record (default) or block the caller until room."),
-    Param("level", _level, 5, "a level name (DEBUG, INFO, ...) or severity number",
-          "Minimum severity of logs recorded."),
-    Param("redact", _bool, True, "true or false",
-          "Scrub secrets (keys like password/token, Bearer/AWS/API keys, emails) before queueing."),
-    Param("redact_keys", _str_list, (), "a comma-separated list",
-          "Extra attribute key names whose values are always scrubbed."),
+    Param(
+        "flush_interval",
+        _non_negative_float,
+        0.5,
+        "seconds >= 0",
+        "Longest time a record waits in the queue before it is written.",
+    ),
+    Param(
+        "exit_timeout",
+        _non_negative_float,
+        1.0,
+        "seconds >= 0",
+        "Deadline for flushing at exit; a slow or dead sink never holds the exit longer.",
+    ),
+    Param(
+        "overflow",
+        _choice("drop", "block"),
+        "drop",
+        "'drop' or 'block'",
+        "When the queue is full: drop the new record (default) or block the caller until room.",
+    ),
+    Param(
+        "block_timeout",
+        _non_negative_float,
+        10.0,
+        "seconds >= 0",
+        "With overflow='block', the longest a call waits for room before dropping (and counting).",
+    ),
+    Param(
+        "level",
+        _level,
+        5,
+        "a level name (DEBUG, INFO, ...) or severity number",
+        "Minimum severity of logs recorded.",
+    ),
+    Param(
+        "redact",
+        _bool,
+        True,
+        "true or false",
+        "Scrub secrets (keys like password/token, Bearer/AWS/API keys, emails) before queueing.",
+    ),
+    Param(
+        "redact_keys",
+        _str_list,
+        (),
+        "a comma-separated list",
+        "Extra attribute key names whose values are always scrubbed.",
+    ),
     Param("redact_emails", _bool, True, "true or false", "Scrub e-mail addresses."),
     Param("disabled", _bool, False, "true or false", "Turn clisight off entirely (CLISIGHT_DISABLED=1)."),
-    Param("usage", _bool, True, "true or false",
-          "Collect usage events (track, sessions). DO_NOT_TRACK=1 turns this off; logs stay on."),
-    Param("handle_sigterm", _bool, True, "true or false",
-          "Flush queued records when the process gets SIGTERM (only if no handler is installed)."),
+    Param(
+        "usage",
+        _bool,
+        True,
+        "true or false",
+        "Collect usage events (track, sessions). DO_NOT_TRACK=1 turns this off; logs stay on.",
+    ),
+    Param(
+        "handle_sigterm",
+        _bool,
+        True,
+        "true or false",
+        "Flush queued records when the process gets SIGTERM (only if no handler is installed).",
+    ),
     Param("capture_warnings", _bool, False, "true or false", "Record Python warnings as WARNING logs."),
-    Param("retention_days", _non_negative_float, 30.0, "days >= 0 (0 keeps forever)",
-          "Delete records older than this (clisight vacuum, and automatically at most daily)."),
-    Param("retention_max_mb", _non_negative_float, 500.0, "megabytes >= 0 (0 means no limit)",
-          "Delete the oldest records when the store grows past this size."),
+    Param(
+        "retention_days",
+        _non_negative_float,
+        30.0,
+        "days >= 0 (0 keeps forever)",
+        "Delete records older than this (clisight vacuum, and automatically at most daily).",
+    ),
+    Param(
+        "retention_max_mb",
+        _non_negative_float,
+        500.0,
+        "megabytes >= 0 (0 means no limit)",
+        "Delete the oldest records when the store grows past this size.",
+    ),
 )
 PARAMS_BY_NAME = {p.name: p for p in PARAMS}
 
@@ -215,8 +287,9 @@ def resolve(
             raise ConfigError(key, "keyword argument", kwargs[key], "one of " + ", ".join(PARAMS_BY_NAME))
     for key in file_table:
         if key.replace("-", "_") not in PARAMS_BY_NAME:
-            raise ConfigError(key, f"[tool.clisight] in {path}", file_table[key],
-                              "one of " + ", ".join(PARAMS_BY_NAME))
+            raise ConfigError(
+                key, f"[tool.clisight] in {path}", file_table[key], "one of " + ", ".join(PARAMS_BY_NAME)
+            )
     file_values = {k.replace("-", "_"): v for k, v in file_table.items()}
 
     values: dict[str, Resolved] = {}

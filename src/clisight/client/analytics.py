@@ -27,8 +27,20 @@ def track(event: str, **properties: Any) -> None:
         props = {**ctx.fields, **properties} if ctx.fields else properties
         if ctx.user_id is not None:
             props["user_id"] = ctx.user_id
-        client.emit(Record(EVENT, time.time_ns(), event, "", 0, client.redactor.attributes(props),
-                           client.resource, ctx.session_id, ctx.trace_id, ctx.span_id))
+        client.emit(
+            Record(
+                EVENT,
+                time.time_ns(),
+                event,
+                "",
+                0,
+                client.redactor.attributes(props),
+                client.resource,
+                ctx.session_id,
+                ctx.trace_id,
+                ctx.span_id,
+            )
+        )
 
 
 def set_session_context(session_id: str | None = None, user: str | None = None, **context: Any) -> str:
@@ -40,8 +52,9 @@ def set_session_context(session_id: str | None = None, user: str | None = None, 
     with guard():
         client = _core._client
         if client is not None and session_id != client.session_id:
-            client.session_record(ctx.session_id, start_ns=time.time_ns(), user_id=user_id,
-                                  parent_session=client.session_id)
+            client.session_record(
+                ctx.session_id, start_ns=time.time_ns(), user_id=user_id, parent_session=client.session_id
+            )
     return ctx.session_id
 
 
@@ -71,9 +84,15 @@ def session(session_id: str | None = None, user: str | None = None, **context: A
         if client is not None:
             with guard():
                 end = time.time_ns()
-                client.session_record(sid, start_ns=start, end_ns=end, user_id=user_id,
-                                      exit_code=exit_code, duration=(end - start) / 1e9,
-                                      **_session_attrs(context))
+                client.session_record(
+                    sid,
+                    start_ns=start,
+                    end_ns=end,
+                    user_id=user_id,
+                    exit_code=exit_code,
+                    duration=(end - start) / 1e9,
+                    **_session_attrs(context),
+                )
 
 
 def _session_attrs(context: dict[str, Any]) -> dict[str, Any]:

@@ -61,7 +61,7 @@ class Client:
             batch_size=config["batch_size"],
             flush_interval=config["flush_interval"],
             overflow=config["overflow"],
-            block_timeout=max(config["exit_timeout"], 0.1),
+            block_timeout=config["block_timeout"],
         )
         self.emit = self.pipeline.emit  # bound once: the hot path's last step
         self.exit_timeout: float = config["exit_timeout"]
@@ -89,15 +89,33 @@ class Client:
             )
         return sinks
 
-    def session_record(self, session_id: str, *, start_ns: int, end_ns: int | None = None,
-                       user_id: str | None = None, **attributes: Any) -> None:
+    def session_record(
+        self,
+        session_id: str,
+        *,
+        start_ns: int,
+        end_ns: int | None = None,
+        user_id: str | None = None,
+        **attributes: Any,
+    ) -> None:
         if not self.usage:
             return
         attrs = {k: v for k, v in attributes.items() if v is not None}
         if user_id:
             attrs["user_id"] = user_id
-        self.emit(Record(SESSION, start_ns, self.resource.service, "", 0,
-                         self.redactor.attributes(attrs), self.resource, session_id, end_ns=end_ns))
+        self.emit(
+            Record(
+                SESSION,
+                start_ns,
+                self.resource.service,
+                "",
+                0,
+                self.redactor.attributes(attrs),
+                self.resource,
+                session_id,
+                end_ns=end_ns,
+            )
+        )
 
 
 _client: Client | None = None
@@ -129,8 +147,9 @@ def init(
     with _lock:
         if _client is not None:
             return _client
-        kwargs = dict(config, service=service, version=version,
-                      store=os.fspath(store) if store is not None else None)
+        kwargs = dict(
+            config, service=service, version=version, store=os.fspath(store) if store is not None else None
+        )
         resolved = _config.resolve(kwargs)
         if resolved["disabled"]:
             sinks = []
@@ -173,8 +192,11 @@ def shutdown(timeout: float | None = None) -> bool:
         end = time.time_ns()
         if not client.forked:
             client.session_record(
-                client.session_id, start_ns=client.started_ns, end_ns=end,
-                exit_code=client.exit_code, duration=(end - client.started_ns) / 1e9,
+                client.session_id,
+                start_ns=client.started_ns,
+                end_ns=end,
+                exit_code=client.exit_code,
+                duration=(end - client.started_ns) / 1e9,
             )
         ok = client.pipeline.shutdown(client.exit_timeout if timeout is None else timeout)
     return ok
@@ -218,6 +240,7 @@ def _run_shape() -> dict[str, Any]:
 
 
 # --- exit, uncaught exceptions and SIGTERM --------------------------------------------------------
+
 
 def _at_exit() -> None:
     with guard():
@@ -263,13 +286,25 @@ def _after_fork_in_child() -> None:
     client = _client
     if client is not None:
         # The child is a run of its own: new pid in the resource, same session (it serves the same command).
-        client.resource = Resource(client.resource.service, client.resource.version,
-                                   client.resource.host, os.getpid(), client.resource.sdk)
+        client.resource = Resource(
+            client.resource.service,
+            client.resource.version,
+            client.resource.host,
+            os.getpid(),
+            client.resource.sdk,
+        )
         client.forked = True
-        # multiprocessing's children leave by os._exit, which skips atexit: flush in its finalizers.
+        # multiprocessing's children leave by os._exit, which skips atexit; they run multiprocessing's
+        # finalizers instead.  Its bootstrap clears the finalizers it inherited and then runs its
+        # after-fork callbacks, so the finalizer is registered from one of those.
         mp_util = sys.modules.get("multiprocessing.util")
         if mp_util is not None:
-            mp_util.Finalize(None, _at_exit, exitpriority=100)
+            mp_util.register_after_fork(client, _register_mp_finalizer)
+
+
+def _register_mp_finalizer(client: Client) -> None:
+    mp_util = sys.modules["multiprocessing.util"]
+    mp_util.Finalize(None, _at_exit, exitpriority=100)
 
 
 if hasattr(os, "register_at_fork"):

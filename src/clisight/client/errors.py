@@ -12,8 +12,9 @@ from clisight.client._safety import guard
 from clisight.types import ERROR, ERROR_LEVEL, Record
 
 
-def capture_exception(exc: BaseException, component: str = "app", severity: int = ERROR_LEVEL,
-                      **context: Any) -> None:
+def capture_exception(
+    exc: BaseException, component: str = "app", severity: int = ERROR_LEVEL, **context: Any
+) -> None:
     """Record ``exc`` (type, message, stack, context).  Never raises."""
     with guard():
         client = _core._client
@@ -23,11 +24,23 @@ def capture_exception(exc: BaseException, component: str = "app", severity: int 
         frames = traceback.extract_tb(exc.__traceback__)
         red = client.redactor
         attrs = {
-            **ctx.fields, **context,
+            **ctx.fields,
+            **context,
             "component": component,
             "stack": red.message("".join(traceback.format_exception(exc))[-16000:]),
             "frames": [f"{f.filename}:{f.name}" for f in frames[-5:]],
         }
-        client.emit(Record(ERROR, time_ns(), type(exc).__qualname__, red.message(str(exc))[:2000],
-                           severity, red.attributes(attrs), client.resource,
-                           ctx.session_id, ctx.trace_id, ctx.span_id))
+        client.emit(
+            Record(
+                ERROR,
+                time_ns(),
+                type(exc).__qualname__,
+                red.message(str(exc))[:2000],
+                severity,
+                red.attributes(attrs),
+                client.resource,
+                ctx.session_id,
+                ctx.trace_id,
+                ctx.span_id,
+            )
+        )

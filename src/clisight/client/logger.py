@@ -48,12 +48,26 @@ class Logger:
             if ctx.user_id is not None:
                 fields["user_id"] = ctx.user_id
             redactor = client.redactor
-            client.emit(_new_record(Record, (
-                LOG, time_ns(), self.component,
-                redactor.message(message if type(message) is str else str(message)),
-                severity, redactor.attributes(fields) if fields else fields, client.resource,
-                ctx.session_id, ctx.trace_id, ctx.span_id, None, None, None,
-            )))
+            client.emit(
+                _new_record(
+                    Record,
+                    (
+                        LOG,
+                        time_ns(),
+                        self.component,
+                        redactor.message(message if type(message) is str else str(message)),
+                        severity,
+                        redactor.attributes(fields) if fields else fields,
+                        client.resource,
+                        ctx.session_id,
+                        ctx.trace_id,
+                        ctx.span_id,
+                        None,
+                        None,
+                        None,
+                    ),
+                )
+            )
         except Exception as exc:
             record_internal_error(exc)
             if _raise_internal:
@@ -82,8 +96,12 @@ class Logger:
 
         exc = sys.exc_info()[1]
         if exc is not None:
-            fields = {**fields, "exception.type": type(exc).__name__, "exception.message": str(exc),
-                      "exception.stacktrace": "".join(traceback.format_exception(exc))[-8000:]}
+            fields = {
+                **fields,
+                "exception.type": type(exc).__name__,
+                "exception.message": str(exc),
+                "exception.stacktrace": "".join(traceback.format_exception(exc))[-8000:],
+            }
         self._log(ERROR_LEVEL, message, fields)
         if exc is not None:
             from clisight.client.errors import capture_exception
@@ -92,8 +110,11 @@ class Logger:
 
     def log_performance(self, operation: str, duration: float, **fields: Any) -> None:
         """A PERFORMANCE record: ``operation`` took ``duration`` seconds (reports show p50/p95/max)."""
-        self._log(PERFORMANCE, f"{operation} took {duration * 1000:.1f} ms",
-                  {**fields, "operation": operation, "duration": float(duration)})
+        self._log(
+            PERFORMANCE,
+            f"{operation} took {duration * 1000:.1f} ms",
+            {**fields, "operation": operation, "duration": float(duration)},
+        )
 
 
 def get_logger(component: str = "app") -> Logger:

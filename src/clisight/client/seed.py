@@ -63,8 +63,9 @@ class StructuredLogger:
         self._pipeline = Pipeline([JsonlSink(self.log_path, max_bytes=max_file_size)])
         atexit.register(self._pipeline.shutdown, 1.0)
 
-    def set_session_context(self, session_id: str | None = None, user_id: str | None = None,
-                            **context: Any) -> str:
+    def set_session_context(
+        self, session_id: str | None = None, user_id: str | None = None, **context: Any
+    ) -> str:
         """Every later entry carries this session id (generated when None), user id and context."""
         self.session_id = session_id or self.session_id or _ctx.new_session_id()
         if user_id is not None:
@@ -72,8 +73,14 @@ class StructuredLogger:
         self.context.update(context)
         return self.session_id
 
-    def _log(self, severity: int, component: str, message: str, context: dict[str, Any],
-             performance_data: dict[str, Any] | None = None) -> None:
+    def _log(
+        self,
+        severity: int,
+        component: str,
+        message: str,
+        context: dict[str, Any],
+        performance_data: dict[str, Any] | None = None,
+    ) -> None:
         with guard():
             attrs = {**self.context, **context}
             if self.user_id is not None:
@@ -83,8 +90,18 @@ class StructuredLogger:
             red = self._redactor
             if self.session_id is None:
                 self.session_id = _ctx.new_session_id()
-            self._pipeline.emit(Record(LOG, time_ns(), component, red.message(str(message)), severity,
-                                       red.attributes(attrs), self._resource, self.session_id))
+            self._pipeline.emit(
+                Record(
+                    LOG,
+                    time_ns(),
+                    component,
+                    red.message(str(message)),
+                    severity,
+                    red.attributes(attrs),
+                    self._resource,
+                    self.session_id,
+                )
+            )
 
     def log_info(self, component: str, message: str, **context: Any) -> None:
         self._log(INFO, component, message, context)
@@ -92,8 +109,9 @@ class StructuredLogger:
     def log_warning(self, component: str, message: str, **context: Any) -> None:
         self._log(WARNING, component, message, context)
 
-    def log_error(self, component: str, message: str, error: BaseException | None = None,
-                  **context: Any) -> None:
+    def log_error(
+        self, component: str, message: str, error: BaseException | None = None, **context: Any
+    ) -> None:
         if error is not None:
             context = {**context, "error_type": type(error).__name__, "error": str(error)}
         self._log(ERROR_LEVEL, component, message, context)
@@ -101,8 +119,13 @@ class StructuredLogger:
     def log_performance(self, component: str, operation: str, duration: float, **context: Any) -> None:
         """``operation`` in ``component`` took ``duration`` seconds."""
         perf = {"operation": operation, "duration": float(duration), **context}
-        self._log(PERFORMANCE, component, f"{operation} took {duration * 1000:.1f} ms",
-                  {"operation": operation, "duration": float(duration)}, perf)
+        self._log(
+            PERFORMANCE,
+            component,
+            f"{operation} took {duration * 1000:.1f} ms",
+            {"operation": operation, "duration": float(duration)},
+            perf,
+        )
 
     def flush(self, timeout: float = 1.0) -> bool:
         return self._pipeline.flush(timeout)

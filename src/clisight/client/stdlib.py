@@ -54,23 +54,52 @@ class LoggingHandler(logging.Handler):
                 attrs["exception.type"] = type(exc).__name__
                 attrs["exception.stacktrace"] = logging.Formatter().formatException(record.exc_info)[-8000:]
             red = client.redactor
-            client.emit(Record(LOG, int(record.created * 1e9) or time_ns(), record.name,
-                               red.message(record.getMessage()), severity, red.attributes(attrs),
-                               client.resource, ctx.session_id, ctx.trace_id, ctx.span_id))
+            client.emit(
+                Record(
+                    LOG,
+                    int(record.created * 1e9) or time_ns(),
+                    record.name,
+                    red.message(record.getMessage()),
+                    severity,
+                    red.attributes(attrs),
+                    client.resource,
+                    ctx.session_id,
+                    ctx.trace_id,
+                    ctx.span_id,
+                )
+            )
 
 
 _original_showwarning: list[Any] = []
 
 
-def _showwarning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                 file: TextIO | None = None, line: str | None = None) -> None:
+def _showwarning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
     with guard():
         client = _core._client
         if client is not None:
             ctx = _ctx.get()
             attrs = {"category": category.__name__, "filename": filename, "lineno": lineno}
-            client.emit(Record(LOG, time_ns(), "py.warnings", client.redactor.message(str(message)),
-                               WARNING, attrs, client.resource, ctx.session_id, ctx.trace_id, ctx.span_id))
+            client.emit(
+                Record(
+                    LOG,
+                    time_ns(),
+                    "py.warnings",
+                    client.redactor.message(str(message)),
+                    WARNING,
+                    attrs,
+                    client.resource,
+                    ctx.session_id,
+                    ctx.trace_id,
+                    ctx.span_id,
+                )
+            )
     _original_showwarning[0](message, category, filename, lineno, file, line)
 
 

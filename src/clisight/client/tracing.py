@@ -42,9 +42,22 @@ def span(name: str, **attributes: Any) -> Iterator[str]:
             if client is not None:
                 end = time.time_ns()
                 attrs = {**attributes, "duration": (end - start) / 1e9}
-                client.emit(Record(SPAN, start, name, "", status, client.redactor.attributes(attrs),
-                                   client.resource, base.session_id, trace_id, span_id,
-                                   base.span_id, end))
+                client.emit(
+                    Record(
+                        SPAN,
+                        start,
+                        name,
+                        "",
+                        status,
+                        client.redactor.attributes(attrs),
+                        client.resource,
+                        base.session_id,
+                        trace_id,
+                        span_id,
+                        base.span_id,
+                        end,
+                    )
+                )
 
 
 def traced(name: str | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:

@@ -18,8 +18,9 @@ class StateError(ValueError):
 class Detector(Protocol):
     """A streaming anomaly detector over one series.
 
-    ``update`` is called once per point, in time order, and returns an anomaly score in ``[0, 1]``
-    (0 = normal).  The state is a JSON-serialisable dict so a long-lived baseline survives restarts.
+    ``update`` is called once per point, in time order, with a finite value, and returns an anomaly
+    score in ``[0, 1]`` (0 = normal).  The state is a JSON-serialisable dict so a long-lived baseline
+    survives restarts.
     """
 
     def update(self, timestamp: float, value: float) -> float: ...
@@ -48,6 +49,10 @@ class StatefulDetector:
     kind: ClassVar[str] = ""
     _params: ClassVar[tuple[str, ...]] = ()
     _fields: ClassVar[tuple[str, ...]] = ()
+
+    def update(self, timestamp: float, value: float) -> float:
+        """Score ``value`` (in ``[0, 1]``) against what was learned so far, then learn from it."""
+        raise NotImplementedError
 
     def to_state(self) -> dict[str, Any]:
         """A JSON-serialisable snapshot: ``{"kind", "version", "params", "state"}``."""

@@ -22,11 +22,15 @@ from typing import Any, Final, Protocol
 
 REDACTED: Final = "[REDACTED]"
 
-_SECRET_KEY = re.compile(
-    r"(?i)(pass(word|wd|phrase)?|pwd|secret|(^|[_\-.])token$|^token|access[_\-]?token|refresh[_\-]?token"
-    r"|api[_\-]?key|apikey|auth(orization)?$|^auth|cookie|credential|private[_\-]?key|signature"
-    r"|session[_\-]?key|x[_\-]api[_\-]key|client[_\-]?secret|^dsn$|connection[_\-]?string)"
+# Attribute keys whose values are secrets (regular expressions, matched case-insensitively anywhere
+# in the key unless anchored).
+SECRET_KEY_PATTERNS: Final[tuple[str, ...]] = (
+    r"pass(word|wd|phrase)?", r"pwd", r"secret", r"(^|[_\-.])token$", r"^token", r"access[_\-]?token",
+    r"refresh[_\-]?token", r"api[_\-]?key", r"apikey", r"auth(orization)?$", r"^auth", r"cookie",
+    r"credential", r"private[_\-]?key", r"signature", r"session[_\-]?key", r"client[_\-]?secret",
+    r"^dsn$", r"connection[_\-]?string",
 )
+_SECRET_KEY = re.compile("(?i)(" + "|".join(SECRET_KEY_PATTERNS) + ")")
 
 _VALUE_PATTERNS: Final[tuple[tuple[str, str], ...]] = (
     ("private_key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"),
@@ -37,30 +41,73 @@ _VALUE_PATTERNS: Final[tuple[tuple[str, str], ...]] = (
     ("aws_secret", r"(?i:aws.{0,20}?(?:secret|key).{0,5}?[=:]\s*['\"]?[A-Za-z0-9/+]{40})"),
     # A bare 40-character AWS secret access key: base64 alphabet with both cases and a digit
     # (git SHAs, all lower-case hex, do not match).
-    ("aws_secret_key", r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]*[a-z])(?=[A-Za-z0-9/+]*[A-Z])"
-                       r"(?=[A-Za-z0-9/+]*[0-9])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])"),
+    (
+        "aws_secret_key",
+        r"(?<![A-Za-z0-9/+=])(?=[A-Za-z0-9/+]*[a-z])(?=[A-Za-z0-9/+]*[A-Z])"
+        r"(?=[A-Za-z0-9/+]*[0-9])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])",
+    ),
     ("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})"),
     ("slack_token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),
     ("google_key", r"\bAIza[0-9A-Za-z_\-]{35}"),
     ("stripe_key", r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"),
     ("jwt", r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}"),
     ("url_password", r"(?<=://)[^\s:/@]+:[^\s@/]+(?=@)"),
-    ("assignment", r"(?i:\b(?:password|passwd|pwd|secret|api[_\-]?key|token)\s*[=:]\s*['\"]?[^\s'\",;&]{4,})"),
+    (
+        "assignment",
+        r"(?i:\b(?:password|passwd|pwd|secret|api[_\-]?key|token)\s*[=:]\s*['\"]?[^\s'\",;&]{4,})",
+    ),
 )
 _EMAIL: Final = ("email", r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b")
 
 # Every value pattern needs one of these literals (lower-cased); most text has none, and one
 # literal scan is ~20x cheaper than the full pattern set.
 _GATE_LITERALS: Final = (
-    "private key", "bearer", "basic", "token", "sk-", "sk_", "rk_", "akia", "asia", "agpa", "aida", "aroa",
-    "anpa", "aws", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat", "xox", "aiza", "eyj", "://",
-    "passw", "pwd", "secret", "api_key", "apikey", "api-key",
+    "private key",
+    "bearer",
+    "basic",
+    "token",
+    "sk-",
+    "sk_",
+    "rk_",
+    "akia",
+    "asia",
+    "agpa",
+    "aida",
+    "aroa",
+    "anpa",
+    "aws",
+    "ghp_",
+    "gho_",
+    "ghu_",
+    "ghs_",
+    "ghr_",
+    "github_pat",
+    "xox",
+    "aiza",
+    "eyj",
+    "://",
+    "passw",
+    "pwd",
+    "secret",
+    "api_key",
+    "apikey",
+    "api-key",
 )
 _GATE = re.compile("|".join(re.escape(lit) for lit in _GATE_LITERALS))
 _LONG_RUN = re.compile(r"[A-Za-z0-9/+]{40}")  # the one value pattern with no literal to gate on
 
 _CACHE_MAX: Final = 4096
 _CACHE_LEN: Final = 512  # only short strings are worth caching
+
+
+def describe(extra_keys: Iterable[str] = (), emails: bool = True) -> dict[str, Any]:
+    """What the default redactor scrubs (``clisight doctor`` prints this)."""
+    return {
+        "key_patterns": list(SECRET_KEY_PATTERNS),
+        "extra_keys": list(extra_keys),
+        "value_patterns": [name for name, _ in _VALUE_PATTERNS] + ([_EMAIL[0]] if emails else []),
+        "replacement": f"{REDACTED} for secret keys, [REDACTED:<pattern>] inside text",
+    }
 
 
 class Redactor(Protocol):
@@ -156,8 +203,10 @@ class PatternRedactor:
             if secret is None:
                 secret = self.is_secret_key(key)
             # A number under a token-ish key is a count (tokens=300, token_count=2), not a credential.
-            if secret and val is not None and not (
-                type(val) in (int, float, bool) and ("token" in key.lower() or type(val) is bool)
+            if (
+                secret
+                and val is not None
+                and not (type(val) in (int, float, bool) and ("token" in key.lower() or type(val) is bool))
             ):
                 self.hits += 1
                 out[key] = REDACTED

@@ -39,6 +39,12 @@ class StoreSink:
             self._store.close()
             self._store = None
 
+    def before_fork(self) -> None:
+        # Close before fork, so no SQLite state (connection, file locks, WAL index) is inherited:
+        # SQLite forbids using it across fork, and this is cheaper than reasoning about it.
+        # Runs with the writer idle (the pipeline holds its write lock); the next batch reopens.
+        self.close()
+
     def after_fork(self) -> None:
         if self._store is not None:
             self._store.after_fork()

@@ -74,6 +74,8 @@ class Channel:
         self.wake = threading.Event()
         self.lock = threading.Lock()  # guards the rare counters touched outside the writer thread
         self.flush_requests: list[threading.Event] = []
+        # Held by the writer around sink.write: fork waits for it, so no child is born mid-write.
+        self.write_lock = threading.Lock()
         self.popped = 0  # written by the writer thread only
         self.stored = 0
         self.dropped_error = 0
@@ -81,6 +83,8 @@ class Channel:
         self.errors = 0
         self.last_error: str | None = None
         self.closed = False
+        self.fork_unlocked = False  # set when fork could not take write_lock in time
+        self.fork_pending = False
         self.thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -144,8 +148,11 @@ class Channel:
             self._write(batch)
 
     def _write(self, batch: Sequence[Record]) -> None:
+        while self.fork_pending:  # let the forking thread take write_lock (locks aren't fair)
+            time.sleep(0.0005)
         try:
-            self.sink.write(batch)
+            with self.write_lock:
+                self.sink.write(batch)
         except Exception as exc:
             # A sink failure is the sink's, not ours: count it, drop the batch, keep going.
             self.errors += 1
@@ -251,6 +258,28 @@ class Pipeline:
     def stats(self) -> list[SinkStats]:
         return [ch.stats() for ch in self.channels]
 
+    def _before_fork(self, deadline: float) -> None:
+        for ch in self.channels:
+            ch.fork_pending = True
+            # A sink stuck past the deadline is left alone: fork must not hang on it.
+            if ch.write_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                before = getattr(ch.sink, "before_fork", None)
+                if before is not None:
+                    try:
+                        before()
+                    except Exception as exc:
+                        record_internal_error(exc)
+            else:
+                ch.fork_unlocked = True
+
+    def _after_fork_in_parent(self) -> None:
+        for ch in self.channels:
+            ch.fork_pending = False
+            if ch.fork_unlocked:
+                ch.fork_unlocked = False
+            else:
+                ch.write_lock.release()
+
     def _after_fork_in_child(self) -> None:
         for ch in self.channels:
             ch._reset()
@@ -265,7 +294,25 @@ class Pipeline:
 _live: weakref.WeakSet[Pipeline] = weakref.WeakSet()
 
 
+_forking: list[Pipeline] = []
+FORK_WAIT = 2.0  # seconds fork() may wait for writers to finish the batch in hand
+
+
+def _before_fork() -> None:
+    _forking[:] = list(_live)
+    deadline = time.monotonic() + FORK_WAIT
+    for pipeline in _forking:
+        pipeline._before_fork(deadline)
+
+
+def _after_fork_in_parent() -> None:
+    for pipeline in _forking:
+        pipeline._after_fork_in_parent()
+    _forking.clear()
+
+
 def _after_fork_in_child() -> None:
+    _forking.clear()
     for pipeline in list(_live):
         pipeline._after_fork_in_child()
 
@@ -280,4 +327,6 @@ def flush_all(timeout: float) -> bool:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+    )

@@ -1,0 +1,210 @@
+"""What every ``clisight`` command shares: the common options, opening the store, clean errors.
+
+The CLI reads a store only through :mod:`clisight.query`.  Every error a user can cause (a bad
+option, a broken configuration, a missing or unreadable store) ends as one message on stderr and a
+non-zero exit status, never a traceback: :class:`ClisightGroup` turns clisight's own exceptions into
+:class:`CommandError`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+from rich.console import Console
+
+from clisight import _config
+from clisight.cli._text import dumps
+from clisight.exceptions import ClisightError, ConfigError, DataError
+from clisight.query import Filter, Query, parse_level, parse_time
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+NO_DATA_HINT = "no data yet: run `clisight demo` or instrument your program"
+USAGE_ERROR = 2  # click's status for bad options; also used for a broken configuration
+
+
+class CommandError(click.ClickException):
+    """A message for the user; the command exits with status 1."""
+
+    exit_code = 1
+
+
+class BadConfiguration(CommandError):
+    """The configuration cannot be resolved; exit status 2, as for bad options."""
+
+    exit_code = USAGE_ERROR
+
+
+def config_error_message(exc: ConfigError) -> str:
+    return f"{exc}\nFix or remove that setting; `clisight doctor --help` explains the configuration table."
+
+
+class ClisightGroup(click.Group):
+    """A click group that reports clisight's exceptions as clean messages."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            raise BadConfiguration(config_error_message(exc)) from None
+        except ClisightError as exc:
+            raise CommandError(str(exc)) from None
+        except sqlite3.DatabaseError as exc:
+            # A --store that points at a file which is not a clisight database (or is damaged).
+            raise CommandError(f"cannot read the store: {exc} (is it a clisight SQLite file?)") from None
+
+
+# -- options ------------------------------------------------------------------------------------
+
+
+if TYPE_CHECKING:
+    _IntParam = click.ParamType[int, Any]
+else:  # click's ParamType is generic only for type checkers in recent versions
+    _IntParam = click.ParamType
+
+
+class TimeWord(_IntParam):
+    """``15m``, ``2h``, ``7d``, ``now``, an ISO date or date-time: nanoseconds since the epoch."""
+
+    name = "TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_time(str(value))
+        except DataError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class LevelWord(_IntParam):
+    """A level name (``debug``, ``info``, ``warning``, ``error``...) or severity number."""
+
+    name = "LEVEL"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        try:
+            return parse_level(value)
+        except DataError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+TIME = TimeWord()
+LEVEL = LevelWord()
+
+
+def store_option(fn: F) -> F:
+    return click.option(
+        "--store",
+        metavar="URL",
+        default=None,
+        help="Store to read: sqlite:///path, a file path or memory:// (default: the configured store).",
+    )(fn)
+
+
+def json_option(fn: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")(fn)
+
+
+def filter_options(fn: F) -> F:
+    """``--since``, ``--until``, ``--service``, ``--session``."""
+    for decorator in reversed(
+        [
+            click.option(
+                "--since",
+                type=TIME,
+                default=None,
+                help="Only records at or after TIME: 15m, 2h, 7d ago, or an ISO date (2024-05-01T12:00).",
+            ),
+            click.option(
+                "--until", type=TIME, default=None, help="Only records at or before TIME (same forms)."
+            ),
+            click.option("--service", default=None, metavar="NAME", help="Only records of this service."),
+            click.option("--session", default=None, metavar="ID", help="Only records of this session id."),
+        ]
+    ):
+        fn = decorator(fn)
+    return fn
+
+
+def report_options(fn: F) -> F:
+    """The options every report takes: ``--store``, ``--json`` and the filters."""
+    return store_option(json_option(filter_options(fn)))
+
+
+def make_filter(
+    since: int | None, until: int | None, service: str | None, session: str | None, **more: Any
+) -> Filter:
+    if since is not None and until is not None and since > until:
+        raise click.UsageError("--since is later than --until: nothing could match")
+    return Filter(since=since, until=until, service=service, session=session, **more)
+
+
+# -- the store ----------------------------------------------------------------------------------
+
+
+def resolve_store_url(option: str | None) -> str:
+    """``--store`` if given, else the configured store (``store`` parameter, or the default file)."""
+    if option is not None:
+        if not option.strip():
+            raise click.BadParameter("empty store URL", param_hint="--store")
+        return option
+    from clisight.client.core import store_url
+
+    config = _config.resolve()
+    url = store_url(config["store"])
+    if url is None:
+        raise CommandError(
+            f"the configured store is {config['store']!r} ({config.source('store')}): nothing is stored; "
+            "pass --store URL to read a store"
+        )
+    return url
+
+
+def store_file(query: Query) -> Path | None:
+    """The file behind a query's store, or None for a store that is not a local file."""
+    url = query.url
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and url[len(prefix) :] not in ("", ":memory:"):
+        return Path(url[len(prefix) :])
+    return None
+
+
+@dataclass
+class OpenedStore:
+    """An open query and the file behind it (None when the store is not a file)."""
+
+    query: Query
+    path: Path | None
+
+    @property
+    def exists(self) -> bool:
+        return self.path is None or self.path.exists()
+
+
+def open_store(option: str | None, *, must_exist: bool = True) -> OpenedStore:
+    """Open the store for reading.  A file store that does not exist yet is an error (unless
+    ``must_exist`` is False) rather than silently created empty."""
+    query = Query(resolve_store_url(option))
+    opened = OpenedStore(query, store_file(query))
+    if must_exist and not opened.exists:
+        query.close()
+        raise CommandError(f"{NO_DATA_HINT} (no store at {opened.path})")
+    return opened
+
+
+# -- output -------------------------------------------------------------------------------------
+
+
+def console(stderr: bool = False) -> Console:
+    """A console for this command's output; colour follows the terminal and NO_COLOR."""
+    return Console(highlight=False, emoji=False, stderr=stderr)
+
+
+def echo_json(value: Any) -> None:
+    click.echo(dumps(value))

@@ -1,0 +1,339 @@
+"""``clisight demo``: write a realistic AI-assistant CLI workload to a store, through the client.
+
+The live sessions use the same functions ``clisight.init``, ``clisight.session``, ``clisight.span``,
+``clisight.track`` and ``clisight.get_logger`` are (imported from their modules for mypy's sake).
+
+Most sessions are spread over the past days; the client API stamps records with the current time,
+so those go through :class:`BackdatedRecorder`, which builds the same records the API builds (scrubbed
+by the client's redactor, with its resource, level and usage settings) and hands them to the running
+client's pipeline.  The newest sessions run through the public API itself (:class:`LiveRecorder`).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, Final
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from clisight import _config
+from clisight.cli._common import CommandError, console, open_store, resolve_store_url
+from clisight.cli._workload import INCIDENT, NORMAL, Session, hex_id
+from clisight.client import analytics, tracing
+from clisight.client import logger as client_logger
+from clisight.client.context import hash_user
+from clisight.client.core import Client, flush, get_client, init, shutdown
+from clisight.types import (
+    CRITICAL,
+    DEBUG,
+    ERROR,
+    ERROR_LEVEL,
+    EVENT,
+    INFO,
+    LOG,
+    PERFORMANCE,
+    SPAN,
+    WARNING,
+    Record,
+)
+
+SERVICE: Final = "claude-cli"
+LIVE_SESSIONS: Final = 3  # the newest sessions, recorded through the public API at the current time
+FLUSH_TIMEOUT: Final = 60.0
+
+
+class BackdatedRecorder:
+    """Records at a simulated time, emitted through the running client's pipeline.
+
+    ``start_at`` sets the clock, ``advance`` moves it; every record is stamped with the clock.  Ids
+    come from ``ids`` so a seeded run is reproducible.
+    """
+
+    def __init__(self, client: Client, ids: random.Random) -> None:
+        self.client = client
+        self.ids = ids
+        self.now_ns = 0
+        self._session: str | None = None
+        self._user: str | None = None
+        self._fields: dict[str, Any] = {}
+        self._trace: str | None = None
+        self._spans: list[str] = []
+
+    def start_at(self, time_ns: int) -> None:
+        self.now_ns = time_ns
+
+    def advance(self, seconds: float) -> None:
+        self.now_ns += int(seconds * 1e9)
+
+    @contextmanager
+    def session(self, session_id: str, user: str, command: str) -> Iterator[None]:
+        user_id = hash_user(user)
+        start = self.now_ns
+        self.client.session_record(session_id, start_ns=start, user_id=user_id, command=command)
+        self._session, self._user, self._fields = session_id, user_id, {"command": command}
+        exit_code = 1
+        try:
+            yield
+            exit_code = 0
+        finally:
+            end = self.now_ns
+            self.client.session_record(
+                session_id,
+                start_ns=start,
+                end_ns=end,
+                user_id=user_id,
+                command=command,
+                exit_code=exit_code,
+                duration=(end - start) / 1e9,
+            )
+            self._session = self._user = None
+            self._fields = {}
+
+    @contextmanager
+    def span(self, name: str, **attributes: Any) -> Iterator[None]:
+        parent = self._spans[-1] if self._spans else None
+        if parent is None:
+            self._trace = hex_id(self.ids, 128)
+        span_id = hex_id(self.ids, 64)
+        self._spans.append(span_id)
+        start, status = self.now_ns, 0
+        try:
+            yield
+        except BaseException as exc:
+            status = ERROR_LEVEL
+            attributes = {**attributes, "exception.type": type(exc).__name__}
+            raise
+        finally:
+            self._spans.pop()
+            attrs = {**attributes, "duration": (self.now_ns - start) / 1e9}
+            self._emit(SPAN, name, "", status, attrs, start=start, span_id=span_id, parent=parent)
+
+    def log(self, component: str, severity: int, message: str, **fields: Any) -> None:
+        if severity >= self.client.level:
+            self._emit(
+                LOG, component, self.client.redactor.message(message), severity, self._with_context(fields)
+            )
+
+    def performance(self, component: str, operation: str, duration: float, **fields: Any) -> None:
+        self.log(
+            component,
+            PERFORMANCE,
+            f"{operation} took {duration * 1000:.1f} ms",
+            **fields,
+            operation=operation,
+            duration=float(duration),
+        )
+
+    def exception(self, component: str, message: str, exc: BaseException, **fields: Any) -> None:
+        stack = "".join(traceback.format_exception(exc))
+        self.log(
+            component,
+            ERROR_LEVEL,
+            message,
+            **fields,
+            **{
+                "exception.type": type(exc).__name__,
+                "exception.message": str(exc),
+                "exception.stacktrace": stack[-8000:],
+            },
+        )
+        frames = traceback.extract_tb(exc.__traceback__)
+        red = self.client.redactor
+        attrs = {
+            **self._fields,
+            "component": component,
+            "stack": red.message(stack[-16000:]),
+            "frames": [f"{f.filename}:{f.name}" for f in frames[-5:]],
+        }
+        self._emit(ERROR, type(exc).__qualname__, red.message(str(exc))[:2000], ERROR_LEVEL, attrs)
+
+    def track(self, event: str, **properties: Any) -> None:
+        if self.client.usage:
+            self._emit(EVENT, event, "", 0, self._with_context(properties))
+
+    def _with_context(self, fields: dict[str, Any]) -> dict[str, Any]:
+        merged = {**self._fields, **fields}
+        if self._user is not None:
+            merged["user_id"] = self._user
+        return merged
+
+    def _emit(
+        self,
+        kind: str,
+        name: str,
+        body: str,
+        severity: int,
+        attributes: dict[str, Any],
+        *,
+        start: int | None = None,
+        span_id: str | None = None,
+        parent: str | None = None,
+    ) -> None:
+        client = self.client
+        is_span = kind == SPAN
+        self.client.emit(
+            Record(
+                kind,
+                self.now_ns if start is None else start,
+                name,
+                body,
+                severity,
+                client.redactor.attributes(attributes),
+                client.resource,
+                self._session,
+                self._trace if self._spans or is_span else None,
+                span_id if is_span else (self._spans[-1] if self._spans else None),
+                parent,
+                self.now_ns if is_span else None,
+            )
+        )
+
+
+class LiveRecorder:
+    """The public client API, at the current time (simulated waits are not slept)."""
+
+    _METHODS: Final = {
+        DEBUG: "debug",
+        INFO: "info",
+        WARNING: "warning",
+        ERROR_LEVEL: "error",
+        CRITICAL: "critical",
+    }
+
+    @contextmanager
+    def session(self, session_id: str, user: str, command: str) -> Iterator[None]:
+        with analytics.session(session_id, user=user, command=command):
+            yield
+
+    @contextmanager
+    def span(self, name: str, **attributes: Any) -> Iterator[None]:
+        with tracing.span(name, **attributes):
+            yield
+
+    def log(self, component: str, severity: int, message: str, **fields: Any) -> None:
+        logger = client_logger.get_logger(component)
+        getattr(logger, self._METHODS[severity])(message, **fields)
+
+    def performance(self, component: str, operation: str, duration: float, **fields: Any) -> None:
+        client_logger.get_logger(component).log_performance(operation, duration, **fields)
+
+    def exception(self, component: str, message: str, exc: BaseException, **fields: Any) -> None:
+        # Called inside the except block that caught ``exc``, so logger.exception sees it.
+        client_logger.get_logger(component).exception(message, **fields)
+
+    def track(self, event: str, **properties: Any) -> None:
+        analytics.track(event, **properties)
+
+    def advance(self, seconds: float) -> None:
+        pass
+
+
+def session_starts(rng: random.Random, count: int, days: float, now_ns: int) -> list[int]:
+    """``count`` start times over the last ``days`` (busier in working hours), oldest first,
+    all at least 15 minutes before ``now_ns``."""
+    hour_weight = [0.06] * 7 + [0.4, 0.8] + [1.0] * 10 + [0.6, 0.5, 0.4, 0.25, 0.1]
+    earliest, latest = now_ns - int(days * 86_400e9), now_ns - int(900e9)
+    starts: list[int] = []
+    while len(starts) < count:
+        candidate = rng.randint(earliest, latest)
+        if rng.random() < hour_weight[datetime.fromtimestamp(candidate / 1e9).hour]:
+            starts.append(candidate)
+    return sorted(starts)
+
+
+EPILOG = """\b
+Examples:
+  clisight demo                           200 sessions over 7 days into the configured store
+  clisight demo --store /tmp/demo.db --sessions 50 --seed 7
+  clisight demo --store /tmp/demo.db && clisight report --store /tmp/demo.db
+
+The same --seed writes the same workload (times are relative to now).  During a simulated
+incident (a stretch of sessions a few days ago) the API is mostly overloaded and slow, so
+reports and detectors have something to find.  The demo run itself counts as one more session.
+"""
+
+
+@click.command(epilog=EPILOG)
+@click.option(
+    "--store",
+    metavar="URL",
+    default=None,
+    help="Store to write to: sqlite:///path, a file path (default: the configured store).",
+)
+@click.option(
+    "--sessions",
+    "n_sessions",
+    type=click.IntRange(1, 100_000),
+    default=200,
+    show_default=True,
+    help="How many sessions to simulate.",
+)
+@click.option(
+    "--days",
+    type=click.FloatRange(0.1, 365),
+    default=7.0,
+    show_default=True,
+    help="Spread the sessions over this many past days.",
+)
+@click.option("--seed", type=int, default=None, help="Random seed, for a reproducible workload.")
+def demo(store: str | None, n_sessions: int, days: float, seed: int | None) -> None:
+    """Write a simulated AI-assistant CLI workload.
+
+    Sessions of a "claude-cli" by several users over the past days: commands, conversation turns,
+    tool calls, LLM requests with tokens and cost, rate limits, timeouts and retries, slow operations.
+    Everything goes through the client pipeline, so secrets in it are scrubbed like any record.
+    """
+    url = resolve_store_url(store)
+    open_store(url, must_exist=False).query.close()  # an unknown URL scheme fails here, cleanly
+    config = _config.resolve({"service": SERVICE, "store": url})
+    if config["disabled"]:
+        raise CommandError(
+            f"clisight is disabled ({config.source('disabled')}): the demo would write nothing"
+        )
+    if get_client() is not None:
+        raise CommandError("clisight is already running in this process; the demo needs its own client")
+    seed = random.SystemRandom().randrange(1_000_000) if seed is None else seed
+
+    client = init(service=SERVICE, store=url, overflow="block")
+    workload, times, ids = random.Random(seed), random.Random(seed + 1), random.Random(seed + 2)
+    past = max(n_sessions - LIVE_SESSIONS, 0)
+    starts = session_starts(times, past, days, time.time_ns())
+    incident = range(int(past * 0.62), int(past * 0.62) + max(past // 25, 1))  # contiguous in time
+    backdated = BackdatedRecorder(client, ids)
+    err = console(stderr=True)
+    columns = (TextColumn("simulating sessions"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as progress:
+            task = progress.add_task("demo", total=n_sessions)
+            for index in range(n_sessions):
+                if index < past:
+                    backdated.start_at(starts[index])
+                    Session(workload, backdated, INCIDENT if index in incident else NORMAL).run()
+                else:
+                    Session(workload, LiveRecorder()).run()
+                progress.advance(task)
+        flush(FLUSH_TIMEOUT)
+    finally:
+        shutdown(timeout=FLUSH_TIMEOUT)
+    stats = client.pipeline.stats()
+    stored = sum(s.stored for s in stats)
+    failures = [s for s in stats if s.errors or s.dropped]
+    if failures:
+        lost = sum(s.dropped for s in failures)
+        raise CommandError(f"the store lost {lost} records: {failures[0].last_error or 'queue full'}")
+    if not config["usage"]:
+        click.echo(
+            f"note: usage events are off ({config.source('usage')}); only logs, spans and errors "
+            "were written",
+            err=True,
+        )
+    where = client.store_url
+    click.echo(f"Wrote {stored:,} records ({n_sessions} sessions over {days:g} days, seed {seed}) to {where}")
+    hint = "clisight report" + ("" if store is None else f" --store {store}")
+    click.echo(f"Next: {hint}")

@@ -1,0 +1,221 @@
+"""``clisight doctor``: the resolved configuration and where each value came from, the store, what
+is collected and what is scrubbed.  A broken configuration is reported (exit status 2), not raised."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import click
+from rich import box
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from clisight import _config
+from clisight.cli._common import (
+    NO_DATA_HINT,
+    CommandError,
+    console,
+    echo_json,
+    json_option,
+    open_store,
+    resolve_store_url,
+    store_option,
+)
+from clisight.cli._text import clean, size, when
+from clisight.exceptions import ClisightError
+from clisight.types import severity_name
+
+
+def redaction_facts(config: _config.Config) -> dict[str, Any]:
+    """What is scrubbed before records are queued, with this configuration."""
+    from clisight.pipeline import redact
+
+    # The redactor describes itself, so this list cannot drift from what it does.
+    return {"enabled": config["redact"],
+            **redact.describe(config["redact_keys"], emails=config["redact_emails"])}
+
+
+def collection_facts(config: _config.Config) -> dict[str, Any]:
+    return {
+        "disabled": config["disabled"],
+        "logs": not config["disabled"],
+        "min_level": severity_name(config["level"]),
+        "usage": config["usage"] and not config["disabled"],
+        "usage_source": config.source("usage"),
+        "do_not_track": os.environ.get("DO_NOT_TRACK", ""),
+        "capture_warnings": config["capture_warnings"],
+        "jsonl_path": config["jsonl_path"] or None,
+    }
+
+
+def store_facts(option: str | None) -> dict[str, Any]:
+    """The store's size, schema and row counts, or why they cannot be read.  Never creates a file."""
+    try:
+        url = resolve_store_url(option)
+    except CommandError as exc:
+        return {"url": None, "status": "none", "message": exc.message}
+    try:
+        opened = open_store(url, must_exist=False)
+    except ClisightError as exc:
+        return {"url": url, "status": "error", "message": str(exc)}
+    with opened.query as query:
+        if not opened.exists:
+            return {"url": query.url, "path": str(opened.path), "status": "missing", "message": NO_DATA_HINT}
+        try:
+            info = query.doctor()
+        except ClisightError as exc:
+            return {"url": query.url, "path": str(opened.path), "status": "error", "message": str(exc)}
+    return {"status": "ok", **dataclasses.asdict(info), "row_counts": dict(info.row_counts)}
+
+
+def pipeline_facts() -> dict[str, Any] | None:
+    """This process's pipeline counters, when a client runs in it (e.g. doctor called from a program)."""
+    from clisight.client.core import get_client, pipeline_stats
+
+    return pipeline_stats() if get_client() is not None else None
+
+
+def _key_value_table(title: str, rows: list[tuple[str, Any]]) -> Group:
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_header=False,
+        show_edge=False,
+        pad_edge=False,
+    )
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for key, value in rows:
+        table.add_row(key, value if isinstance(value, Text) else Text(clean(value)))
+    return Group(Text(title, style="bold"), table)
+
+
+def render(out: Console, config: _config.Config, facts: dict[str, Any]) -> None:
+    out.print(Text("Configuration (keyword argument > environment > pyproject.toml > default)", style="bold"))
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+    )
+    table.add_column("Parameter", style="bold")
+    table.add_column("Value", overflow="fold")
+    table.add_column("Source", overflow="fold")
+    for name, value, source, _doc in config.table():
+        shown = ", ".join(value) if isinstance(value, tuple) else value
+        table.add_row(
+            name,
+            Text(clean(repr(shown) if shown == "" else shown)),
+            Text(clean(source), style="dim" if source == "default" else "yellow"),
+        )
+    out.print(table)
+    out.print(
+        Text(f"pyproject.toml: {clean(config.pyproject) if config.pyproject else 'none found'}", style="dim")
+    )
+    out.print()
+
+    store = facts["store"]
+    if store["status"] == "ok":
+        rows: list[tuple[str, Any]] = [
+            ("url", store["url"]),
+            ("size", f"{size(store['file_bytes'])} (+ {size(store['wal_bytes'])} WAL)"),
+            ("schema version", store["schema_version"]),
+            ("records", ", ".join(f"{k} {v:,}" for k, v in store["row_counts"].items())),
+            ("time span", f"{when(store['oldest_ns'])} .. {when(store['newest_ns'])}"),
+        ]
+    else:
+        style = "red" if store["status"] == "error" else "yellow"
+        rows = [("url", store.get("url") or "-"), ("status", Text(clean(store["message"]), style=style))]
+    out.print(_key_value_table("Store", rows))
+    out.print()
+
+    pipeline = facts["pipeline"]
+    out.print(
+        _key_value_table(
+            "Pipeline (this process)",
+            [
+                (
+                    "sinks",
+                    ", ".join(f"{k}: {v}" for k, v in pipeline["sinks"].items())
+                    if pipeline
+                    else "no client runs in this process; a program reads its own: clisight.pipeline_stats()",
+                ),
+            ],
+        )
+    )
+    out.print()
+
+    seen = facts["collected"]
+    usage = Text("on" if seen["usage"] else "off", style="green" if seen["usage"] else "yellow")
+    usage.append(f"  ({seen['usage_source']})", style="dim")
+    out.print(
+        _key_value_table(
+            "Collected",
+            [
+                (
+                    "logs",
+                    f"{'off (disabled)' if seen['disabled'] else 'on'}, level {seen['min_level']} and above",
+                ),
+                ("usage events and sessions", usage),
+                (
+                    "DO_NOT_TRACK",
+                    (seen["do_not_track"] or "not set") + " (honoured: turns usage off, logs stay on)",
+                ),
+                ("python warnings", "on" if seen["capture_warnings"] else "off"),
+                ("jsonl copy", seen["jsonl_path"] or "off"),
+            ],
+        )
+    )
+    out.print()
+
+    red = facts["redacted"]
+    out.print(
+        _key_value_table(
+            "Redacted before queueing",
+            [
+                ("enabled", "yes" if red["enabled"] else Text("NO (redact = false)", style="red")),
+                ("secret attribute keys", ", ".join(red["key_patterns"] + red["extra_keys"])),
+                ("secret values in text", ", ".join(red["value_patterns"])),
+                ("replaced by", red["replacement"]),
+            ],
+        )
+    )
+
+
+EPILOG = """\b
+Examples:
+  clisight doctor
+  clisight doctor --json | jq '.config[] | select(.source != "default")'
+  CLISIGHT_STORE=/tmp/x.db clisight doctor
+
+Each parameter can be set as a keyword argument of clisight.init(), a CLISIGHT_<NAME>
+environment variable, or a key under [tool.clisight] in pyproject.toml.  An invalid value
+is reported with its parameter, source and allowed values (exit status 2).
+"""
+
+
+@click.command(epilog=EPILOG)
+@store_option
+@json_option
+def doctor(store: str | None, as_json: bool) -> None:
+    """Check the configuration, the store and what is collected.
+
+    Prints every configuration parameter with its value and where it came from, the store's size,
+    schema version and row counts, what is collected (DO_NOT_TRACK honoured) and what is redacted.
+    """
+    config = _config.resolve()  # a ConfigError becomes a clean message and exit status 2
+    facts: dict[str, Any] = {
+        "config": [{"name": n, "value": v, "source": s, "doc": d} for n, v, s, d in config.table()],
+        "pyproject": str(config.pyproject) if config.pyproject else None,
+        "store": store_facts(store),
+        "pipeline": pipeline_facts(),
+        "collected": collection_facts(config),
+        "redacted": redaction_facts(config),
+    }
+    if as_json:
+        echo_json(facts)
+    else:
+        render(console(), config, facts)
+    if facts["store"]["status"] == "error":
+        raise click.exceptions.Exit(1)

@@ -1,0 +1,57 @@
+"""The ``clisight`` command: a click group with one module per command (or small family).
+
+Commands register here; ``main`` is the console-script entry point declared in pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import click
+
+from clisight import __version__
+from clisight.cli._common import ClisightGroup
+from clisight.cli.demo import demo
+from clisight.cli.doctor import doctor
+from clisight.cli.export import export
+from clisight.cli.report import report
+from clisight.cli.tail import tail
+from clisight.cli.vacuum import vacuum
+
+EPILOG = """\b
+Examples:
+  clisight demo                      write a simulated AI-assistant CLI workload
+  clisight report --since 7d         errors, slow operations, usage and LLM cost
+  clisight tail -f --level warning   follow new warnings and errors live
+  clisight export --format csv --kind events -o events.csv
+  clisight doctor                    configuration, store and what is collected
+
+\b
+The store is the configured one (CLISIGHT_STORE, [tool.clisight] store = ..., or the
+default file in the user data directory) unless --store URL is given.
+"""
+
+
+@click.group(cls=ClisightGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="clisight", message="%(prog)s %(version)s")
+def cli() -> None:
+    """Local-first observability for command-line programs: read what your CLI recorded."""
+
+
+for command in (demo, tail, report, doctor, export, vacuum):
+    cli.add_command(command)
+
+try:  # written separately; the CLI works without it
+    from clisight.cli.detect import detect
+except ImportError:  # pragma: no cover - depends on whether detect.py has landed
+    pass
+else:
+    cli.add_command(detect)
+
+
+def main() -> None:
+    """Entry point of the ``clisight`` console script."""
+    # click turns a closed pipe (`clisight export | head`) into a quiet exit, and our errors into messages.
+    cli.main(prog_name="clisight")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,63 @@
+"""Detectors by name, and rebuilding any detector from its saved state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from clisight.detect._base import StateError, StatefulDetector
+from clisight.detect.detectors import (
+    BinomialRateDetector,
+    CusumDetector,
+    EwmaDetector,
+    MadDetector,
+    SeasonalDetector,
+    ZScoreDetector,
+)
+from clisight.detect.ensemble import EnsembleDetector
+
+__all__ = ["DEFAULT_DETECTOR", "DETECTORS", "detector_from_state", "has_alert_level", "make_detector"]
+
+#: Name of the default detector (the one the NAB figures and ``clisight detect`` use).
+DEFAULT_DETECTOR = "ensemble"
+
+#: Every single-series detector by name.
+DETECTORS: dict[str, type[StatefulDetector]] = {
+    cls.kind: cls
+    for cls in (
+        EnsembleDetector,
+        ZScoreDetector,
+        EwmaDetector,
+        MadDetector,
+        SeasonalDetector,
+        CusumDetector,
+        BinomialRateDetector,
+    )
+}
+
+
+def make_detector(name: str = DEFAULT_DETECTOR, **params: Any) -> StatefulDetector:
+    """A new detector by name (see :data:`DETECTORS`), with optional constructor parameters."""
+    try:
+        cls = DETECTORS[name]
+    except KeyError:
+        raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(sorted(DETECTORS))}") from None
+    return cls(**params)
+
+
+def has_alert_level(name: str) -> bool:
+    """Whether the detector takes an ``alert_level`` (its cooldown is keyed to it).
+
+    Such a detector should be built with ``alert_level`` equal to the threshold its scores are compared
+    with: during the cooldown after an alert its scores are capped just below ``alert_level``.
+    """
+    cls = DETECTORS.get(name)
+    return cls is not None and "alert_level" in cls._params
+
+
+def detector_from_state(state: dict[str, Any]) -> StatefulDetector:
+    """Rebuild whichever detector saved ``state`` (with ``to_state()``)."""
+    kind = state.get("kind") if isinstance(state, dict) else None
+    cls = DETECTORS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise StateError(f"unknown detector kind {kind!r} in saved state")
+    return cls.from_state(state)

@@ -1,0 +1,36 @@
+"""Running the ``clisight`` command in tests: the installed console script, or click's runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner, Result
+
+from clisight.cli.main import cli
+
+CLISIGHT = Path(sys.executable).with_name("clisight")  # the console script installed in the venv
+TIMEOUT = 60
+
+
+def run_clisight(*args: str, env: dict[str, str] | None = None, timeout: float = TIMEOUT
+                 ) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``clisight`` in a subprocess with a hard timeout."""
+    return subprocess.run([str(CLISIGHT), *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    """Run ``clisight`` in this process (click's runner); exceptions other than exits are re-raised."""
+    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+    return result
+
+
+def invoke_json(*args: str) -> Any:
+    result = invoke(*args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)

@@ -1,0 +1,85 @@
+"""`clisight doctor`: configuration with sources, the store, what is collected and what is redacted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.cli.clirun import invoke, invoke_json, run_clisight
+
+
+def test_doctor_on_a_broken_env_value_exits_2_naming_the_parameter_without_traceback() -> None:
+    proc = run_clisight("doctor", env={"CLISIGHT_QUEUE_SIZE": "abc"})
+    assert proc.returncode == 2
+    assert "queue_size" in proc.stderr and "CLISIGHT_QUEUE_SIZE" in proc.stderr
+    assert "positive integer" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_doctor_on_an_unknown_pyproject_key_exits_2_naming_the_key_and_file(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.clisight]\nqueue_sizee = 10\n")
+    result = invoke("doctor")
+    assert result.exit_code == 2
+    assert "queue_sizee" in result.stderr and "pyproject.toml" in result.stderr
+    assert "one of service" in result.stderr
+
+
+def test_every_report_exits_2_on_a_broken_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLISIGHT_OVERFLOW", "explode")
+    for command in ("report", "tail", "vacuum", "demo"):
+        result = invoke(command)
+        assert result.exit_code == 2, command
+        assert "overflow" in result.stderr
+
+
+def test_doctor_shows_where_each_value_came_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "pyproject.toml").write_text('[tool.clisight]\nservice = "fromfile"\nlevel = "WARNING"\n')
+    monkeypatch.setenv("CLISIGHT_LEVEL", "ERROR")
+    doc = invoke_json("doctor")
+    config = {row["name"]: row for row in doc["config"]}
+    assert config["service"]["value"] == "fromfile" and "[tool.clisight]" in config["service"]["source"]
+    assert config["level"]["source"] == "environment CLISIGHT_LEVEL"
+    assert config["queue_size"]["source"] == "default" and config["queue_size"]["doc"]
+    text = invoke("doctor").stdout
+    assert "environment CLISIGHT_LEVEL" in text and "fromfile" in text
+
+
+def test_doctor_reports_store_size_schema_and_row_counts(demo_store: Path) -> None:
+    doc = invoke_json("doctor", "--store", str(demo_store))
+    store = doc["store"]
+    assert store["status"] == "ok" and store["path"] == str(demo_store)
+    assert store["schema_version"] >= 1 and store["file_bytes"] > 0
+    assert store["row_counts"]["logs"] > 0 and store["row_counts"]["sessions"] == 81
+
+
+def test_doctor_does_not_create_a_missing_store(tmp_path: Path) -> None:
+    result = invoke("doctor", "--store", "later.db")
+    assert result.exit_code == 0
+    assert "no data yet" in result.stdout
+    assert not (tmp_path / "later.db").exists()
+
+
+def test_doctor_with_an_unknown_store_scheme_reports_it_and_exits_1() -> None:
+    result = invoke("doctor", "--store", "mongodb://x/y", "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["store"]["status"] == "error"
+
+
+def test_doctor_says_do_not_track_turns_usage_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DO_NOT_TRACK", "1")
+    collected = invoke_json("doctor")["collected"]
+    assert collected["usage"] is False and collected["usage_source"] == "environment DO_NOT_TRACK"
+    assert collected["logs"] is True
+
+
+def test_doctor_lists_redacted_key_patterns_and_value_pattern_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLISIGHT_REDACT_KEYS", "ssn,internal_id")
+    redacted = invoke_json("doctor")["redacted"]
+    assert redacted["enabled"] is True
+    assert "cookie" in redacted["key_patterns"] and "credential" in redacted["key_patterns"]
+    assert {"bearer", "anthropic_key", "aws_access_key", "jwt", "email"} <= set(redacted["value_patterns"])
+    assert redacted["extra_keys"] == ["ssn", "internal_id"]
+    text = invoke("doctor").stdout
+    assert "anthropic_key" in text and "ssn" in text
