@@ -25,7 +25,7 @@ def machine() -> str:
 
 
 def per_call_us(fn: Callable[[], None], n: int, repeats: int = 5) -> float:
-    """Median over ``repeats`` of the mean wall time per call, in microseconds (GC left on, as in real use)."""
+    """Median over ``repeats`` of the mean time per call, in microseconds (GC on, as in real use)."""
     results = []
     for _ in range(repeats):
         gc.collect()
@@ -38,7 +38,8 @@ def per_call_us(fn: Callable[[], None], n: int, repeats: int = 5) -> float:
 
 def git_rev() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              timeout=10).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "?"

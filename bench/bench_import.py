@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import git_rev, machine  # noqa: E402
+from _common import git_rev, machine
 
 R = int(sys.argv[1]) if len(sys.argv) > 1 else 30
 
@@ -23,7 +23,7 @@ CASES = {
     "bare interpreter": "pass",
     "clisight": "import clisight",
     "clisight + init + 1 log": "import clisight; clisight.init(service='b', store='none'); "
-                               "clisight.get_logger('a').info('x', n=1)",
+    "clisight.get_logger('a').info('x', n=1)",
     "logging (stdlib)": "import logging",
     "structlog": "import structlog",
     "loguru": "import loguru",
@@ -38,8 +38,10 @@ def timed(code: str) -> float:
 
 
 def main() -> None:
-    print(f"# import time over a bare interpreter (ms, median of {R}); {machine()}; "
-          f"{time.strftime('%Y-%m-%d')}; rev {git_rev()}")
+    print(
+        f"# import time over a bare interpreter (ms, median of {R}); {machine()}; "
+        f"{time.strftime('%Y-%m-%d')}; rev {git_rev()}"
+    )
     samples: dict[str, list[float]] = {name: [] for name in CASES}
     for _ in range(R):  # interleaved, so drift in machine load hits every case alike
         for name, code in CASES.items():

@@ -26,7 +26,7 @@ from pathlib import Path
 import orjson
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import git_rev, machine, per_call_us  # noqa: E402
+from _common import git_rev, machine, per_call_us
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
 FIELDS = {"status": 200, "path": "/v1/messages", "duration_ms": 12.5}
@@ -49,10 +49,17 @@ def setup_clisight(tmp: Path) -> tuple[Callable[[], None], Callable[[], None]]:
 def setup_stdlib(tmp: Path) -> tuple[Callable[[], None], Callable[[], None]]:
     class JsonFormatter(logging.Formatter):
         def format(self, record: logging.LogRecord) -> str:
-            return orjson.dumps({"time": record.created, "level": record.levelname, "logger": record.name,
-                                 "message": record.getMessage(), "status": record.__dict__.get("status"),
-                                 "path": record.__dict__.get("path"),
-                                 "duration_ms": record.__dict__.get("duration_ms")}).decode()
+            return orjson.dumps(
+                {
+                    "time": record.created,
+                    "level": record.levelname,
+                    "logger": record.name,
+                    "message": record.getMessage(),
+                    "status": record.__dict__.get("status"),
+                    "path": record.__dict__.get("path"),
+                    "duration_ms": record.__dict__.get("duration_ms"),
+                }
+            ).decode()
 
     handler = logging.FileHandler(tmp / "stdlib.log")
     handler.setFormatter(JsonFormatter())
@@ -134,8 +141,10 @@ def setup_otel(tmp: Path) -> tuple[Callable[[], None], Callable[[], None]]:
 
 
 def main() -> None:
-    print(f"# caller cost of one log call with 3 fields; N={N}; {machine()}; "
-          f"{time.strftime('%Y-%m-%d')}; rev {git_rev()}")
+    print(
+        f"# caller cost of one log call with 3 fields; N={N}; {machine()}; "
+        f"{time.strftime('%Y-%m-%d')}; rev {git_rev()}"
+    )
     results: dict[str, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)

@@ -24,7 +24,7 @@ from pathlib import Path
 import orjson
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import git_rev, machine  # noqa: E402
+from _common import git_rev, machine
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
 
@@ -44,31 +44,43 @@ def run_clisight(kwargs: str) -> float:
         s = clisight.pipeline_stats()["sinks"]
         assert all(v["dropped"] == 0 for v in s.values()), s
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=900, check=True
+    )
     return float(out.stdout.split()[0])
 
 
 def run_raw(schema_source: Path, target: Path) -> float:
     with sqlite3.connect(schema_source) as src:
-        ddl = [row[0] for row in src.execute(
-            "SELECT sql FROM sqlite_master WHERE tbl_name = 'logs' AND sql IS NOT NULL ORDER BY type DESC")]
+        ddl = [
+            row[0]
+            for row in src.execute(
+                "SELECT sql FROM sqlite_master WHERE tbl_name = 'logs' AND sql IS NOT NULL ORDER BY type DESC"
+            )
+        ]
         cols = [row[1] for row in src.execute("PRAGMA table_info(logs)") if row[1] != "id"]
     conn = sqlite3.connect(target, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     for stmt in ddl:
         conn.execute(stmt.replace("REFERENCES resources(id)", ""))
-    values = {"time_ns": 0, "severity": 9, "severity_text": "INFO", "component": "api",
-              "message": "request done", "attributes": orjson.dumps(
-                  {"status": 200, "path": "/v1/messages", "duration_ms": 12.5}).decode(),
-              "session_id": "0123456789abcdef0123456789abcdef", "resource_id": 1}
+    values = {
+        "time_ns": 0,
+        "severity": 9,
+        "severity_text": "INFO",
+        "component": "api",
+        "message": "request done",
+        "attributes": orjson.dumps({"status": 200, "path": "/v1/messages", "duration_ms": 12.5}).decode(),
+        "session_id": "0123456789abcdef0123456789abcdef",
+        "resource_id": 1,
+    }
     now = time.time_ns()
     rows = [tuple(now + i if c == "time_ns" else values.get(c) for c in cols) for i in range(N)]
     sql = f"INSERT INTO logs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
     start = time.perf_counter()
     for i in range(0, N, 512):
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(sql, rows[i:i + 512])
+        conn.executemany(sql, rows[i : i + 512])
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - start
     conn.close()
@@ -76,8 +88,10 @@ def run_raw(schema_source: Path, target: Path) -> float:
 
 
 def main() -> None:
-    print(f"# sustained records/s into SQLite and JSONL; N={N}; {machine()}; {time.strftime('%Y-%m-%d')}; "
-          f"rev {git_rev()}")
+    print(
+        f"# sustained records/s into SQLite and JSONL; N={N}; {machine()}; {time.strftime('%Y-%m-%d')}; "
+        f"rev {git_rev()}"
+    )
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         db = tmp / "clisight.db"

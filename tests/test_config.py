@@ -32,7 +32,9 @@ def test_kwarg_beats_env_beats_pyproject_beats_default(tmp_path: Path) -> None:
     assert cfg.source("level") == "default"
 
 
-def test_pyproject_is_found_above_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pyproject_is_found_above_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_pyproject(tmp_path, '[tool.clisight]\nservice = "from-file"\n')
     sub = tmp_path / "a" / "b"
     sub.mkdir(parents=True)
@@ -40,14 +42,17 @@ def test_pyproject_is_found_above_the_working_directory(tmp_path: Path, monkeypa
     assert resolve({}, environ={})["service"] == "from-file"
 
 
-@pytest.mark.parametrize(("env", "param"), [
-    ({"CLISIGHT_QUEUE_SIZE": "abc"}, "queue_size"),
-    ({"CLISIGHT_QUEUE_SIZE": "-5"}, "queue_size"),
-    ({"CLISIGHT_OVERFLOW": "sometimes"}, "overflow"),
-    ({"CLISIGHT_REDACT": "maybe"}, "redact"),
-    ({"CLISIGHT_EXIT_TIMEOUT": "nan"}, "exit_timeout"),
-    ({"CLISIGHT_LEVEL": "LOUD"}, "level"),
-])
+@pytest.mark.parametrize(
+    ("env", "param"),
+    [
+        ({"CLISIGHT_QUEUE_SIZE": "abc"}, "queue_size"),
+        ({"CLISIGHT_QUEUE_SIZE": "-5"}, "queue_size"),
+        ({"CLISIGHT_OVERFLOW": "sometimes"}, "overflow"),
+        ({"CLISIGHT_REDACT": "maybe"}, "redact"),
+        ({"CLISIGHT_EXIT_TIMEOUT": "nan"}, "exit_timeout"),
+        ({"CLISIGHT_LEVEL": "LOUD"}, "level"),
+    ],
+)
 def test_a_bad_env_value_names_parameter_source_and_allowed(env: dict[str, str], param: str) -> None:
     with pytest.raises(ConfigError) as info:
         resolve({}, environ=env, pyproject=False)

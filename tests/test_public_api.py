@@ -6,9 +6,23 @@ import clisight
 from tests.helpers import run_python
 
 EXPECTED = [
-    "AnomalyDetector", "Logger", "LoggingHandler", "StructuredLogger", "__version__", "capture_exception",
-    "capture_warnings", "flush", "get_logger", "init", "pipeline_stats", "session", "set_session_context",
-    "shutdown", "span", "traced", "track",
+    "AnomalyDetector",
+    "Logger",
+    "LoggingHandler",
+    "StructuredLogger",
+    "__version__",
+    "capture_exception",
+    "capture_warnings",
+    "flush",
+    "get_logger",
+    "init",
+    "pipeline_stats",
+    "session",
+    "set_session_context",
+    "shutdown",
+    "span",
+    "traced",
+    "track",
 ]
 
 

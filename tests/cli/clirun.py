@@ -17,11 +17,17 @@ CLISIGHT = Path(sys.executable).with_name("clisight")  # the console script inst
 TIMEOUT = 60
 
 
-def run_clisight(*args: str, env: dict[str, str] | None = None, timeout: float = TIMEOUT
-                 ) -> subprocess.CompletedProcess[str]:
+def run_clisight(
+    *args: str, env: dict[str, str] | None = None, timeout: float = TIMEOUT
+) -> subprocess.CompletedProcess[str]:
     """Run the installed ``clisight`` in a subprocess with a hard timeout."""
-    return subprocess.run([str(CLISIGHT), *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [str(CLISIGHT), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:

@@ -56,8 +56,12 @@ def test_demo_spreads_records_over_the_past_days(demo_store: Path) -> None:
 
 
 def _counts(doc: dict[str, Any]) -> dict[str, Any]:
-    return {"levels": doc["levels"], "events": doc["usage"]["events"], "llm": doc["usage"]["llm"],
-            "sessions": doc["usage"]["sessions"]}
+    return {
+        "levels": doc["levels"],
+        "events": doc["usage"]["events"],
+        "llm": doc["usage"]["llm"],
+        "sessions": doc["usage"]["sessions"],
+    }
 
 
 def test_demo_with_the_same_seed_writes_the_same_workload(tmp_path: Path) -> None:
@@ -111,8 +115,15 @@ def test_demo_to_an_unknown_url_scheme_fails_cleanly(tmp_path: Path) -> None:
 def test_report_tables_show_every_section(demo_store: Path) -> None:
     result = invoke("report", "--store", str(demo_store))
     assert result.exit_code == 0
-    for heading in ("Logs by level", "Top components", "Error groups", "Top error lines",
-                    "Slowest operations", "LLM usage by model", "Sessions"):
+    for heading in (
+        "Logs by level",
+        "Top components",
+        "Error groups",
+        "Top error lines",
+        "Slowest operations",
+        "LLM usage by model",
+        "Sessions",
+    ):
         assert heading in result.stdout, heading
     assert "claude-sonnet" in result.stdout
 
@@ -120,8 +131,11 @@ def test_report_tables_show_every_section(demo_store: Path) -> None:
 def test_report_filters_by_service_and_session(demo_store: Path) -> None:
     nothing = invoke("report", "--store", str(demo_store), "--service", "no-such-service")
     assert nothing.exit_code == 0 and "No records match" in nothing.stdout
-    session_id = json.loads(invoke("export", "--store", str(demo_store), "--kind", "sessions",
-                                   "--limit", "2").stdout.splitlines()[1])["id"]
+    session_id = json.loads(
+        invoke(
+            "export", "--store", str(demo_store), "--kind", "sessions", "--limit", "2"
+        ).stdout.splitlines()[1]
+    )["id"]
     one = invoke_json("report", "--store", str(demo_store), "--session", session_id)
     assert one["usage"]["sessions"]["sessions"] == 1
     assert one["filter"]["session"] == session_id

@@ -25,8 +25,9 @@ def test_export_jsonl_round_trip_counts_match_the_store(demo_store: Path, tmp_pa
 
 def test_export_csv_of_one_kind_has_a_header_and_one_row_per_record(demo_store: Path, tmp_path: Path) -> None:
     out = tmp_path / "events.csv"
-    result = invoke("export", "--store", str(demo_store), "--format", "csv", "--kind", "events",
-                    "-o", str(out))
+    result = invoke(
+        "export", "--store", str(demo_store), "--format", "csv", "--kind", "events", "-o", str(out)
+    )
     assert result.exit_code == 0, result.output
     with out.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
@@ -42,8 +43,19 @@ def test_export_csv_needs_exactly_one_kind(demo_store: Path) -> None:
 
 
 def test_export_applies_the_filters(demo_store: Path) -> None:
-    lines = invoke("export", "--store", str(demo_store), "--kind", "events", "--name", "llm.request",
-                   "--since", "2d", "--limit", "5").stdout.splitlines()
+    lines = invoke(
+        "export",
+        "--store",
+        str(demo_store),
+        "--kind",
+        "events",
+        "--name",
+        "llm.request",
+        "--since",
+        "2d",
+        "--limit",
+        "5",
+    ).stdout.splitlines()
     assert 0 < len(lines) <= 5
     assert {json.loads(line)["name"] for line in lines} == {"llm.request"}
 

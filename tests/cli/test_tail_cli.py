@@ -36,8 +36,13 @@ def test_tail_shows_the_latest_lines_oldest_first(tmp_path: Path) -> None:
 
 def test_tail_filters_by_level_component_and_text(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
-    write_logs(db, ("api", "info", "request ok"), ("api", "warning", "request slow"),
-               ("db", "error", "connection lost"), ("api", "error", "request failed: timeout"))
+    write_logs(
+        db,
+        ("api", "info", "request ok"),
+        ("api", "warning", "request slow"),
+        ("db", "error", "connection lost"),
+        ("api", "error", "request failed: timeout"),
+    )
     assert "request ok" not in invoke("tail", "--store", str(db), "--level", "warning").stdout
     only_db = invoke("tail", "--store", str(db), "--component", "db").stdout
     assert "connection lost" in only_db and "request" not in only_db
@@ -57,8 +62,13 @@ def test_tail_json_prints_one_parsable_object_per_line(tmp_path: Path) -> None:
 def test_tail_escapes_control_characters_so_a_log_line_cannot_rewrite_the_terminal(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     write_logs(db, ("evil\x1b]0;title\x07", "info", "before\x1b[2Jafter\rOVERWRITE\x9b31m\u202eend"))
-    proc = subprocess.run([str(CLISIGHT), "tail", "--store", str(db)], capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "FORCE_COLOR": "1"})
+    proc = subprocess.run(
+        [str(CLISIGHT), "tail", "--store", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "FORCE_COLOR": "1"},
+    )
     assert proc.returncode == 0, proc.stderr
     printed = proc.stdout
     assert "\r" not in printed and "\x9b" not in printed and "\u202e" not in printed and "\x07" not in printed
@@ -95,8 +105,12 @@ def _wait_for(lines: queue.Queue[str], text: str, timeout: float) -> bool:
 def test_tail_follow_prints_a_line_written_after_it_started_and_exits_0_on_ctrl_c(tmp_path: Path) -> None:
     db = tmp_path / "t.db"
     write_logs(db, ("api", "info", "already there"))
-    proc = subprocess.Popen([str(CLISIGHT), "tail", "-f", "--store", str(db), "--interval", "0.1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [str(CLISIGHT), "tail", "-f", "--store", str(db), "--interval", "0.1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True).start()
     try:

@@ -24,7 +24,12 @@ def test_every_level_reaches_the_store_with_its_fields() -> None:
         log.critical("c")
     logs = sink.of_kind("log")
     assert [(r.severity, r.body) for r in logs] == [
-        (DEBUG, "d"), (INFO, "i"), (WARNING, "w"), (ERROR_LEVEL, "e"), (CRITICAL, "c")]
+        (DEBUG, "d"),
+        (INFO, "i"),
+        (WARNING, "w"),
+        (ERROR_LEVEL, "e"),
+        (CRITICAL, "c"),
+    ]
     assert logs[0].attributes == {"a": 1} and logs[1].attributes == {"b": "two"}
     assert all(r.resource.service == "mycli" and r.resource.version == "1.2" for r in logs)
     assert all(r.name == "api" for r in logs)
@@ -105,9 +110,8 @@ def test_records_inside_a_span_carry_its_trace_and_span_ids() -> None:
 
 
 def test_a_failing_span_is_marked_and_the_exception_still_propagates() -> None:
-    with capture() as sink:
-        with pytest.raises(KeyError), clisight.span("lookup"):
-            raise KeyError("k")
+    with capture() as sink, pytest.raises(KeyError), clisight.span("lookup"):
+        raise KeyError("k")
     span = sink.of_kind("span")[0]
     assert span.severity == ERROR_LEVEL and span.attributes["exception.type"] == "KeyError"
 
@@ -167,7 +171,7 @@ def test_stdlib_logging_lands_with_its_extra_fields() -> None:
         with capture() as sink:
             std.info("hello %s", "world", extra={"request_id": "r-1"})
             try:
-                1 / 0
+                _ = 1 / 0
             except ZeroDivisionError:
                 std.exception("math")
     finally:
@@ -180,10 +184,9 @@ def test_stdlib_logging_lands_with_its_extra_fields() -> None:
 
 
 def test_warnings_are_captured_when_asked() -> None:
-    with capture(capture_warnings=True) as sink:
-        with warnings.catch_warnings():
-            warnings.simplefilter("always")
-            warnings.warn("old api", DeprecationWarning, stacklevel=1)
+    with capture(capture_warnings=True) as sink, warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("old api", DeprecationWarning, stacklevel=1)
     clisight.capture_warnings(False)
     rec = sink.of_kind("log")[0]
     assert rec.name == "py.warnings" and rec.body == "old api"
@@ -191,7 +194,8 @@ def test_warnings_are_captured_when_asked() -> None:
 
 
 def test_an_internal_error_is_counted_and_never_reaches_the_host() -> None:
-    out = run_python("""
+    out = run_python(
+        """
         import clisight
         from clisight.testing import MemorySink
         class Evil:
@@ -199,5 +203,7 @@ def test_an_internal_error_is_counted_and_never_reaches_the_host() -> None:
         clisight.init(service="x", sinks=[MemorySink()])
         clisight.get_logger("a").info(Evil())
         print("host carried on", clisight.pipeline_stats()["internal_errors"])
-    """, env={"CLISIGHT_RAISE_INTERNAL": "0"})
+    """,
+        env={"CLISIGHT_RAISE_INTERNAL": "0"},
+    )
     assert out.stdout.strip() == "host carried on 1"

@@ -10,8 +10,16 @@ import clisight
 from clisight import StructuredLogger
 from tests.helpers import run_python
 
-SEED_FIELDS = {"timestamp", "level", "component", "message", "context", "session_id", "user_id",
-               "performance_data"}
+SEED_FIELDS = {
+    "timestamp",
+    "level",
+    "component",
+    "message",
+    "context",
+    "session_id",
+    "user_id",
+    "performance_data",
+}
 
 
 def read_lines(path: Path) -> list[dict[str, object]]:
@@ -30,7 +38,7 @@ def test_seed_calls_write_jsonl_entries_with_the_seed_fields(tmp_path: Path) -> 
     entries = read_lines(path)
     assert [e["level"] for e in entries] == ["INFO", "WARNING", "ERROR", "PERFORMANCE"]
     for entry in entries:
-        assert SEED_FIELDS <= set(entry)
+        assert set(entry) >= SEED_FIELDS
         assert entry["session_id"] == "sess-1" and entry["user_id"] == "user-42"
     assert entries[0]["context"] == {"command": "chat"} and entries[0]["component"] == "cli"
     assert entries[2]["context"]["error_type"] == "TimeoutError"
@@ -64,8 +72,12 @@ def test_seed_logger_rotates_at_max_file_size(tmp_path: Path) -> None:
     slog.close()
     files = sorted(tmp_path.glob("r.jsonl*"))
     assert len(files) > 1
-    seen = sorted(int(e["context"]["i"]) for f in files if not f.name.endswith(".lock")  # type: ignore[index]
-                  for e in read_lines(f))
+    seen = sorted(
+        int(e["context"]["i"])
+        for f in files
+        if not f.name.endswith(".lock")  # type: ignore[index]
+        for e in read_lines(f)
+    )
     assert seen == list(range(600))
 
 

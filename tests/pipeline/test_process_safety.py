@@ -49,7 +49,8 @@ def test_overload_keeps_emitted_equal_to_stored_plus_dropped_and_memory_bounded(
 
 def test_eight_processes_writing_one_file_lose_nothing(tmp_path: Path) -> None:
     db = tmp_path / "shared.db"
-    procs = [spawn_python(f"""
+    procs = [
+        spawn_python(f"""
         import clisight
         clisight.init(service="p{k}", store={str(db)!r}, overflow="block", block_timeout=120,
                       queue_size=5000, batch_size=1000)
@@ -58,7 +59,9 @@ def test_eight_processes_writing_one_file_lose_nothing(tmp_path: Path) -> None:
         assert clisight.flush(120)
         stats = clisight.pipeline_stats()["sinks"]["store"]
         assert stats["dropped"] == 0 and stats["errors"] == 0, stats
-    """) for k in range(8)]
+    """)
+        for k in range(8)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
@@ -107,15 +110,20 @@ ENDINGS = {
 @pytest.mark.parametrize("ending", list(ENDINGS))
 def test_exit_flushes_every_queued_record(tmp_path: Path, ending: str) -> None:
     db = tmp_path / "e.db"
-    proc = run_python(f"""
+    proc = run_python(
+        f"""
         import clisight
         clisight.init(service="exit", store={str(db)!r}, flush_interval=60)
         log = clisight.get_logger("x")
         for i in range(5000):
             log.info("queued", i=i)
         {ENDINGS[ending]}
-    """, check=False)
-    assert proc.returncode == {"normal return": 0, "sys.exit": 3, "uncaught exception": 1}[ending], proc.stderr
+    """,
+        check=False,
+    )
+    assert proc.returncode == {"normal return": 0, "sys.exit": 3, "uncaught exception": 1}[ending], (
+        proc.stderr
+    )
     assert count_rows(db, "logs") == 5000
     if ending == "uncaught exception":
         assert "RuntimeError: boom" in proc.stderr  # the host's own traceback is still printed
@@ -145,7 +153,8 @@ def test_sigterm_flushes_queued_events_within_deadline(tmp_path: Path) -> None:
 
 def test_exit_with_a_hanging_sink_returns_within_the_deadline() -> None:
     start = time.monotonic()
-    proc = run_python("""
+    proc = run_python(
+        """
         import clisight
         from clisight.testing import MemorySink
         clisight.init(service="hang", sinks=[MemorySink(delay=120)], exit_timeout=0.5, flush_interval=0.01)
@@ -154,14 +163,17 @@ def test_exit_with_a_hanging_sink_returns_within_the_deadline() -> None:
         import time; time.sleep(0.1)
         for i in range(100):
             log.info("queued", i=i)
-    """, timeout=60)
+    """,
+        timeout=60,
+    )
     assert proc.returncode == 0
     assert time.monotonic() - start < 10  # interpreter start + 0.5 s deadline, never the 120 s hang
 
 
 def test_fork_in_a_loop_does_not_deadlock_and_children_are_stored(tmp_path: Path) -> None:
     db = tmp_path / "f.db"
-    run_python(f"""
+    run_python(
+        f"""
         import os, threading, clisight
         clisight.init(service="forker", store={str(db)!r}, flush_interval=0.001, batch_size=16)
         log = clisight.get_logger("parent")
@@ -181,14 +193,17 @@ def test_fork_in_a_loop_does_not_deadlock_and_children_are_stored(tmp_path: Path
             _, status = os.waitpid(pid, 0)
             assert os.waitstatus_to_exitcode(status) == 0
         stop = True; t.join()
-    """, timeout=120)
+    """,
+        timeout=120,
+    )
     assert count_rows(db, "logs", "component = 'child'") == 250
     assert integrity_ok(db)
 
 
 def test_multiprocessing_children_flush_at_their_exit(tmp_path: Path) -> None:
     db = tmp_path / "mp.db"
-    run_python(f"""
+    run_python(
+        f"""
         import multiprocessing as mp, clisight
         clisight.init(service="mp", store={str(db)!r}, flush_interval=60)
         def work(k):
@@ -200,7 +215,9 @@ def test_multiprocessing_children_flush_at_their_exit(tmp_path: Path) -> None:
             procs = [ctx.Process(target=work, args=(k,)) for k in range(4)]
             for p in procs: p.start()
             for p in procs: p.join(60); assert p.exitcode == 0
-    """, timeout=120)
+    """,
+        timeout=120,
+    )
     assert count_rows(db, "logs", "component = 'worker'") == 400
 
 
@@ -217,7 +234,11 @@ def test_child_pid_is_recorded_on_its_records(tmp_path: Path) -> None:
     """)
     child = int(out.stdout.strip())
     with sqlite3.connect(db) as conn:
-        pids = {row[0] for row in conn.execute(
-            "SELECT r.pid FROM logs l JOIN resources r ON r.id = l.resource_id WHERE l.component='child'")}
+        pids = {
+            row[0]
+            for row in conn.execute(
+                "SELECT r.pid FROM logs l JOIN resources r ON r.id = l.resource_id WHERE l.component='child'"
+            )
+        }
     assert pids == {child}
     assert os.getpid() not in pids

@@ -52,7 +52,9 @@ def test_no_raw_secret_reaches_database_wal_or_jsonl(tmp_path: Path) -> None:
         secrets = {SECRETS!r}
         clisight.init(service="sec", store={str(db)!r}, jsonl_path={str(jsonl)!r})
         log = clisight.get_logger("auth")
-        std = logging.getLogger("legacy"); std.addHandler(clisight.LoggingHandler()); std.setLevel(logging.INFO)
+        std = logging.getLogger("legacy")
+        std.addHandler(clisight.LoggingHandler())
+        std.setLevel(logging.INFO)
         a = secrets
         # Values that carry their own shape, anywhere: message, field, nested, list, event, error.
         for s in a[:13] + [a[15], a[16], a[29]]:
@@ -99,16 +101,43 @@ def test_redaction_can_be_extended_by_key_and_email_scrubbing_turned_off() -> No
 @given(st.text(max_size=200))
 def test_text_without_secret_markers_passes_unchanged(text: str) -> None:
     red = PatternRedactor()
-    if "@" not in text and not any(m in text.lower() for m in ("sk-", "sk_", "rk_", "bearer", "basic", "token",
-                                                                 "akia", "asia", "aws", "gh", "xox", "aiza",
-                                                                 "eyj", "://", "passw", "pwd", "secret",
-                                                                 "api", "private key", "agpa", "aida",
-                                                                 "aroa", "anpa", "github_pat")):
+    if "@" not in text and not any(
+        m in text.lower()
+        for m in (
+            "sk-",
+            "sk_",
+            "rk_",
+            "bearer",
+            "basic",
+            "token",
+            "akia",
+            "asia",
+            "aws",
+            "gh",
+            "xox",
+            "aiza",
+            "eyj",
+            "://",
+            "passw",
+            "pwd",
+            "secret",
+            "api",
+            "private key",
+            "agpa",
+            "aida",
+            "aroa",
+            "anpa",
+            "github_pat",
+        )
+    ):
         assert red.message(text) == text
 
 
-@given(st.text(alphabet=st.characters(codec="ascii"), max_size=40), st.sampled_from(SECRETS[:13]),
-       st.text(alphabet=" ,;.!?", max_size=3))
+@given(
+    st.text(alphabet=st.characters(codec="ascii"), max_size=40),
+    st.sampled_from(SECRETS[:13]),
+    st.text(alphabet=" ,;.!?", max_size=3),
+)
 def test_shaped_secrets_are_caught_wherever_they_sit_in_text(prefix: str, secret: str, sep: str) -> None:
     red = PatternRedactor()
     assert secret not in red.message(f"{prefix} {secret}{sep} tail")

@@ -47,8 +47,9 @@ def test_full_queue_drops_and_counts_without_blocking() -> None:
 
 def test_block_policy_waits_for_room_instead_of_dropping() -> None:
     sink = MemorySink(delay=0.01)
-    pipe = Pipeline([sink], queue_size=50, batch_size=50, flush_interval=0.01, overflow="block",
-                    block_timeout=5.0)
+    pipe = Pipeline(
+        [sink], queue_size=50, batch_size=50, flush_interval=0.01, overflow="block", block_timeout=5.0
+    )
     for i in range(2000):
         pipe.emit(rec(i))
     assert pipe.flush(10.0)

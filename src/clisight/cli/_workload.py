@@ -141,8 +141,13 @@ class Session:
         rec.advance(load)
         rec.performance("config", "config.load", load)
         # A careless debug line, as real programs write: the redactor scrubs the key and the address.
-        rec.log("api", DEBUG, f"client configured for {self.user}@example.com", base_url="https://api.example.com",
-                authorization=f"Bearer sk-ant-api03-{hex_id(rng, 128)}")
+        rec.log(
+            "api",
+            DEBUG,
+            f"client configured for {self.user}@example.com",
+            base_url="https://api.example.com",
+            authorization=f"Bearer sk-ant-api03-{hex_id(rng, 128)}",
+        )
         if cmd in ("config", "login"):
             self._account()
             return

@@ -34,8 +34,10 @@ def redaction_facts(config: _config.Config) -> dict[str, Any]:
     from clisight.pipeline import redact
 
     # The redactor describes itself, so this list cannot drift from what it does.
-    return {"enabled": config["redact"],
-            **redact.describe(config["redact_keys"], emails=config["redact_emails"])}
+    return {
+        "enabled": config["redact"],
+        **redact.describe(config["redact_keys"], emails=config["redact_emails"]),
+    }
 
 
 def collection_facts(config: _config.Config) -> dict[str, Any]:

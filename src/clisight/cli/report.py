@@ -40,8 +40,13 @@ def _table(title: str, *columns: str) -> Table:
     for index, column in enumerate(columns):
         text_column = index == 0 or column in ("Message", "Status")
         # Numbers and times never wrap; names and messages fold to the room left.
-        table.add_column(column, justify="left" if text_column else "right", overflow="fold",
-                         no_wrap=not text_column, min_width=16 if index == 0 else None)
+        table.add_column(
+            column,
+            justify="left" if text_column else "right",
+            overflow="fold",
+            no_wrap=not text_column,
+            min_width=16 if index == 0 else None,
+        )
     return table
 
 

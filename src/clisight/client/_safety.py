@@ -9,6 +9,7 @@ guard re-raises, so our bugs surface in tests and never in users' programs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterator
@@ -33,10 +34,8 @@ def record_internal_error(exc: BaseException) -> None:
     _errors[0] += 1
     _last[:] = [f"{type(exc).__name__}: {exc}"[:300]]
     if os.environ.get("CLISIGHT_DEBUG") == "1":
-        try:
+        with contextlib.suppress(Exception):  # stderr may be closed at exit
             print(f"clisight internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        except Exception:  # stderr may be closed at exit
-            pass
 
 
 @contextmanager

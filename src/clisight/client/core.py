@@ -225,7 +225,7 @@ def _program_name() -> str:
 def _run_shape() -> dict[str, Any]:
     """The command path and the shape of argv (option names, not their values) of this run."""
     args = sys.argv[1:]
-    words = []
+    words: list[str] = []
     for arg in args:
         if arg.startswith("-") or not arg.replace("-", "").replace("_", "").isalnum() or len(words) == 2:
             break

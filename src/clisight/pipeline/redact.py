@@ -25,10 +25,25 @@ REDACTED: Final = "[REDACTED]"
 # Attribute keys whose values are secrets (regular expressions, matched case-insensitively anywhere
 # in the key unless anchored).
 SECRET_KEY_PATTERNS: Final[tuple[str, ...]] = (
-    r"pass(word|wd|phrase)?", r"pwd", r"secret", r"(^|[_\-.])token$", r"^token", r"access[_\-]?token",
-    r"refresh[_\-]?token", r"api[_\-]?key", r"apikey", r"auth(orization)?$", r"^auth", r"cookie",
-    r"credential", r"private[_\-]?key", r"signature", r"session[_\-]?key", r"client[_\-]?secret",
-    r"^dsn$", r"connection[_\-]?string",
+    r"pass(word|wd|phrase)?",
+    r"pwd",
+    r"secret",
+    r"(^|[_\-.])token$",
+    r"^token",
+    r"access[_\-]?token",
+    r"refresh[_\-]?token",
+    r"api[_\-]?key",
+    r"apikey",
+    r"auth(orization)?$",
+    r"^auth",
+    r"cookie",
+    r"credential",
+    r"private[_\-]?key",
+    r"signature",
+    r"session[_\-]?key",
+    r"client[_\-]?secret",
+    r"^dsn$",
+    r"connection[_\-]?string",
 )
 _SECRET_KEY = re.compile("(?i)(" + "|".join(SECRET_KEY_PATTERNS) + ")")
 
