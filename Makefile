@@ -29,6 +29,7 @@ demo: $(VENV)/.installed-cli
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)

@@ -270,7 +270,7 @@ def read_pyproject(path: Path) -> dict[str, Any]:
 def resolve(
     kwargs: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
-    pyproject: Path | None | bool = True,
+    pyproject: Path | bool | None = True,
 ) -> Config:
     """Resolve every parameter.  ``environ`` and ``pyproject`` are injectable for tests.
 

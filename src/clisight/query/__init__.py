@@ -1,0 +1,45 @@
+"""The query service: every read of stored records (CLI, server, TUI, alerts) goes through here.
+
+``Query(url_or_store)`` answers tail, follow, report, export and doctor questions with frozen
+dataclasses; a :class:`Filter` says which records.  Nothing outside ``clisight.store`` writes SQL.
+"""
+
+from __future__ import annotations
+
+from clisight.query.filters import Filter, parse_level, parse_time, to_ns
+from clisight.query.percentiles import percentile
+from clisight.query.results import ErrorSummary, LevelCount, OperationStats, Report, UsageSummary
+from clisight.query.service import EXPORT_ORDER, Query
+from clisight.store.base import (
+    Count,
+    ErrorGroupCount,
+    ErrorLogCount,
+    LogLine,
+    ModelUsage,
+    RetentionResult,
+    SessionTotals,
+    StoreInfo,
+)
+
+__all__ = [
+    "EXPORT_ORDER",
+    "Count",
+    "ErrorGroupCount",
+    "ErrorLogCount",
+    "ErrorSummary",
+    "Filter",
+    "LevelCount",
+    "LogLine",
+    "ModelUsage",
+    "OperationStats",
+    "Query",
+    "Report",
+    "RetentionResult",
+    "SessionTotals",
+    "StoreInfo",
+    "UsageSummary",
+    "parse_level",
+    "parse_time",
+    "percentile",
+    "to_ns",
+]

@@ -77,13 +77,15 @@ class Count:
 
 @dataclass(frozen=True, slots=True)
 class ErrorGroupCount:
-    """An error group (one fingerprint) and its occurrences within a selection."""
+    """An error group (one fingerprint): ``count`` occurrences within the selection; ``total_count``,
+    ``first_seen_ns`` and ``last_seen_ns`` over all time."""
 
     fingerprint: str
     type: str
     title: str
     status: str
     count: int
+    total_count: int
     first_seen_ns: int
     last_seen_ns: int
 

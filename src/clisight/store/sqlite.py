@@ -1,0 +1,636 @@
+"""The SQLite store: the default backend, one file shared by every process of every CLI on a machine.
+
+Many processes may write the same file at once: each batch is one ``BEGIN IMMEDIATE`` transaction and
+a busy writer waits (``busy_timeout``) instead of failing.  One connection per store object, usable
+from any thread (a lock serializes it).  ``:memory:`` gives a private in-memory store with the same
+schema.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+from clisight.exceptions import SchemaError, StoreError
+from clisight.store import _records
+from clisight.store._sqlite_insert import insert_records
+from clisight.store.base import (
+    EXPORT_KINDS,
+    RECORD_TABLES,
+    Count,
+    ErrorGroupCount,
+    ErrorLogCount,
+    LogLine,
+    ModelUsage,
+    RetentionResult,
+    Selection,
+    SessionTotals,
+    StoreInfo,
+)
+from clisight.store.schema import LATEST_VERSION, MIGRATIONS, VERSION_TABLE
+from clisight.types import ERROR_LEVEL, PERFORMANCE, WARNING, Record, Resource
+
+T = TypeVar("T")
+
+# Connections inherited across fork are parked here, never closed: closing one in the child could
+# release the parent's locks, and garbage collection would close it if nothing referenced it.
+_ABANDONED: list[sqlite3.Connection] = []
+
+# Every live store, so a fork in any code path (not only the pipeline's) is made safe for them.
+_LIVE_STORES: weakref.WeakSet[SqliteStore] = weakref.WeakSet()
+
+BUSY_TIMEOUT_MS: Final = 10_000
+_PAGE_ROWS: Final = 1_000  # rows per read chunk when streaming
+_DELETE_CHUNK: Final = 5_000  # rows per retention transaction, so writers never wait long
+
+# Per table: (time column, name column, text column) for building WHERE clauses; None = not filterable.
+_COLUMNS: Final[dict[str, tuple[str, str | None, str | None]]] = {
+    "logs": ("time_ns", None, "message"),
+    "events": ("time_ns", "name", None),
+    "spans": ("start_ns", "name", None),
+    "metric_points": ("time_ns", "name", None),
+    "errors": ("time_ns", "type", "message"),
+    "sessions": ("start_ns", None, None),
+}
+_JSON_COLUMNS: Final = frozenset({"attributes", "events", "histogram"})
+
+
+def _apply_pragmas(conn: sqlite3.Connection) -> None:
+    """Every pragma clisight relies on, in one place."""
+    # Wait for another process's write lock instead of failing at once with "database is locked".
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    # Lets size-based retention hand pages back to the OS; only takes effect before the first table.
+    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    # WAL: readers never block the writer and the writer never blocks readers, across processes.
+    _retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchall())
+    # Under WAL, NORMAL cannot corrupt the file; a power cut loses at most the last transactions.
+    conn.execute("PRAGMA synchronous = NORMAL")
+    # errors must point at a real error group, records at a real resource.
+    conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _retry_busy(action: Callable[[], T]) -> T:
+    # Switching a brand-new file to WAL can report "locked" without consulting the busy handler.
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def read_schema_version(conn: sqlite3.Connection) -> int:
+    """The highest migration applied to the database behind ``conn`` (0 for a new database)."""
+    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'")
+    if exists.fetchone() is None:
+        return 0
+    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate_connection(conn: sqlite3.Connection, target: int = LATEST_VERSION, where: str = "") -> int:
+    """Apply migrations up to ``target`` (each once, in one transaction); return the version reached.
+
+    Safe to run from several processes at once: the version is re-read inside the write lock.
+    ``conn`` must be in autocommit mode (``isolation_level=None``).
+    """
+    current = read_schema_version(conn)
+    if current > LATEST_VERSION:
+        raise SchemaError(
+            f"the store {where or 'database'} has schema version {current}, newer than this clisight "
+            f"understands (up to {LATEST_VERSION}); upgrade clisight (pip install -U clisight) "
+            "or use another store"
+        )
+    if current >= target:
+        return current
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(VERSION_TABLE)
+        current = read_schema_version(conn)
+        for version in range(current + 1, target + 1):
+            description, statements = MIGRATIONS[version - 1]
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_version (version, applied_ns, description) VALUES (?, ?, ?)",
+                (version, time.time_ns(), description),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return max(current, target)
+
+
+class SqliteStore:
+    """A :class:`~clisight.store.base.Store` in one SQLite file (or ``:memory:``)."""
+
+    def __init__(self, path: str | Path, url: str | None = None) -> None:
+        self._memory = str(path) == ":memory:"
+        self.path: Path | None = None if self._memory else Path(path).expanduser().resolve()
+        self.url: str = url or ("memory://" if self.path is None else f"sqlite:///{self.path}")
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._resources: dict[Resource, int] = {}
+        self._closed = False
+        self._pid = os.getpid()
+        _LIVE_STORES.add(self)
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({self.url!r})"
+
+    # -- connection ---------------------------------------------------------------------------
+    def _locked(self) -> threading.RLock:
+        """The connection lock, after letting a pending fork take it first."""
+        if _FORK_PENDING.is_set():
+            # A thread releasing and retaking the lock in a loop would starve the forking thread.
+            deadline = time.monotonic() + 1.0
+            while _FORK_PENDING.is_set() and time.monotonic() < deadline:
+                time.sleep(0.0005)
+        return self._lock
+
+    def _connection(self) -> sqlite3.Connection:
+        # Caller holds self._lock.
+        if self._conn is not None:
+            return self._conn
+        if self._closed and self._memory:
+            raise StoreError(f"the store {self.url} is closed; an in-memory store cannot be reopened")
+        target = ":memory:" if self.path is None else str(self.path)
+        try:
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the store {self.url}: {exc}") from exc
+        try:
+            _apply_pragmas(conn)
+            migrate_connection(conn, where=self.url)
+        except SchemaError:
+            conn.close()
+            raise
+        except sqlite3.Error as exc:
+            conn.close()
+            raise StoreError(f"cannot open the store {self.url}: {exc}") from exc
+        self._conn = conn
+        self._closed = False
+        return conn
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._locked():
+            try:
+                return self._connection().execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read the store {self.url}: {exc}") from exc
+
+    def _write(self, action: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``action`` in one ``BEGIN IMMEDIATE`` transaction; roll back and raise on failure."""
+        with self._locked():
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = action(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot write to the store {self.url}: {exc}") from exc
+            return result
+
+    def _execute_write(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement in its own write transaction; return the rows it changed."""
+        return self._write(lambda conn: conn.execute(sql, params).rowcount)
+
+    def migrate(self) -> int:
+        """Bring the schema to the latest version; return it.  Raises SchemaError if the file is newer."""
+        with self._locked():
+            return migrate_connection(self._connection(), where=self.url)
+
+    def schema_version(self) -> int:
+        with self._locked():
+            return read_schema_version(self._connection())
+
+    def close(self) -> None:
+        """Close the connection.  A file store reopens on next use; an in-memory store's data is gone."""
+        with self._locked():
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+            self._closed = True
+
+    def after_fork(self) -> None:
+        """In a forked child: abandon the inherited connection (never closed) and reopen lazily.
+
+        Runs once per child (further calls in the same process do nothing), automatically at fork.
+        """
+        if self._pid == os.getpid():
+            return  # already done for this process; a second reset could pull the connection from a writer
+        self._pid = os.getpid()
+        # The parent's lock may have been held by a thread that does not exist in the child.
+        self._lock = threading.RLock()
+        self._resources.clear()
+        if self._memory:
+            return  # the child owns a private copy of the in-memory database; keep using it
+        if self._conn is not None:
+            _ABANDONED.append(self._conn)
+            self._conn = None
+
+    # -- writes -------------------------------------------------------------------------------
+    def write_batch(self, records: Sequence[Record]) -> None:
+        """Store every record of the batch in one transaction, or none of them (and raise StoreError).
+
+        Records of an unknown kind are skipped.
+        """
+        if not records:
+            return
+        new_resources: dict[Resource, int] = {}
+        self._write(
+            lambda conn: insert_records(
+                conn, records, lambda res: self._resource_id(conn, res, new_resources)
+            )
+        )
+        # Only after COMMIT: ids from a rolled-back transaction don't exist.
+        with self._locked():
+            self._resources.update(new_resources)
+
+    def _resource_id(self, conn: sqlite3.Connection, res: Resource, new: dict[Resource, int]) -> int:
+        known = self._resources.get(res)
+        if known is None:
+            known = new.get(res)
+        if known is None:
+            key = (res.service, res.version, res.host, res.pid, res.sdk)
+            conn.execute(
+                "INSERT INTO resources (service, version, host, pid, sdk) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                key,
+            )
+            row = conn.execute(
+                "SELECT id FROM resources"
+                " WHERE service = ? AND version = ? AND host = ? AND pid = ? AND sdk = ?",
+                key,
+            ).fetchone()
+            known = new[res] = int(row[0])
+        return known
+
+    # -- state --------------------------------------------------------------------------------
+    def save_state(self, key: str, value: Any) -> None:
+        self._execute_write(
+            "INSERT INTO kv_state (key, value, updated_ns) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+            " value = excluded.value, updated_ns = excluded.updated_ns",
+            (key, _records.to_json(value), time.time_ns()),
+        )
+
+    def load_state(self, key: str) -> Any | None:
+        rows = self._read("SELECT value FROM kv_state WHERE key = ?", (key,))
+        return _records.from_json(rows[0][0]) if rows else None
+
+    # -- reads --------------------------------------------------------------------------------
+    def logs(
+        self, sel: Selection, *, after_id: int | None = None, newest_first: bool = False, limit: int = 100
+    ) -> list[LogLine]:
+        where, params = _where("logs", sel)
+        if after_id is not None:
+            where += " AND t.id > ?"
+            params.append(after_id)
+        order = "t.time_ns DESC, t.id DESC" if newest_first else "t.id"
+        rows = self._read(
+            "SELECT t.id, t.time_ns, t.severity, t.severity_text, t.component, t.message, t.attributes,"
+            " r.service, t.session_id, t.trace_id, t.span_id"
+            " FROM logs t JOIN resources r ON r.id = t.resource_id"
+            f" WHERE {where} ORDER BY {order} LIMIT ?",
+            [*params, limit],
+        )
+        return [
+            LogLine(row[0], row[1], row[2], row[3], row[4], row[5], _records.from_json(row[6]), *row[7:])
+            for row in rows
+        ]
+
+    def count_logs(self, sel: Selection, by: str) -> list[Count]:
+        column = {"severity": "t.severity", "component": "t.component"}.get(by)
+        if column is None:
+            raise ValueError(f"count_logs by {by!r}: expected 'severity' or 'component'")
+        where, params = _where("logs", sel)
+        rows = self._read(
+            f"SELECT {column}, COUNT(*) FROM logs t JOIN resources r ON r.id = t.resource_id WHERE {where}"
+            f" GROUP BY {column} ORDER BY COUNT(*) DESC, {column}",
+            params,
+        )
+        return [Count(str(key), count) for key, count in rows]
+
+    def error_groups(self, sel: Selection, limit: int) -> list[ErrorGroupCount]:
+        where, params = _where("errors", sel)
+        rows = self._read(
+            "SELECT g.fingerprint, g.type, g.title, g.status, COUNT(*), g.count,"
+            " g.first_seen_ns, g.last_seen_ns"
+            " FROM errors t JOIN resources r ON r.id = t.resource_id JOIN error_groups g ON g.id = t.group_id"
+            f" WHERE {where} GROUP BY g.id ORDER BY COUNT(*) DESC, g.last_seen_ns DESC LIMIT ?",
+            [*params, limit],
+        )
+        return [ErrorGroupCount(*row) for row in rows]
+
+    def error_logs(self, sel: Selection, limit: int) -> list[ErrorLogCount]:
+        where, params = _where("logs", sel)
+        rows = self._read(
+            "SELECT t.component, t.message, MAX(t.severity), COUNT(*), MIN(t.time_ns), MAX(t.time_ns)"
+            f" FROM logs t JOIN resources r ON r.id = t.resource_id WHERE {where} AND t.severity >= ?"
+            " GROUP BY t.component, t.message ORDER BY COUNT(*) DESC, MAX(t.time_ns) DESC LIMIT ?",
+            [*params, ERROR_LEVEL, limit],
+        )
+        return [ErrorLogCount(*row) for row in rows]
+
+    def operation_durations(self, sel: Selection) -> Iterator[tuple[str, float]]:
+        where, params = _where("logs", sel)
+        sql = (
+            "SELECT t.id, COALESCE(json_extract(t.attributes, '$.operation'), t.message),"
+            " json_extract(t.attributes, '$.duration')"
+            f" FROM logs t JOIN resources r ON r.id = t.resource_id WHERE {where}"
+            " AND t.severity >= ? AND t.severity < ?"
+            " AND json_type(t.attributes, '$.duration') IN ('integer', 'real')"
+            " AND t.id > ? ORDER BY t.id LIMIT ?"
+        )
+        for row in self._pages(sql, [*params, PERFORMANCE, WARNING]):
+            yield str(row[1]), float(row[2])
+
+    def count_events(self, sel: Selection) -> list[Count]:
+        where, params = _where("events", sel)
+        rows = self._read(
+            f"SELECT t.name, COUNT(*) FROM events t JOIN resources r ON r.id = t.resource_id WHERE {where}"
+            " GROUP BY t.name ORDER BY COUNT(*) DESC, t.name",
+            params,
+        )
+        return [Count(name, count) for name, count in rows]
+
+    def session_totals(self, sel: Selection) -> SessionTotals:
+        where, params = _where("sessions", sel)
+        row = self._read(
+            "SELECT COUNT(*), COUNT(DISTINCT t.user_id),"
+            " COALESCE(SUM(t.exit_code IS NOT NULL AND t.exit_code != 0), 0)"
+            f" FROM sessions t WHERE {where}",
+            params,
+        )[0]
+        return SessionTotals(*row)
+
+    def llm_usage(self, sel: Selection) -> list[ModelUsage]:
+        where, params = _where("events", Selection(**{**_as_dict(sel), "name": "llm.request"}))
+
+        def total(key: str, cast: str) -> str:
+            return f"CAST(TOTAL(json_extract(t.attributes, '$.{key}')) AS {cast})"
+
+        rows = self._read(
+            "SELECT COALESCE(json_extract(t.attributes, '$.model'), 'unknown') AS model, COUNT(*),"
+            f" {total('input_tokens', 'INTEGER')}, {total('output_tokens', 'INTEGER')},"
+            f" {total('cache_read_tokens', 'INTEGER')}, {total('cost_usd', 'REAL')},"
+            f" {total('duration', 'REAL')}"
+            f" FROM events t JOIN resources r ON r.id = t.resource_id WHERE {where}"
+            " GROUP BY model ORDER BY 6 DESC, 2 DESC, model",
+            params,
+        )
+        return [ModelUsage(str(row[0]), *row[1:]) for row in rows]
+
+    def iter_rows(self, kind: str, sel: Selection) -> Iterator[dict[str, Any]]:
+        table = EXPORT_KINDS.get(kind)
+        if table is None:
+            raise ValueError(f"unknown record kind {kind!r}: expected one of {', '.join(EXPORT_KINDS)}")
+        where, params = _where(table, sel)
+        service = "t.service" if table == "sessions" else "r.service"
+        sql = (
+            f"SELECT t.rowid, t.*, {service} AS service_name FROM {table} t"
+            f" LEFT JOIN resources r ON r.id = t.resource_id"
+            f" WHERE {where} AND t.rowid > ? ORDER BY t.rowid LIMIT ?"
+        )
+        names: list[str] = []
+        for row in self._pages(sql, params, names):
+            item: dict[str, Any] = {"kind": kind}
+            for name, value in zip(names[1:], row[1:], strict=True):
+                if name == "service_name":
+                    item["service"] = value
+                elif name == "kind":
+                    item["span_kind"] = value  # "kind" already says which record this is
+                elif name != "service":
+                    item[name] = _records.from_json(value) if name in _JSON_COLUMNS else value
+            yield item
+
+    def _pages(self, sql: str, params: list[Any], names: list[str] | None = None) -> Iterator[Any]:
+        """Rows of ``sql`` (first column an increasing id; ends with ``id > ? ... LIMIT ?``) in chunks.
+
+        The lock is held per chunk only, so a slow consumer never blocks writers in this process.
+        """
+        last = -1
+        while True:
+            with self._locked():
+                try:
+                    cursor = self._connection().execute(sql, [*params, last, _PAGE_ROWS])
+                    rows = cursor.fetchall()
+                except sqlite3.Error as exc:
+                    raise StoreError(f"cannot read the store {self.url}: {exc}") from exc
+                if names is not None and not names:
+                    names.extend(d[0] for d in cursor.description)
+            yield from rows
+            if len(rows) < _PAGE_ROWS:
+                return
+            last = rows[-1][0]
+
+    def info(self) -> StoreInfo:
+        counts = {}
+        for table in (*RECORD_TABLES, "error_groups", "resources"):
+            counts[table] = int(self._read(f"SELECT COUNT(*) FROM {table}")[0][0])
+        bounds = self._read(
+            " UNION ALL ".join(
+                f"SELECT MIN({col}), MAX({col}) FROM {table}"
+                for table, (col, _, _) in _COLUMNS.items()
+                if table != "sessions"
+            )
+        )
+        lows = [low for low, _ in bounds if low is not None]
+        highs = [high for _, high in bounds if high is not None]
+        file_bytes, wal_bytes = self._file_sizes()
+        return StoreInfo(
+            self.url,
+            None if self.path is None else str(self.path),
+            file_bytes,
+            wal_bytes,
+            self.schema_version(),
+            counts,
+            min(lows, default=None),
+            max(highs, default=None),
+        )
+
+    # -- retention ----------------------------------------------------------------------------
+    def _file_sizes(self) -> tuple[int, int]:
+        if self.path is None:
+            return 0, 0
+        sizes = []
+        for path in (self.path, Path(f"{self.path}-wal")):
+            try:
+                sizes.append(os.path.getsize(path))
+            except OSError:
+                sizes.append(0)
+        return sizes[0], sizes[1]
+
+    def _size(self) -> int:
+        if self.path is None:
+            count, size = self._read("PRAGMA page_count")[0][0], self._read("PRAGMA page_size")[0][0]
+            return int(count) * int(size)
+        return sum(self._file_sizes())
+
+    def _used_bytes(self) -> int:
+        # Pages holding data; freed pages only leave the file at the vacuum step.
+        pages = self._read("PRAGMA page_count")[0][0] - self._read("PRAGMA freelist_count")[0][0]
+        return int(pages) * int(self._read("PRAGMA page_size")[0][0])
+
+    def _delete_in_chunks(self, table: str, condition: str, params: Sequence[Any]) -> int:
+        total = 0
+        while True:
+            sql = (
+                f"DELETE FROM {table} WHERE rowid IN"
+                f" (SELECT rowid FROM {table} WHERE {condition} LIMIT {_DELETE_CHUNK})"
+            )
+            deleted = self._execute_write(sql, params)
+            total += deleted
+            if deleted < _DELETE_CHUNK:
+                return total
+
+    def apply_retention(self, max_age_days: float, max_bytes: int) -> RetentionResult:
+        """Delete records older than ``max_age_days``, then the oldest logs, events, spans and metric
+        points until the store fits in ``max_bytes``; give the space back.  0 means no limit."""
+        deleted = dict.fromkeys((*RECORD_TABLES, "error_groups"), 0)
+        self._checkpoint()
+        before = self._size()
+        if max_age_days > 0:
+            cutoff = time.time_ns() - int(max_age_days * 86_400 * 1e9)
+            for table, (col, _, _) in _COLUMNS.items():
+                if table == "sessions":
+                    col = "COALESCE(end_ns, start_ns)"
+                deleted[table] += self._delete_in_chunks(table, f"{col} < ?", (cutoff,))
+            self._execute_write("DELETE FROM rollups_minute WHERE minute_ns < ?", (cutoff,))
+        if max_age_days > 0 or max_bytes > 0:
+            deleted["error_groups"] += self._delete_in_chunks(
+                "error_groups", "NOT EXISTS (SELECT 1 FROM errors e WHERE e.group_id = error_groups.id)", ()
+            )
+        if max_bytes > 0:
+            self._shrink_to(max_bytes, deleted)
+        self._release_space()
+        return RetentionResult(deleted, before, self._size())
+
+    def _shrink_to(self, max_bytes: int, deleted: dict[str, int]) -> None:
+        tables = ("logs", "events", "spans", "metric_points")
+        while self._used_bytes() > max_bytes:
+            # Delete from whichever table holds the oldest record, about 5% of it at a time.
+            oldest: tuple[int, str] | None = None
+            for table in tables:
+                col = _COLUMNS[table][0]
+                low = self._read(f"SELECT MIN({col}) FROM {table}")[0][0]
+                if low is not None and (oldest is None or low < oldest[0]):
+                    oldest = (low, table)
+            if oldest is None:
+                return
+            table = oldest[1]
+            col = _COLUMNS[table][0]
+            span = self._read(f"SELECT MAX(id) - MIN(id) FROM {table}")[0][0] or 0
+            chunk = max(500, int(span) // 20)
+            sql = f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY {col}, id LIMIT {chunk})"
+            deleted[table] += self._execute_write(sql)
+
+    def _checkpoint(self) -> None:
+        if self.path is not None:
+            # TRUNCATE empties the WAL file so its size stops counting; it gives up quietly under readers.
+            self._read("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _release_space(self) -> None:
+        if self._read("PRAGMA auto_vacuum")[0][0] == 2:
+            with self._locked():
+                # executescript steps the pragma to the end; execute() would free a single page.
+                self._connection().executescript("PRAGMA incremental_vacuum;")
+        elif self._read("PRAGMA freelist_count")[0][0] > 0:
+            # Files made without incremental auto-vacuum can only shrink by a full rewrite.
+            self._read("VACUUM")
+        self._checkpoint()
+
+
+def _as_dict(sel: Selection) -> dict[str, Any]:
+    return {name: getattr(sel, name) for name in Selection.__slots__}
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _where(table: str, sel: Selection) -> tuple[str, list[Any]]:
+    """A WHERE clause over alias ``t`` (and ``r`` for resources) for ``sel`` on ``table``."""
+    time_col, name_col, text_col = _COLUMNS[table]
+    clauses = ["1 = 1"]
+    params: list[Any] = []
+    if sel.since_ns is not None:
+        clauses.append(f"t.{time_col} >= ?")
+        params.append(sel.since_ns)
+    if sel.until_ns is not None:
+        clauses.append(f"t.{time_col} <= ?")
+        params.append(sel.until_ns)
+    if sel.service is not None:
+        clauses.append("t.service = ?" if table == "sessions" else "r.service = ?")
+        params.append(sel.service)
+    if sel.session_id is not None:
+        clauses.append("t.id = ?" if table == "sessions" else "t.session_id = ?")
+        params.append(sel.session_id)
+    if table == "logs":
+        if sel.min_severity is not None:
+            clauses.append("t.severity >= ?")
+            params.append(sel.min_severity)
+        if sel.component is not None:
+            clauses.append("t.component = ?")
+            params.append(sel.component)
+    if name_col is not None and sel.name is not None:
+        clauses.append(f"t.{name_col} = ?")
+        params.append(sel.name)
+    if text_col is not None and sel.text:
+        clauses.append(f"t.{text_col} LIKE ? ESCAPE '\\'")
+        params.append(_like_pattern(sel.text))
+    return " AND ".join(clauses), params
+
+
+_HELD_FOR_FORK: list[SqliteStore] = []
+
+
+_FORK_PENDING = threading.Event()
+
+
+def _hold_stores_before_fork() -> None:
+    # No thread may be inside SQLite at fork: its mutexes would stay locked forever in the child.
+    _FORK_PENDING.set()
+    for store in list(_LIVE_STORES):
+        if store._lock.acquire(timeout=BUSY_TIMEOUT_MS / 1000 + 5):
+            _HELD_FOR_FORK.append(store)
+
+
+def _release_stores_in_parent() -> None:
+    while _HELD_FOR_FORK:
+        _HELD_FOR_FORK.pop()._lock.release()
+    _FORK_PENDING.clear()
+
+
+def _reset_stores_in_child() -> None:
+    _HELD_FOR_FORK.clear()  # after_fork gives each store a fresh lock
+    _FORK_PENDING.clear()
+    for store in list(_LIVE_STORES):
+        store.after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(
+        before=_hold_stores_before_fork,
+        after_in_parent=_release_stores_in_parent,
+        after_in_child=_reset_stores_in_child,
+    )

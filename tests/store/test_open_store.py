@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from clisight.exceptions import StoreError, UnsupportedStoreURL
+from clisight.store import RECORD_TABLES, Selection, SqliteStore, Store, open_store
+
+
+def test_sqlite_url_with_absolute_path_creates_parent_directories(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b" / "x.db"
+    store = open_store(f"sqlite:///{target}")
+    assert isinstance(store, Store)
+    assert store.migrate() > 0
+    assert target.is_file()
+    assert store.url == f"sqlite:///{target}"
+    store.close()
+
+
+def test_sqlite_url_with_relative_path_is_relative_to_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = open_store("sqlite:///rel/x.db")
+    store.migrate()
+    assert (tmp_path / "rel" / "x.db").is_file()
+    store.close()
+
+
+@pytest.mark.parametrize("as_path", [True, False])
+def test_plain_path_opens_a_sqlite_file(tmp_path: Path, as_path: bool) -> None:
+    target = tmp_path / "plain" / "x.db"
+    store = open_store(target if as_path else str(target))
+    assert isinstance(store, SqliteStore)
+    store.migrate()
+    assert target.is_file()
+    store.close()
+
+
+@pytest.mark.parametrize("url", ["memory://", "sqlite:///:memory:"])
+def test_memory_store_has_the_full_schema_and_touches_no_file(url: str) -> None:
+    store = open_store(url)
+    info = store.info()
+    assert info.url == "memory://" and info.path is None and info.file_bytes == 0
+    assert set(RECORD_TABLES) <= set(info.row_counts)
+    store.close()
+
+
+def test_memory_store_is_shared_by_threads_of_one_process() -> None:
+    from clisight.types import Record, Resource
+
+    store = open_store("memory://")
+    res = Resource("svc")
+
+    def write(thread: int) -> None:
+        for i in range(10):
+            store.write_batch([Record("log", i, f"t{thread}", "m", 9, {}, res) for _ in range(10)])
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    counts = {c.key: c.count for c in store.count_logs(Selection(), by="component")}
+    assert counts == {"t0": 100, "t1": 100, "t2": 100, "t3": 100}
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://user:secret@db/clisight", "mysql://db/x", "sqlite://host/x.db", "  "]
+)
+def test_unknown_urls_raise_naming_the_supported_ones(url: str) -> None:
+    with pytest.raises(UnsupportedStoreURL) as info:
+        open_store(url)
+    message = str(info.value)
+    assert "sqlite:///" in message and "memory://" in message
+    assert "secret" not in message
+    assert isinstance(info.value, StoreError)
+
+
+def test_closed_memory_store_says_it_cannot_reopen() -> None:
+    store = open_store("memory://")
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.logs(Selection())
+
+
+def test_threads_read_while_another_thread_writes(tmp_path: Path) -> None:
+    from clisight.types import Record, Resource
+
+    store = open_store(tmp_path / "x.db")
+    res = Resource("svc")
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            for i in range(50):
+                store.write_batch([Record("log", i, "c", f"m{i}", 9, {}, res) for _ in range(20)])
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    def read() -> None:
+        try:
+            for _ in range(50):
+                store.logs(Selection(), newest_first=True, limit=10)
+                store.count_logs(Selection(), by="component")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write), *(threading.Thread(target=read) for _ in range(3))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors
+    assert store.info().row_counts["logs"] == 1000
+    store.close()
