@@ -23,7 +23,7 @@ def test_every_record_reaches_the_sink_in_order() -> None:
         pipe.emit(rec(i))
     assert pipe.flush(5.0)
     assert [r.time_ns for r in sink.records] == list(range(5000))
-    assert sink.batches >= 50  # batches of at most batch_size
+    assert sink.batches >= 4  # batches of at most 16 x batch_size
     stats = pipe.stats()[0]
     assert (stats.emitted, stats.stored, stats.dropped, stats.queue_depth) == (5000, 5000, 0, 0)
     pipe.shutdown(1.0)
@@ -65,7 +65,7 @@ def test_failing_sink_counts_errors_and_drops_its_batches_only() -> None:
         pipe.emit(rec(i))
     assert pipe.flush(5.0)
     by_name = {s.sink: s for s in pipe.stats()}
-    assert by_name["bad"].errors >= 10 and by_name["bad"].dropped == 1000 and by_name["bad"].stored == 0
+    assert by_name["bad"].errors >= 1 and by_name["bad"].dropped == 1000 and by_name["bad"].stored == 0
     assert by_name["bad"].last_error is not None and "told to fail" in by_name["bad"].last_error
     assert by_name["good"].stored == 1000 and len(good.records) == 1000
     pipe.shutdown(1.0)

@@ -16,8 +16,6 @@ class Sink(Protocol):
     batch as dropped (it never retries forever and never lets the error reach the host program).
     ``after_fork`` runs in a forked child: drop inherited handles without closing them (closing a
     SQLite connection or file inherited from the parent can disturb the parent's locks).
-    A sink may also define ``before_fork()``, called with its writer idle just before a fork
-    (the SQLite sink closes its connection there, so the child inherits no SQLite state).
     """
 
     name: str

@@ -53,6 +53,10 @@ class JsonlSink:
             raise ConfigError("max_bytes", "JsonlSink()", max_bytes, "a positive number of bytes")
         if backups < 0:
             raise ConfigError("backups", "JsonlSink()", backups, "0 (rotation discards) or more")
+        if gzip:
+            # Import here, in the caller's thread: an import in the writer thread could hold an
+            # import lock at the moment another thread forks, and the child would wait on it forever.
+            import gzip as _gzip  # noqa: F401
         self.name = name
         self.path = os.fspath(path)
         self.max_bytes = max_bytes
@@ -183,7 +187,7 @@ class JsonlSink:
         and no other rotation can shift it away half-compressed.  It runs before the batch is
         written, so a failure here drops that batch (counted) and keeps ``source`` uncompressed.
         """
-        import gzip  # only rotations with gzip=True pay for the import
+        import gzip  # imported already by __init__ when gzip=True; this is a dict lookup
 
         target = source + ".gz"
         partial = target + ".partial"

@@ -15,10 +15,15 @@ class StoreSink:
     """Writes batches to a store opened lazily, in the writer thread, on the first batch.
 
     Opening lazily keeps ``clisight.init()`` cheap: the SQLite file, its pragmas and migrations
-    cost the host program nothing until there is something to write.
+    cost the host program nothing until there is something to write.  The store's code is
+    imported by the constructor, so the writer thread never imports.
     """
 
     def __init__(self, url: str, name: str = "store") -> None:
+        # Import now, in the caller's thread, never in the writer: a writer thread inside an import
+        # when another thread forks leaves the child waiting on that import's lock forever.
+        import clisight.store  # noqa: F401
+
         self.url = url
         self.name = name
         self._store: Store | None = None
@@ -38,12 +43,6 @@ class StoreSink:
         if self._store is not None:
             self._store.close()
             self._store = None
-
-    def before_fork(self) -> None:
-        # Close before fork, so no SQLite state (connection, file locks, WAL index) is inherited:
-        # SQLite forbids using it across fork, and this is cheaper than reasoning about it.
-        # Runs with the writer idle (the pipeline holds its write lock); the next batch reopens.
-        self.close()
 
     def after_fork(self) -> None:
         if self._store is not None:

@@ -6,8 +6,66 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import orjson
+
 from clisight.store._records import error_fingerprint, error_title, stack_text, to_json
 from clisight.types import ERROR_LEVEL, Record, Resource, severity_name
+
+_LOGS = (
+    "logs",
+    "time_ns, severity, severity_text, component, message, attributes, trace_id, span_id, session_id,"
+    " resource_id",
+)
+_EVENTS = ("events", "time_ns, name, attributes, trace_id, span_id, session_id, resource_id")
+_SPANS = (
+    "spans",
+    "trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status, attributes, events,"
+    " session_id, resource_id",
+)
+_POINTS = (
+    "metric_points",
+    "time_ns, name, type, unit, temporality, value, histogram, attributes, session_id, resource_id",
+)
+# json_each and ->> arrived in SQLite 3.38; older libraries take the executemany path.
+_BULK = sqlite3.sqlite_version_info >= (3, 38, 0)
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+def _bulk_insert(
+    conn: sqlite3.Connection, table: tuple[str, str], rows: list[tuple[Any, ...]], json_cols: tuple[int, ...]
+) -> None:
+    """Insert ``rows`` in one statement that reads them from one JSON array.
+
+    ``executemany`` releases and re-takes the GIL for every row; while a host thread keeps the
+    interpreter busy, each re-take waits a whole switch interval (5 ms), and the writer stalls at
+    a few hundred rows a second.  One statement per batch releases the GIL once.  Columns in
+    ``json_cols`` hold objects; ``->>`` stores them as their JSON text, and strings as themselves.
+    """
+    name, columns = table
+    width = len(rows[0])
+    if not _BULK:
+        fixed = [
+            tuple(to_json(v) if i in json_cols and v is not None else v for i, v in enumerate(row))
+            for row in rows
+        ]
+        marks = ", ".join("?" * width)
+        conn.executemany(f"INSERT INTO {name} ({columns}) VALUES ({marks})", fixed)
+        return
+    try:
+        blob = orjson.dumps(rows, default=str, option=_JSON_OPTIONS)
+    except (TypeError, ValueError):
+        # One odd value (an integer beyond 64 bits, a cycle...) must not lose the batch: serialise
+        # the JSON columns one by one, with to_json's fallbacks, and send them as text.
+        blob = orjson.dumps(
+            [
+                [to_json(v) if i in json_cols and v is not None else v for i, v in enumerate(row)]
+                for row in rows
+            ],
+            default=str,
+            option=_JSON_OPTIONS,
+        )
+    picks = ", ".join(f"value->>{i}" for i in range(width))
+    conn.execute(f"INSERT INTO {name} ({columns}) SELECT {picks} FROM json_each(?)", (blob,))
 
 
 def insert_records(
@@ -33,7 +91,7 @@ def insert_records(
                     severity_name(rec.severity),
                     rec.name,
                     rec.body,
-                    to_json(rec.attributes),
+                    rec.attributes,
                     rec.trace_id,
                     rec.span_id,
                     rec.session_id,
@@ -45,7 +103,7 @@ def insert_records(
                 (
                     rec.time_ns,
                     rec.name,
-                    to_json(rec.attributes),
+                    rec.attributes,
                     rec.trace_id,
                     rec.span_id,
                     rec.session_id,
@@ -64,8 +122,8 @@ def insert_records(
                     rec.time_ns,
                     rec.end_ns,
                     rec.severity,
-                    to_json(attrs),
-                    to_json(attrs.get("span.events", [])),
+                    attrs,
+                    attrs.get("span.events", []),
                     rec.session_id,
                     rid,
                 )
@@ -81,8 +139,8 @@ def insert_records(
                     str(attrs.get("unit", "")),
                     str(attrs.get("temporality", "")),
                     rec.value,
-                    None if histogram is None else to_json(histogram),
-                    to_json(attrs),
+                    histogram,
+                    attrs,
                     rec.session_id,
                     rid,
                 )
@@ -124,29 +182,13 @@ def insert_records(
             entry[3] = min(entry[3], rec.time_ns)
 
     if logs:
-        conn.executemany(
-            "INSERT INTO logs (time_ns, severity, severity_text, component, message, attributes,"
-            " trace_id, span_id, session_id, resource_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            logs,
-        )
+        _bulk_insert(conn, _LOGS, logs, (5,))
     if events:
-        conn.executemany(
-            "INSERT INTO events (time_ns, name, attributes, trace_id, span_id, session_id, resource_id)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            events,
-        )
+        _bulk_insert(conn, _EVENTS, events, (2,))
     if spans:
-        conn.executemany(
-            "INSERT INTO spans (trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status,"
-            " attributes, events, session_id, resource_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            spans,
-        )
+        _bulk_insert(conn, _SPANS, spans, (8, 9))
     if points:
-        conn.executemany(
-            "INSERT INTO metric_points (time_ns, name, type, unit, temporality, value, histogram,"
-            " attributes, session_id, resource_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            points,
-        )
+        _bulk_insert(conn, _POINTS, points, (6, 7))
     for rec, rid in errors:
         _insert_error(conn, rec, rid)
     if sessions:

@@ -8,6 +8,7 @@ schema.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -609,10 +610,17 @@ _FORK_PENDING = threading.Event()
 
 def _hold_stores_before_fork() -> None:
     # No thread may be inside SQLite at fork: its mutexes would stay locked forever in the child.
+    # With the lock held, close the connection too: then the child inherits no SQLite state at all
+    # (per-process lock tables, the WAL index mapping), which SQLite forbids carrying across fork.
+    # The parent reopens lazily on its next call.
     _FORK_PENDING.set()
     for store in list(_LIVE_STORES):
         if store._lock.acquire(timeout=BUSY_TIMEOUT_MS / 1000 + 5):
             _HELD_FOR_FORK.append(store)
+            if store._conn is not None and not store._memory:
+                with contextlib.suppress(sqlite3.Error):
+                    store._conn.close()
+                store._conn = None
 
 
 def _release_stores_in_parent() -> None:
