@@ -318,3 +318,50 @@ def test_write_batch_of_nothing_does_nothing(store: SqliteStore) -> None:
 def test_unknown_kinds_are_skipped(store: SqliteStore, make: Any) -> None:
     store.write_batch([Record("future-kind", 1, "x", "", 0, {}, Resource("svc")), make.log()])
     assert store.info().row_counts["logs"] == 1
+
+
+def test_fast_and_general_insert_paths_store_the_same_rows(tmp_path: Path) -> None:
+    def batch(resources: list[Resource]) -> list[Record]:
+        out = []
+        for i in range(60):
+            res = resources[i % len(resources)]
+            if i % 3 == 0:
+                out.append(
+                    Record(
+                        "event", 1_000 + i, "llm.request", "", 0, {"tokens": i, "m": "x"}, res, f"s{i % 4}"
+                    )
+                )
+            else:
+                sev = (5, 9, 11, 13, 17, 21)[i % 6]
+                out.append(
+                    Record(
+                        "log",
+                        1_000 + i,
+                        "api",
+                        f"m{i} é",
+                        sev,
+                        {"i": i, "f": 0.1 * i, "n": None},
+                        res,
+                        f"s{i % 4}" if i % 5 else None,
+                        "t" * 32 if i % 2 else None,
+                        "s" * 16,
+                    )
+                )
+        return out
+
+    one = Resource("svc", host="h", pid=1)
+    fast, general = SqliteStore(tmp_path / "fast.db"), SqliteStore(tmp_path / "general.db")
+    fast.write_batch(batch([one]))  # one resource object: the JSON fast path
+    general.write_batch(batch([one, Resource("svc", host="h", pid=1)]))  # equal, not identical: general
+    queries = [
+        "SELECT time_ns, severity, severity_text, component, message, attributes, trace_id, span_id,"
+        " session_id FROM logs ORDER BY time_ns",
+        "SELECT time_ns, name, attributes, session_id FROM events ORDER BY time_ns",
+        "SELECT id, log_count, error_count, event_count, start_ns FROM sessions ORDER BY id",
+    ]
+    for sql in queries:
+        with sqlite3.connect(tmp_path / "fast.db") as a, sqlite3.connect(tmp_path / "general.db") as b:
+            rows_a, rows_b = a.execute(sql).fetchall(), b.execute(sql).fetchall()
+        assert rows_a == rows_b and rows_a, sql
+    fast.close()
+    general.close()
