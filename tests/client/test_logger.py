@@ -207,3 +207,10 @@ def test_an_internal_error_is_counted_and_never_reaches_the_host() -> None:
         env={"CLISIGHT_RAISE_INTERNAL": "0"},
     )
     assert out.stdout.strip() == "host carried on 1"
+
+
+def test_a_message_that_is_not_a_string_is_recorded_as_its_text() -> None:
+    with capture() as sink:
+        clisight.get_logger("a").info({"not": "a string"})  # type: ignore[arg-type]
+        clisight.get_logger("a").info(42)  # type: ignore[arg-type]
+    assert [r.body for r in sink.of_kind("log")] == ["{'not': 'a string'}", "42"]

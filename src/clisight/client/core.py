@@ -52,6 +52,8 @@ class Client:
             if config["redact"]
             else NullRedactor()
         )
+        # The redactor's message cache (an empty dict when redaction is off), read by the hot path.
+        self.redaction_cache: dict[str, str] = getattr(self.redactor, "cache", {})
         self.store_url = store_url(config["store"])
         if sinks is None:
             sinks = self._default_sinks()

@@ -48,6 +48,12 @@ class Logger:
             if ctx.user_id is not None:
                 fields["user_id"] = ctx.user_id
             redactor = client.redactor
+            # The redactor's cache, read inline: messages are mostly constant, so this is the common case.
+            if type(message) is not str:
+                message = str(message)
+            text = client.redaction_cache.get(message)
+            if text is None:
+                text = redactor.message(message)
             client.emit(
                 _new_record(
                     Record,
@@ -55,7 +61,7 @@ class Logger:
                         LOG,
                         time_ns(),
                         self.component,
-                        redactor.message(message if type(message) is str else str(message)),
+                        text,
                         severity,
                         redactor.attributes(fields) if fields else fields,
                         client.resource,
@@ -73,6 +79,8 @@ class Logger:
             if _raise_internal:
                 raise
 
+    # One method per level, each calling _log directly: a wrapper per call would cost more than
+    # the rest of the call.
     def debug(self, message: str, **fields: Any) -> None:
         self._log(DEBUG, message, fields)
 

@@ -141,7 +141,7 @@ class PatternRedactor:
         self._value_re = re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in patterns))
         self._emails = emails
         self._extra_keys = frozenset(k.lower() for k in extra_keys)
-        self._cache: dict[str, str] = {}
+        self.cache: dict[str, str] = {}
         self._key_cache: dict[str, bool] = {}
         self.hits = 0  # how many substitutions or key scrubs were made (doctor shows it)
 
@@ -150,7 +150,7 @@ class PatternRedactor:
         return f"[REDACTED:{match.lastgroup}]"
 
     def message(self, text: str) -> str:
-        cached = self._cache.get(text)
+        cached = self.cache.get(text)
         if cached is not None:
             return cached
         if (
@@ -162,10 +162,10 @@ class PatternRedactor:
         else:
             out = text
         if len(text) <= _CACHE_LEN:
-            if len(self._cache) >= _CACHE_MAX:
-                self._cache.clear()
+            if len(self.cache) >= _CACHE_MAX:
+                self.cache.clear()
             # Unchanged text maps to itself (the same object): attributes() relies on that identity.
-            self._cache[text] = text if out == text else out
+            self.cache[text] = text if out == text else out
         return out
 
     def is_secret_key(self, key: str) -> bool:
@@ -195,7 +195,7 @@ class PatternRedactor:
         # The hot path of every call with fields: a check-only pass with the caches inlined; most
         # records have only known-safe keys, numbers and already-seen clean strings.
         key_cache = self._key_cache
-        cache = self._cache
+        cache = self.cache
         for key, val in attrs.items():
             if key_cache.get(key) is not False:
                 return self._scrub(attrs)
@@ -210,7 +210,7 @@ class PatternRedactor:
     def _scrub(self, attrs: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         key_cache = self._key_cache
-        cache = self._cache
+        cache = self.cache
         for key, val in attrs.items():
             if type(key) is not str:
                 key = str(key)
