@@ -77,7 +77,13 @@ class Client:
         if self.store_url:
             from clisight.pipeline.store_sink import StoreSink
 
-            sinks.append(StoreSink(self.store_url))
+            sinks.append(
+                StoreSink(
+                    self.store_url,
+                    retention_days=self.config["retention_days"],
+                    retention_max_mb=self.config["retention_max_mb"],
+                )
+            )
         if self.config["jsonl_path"]:
             from clisight.pipeline.jsonl import JsonlSink
 

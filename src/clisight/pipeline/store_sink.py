@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from clisight.client._safety import guard
 from clisight.types import Record
 
 if TYPE_CHECKING:
     from clisight.store.base import Store
+
+RETENTION_EVERY_NS = 24 * 3600 * 10**9
+RETENTION_STATE_KEY = "retention.last_run_ns"
 
 
 class StoreSink:
@@ -17,16 +22,26 @@ class StoreSink:
     Opening lazily keeps ``clisight.init()`` cheap: the SQLite file, its pragmas and migrations
     cost the host program nothing until there is something to write.  The store's code is
     imported by the constructor, so the writer thread never imports.
+
+    Retention runs automatically: after a write, at most once a day per store (the time of the
+    last run is kept in the store, so many short-lived processes share one schedule), records
+    older than ``retention_days`` are deleted and the file is trimmed to ``retention_max_mb``.
+    Zero turns either limit off.
     """
 
-    def __init__(self, url: str, name: str = "store") -> None:
+    def __init__(
+        self, url: str, name: str = "store", retention_days: float = 0.0, retention_max_mb: float = 0.0
+    ) -> None:
         # Import now, in the caller's thread, never in the writer: a writer thread inside an import
         # when another thread forks leaves the child waiting on that import's lock forever.
         import clisight.store  # noqa: F401
 
         self.url = url
         self.name = name
+        self.retention_days = retention_days
+        self.retention_bytes = int(retention_max_mb * 1024 * 1024)
         self._store: Store | None = None
+        self._next_retention_check = 0 if (retention_days or retention_max_mb) else None
 
     @property
     def store(self) -> Store:
@@ -38,6 +53,21 @@ class StoreSink:
 
     def write(self, batch: Sequence[Record]) -> None:
         self.store.write_batch(batch)
+        if self._next_retention_check is not None and time.monotonic_ns() >= self._next_retention_check:
+            self._next_retention_check = time.monotonic_ns() + RETENTION_EVERY_NS
+            with guard():  # the batch is stored; a retention failure is ours to count, not the sink's
+                self.retain_if_due()
+
+    def retain_if_due(self, now_ns: int | None = None) -> bool:
+        """Apply retention if the store's last run is a day old or more; True if it ran."""
+        now_ns = time.time_ns() if now_ns is None else now_ns
+        last = self.store.load_state(RETENTION_STATE_KEY)
+        if isinstance(last, int) and now_ns - last < RETENTION_EVERY_NS:
+            return False
+        # Claim the run first, so other processes starting now skip it.
+        self.store.save_state(RETENTION_STATE_KEY, now_ns)
+        self.store.apply_retention(self.retention_days, self.retention_bytes)
+        return True
 
     def close(self) -> None:
         if self._store is not None:
