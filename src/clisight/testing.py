@@ -8,6 +8,11 @@
         with capture() as sink:
             my_cli.main(["run"])
         assert any(r.body == "done" for r in sink.records)
+
+    def test_my_command_reports_its_cost():
+        with capture_store() as store:
+            my_cli.main(["chat"])
+        usage = clisight.query.Query(store).usage()
 """
 
 from __future__ import annotations
@@ -15,9 +20,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clisight.types import Record
+
+if TYPE_CHECKING:
+    from clisight.store.base import Store
 
 
 class MemorySink:
@@ -69,5 +77,42 @@ def capture(**config: Any) -> Iterator[MemorySink]:
     core.init(sinks=[sink], **config)
     try:
         yield sink
+    finally:
+        core.shutdown(timeout=5.0)
+
+
+class _StoreWriter:
+    """A sink onto a store the caller owns (and reads after the block), so it does not close it."""
+
+    name = "store"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def write(self, batch: Sequence[Record]) -> None:
+        self.store.write_batch(batch)
+
+    def close(self) -> None:
+        pass
+
+    def after_fork(self) -> None:
+        self.store.after_fork()
+
+
+@contextmanager
+def capture_store(**config: Any) -> Iterator[Store]:
+    """Like :func:`capture`, into a fresh in-memory store (the real schema and queries, no file).
+
+    Yields the store: read it after the block with ``clisight.query.Query(store)``.
+    """
+    from clisight.client import core
+    from clisight.store import open_store
+
+    core.shutdown(timeout=1.0)
+    store = open_store("memory://")
+    config.setdefault("store", "none")
+    core.init(sinks=[_StoreWriter(store)], **config)
+    try:
+        yield store
     finally:
         core.shutdown(timeout=5.0)
