@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from clisight.exceptions import ConfigError
 
@@ -85,8 +84,9 @@ def _level(value: Any) -> int:
     raise ValueError
 
 
-@dataclass(frozen=True)
-class Param:
+class Param(NamedTuple):
+    """One configuration parameter: its name, parser, default, what is allowed, and its doc line."""
+
     name: str
     parse: Callable[[Any], Any]
     default: Any
@@ -210,8 +210,7 @@ PARAMS: tuple[Param, ...] = (
 PARAMS_BY_NAME = {p.name: p for p in PARAMS}
 
 
-@dataclass(frozen=True)
-class Resolved:
+class Resolved(NamedTuple):
     """A resolved parameter: its value and where the value came from."""
 
     value: Any

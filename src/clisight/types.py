@@ -7,7 +7,6 @@ call and a tuple is the cheapest immutable object Python can make.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Final, NamedTuple
 
 # Record kinds.  Plain strings (not an Enum) so that building a record costs nothing extra.
@@ -53,8 +52,7 @@ def severity_name(number: int) -> str:
     return best
 
 
-@dataclass(frozen=True, slots=True)
-class Resource:
+class Resource(NamedTuple):
     """What produced a record: one per client, shared by reference by all its records."""
 
     service: str

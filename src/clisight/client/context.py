@@ -7,20 +7,19 @@ The context is one immutable :class:`Context` object, so reading it on the hot p
 
 from __future__ import annotations
 
-import hashlib
-import secrets
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class Context:
+class Context(NamedTuple):
+    """Immutable; ``fields`` is never mutated in place (a change builds a new Context)."""
+
     session_id: str | None = None
     user_id: str | None = None
-    fields: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, Any] = {}
     trace_id: str | None = None
     span_id: str | None = None
 
@@ -38,23 +37,24 @@ def get() -> Context:
 
 def new_session_id() -> str:
     """A random 128-bit session id, as 32 hex characters (the same shape as an OTLP trace id)."""
-    return secrets.token_hex(16)
+    return os.urandom(16).hex()
 
 
 def new_span_id() -> str:
-    return secrets.token_hex(8)
+    return os.urandom(8).hex()
 
 
 def hash_user(user: str) -> str:
     """A stable pseudonym for a user id: reports can count distinct users without storing who they are."""
+    import hashlib  # only sessions with a user pay for it
+
     return "u_" + hashlib.sha256(user.encode("utf-8", "replace")).hexdigest()[:16]
 
 
 def set_context(session_id: str | None = None, user_id: str | None = None, **fields: Any) -> Context:
     """Replace the current context's session id, user id and extra fields (in this context)."""
     base = get()
-    ctx = replace(
-        base,
+    ctx = base._replace(
         session_id=session_id or base.session_id or new_session_id(),
         user_id=user_id if user_id is not None else base.user_id,
         fields={**base.fields, **fields},

@@ -10,7 +10,6 @@ from __future__ import annotations
 import atexit
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -42,7 +41,7 @@ class Client:
         self.resource = Resource(
             service=config["service"] or _program_name(),
             version=config["version"],
-            host=socket.gethostname(),
+            host=os.uname().nodename,
             pid=os.getpid(),
         )
         self.level: int = config["level"]

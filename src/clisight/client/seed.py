@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import time_ns
@@ -59,7 +58,7 @@ class StructuredLogger:
         self.user_id: str | None = None
         self.context: dict[str, Any] = {}
         self._redactor = PatternRedactor()
-        self._resource = Resource(service=self.log_path.stem, host=socket.gethostname(), pid=os.getpid())
+        self._resource = Resource(service=self.log_path.stem, host=os.uname().nodename, pid=os.getpid())
         self._pipeline = Pipeline([JsonlSink(self.log_path, max_bytes=max_file_size)])
         atexit.register(self._pipeline.shutdown, 1.0)
 

@@ -137,13 +137,17 @@ class PatternRedactor:
     """The default :class:`Redactor`: key denylist plus credential and e-mail patterns."""
 
     def __init__(self, extra_keys: Iterable[str] = (), emails: bool = True) -> None:
-        patterns = list(_VALUE_PATTERNS) + ([_EMAIL] if emails else [])
-        self._value_re = re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in patterns))
+        self._value_re: re.Pattern[str] | None = None  # compiled on first use: it costs ms at start-up
         self._emails = emails
         self._extra_keys = frozenset(k.lower() for k in extra_keys)
         self.cache: dict[str, str] = {}
         self._key_cache: dict[str, bool] = {}
         self.hits = 0  # how many substitutions or key scrubs were made (doctor shows it)
+
+    def _compile(self) -> re.Pattern[str]:
+        patterns = list(_VALUE_PATTERNS) + ([_EMAIL] if self._emails else [])
+        self._value_re = re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in patterns))
+        return self._value_re
 
     def _sub(self, match: re.Match[str]) -> str:
         self.hits += 1
@@ -158,7 +162,8 @@ class PatternRedactor:
             or _GATE.search(text.lower())
             or (len(text) >= 40 and _LONG_RUN.search(text))
         ):
-            out = self._value_re.sub(self._sub, text)
+            value_re = self._value_re or self._compile()
+            out = value_re.sub(self._sub, text)
         else:
             out = text
         if len(text) <= _CACHE_LEN:

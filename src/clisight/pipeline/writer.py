@@ -25,8 +25,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from clisight.client._safety import guard, record_internal_error
 from clisight.pipeline.base import Sink
@@ -35,8 +34,7 @@ from clisight.types import Record
 BATCH_GROWTH = 16
 
 
-@dataclass(frozen=True, slots=True)
-class SinkStats:
+class SinkStats(NamedTuple):
     """Counters of one sink.  ``emitted == stored + dropped + queue_depth``."""
 
     sink: str
