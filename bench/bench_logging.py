@@ -3,6 +3,8 @@
 Each library is set up the way a user would for structured output to a local file:
 
 - clisight: ``clisight.init(store=<sqlite file>)``: the call queues; a writer thread stores in SQLite.
+  The writer shares the GIL with the caller, so its work shows in the caller's time; the
+  "null sink" row is the call alone (record, redaction, queue), with a writer that discards.
 - stdlib logging: a FileHandler with a JSON formatter built on orjson (``extra=`` fields).
 - structlog + orjson: JSONRenderer(serializer=orjson.dumps) to a BytesLogger on a file (its fast path).
 - loguru: ``serialize=True`` to a file, and ``enqueue=True`` (its own background-thread mode).
@@ -39,6 +41,31 @@ def setup_clisight(tmp: Path) -> tuple[Callable[[], None], Callable[[], None]]:
     log = clisight.get_logger("api")
     log.info("warm up")
     clisight.flush(10)
+
+    def call() -> None:
+        log.info("request done", status=200, path="/v1/messages", duration_ms=12.5)
+
+    return call, lambda: clisight.flush(120) and None
+
+
+def setup_clisight_null(tmp: Path) -> tuple[Callable[[], None], Callable[[], None]]:
+    import clisight
+
+    class NullSink:
+        name = "null"
+
+        def write(self, batch: object) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+        def after_fork(self) -> None:
+            pass
+
+    clisight.shutdown()
+    clisight.init(service="bench", sinks=[NullSink()], queue_size=1_000_000)
+    log = clisight.get_logger("api")
 
     def call() -> None:
         log.info("request done", status=200, path="/v1/messages", duration_ms=12.5)
@@ -150,6 +177,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         setups: dict[str, Callable[[], tuple[Callable[[], None], Callable[[], None]]]] = {
             "clisight (sqlite)": lambda: setup_clisight(tmp),
+            "clisight (null sink)": lambda: setup_clisight_null(tmp),
             "stdlib logging + json": lambda: setup_stdlib(tmp),
             "structlog + orjson": lambda: setup_structlog(tmp),
             "loguru serialize": lambda: setup_loguru(tmp, False),
