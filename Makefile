@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_logging.py
 	$(PY) bench/bench_import.py
 	$(PY) bench/bench_sqlite.py
+	$(PY) bench/bench_detect.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
