@@ -320,7 +320,8 @@ def test_unknown_kinds_are_skipped(store: SqliteStore, make: Any) -> None:
     assert store.info().row_counts["logs"] == 1
 
 
-def test_fast_and_general_insert_paths_store_the_same_rows(tmp_path: Path) -> None:
+@pytest.mark.parametrize("n_sessions", [1, 4])
+def test_fast_and_general_insert_paths_store_the_same_rows(tmp_path: Path, n_sessions: int) -> None:
     def batch(resources: list[Resource]) -> list[Record]:
         out = []
         for i in range(60):
@@ -328,7 +329,14 @@ def test_fast_and_general_insert_paths_store_the_same_rows(tmp_path: Path) -> No
             if i % 3 == 0:
                 out.append(
                     Record(
-                        "event", 1_000 + i, "llm.request", "", 0, {"tokens": i, "m": "x"}, res, f"s{i % 4}"
+                        "event",
+                        1_000 + i,
+                        "llm.request",
+                        "",
+                        0,
+                        {"tokens": i, "m": "x"},
+                        res,
+                        f"s{i % n_sessions}",
                     )
                 )
             else:
@@ -342,7 +350,7 @@ def test_fast_and_general_insert_paths_store_the_same_rows(tmp_path: Path) -> No
                         sev,
                         {"i": i, "f": 0.1 * i, "n": None},
                         res,
-                        f"s{i % 4}" if i % 5 else None,
+                        f"s{i % n_sessions}" if i % 5 or n_sessions == 1 else None,
                         "t" * 32 if i % 2 else None,
                         "s" * 16,
                     )

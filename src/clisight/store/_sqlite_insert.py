@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -69,11 +71,20 @@ def _bulk_insert(
 
 
 # The fast path: logs and events of one resource, straight from the batch's JSON, no Python per row.
-# Row layout of the JSON (record fields 0-5 and 7-9, then the severity text): kind, time_ns, name,
-# body, severity, attributes, session_id, trace_id, span_id, severity_text.
+# Row layout of the JSON (record fields 0-5 and 7-9): kind, time_ns, name, body, severity,
+# attributes, session_id, trace_id, span_id.
+_ROW = itemgetter(0, 1, 2, 3, 4, 5, 7, 8, 9)
+_KIND, _TIME, _SEVERITY, _RESOURCE, _SESSION = (itemgetter(i) for i in (0, 1, 4, 6, 7))
+_SEVERITY_TEXT = (
+    "CASE value->>4 WHEN 9 THEN 'INFO' WHEN 5 THEN 'DEBUG' WHEN 13 THEN 'WARNING' WHEN 17 THEN 'ERROR'"
+    " WHEN 11 THEN 'PERFORMANCE' WHEN 21 THEN 'CRITICAL' ELSE"
+    " CASE WHEN value->>4 >= 21 THEN 'CRITICAL' WHEN value->>4 >= 17 THEN 'ERROR'"
+    " WHEN value->>4 >= 13 THEN 'WARNING' WHEN value->>4 >= 11 THEN 'PERFORMANCE'"
+    " WHEN value->>4 >= 9 THEN 'INFO' WHEN value->>4 >= 5 THEN 'DEBUG' ELSE 'TRACE' END END"
+)
 _FAST_LOGS = (
     "INSERT INTO logs (time_ns, severity, severity_text, component, message, attributes, trace_id, span_id,"
-    " session_id, resource_id) SELECT value->>1, value->>4, value->>9, value->>2, value->>3,"
+    f" session_id, resource_id) SELECT value->>1, value->>4, {_SEVERITY_TEXT}, value->>2, value->>3,"
     " value->>5, value->>7, value->>8, value->>6, ?1 FROM json_each(?2) WHERE value->>0 = 'log'"
 )
 _FAST_EVENTS = (
@@ -89,7 +100,6 @@ _COUNTS = (
     " event_count = sessions.event_count + excluded.event_count,"
     " start_ns = COALESCE(sessions.start_ns, excluded.start_ns)"
 )
-_SEVERITY_TEXT = {n: severity_name(n) for n in range(32)}
 _FAST_KINDS = frozenset({"log", "event"})
 
 
@@ -111,47 +121,65 @@ def insert_records(
 def _insert_fast(
     conn: sqlite3.Connection, records: Sequence[Record], resource_id: Callable[[Resource], int]
 ) -> bool:
-    """The fast path; False (having written nothing) when the batch does not qualify."""
-    first = records[0].resource
-    # session id -> [logs, errors, events, earliest time]; one pass that also checks the batch qualifies
-    counts: dict[str, list[int]] = {}
-    n_events = 0
-    for r in records:
-        kind = r.kind
-        if r.resource is not first or (kind != "log" and kind != "event"):
-            return False
-        sid = r.session_id
-        if sid is not None:
-            entry = counts.get(sid)
-            if entry is None:
-                entry = counts[sid] = [0, 0, 0, r.time_ns]
-            elif r.time_ns < entry[3]:
-                entry[3] = r.time_ns
-            if kind == "log":
-                entry[0] += 1
-                entry[1] += r.severity >= ERROR_LEVEL
-            else:
-                entry[2] += 1
-        if kind == "event":
-            n_events += 1
-    text = _SEVERITY_TEXT
+    """The fast path; False (having written nothing) when the batch does not qualify.
+
+    The checks and counts run as C-level passes (``map`` over ``itemgetter``): the writer shares the
+    GIL with the host program, so every microsecond of Python per record here is one the caller loses.
+    """
+    kinds = Counter(map(_KIND, records))
+    if not kinds.keys() <= _FAST_KINDS or len(set(map(id, map(_RESOURCE, records)))) != 1:
+        return False
     try:
-        blob = orjson.dumps(
-            [r[:6] + r[7:10] + (text.get(r[4]) or severity_name(r[4]),) for r in records],
-            default=str,
-            option=_JSON_OPTIONS,
-        )
+        blob = orjson.dumps(list(map(_ROW, records)), default=str, option=_JSON_OPTIONS)
     except (TypeError, ValueError):
         return False  # an attribute orjson refuses: the general path has per-value fallbacks
+    first = records[0].resource
     rid = resource_id(first)
+    n_events = kinds["event"]
     if n_events < len(records):
         conn.execute(_FAST_LOGS, (rid, blob))
     if n_events:
         conn.execute(_FAST_EVENTS, (rid, blob))
+    sessions = set(map(_SESSION, records))
+    if len(sessions) == 1:
+        # One session (the usual batch): its counts are whole-batch counts.
+        errors = (
+            sum(1 for s in map(_SEVERITY, records) if s >= ERROR_LEVEL)
+            if max(map(_SEVERITY, records)) >= ERROR_LEVEL
+            else 0
+        )
+        sid = sessions.pop()
+        counts = (
+            {}
+            if sid is None
+            else {sid: [len(records) - n_events, errors, n_events, min(map(_TIME, records))]}
+        )
+    else:
+        counts = _session_counts(records)
     if counts:
         service = first.service
         conn.executemany(_COUNTS, [(sid, service, rid, c[3], c[0], c[1], c[2]) for sid, c in counts.items()])
     return True
+
+
+def _session_counts(records: Sequence[Record]) -> dict[str, list[int]]:
+    """session id -> [logs, errors, events, earliest time] for logs and events."""
+    counts: dict[str, list[int]] = {}
+    for r in records:
+        sid = r.session_id
+        if sid is None:
+            continue
+        entry = counts.get(sid)
+        if entry is None:
+            entry = counts[sid] = [0, 0, 0, r.time_ns]
+        elif r.time_ns < entry[3]:
+            entry[3] = r.time_ns
+        if r.kind == "log":
+            entry[0] += 1
+            entry[1] += r.severity >= ERROR_LEVEL
+        else:
+            entry[2] += 1
+    return counts
 
 
 def _insert_general(
