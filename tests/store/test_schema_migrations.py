@@ -9,8 +9,8 @@ import pytest
 
 from clisight.exceptions import SchemaError
 from clisight.store import Selection, SqliteStore
+from clisight.store._sqlite_schema import migrate_connection, read_schema_version
 from clisight.store.schema import LATEST_VERSION, MIGRATIONS
-from clisight.store.sqlite import migrate_connection, read_schema_version
 
 
 def _raw(path: Path) -> sqlite3.Connection:

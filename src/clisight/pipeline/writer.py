@@ -137,14 +137,9 @@ class Channel:
             # holds the GIL and every sink call costs a GIL hand-off): take bigger batches, up to
             # BATCH_GROWTH x batch_size, so the hand-offs per record shrink as the load grows.
             size = max(self.batch_size, min(len(queue), self.batch_size * BATCH_GROWTH))
-            batch: list[Record] = []
-            take = batch.append
+            # Only this thread pops, so at least min(size, len(queue)) records are there to take.
             pop = queue.popleft
-            try:
-                for _ in range(size):
-                    take(pop())
-            except IndexError:
-                pass
+            batch = [pop() for _ in range(min(size, len(queue)))]
             self.popped += len(batch)
             self._write(batch)
 

@@ -21,6 +21,12 @@ from typing import Any, Final, TypeVar
 from clisight.exceptions import SchemaError, StoreError
 from clisight.store import _records
 from clisight.store._sqlite_insert import insert_records
+from clisight.store._sqlite_schema import (
+    BUSY_TIMEOUT_MS,
+    apply_pragmas,
+    migrate_connection,
+    read_schema_version,
+)
 from clisight.store.base import (
     EXPORT_KINDS,
     RECORD_TABLES,
@@ -34,7 +40,6 @@ from clisight.store.base import (
     SessionTotals,
     StoreInfo,
 )
-from clisight.store.schema import LATEST_VERSION, MIGRATIONS, VERSION_TABLE
 from clisight.types import ERROR_LEVEL, PERFORMANCE, WARNING, Record, Resource
 
 T = TypeVar("T")
@@ -46,7 +51,6 @@ _ABANDONED: list[sqlite3.Connection] = []
 # Every live store, so a fork in any code path (not only the pipeline's) is made safe for them.
 _LIVE_STORES: weakref.WeakSet[SqliteStore] = weakref.WeakSet()
 
-BUSY_TIMEOUT_MS: Final = 10_000
 _PAGE_ROWS: Final = 1_000  # rows per read chunk when streaming
 _DELETE_CHUNK: Final = 5_000  # rows per retention transaction, so writers never wait long
 
@@ -60,75 +64,6 @@ _COLUMNS: Final[dict[str, tuple[str, str | None, str | None]]] = {
     "sessions": ("start_ns", None, None),
 }
 _JSON_COLUMNS: Final = frozenset({"attributes", "events", "histogram"})
-
-
-def _apply_pragmas(conn: sqlite3.Connection) -> None:
-    """Every pragma clisight relies on, in one place."""
-    # Wait for another process's write lock instead of failing at once with "database is locked".
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    # Lets size-based retention hand pages back to the OS; only takes effect before the first table.
-    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-    # WAL: readers never block the writer and the writer never blocks readers, across processes.
-    _retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchall())
-    # Under WAL, NORMAL cannot corrupt the file; a power cut loses at most the last transactions.
-    conn.execute("PRAGMA synchronous = NORMAL")
-    # errors must point at a real error group, records at a real resource.
-    conn.execute("PRAGMA foreign_keys = ON")
-
-
-def _retry_busy(action: Callable[[], T]) -> T:
-    # Switching a brand-new file to WAL can report "locked" without consulting the busy handler.
-    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-    while True:
-        try:
-            return action()
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-
-
-def read_schema_version(conn: sqlite3.Connection) -> int:
-    """The highest migration applied to the database behind ``conn`` (0 for a new database)."""
-    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'")
-    if exists.fetchone() is None:
-        return 0
-    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-    return int(row[0] or 0)
-
-
-def migrate_connection(conn: sqlite3.Connection, target: int = LATEST_VERSION, where: str = "") -> int:
-    """Apply migrations up to ``target`` (each once, in one transaction); return the version reached.
-
-    Safe to run from several processes at once: the version is re-read inside the write lock.
-    ``conn`` must be in autocommit mode (``isolation_level=None``).
-    """
-    current = read_schema_version(conn)
-    if current > LATEST_VERSION:
-        raise SchemaError(
-            f"the store {where or 'database'} has schema version {current}, newer than this clisight "
-            f"understands (up to {LATEST_VERSION}); upgrade clisight (pip install -U clisight) "
-            "or use another store"
-        )
-    if current >= target:
-        return current
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(VERSION_TABLE)
-        current = read_schema_version(conn)
-        for version in range(current + 1, target + 1):
-            description, statements = MIGRATIONS[version - 1]
-            for statement in statements:
-                conn.execute(statement)
-            conn.execute(
-                "INSERT INTO schema_version (version, applied_ns, description) VALUES (?, ?, ?)",
-                (version, time.time_ns(), description),
-            )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return max(current, target)
 
 
 class SqliteStore:
@@ -174,7 +109,7 @@ class SqliteStore:
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the store {self.url}: {exc}") from exc
         try:
-            _apply_pragmas(conn)
+            apply_pragmas(conn)
             migrate_connection(conn, where=self.url)
         except SchemaError:
             conn.close()
