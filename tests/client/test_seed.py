@@ -102,3 +102,20 @@ def test_seed_logger_flushes_at_exit_without_an_explicit_close(tmp_path: Path) -
 
 def test_seed_logger_is_the_public_name() -> None:
     assert clisight.StructuredLogger is StructuredLogger
+
+
+def test_seed_calls_with_a_positional_context_dict_still_work(tmp_path: Path) -> None:
+    path = tmp_path / "ctx.jsonl"
+    slog = StructuredLogger(path)
+    slog.log_info("cli", "started", {"command": "chat"})
+    slog.log_warning("api", "slow", {"latency": 3.2}, attempt=2)
+    slog.log_error("api", "failed", ValueError("bad"), {"request": "r1"})
+    slog.log_error("api", "failed without exception", {"request": "r2"})
+    slog.log_performance("api", "create", 0.5, {"tokens": 10})
+    slog.close()
+    entries = read_lines(path)
+    assert entries[0]["context"] == {"command": "chat"}
+    assert entries[1]["context"] == {"latency": 3.2, "attempt": 2}
+    assert entries[2]["context"] == {"request": "r1", "error_type": "ValueError", "error": "bad"}
+    assert entries[3]["context"] == {"request": "r2"}
+    assert entries[4]["performance_data"] == {"operation": "create", "duration": 0.5, "tokens": 10}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import time_ns
@@ -102,22 +103,44 @@ class StructuredLogger:
                 )
             )
 
-    def log_info(self, component: str, message: str, **context: Any) -> None:
-        self._log(INFO, component, message, context)
+    # Context may come as a dict (the seed's positional ``context``) and/or as keyword arguments.
+    def log_info(
+        self, component: str, message: str, context: Mapping[str, Any] | None = None, **fields: Any
+    ) -> None:
+        self._log(INFO, component, message, _merge(context, fields))
 
-    def log_warning(self, component: str, message: str, **context: Any) -> None:
-        self._log(WARNING, component, message, context)
+    def log_warning(
+        self, component: str, message: str, context: Mapping[str, Any] | None = None, **fields: Any
+    ) -> None:
+        self._log(WARNING, component, message, _merge(context, fields))
 
     def log_error(
-        self, component: str, message: str, error: BaseException | None = None, **context: Any
+        self,
+        component: str,
+        message: str,
+        error: BaseException | Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | None = None,
+        **fields: Any,
     ) -> None:
+        if isinstance(error, Mapping):  # log_error(component, message, {"k": v})
+            context = {**error, **(context or {})}
+            error = None
+        merged = _merge(context, fields)
         if error is not None:
-            context = {**context, "error_type": type(error).__name__, "error": str(error)}
-        self._log(ERROR_LEVEL, component, message, context)
+            merged["error_type"] = type(error).__name__
+            merged["error"] = str(error)
+        self._log(ERROR_LEVEL, component, message, merged)
 
-    def log_performance(self, component: str, operation: str, duration: float, **context: Any) -> None:
+    def log_performance(
+        self,
+        component: str,
+        operation: str,
+        duration: float,
+        context: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> None:
         """``operation`` in ``component`` took ``duration`` seconds."""
-        perf = {"operation": operation, "duration": float(duration), **context}
+        perf = {"operation": operation, "duration": float(duration), **_merge(context, fields)}
         self._log(
             PERFORMANCE,
             component,
@@ -131,3 +154,7 @@ class StructuredLogger:
 
     def close(self, timeout: float = 1.0) -> bool:
         return self._pipeline.shutdown(timeout)
+
+
+def _merge(context: Mapping[str, Any] | None, fields: dict[str, Any]) -> dict[str, Any]:
+    return {**context, **fields} if context else fields
