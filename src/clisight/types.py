@@ -45,11 +45,17 @@ SEVERITY_NUMBERS: Final[dict[str, int]] = {v: k for k, v in SEVERITY_NAMES.items
 
 def severity_name(number: int) -> str:
     """The text of a severity number; numbers between levels round down to the level below."""
-    best = "TRACE"
-    for num, name in SEVERITY_NAMES.items():
-        if number >= num:
-            best = name
-    return best
+    name = _NAME_OF.get(number)
+    if name is None:
+        name = "TRACE"
+        for num, text in SEVERITY_NAMES.items():
+            if number >= num:
+                name = text
+    return name
+
+
+_NAME_OF: Final[dict[int, str]] = {}
+_NAME_OF.update((n, severity_name(n)) for n in range(32))
 
 
 class Resource(NamedTuple):

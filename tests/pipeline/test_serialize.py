@@ -212,3 +212,15 @@ def test_deep_nesting_is_cut_rather_than_refused() -> None:
 
 def test_info_log_level_name() -> None:
     assert record_to_dict(_log(severity=INFO))["level"] == "INFO"
+
+
+@given(st.lists(st.integers(min_value=-(10**18), max_value=4 * 10**18), min_size=1, max_size=20))
+def test_timestamps_match_datetime_whatever_order_they_come_in(times: list[int]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from clisight.pipeline.serialize import _timestamp
+
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    for ns in times:  # the per-second cache must never leak one second's text into another
+        expected = (epoch + timedelta(microseconds=ns // 1000)).isoformat(timespec="microseconds")
+        assert _timestamp(ns) == expected

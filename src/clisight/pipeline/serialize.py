@@ -36,10 +36,22 @@ _INT_MIN: Final = -(2**63)
 _INT_MAX: Final = 2**64 - 1
 
 
+# The text of the last whole second formatted: records come in bursts within one second, and the
+# datetime arithmetic costs more than the rest of the serialisation.
+# One (seconds, text) tuple, replaced whole, so concurrent writer threads never see a torn pair.
+_last_second: list[tuple[int, str]] = [(-(10**30), "")]
+
+
 def _timestamp(time_ns: int) -> str | None:
     try:
-        # Integer arithmetic on a timedelta keeps the microseconds exact (a float timestamp would not).
-        return (_EPOCH + timedelta(microseconds=time_ns // 1000)).isoformat(timespec="microseconds")
+        seconds, rest = divmod(time_ns, 1_000_000_000)
+        cached = _last_second[0]
+        if cached[0] != seconds:
+            # Integer arithmetic on a timedelta keeps the value exact (a float timestamp would not).
+            text = (_EPOCH + timedelta(seconds=seconds)).isoformat(timespec="seconds")
+            cached = (seconds, text.removesuffix("+00:00"))
+            _last_second[0] = cached
+        return f"{cached[1]}.{rest // 1000:06d}+00:00"
     except (OverflowError, TypeError, ValueError):
         return None
 
