@@ -28,6 +28,15 @@ def report_document(report: Report, store: str, flt: Filter) -> dict[str, Any]:
     return {"store": store, "filter": scope, **body}
 
 
+def tokens(count: int) -> str:
+    """A token count short enough for a terminal column (``--json`` keeps the exact number)."""
+    if count < 100_000:
+        return f"{count:,}"
+    if count < 1_000_000:
+        return f"{count / 1000:.1f}k"
+    return f"{count / 1_000_000:,.2f}M"
+
+
 def _table(title: str, *columns: str) -> Table:
     table = Table(
         title=title,
@@ -126,10 +135,10 @@ def usage_section(report: Report) -> RenderableType:
         llm = _table(
             "LLM usage by model",
             "Model",
-            "Requests",
+            "Calls",
             "Input",
             "Output",
-            "Cache rd",
+            "Cached",
             "Cost $",
             "Avg",
         )
@@ -138,9 +147,9 @@ def usage_section(report: Report) -> RenderableType:
             llm.add_row(
                 Text(clean(model.model, 40)),
                 f"{model.requests:,}",
-                f"{model.input_tokens:,}",
-                f"{model.output_tokens:,}",
-                f"{model.cache_read_tokens:,}",
+                tokens(model.input_tokens),
+                tokens(model.output_tokens),
+                tokens(model.cache_read_tokens),
                 f"{model.cost_usd:,.4f}",
                 seconds(average),
             )
@@ -148,9 +157,9 @@ def usage_section(report: Report) -> RenderableType:
         llm.add_row(
             Text("total", style="bold"),
             f"{sum(m.requests for m in usage.llm):,}",
-            f"{sum(m.input_tokens for m in usage.llm):,}",
-            f"{sum(m.output_tokens for m in usage.llm):,}",
-            f"{sum(m.cache_read_tokens for m in usage.llm):,}",
+            tokens(sum(m.input_tokens for m in usage.llm)),
+            tokens(sum(m.output_tokens for m in usage.llm)),
+            tokens(sum(m.cache_read_tokens for m in usage.llm)),
             f"{usage.llm_cost_usd:,.4f}",
             "",
         )
