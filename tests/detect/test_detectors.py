@@ -224,3 +224,18 @@ def test_state_of_another_kind_is_refused():
 def test_unknown_detector_name_lists_the_choices():
     with pytest.raises(ValueError, match="ensemble"):
         make_detector("nope")
+
+
+def test_incident_lengths_follow_a_short_series_and_stay_for_long_ones() -> None:
+    from clisight.detect.ensemble import POINT_DEFAULTS, lengths_for_probation
+
+    long_series = make_detector("ensemble", series_length=20_000)
+    default = make_detector("ensemble")
+    assert long_series.to_state()["params"] == default.to_state()["params"]
+    short = make_detector("ensemble", series_length=1600)  # probation 240 of the reference 600
+    params = short.to_state()["params"]
+    assert params["cooldown"] == round(POINT_DEFAULTS["cooldown"] * 0.4)
+    assert params["short_window"] == round(POINT_DEFAULTS["short_window"] * 0.4)
+    assert params["long_window"] == POINT_DEFAULTS["long_window"]  # a sample size: kept
+    assert make_detector("ensemble", series_length=1600, cooldown=99).to_state()["params"]["cooldown"] == 99
+    assert lengths_for_probation(0)["short_window"] >= 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from clisight.detect._base import StateError, StatefulDetector
+from clisight.detect._nabscore import probation_length
 from clisight.detect.detectors import (
     BinomialRateDetector,
     CusumDetector,
@@ -13,7 +14,7 @@ from clisight.detect.detectors import (
     SeasonalDetector,
     ZScoreDetector,
 )
-from clisight.detect.ensemble import EnsembleDetector
+from clisight.detect.ensemble import EnsembleDetector, lengths_for_probation
 
 __all__ = ["DEFAULT_DETECTOR", "DETECTORS", "detector_from_state", "has_alert_level", "make_detector"]
 
@@ -35,12 +36,21 @@ DETECTORS: dict[str, type[StatefulDetector]] = {
 }
 
 
-def make_detector(name: str = DEFAULT_DETECTOR, **params: Any) -> StatefulDetector:
-    """A new detector by name (see :data:`DETECTORS`), with optional constructor parameters."""
+def make_detector(
+    name: str = DEFAULT_DETECTOR, series_length: int | None = None, **params: Any
+) -> StatefulDetector:
+    """A new detector by name (see :data:`DETECTORS`), with optional constructor parameters.
+
+    ``series_length``, when the whole series is known in advance (a CSV file, a benchmark file),
+    lets the default detector size its point-counted windows to the series' learning period,
+    NAB's ``min(15 % of the rows, 750)``; parameters given explicitly win.
+    """
     try:
         cls = DETECTORS[name]
     except KeyError:
         raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(sorted(DETECTORS))}") from None
+    if series_length is not None and cls is EnsembleDetector:
+        params = {**lengths_for_probation(probation_length(series_length)), **params}
     return cls(**params)
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import bisect
 import csv
-import functools
 import json
 import sys
 import time
@@ -22,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from clisight.detect._base import Detector
 from clisight.detect._nabscore import (
@@ -99,14 +99,15 @@ class BenchmarkResult:
 
 
 def run_detector(
-    factory: Callable[[], Detector], files: Sequence[NabFile]
+    factory: Callable[[NabFile], Detector], files: Sequence[NabFile]
 ) -> tuple[list[list[float]], float]:
-    """Every file's per-row scores (a fresh detector per file) and the throughput in points per second."""
+    """Every file's per-row scores (a fresh detector per file, from ``factory(file)``) and the
+    throughput in points per second."""
     out: list[list[float]] = []
     total = 0
     elapsed = 0.0
     for f in files:
-        update = factory().update
+        update = factory(f).update
         start = time.perf_counter()
         out.append([update(t, v) for t, v in zip(f.timestamps, f.values, strict=True)])
         elapsed += time.perf_counter() - start
@@ -135,7 +136,7 @@ def run_benchmark(
             _score_run(
                 detector,
                 files,
-                *run_detector(functools.partial(make_detector, detector, alert_level=lv), files),
+                *run_detector(_factory(detector, alert_level=lv), files),
                 lv,
             )
             for lv in levels
@@ -149,8 +150,14 @@ def run_benchmark(
             {p: best[p].per_file[p] for p in PROFILES},
             sum(r.points_per_second for r in runs) / len(runs),
         )
-    scores, speed = run_detector(factory or (lambda: make_detector(detector)), files)
+    given = factory
+    scores, speed = run_detector((lambda f: given()) if given else _factory(detector), files)
     return _score_run(detector, files, scores, speed, threshold)
+
+
+def _factory(detector: str, **params: Any) -> Callable[[NabFile], Detector]:
+    # As in NAB's own harness, a detector knows the length (so the probation period) of its series.
+    return lambda f: make_detector(detector, series_length=len(f.values), **params)
 
 
 def _score_run(
