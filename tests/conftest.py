@@ -23,9 +23,10 @@ def _no_leftover_client(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iter
     monkeypatch.chdir(tmp_path)
     yield
     if "clisight.client.core" in sys.modules:
-        from clisight.client import core
+        from clisight.client import context, core
 
         core.shutdown(timeout=2.0)
+        context.current.set(context.EMPTY)  # set_session_context() lasts for the rest of the context
 
 
 @pytest.fixture

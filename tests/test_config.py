@@ -90,3 +90,16 @@ def test_do_not_track_turns_usage_off_but_an_explicit_setting_wins() -> None:
 def test_level_accepts_names_and_numbers() -> None:
     assert resolve({"level": "warning"}, environ={}, pyproject=False)["level"] == 13
     assert resolve({}, environ={"CLISIGHT_LEVEL": "17"}, pyproject=False)["level"] == 17
+
+
+def test_lenient_resolution_keeps_defaults_and_lists_the_problems(tmp_path: Path) -> None:
+    path = write_pyproject(tmp_path, "[tool.clisight]\nbatch_size = 'many'\nqueue_sise = 3\nlevel = 'INFO'\n")
+    cfg = resolve({}, environ={"CLISIGHT_OVERFLOW": "sometimes"}, pyproject=path, strict=False)
+    assert cfg["batch_size"] == 512 and cfg["overflow"] == "drop" and cfg["level"] == 9
+    assert sorted(p.parameter for p in cfg.problems) == ["batch_size", "overflow", "queue_sise"]
+
+
+def test_lenient_resolution_survives_a_corrupt_pyproject(tmp_path: Path) -> None:
+    path = write_pyproject(tmp_path, "[tool.clisight\nbroken")
+    cfg = resolve({}, environ={}, pyproject=path, strict=False)
+    assert cfg["queue_size"] == 20_000 and str(path) in str(cfg.problems[0])

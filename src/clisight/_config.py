@@ -220,9 +220,12 @@ class Resolved(NamedTuple):
 class Config(Mapping[str, Any]):
     """The resolved configuration: read as a mapping, ask ``sources`` where each value came from."""
 
-    def __init__(self, values: dict[str, Resolved], pyproject: Path | None) -> None:
+    def __init__(
+        self, values: dict[str, Resolved], pyproject: Path | None, problems: list[ConfigError] | None = None
+    ) -> None:
         self._values = values
         self.pyproject = pyproject
+        self.problems = problems or []  # values ignored under strict=False (each kept its default)
 
     def __getitem__(self, key: str) -> Any:
         return self._values[key].value
@@ -270,24 +273,46 @@ def resolve(
     kwargs: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     pyproject: Path | bool | None = True,
+    strict: bool = True,
 ) -> Config:
     """Resolve every parameter.  ``environ`` and ``pyproject`` are injectable for tests.
 
     ``pyproject=True`` searches upward from the working directory; ``False``/``None`` skips the file.
     Unknown keyword arguments and unknown ``[tool.clisight]`` keys are errors, so typos don't pass silently.
+
+    With ``strict=False`` (what ``clisight.init`` uses), a bad value from the environment or the file
+    does not raise: the parameter keeps its default and the ConfigError is listed in
+    ``Config.problems``, so an end user's stray variable can't crash the program that embeds clisight.
+    Keyword arguments are the program's own code and always raise.
     """
     kwargs = dict(kwargs or {})
     env = os.environ if environ is None else environ
-    path = find_pyproject() if pyproject is True else (pyproject or None)
-    file_table = read_pyproject(path) if path else {}
+    problems: list[ConfigError] = []
+
+    def fail(error: ConfigError) -> None:
+        if strict:
+            raise error
+        problems.append(error)
 
     for key in kwargs:
         if key not in PARAMS_BY_NAME:
             raise ConfigError(key, "keyword argument", kwargs[key], "one of " + ", ".join(PARAMS_BY_NAME))
-    for key in file_table:
+    path = find_pyproject() if pyproject is True else (pyproject or None)
+    file_table: dict[str, Any] = {}
+    if path:
+        try:
+            file_table = read_pyproject(path)
+        except ConfigError as error:
+            fail(error)
+    for key in list(file_table):
         if key.replace("-", "_") not in PARAMS_BY_NAME:
-            raise ConfigError(
-                key, f"[tool.clisight] in {path}", file_table[key], "one of " + ", ".join(PARAMS_BY_NAME)
+            fail(
+                ConfigError(
+                    key,
+                    f"[tool.clisight] in {path}",
+                    file_table.pop(key),
+                    "one of " + ", ".join(PARAMS_BY_NAME),
+                )
             )
     file_values = {k.replace("-", "_"): v for k, v in file_table.items()}
 
@@ -305,12 +330,15 @@ def resolve(
         try:
             values[param.name] = Resolved(param.parse(raw), source)
         except (ValueError, TypeError):
-            raise ConfigError(param.name, source, raw, param.allowed) from None
+            if source == "keyword argument":
+                raise ConfigError(param.name, source, raw, param.allowed) from None
+            fail(ConfigError(param.name, source, raw, param.allowed))
+            values[param.name] = Resolved(param.default, f"default ({source} was invalid)")
 
     # DO_NOT_TRACK is the cross-tool convention (https://consoledonottrack.com): usage off, logs on.
     if env.get("DO_NOT_TRACK", "").strip() not in ("", "0") and values["usage"].source == "default":
         values["usage"] = Resolved(False, "environment DO_NOT_TRACK")
-    return Config(values, path)
+    return Config(values, path, problems)
 
 
 def default_store_path() -> Path:

@@ -9,6 +9,9 @@
     │   └── SchemaError           the database's schema is newer than this clisight, or damaged
     └── DataError                 input data (a CSV, an OTLP body...) is malformed; says where
 
+    ConfigWarning (a UserWarning) a configuration value from the environment or pyproject.toml was
+                                  invalid; ``clisight.init`` used the default instead of failing
+
 The client API never raises these into the host program: the pipeline counts its own failures
 (see ``clisight.pipeline_stats()``).  They surface in the ``clisight`` command, the server and
 in explicit calls such as ``clisight.testing`` helpers.
@@ -49,3 +52,11 @@ class SchemaError(StoreError):
 
 class DataError(ClisightError, ValueError):
     """Input data is malformed; the message says where (file, line, field)."""
+
+
+class ConfigWarning(UserWarning):
+    """``clisight.init`` ignored an invalid value from the environment or pyproject.toml.
+
+    The message is the :class:`ConfigError` text (parameter, source, what is allowed); the parameter
+    kept its default.  ``clisight doctor`` reports the same problem as an error.
+    """

@@ -214,3 +214,22 @@ def test_a_message_that_is_not_a_string_is_recorded_as_its_text() -> None:
         clisight.get_logger("a").info({"not": "a string"})  # type: ignore[arg-type]
         clisight.get_logger("a").info(42)  # type: ignore[arg-type]
     assert [r.body for r in sink.of_kind("log")] == ["{'not': 'a string'}", "42"]
+
+
+def test_a_bad_environment_value_warns_and_the_program_carries_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    from clisight.exceptions import ConfigWarning
+
+    monkeypatch.setenv("CLISIGHT_QUEUE_SIZE", "lots")
+    with pytest.warns(ConfigWarning, match=r"queue_size.*CLISIGHT_QUEUE_SIZE"):
+        client = clisight.init(service="x", sinks=[MemorySink()])
+    assert client.config["queue_size"] == 20_000
+    assert "invalid" in client.config.source("queue_size")
+
+
+def test_a_bad_keyword_argument_is_the_programs_own_error() -> None:
+    from clisight.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match="queue_size"):
+        clisight.init(service="x", sinks=[MemorySink()], queue_size=-1)
+    with pytest.raises(ConfigError, match="queue_sise"):
+        clisight.init(service="x", sinks=[MemorySink()], queue_sise=10)

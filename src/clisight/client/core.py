@@ -149,6 +149,10 @@ def init(
     SQLite file in the user's data directory.  Other keyword arguments are the parameters of the
     configuration table (``clisight doctor`` lists them); ``sinks`` replaces the configured sinks
     (``clisight.testing.MemorySink`` in tests).
+
+    An invalid value from the environment or ``pyproject.toml`` does not stop the program: it is
+    reported as a :class:`~clisight.exceptions.ConfigWarning` and the parameter keeps its default.
+    An invalid keyword argument (the program's own code) raises :class:`~clisight.exceptions.ConfigError`.
     """
     global _client
     with _lock:
@@ -157,7 +161,14 @@ def init(
         kwargs = dict(
             config, service=service, version=version, store=os.fspath(store) if store is not None else None
         )
-        resolved = _config.resolve(kwargs)
+        resolved = _config.resolve(kwargs, strict=False)
+        if resolved.problems:
+            import warnings
+
+            from clisight.exceptions import ConfigWarning
+
+            for problem in resolved.problems:
+                warnings.warn(f"clisight: {problem}; using the default", ConfigWarning, stacklevel=2)
         if resolved["disabled"]:
             sinks = []
         client = Client(resolved, sinks)
