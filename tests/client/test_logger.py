@@ -233,3 +233,16 @@ def test_a_bad_keyword_argument_is_the_programs_own_error() -> None:
         clisight.init(service="x", sinks=[MemorySink()], queue_size=-1)
     with pytest.raises(ConfigError, match="queue_sise"):
         clisight.init(service="x", sinks=[MemorySink()], queue_sise=10)
+
+
+def test_an_unknown_store_scheme_from_the_code_raises_and_from_the_environment_warns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from clisight.exceptions import ConfigWarning, UnsupportedStoreURL
+
+    with pytest.raises(UnsupportedStoreURL, match="mysql"):
+        clisight.init(service="x", store="mysql://db/x")
+    monkeypatch.setenv("CLISIGHT_STORE", "mysql://db/x")
+    with pytest.warns(ConfigWarning, match="mysql"):
+        client = clisight.init(service="x")
+    assert client.store_url is not None and client.store_url.endswith("clisight.db")

@@ -74,15 +74,28 @@ class Client:
     def _default_sinks(self) -> list[Sink]:
         sinks: list[Sink] = []
         if self.store_url:
+            from clisight.exceptions import ConfigWarning, UnsupportedStoreURL
             from clisight.pipeline.store_sink import StoreSink
 
-            sinks.append(
-                StoreSink(
-                    self.store_url,
-                    retention_days=self.config["retention_days"],
-                    retention_max_mb=self.config["retention_max_mb"],
+            retention = {
+                "retention_days": self.config["retention_days"],
+                "retention_max_mb": self.config["retention_max_mb"],
+            }
+            try:
+                sinks.append(StoreSink(self.store_url, **retention))
+            except UnsupportedStoreURL as error:
+                if self.config.source("store") in ("keyword argument", "default"):
+                    raise  # the program's own code chose it
+                # An end user's stray CLISIGHT_STORE must not stop the program: default store, and say so.
+                import warnings
+
+                warnings.warn(
+                    f"clisight: {error} (from {self.config.source('store')}); using the default store",
+                    ConfigWarning,
+                    stacklevel=4,
                 )
-            )
+                self.store_url = str(_config.default_store_path())
+                sinks.append(StoreSink(self.store_url, **retention))
         if self.config["jsonl_path"]:
             from clisight.pipeline.jsonl import JsonlSink
 

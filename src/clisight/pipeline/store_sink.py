@@ -17,11 +17,11 @@ RETENTION_STATE_KEY = "retention.last_run_ns"
 
 
 class StoreSink:
-    """Writes batches to a store opened lazily, in the writer thread, on the first batch.
+    """Writes batches to a store whose file is opened lazily, in the writer thread, on the first batch.
 
     Opening lazily keeps ``clisight.init()`` cheap: the SQLite file, its pragmas and migrations
-    cost the host program nothing until there is something to write.  The store's code is
-    imported by the constructor, so the writer thread never imports.
+    cost the host program nothing until there is something to write.  The constructor checks the
+    URL (raising ``UnsupportedStoreURL``) and imports the store's code, so the writer never imports.
 
     Retention runs automatically: after a write, at most once a day per store (the time of the
     last run is kept in the store, so many short-lived processes share one schedule), records
@@ -34,13 +34,15 @@ class StoreSink:
     ) -> None:
         # Import now, in the caller's thread, never in the writer: a writer thread inside an import
         # when another thread forks leaves the child waiting on that import's lock forever.
-        import clisight.store  # noqa: F401
+        from clisight.store import open_store
 
         self.url = url
         self.name = name
         self.retention_days = retention_days
         self.retention_bytes = int(retention_max_mb * 1024 * 1024)
-        self._store: Store | None = None
+        # open_store touches no file until the first write, but checks the URL now: an unknown
+        # scheme is an error the caller can see (UnsupportedStoreURL), not a silent dropped batch.
+        self._store: Store | None = open_store(url)
         self._next_retention_check = 0 if (retention_days or retention_max_mb) else None
 
     @property
