@@ -106,6 +106,8 @@ def render(out: Console, config: _config.Config, facts: dict[str, Any]) -> None:
     table.add_column("Source", overflow="fold")
     for name, value, source, _doc in config.table():
         shown = ", ".join(value) if isinstance(value, tuple) else value
+        if name == "store" and value == "":
+            shown = f"(the data dir) {_config.default_store_path()}"
         table.add_row(
             name,
             Text(clean(repr(shown) if shown == "" else shown)),
