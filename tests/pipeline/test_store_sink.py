@@ -32,9 +32,12 @@ def test_records_past_retention_are_deleted_automatically(tmp_path: Path) -> Non
     store = open_store(db)
     store.write_batch([old_log(40), old_log(1)])
     store.close()
-    clisight.init(service="svc", store=str(db), retention_days=30)
+    client = clisight.init(service="svc", store=str(db), retention_days=30)
     clisight.get_logger("new").info("fresh")
     assert clisight.flush(10)
+    sink = client.pipeline.channels[0].sink
+    assert isinstance(sink, StoreSink) and sink.retention_thread is not None
+    sink.retention_thread.join(30)  # the pass runs beside the writer, never in its way
     assert count_rows(db, "logs", "component = 'old'") == 1  # the 40-day-old one went, yesterday's stayed
     assert count_rows(db, "logs", "component = 'new'") == 1
     assert count_rows(db, "kv_state", "key = ?", (RETENTION_STATE_KEY,)) == 1
@@ -43,7 +46,9 @@ def test_records_past_retention_are_deleted_automatically(tmp_path: Path) -> Non
 def test_retention_runs_at_most_once_a_day_per_store(tmp_path: Path) -> None:
     db = tmp_path / "d.db"
     sink = StoreSink(str(db), retention_days=30)
-    sink.write([old_log(40)])  # the first write runs the pass (nothing older yet but this one)
+    sink.write([old_log(40)])  # the first write starts the pass (nothing older yet but this one)
+    assert sink.retention_thread is not None
+    sink.retention_thread.join(30)
     assert count_rows(db, "logs") == 0
     sink.write([old_log(40)])
     assert sink.retain_if_due() is False  # ran less than a day ago, by this or any process

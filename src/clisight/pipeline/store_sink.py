@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -26,7 +27,9 @@ class StoreSink:
     Retention runs automatically: after a write, at most once a day per store (the time of the
     last run is kept in the store, so many short-lived processes share one schedule), records
     older than ``retention_days`` are deleted and the file is trimmed to ``retention_max_mb``.
-    Zero turns either limit off.
+    Zero turns either limit off.  The pass runs in a daemon thread with its own connection, so a
+    large store never holds up the writer (or the flush at exit); it deletes in short transactions,
+    so a process that exits mid-pass leaves a consistent file and the next run finishes the work.
     """
 
     def __init__(
@@ -44,6 +47,7 @@ class StoreSink:
         # scheme is an error the caller can see (UnsupportedStoreURL), not a silent dropped batch.
         self._store: Store | None = open_store(url)
         self._next_retention_check = 0 if (retention_days or retention_max_mb) else None
+        self.retention_thread: threading.Thread | None = None
 
     @property
     def store(self) -> Store:
@@ -57,18 +61,31 @@ class StoreSink:
         self.store.write_batch(batch)
         if self._next_retention_check is not None and time.monotonic_ns() >= self._next_retention_check:
             self._next_retention_check = time.monotonic_ns() + RETENTION_EVERY_NS
-            with guard():  # the batch is stored; a retention failure is ours to count, not the sink's
-                self.retain_if_due()
+            self.retention_thread = threading.Thread(
+                target=self._retain_in_background, name="clisight-retention", daemon=True
+            )
+            self.retention_thread.start()
 
-    def retain_if_due(self, now_ns: int | None = None) -> bool:
+    def _retain_in_background(self) -> None:
+        from clisight.store import open_store  # imported by __init__ already: a dict lookup
+
+        with guard():  # the batch is stored; a retention failure is ours to count, not the sink's
+            store = open_store(self.url)
+            try:
+                self.retain_if_due(store=store)
+            finally:
+                store.close()
+
+    def retain_if_due(self, now_ns: int | None = None, store: Store | None = None) -> bool:
         """Apply retention if the store's last run is a day old or more; True if it ran."""
+        store = store or self.store
         now_ns = time.time_ns() if now_ns is None else now_ns
-        last = self.store.load_state(RETENTION_STATE_KEY)
+        last = store.load_state(RETENTION_STATE_KEY)
         if isinstance(last, int) and now_ns - last < RETENTION_EVERY_NS:
             return False
         # Claim the run first, so other processes starting now skip it.
-        self.store.save_state(RETENTION_STATE_KEY, now_ns)
-        self.store.apply_retention(self.retention_days, self.retention_bytes)
+        store.save_state(RETENTION_STATE_KEY, now_ns)
+        store.apply_retention(self.retention_days, self.retention_bytes)
         return True
 
     def close(self) -> None:
