@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from clisight.detect._base import StateError
+
 __all__ = [
     "AuthFailureBurstRule",
     "NewValueRule",
@@ -54,6 +56,10 @@ class SecurityRule(Protocol):
     name: str
 
     def check(self, event: Event) -> list[SecurityFinding]: ...
+
+    def to_state(self) -> dict[str, Any]: ...
+
+    def load_state(self, state: Mapping[str, Any]) -> None: ...
 
 
 def _time(event: Event, field: str) -> float | None:
@@ -93,6 +99,14 @@ class AuthFailureBurstRule:
         self.name_field = name_field
         self._recent: dict[str, deque[float]] = {}
         self._firing: set[str] = set()
+
+    def to_state(self) -> dict[str, Any]:
+        """What the rule has learned (not its settings), JSON-serialisable."""
+        return {"recent": {k: list(q) for k, q in self._recent.items() if q}, "firing": sorted(self._firing)}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        self._recent = {str(k): deque(float(t) for t in v) for k, v in state.get("recent", {}).items()}
+        self._firing = {str(k) for k in state.get("firing", [])}
 
     def check(self, event: Event) -> list[SecurityFinding]:
         if event.get(self.name_field) not in self.failure_names:
@@ -138,6 +152,14 @@ class NewValueRule:
         self.name = f"new_{field}"
         self._seen: dict[str, set[str]] = {}
         self._count: dict[str, int] = {}
+
+    def to_state(self) -> dict[str, Any]:
+        """What the rule has learned (not its settings), JSON-serialisable."""
+        return {"seen": {k: sorted(v) for k, v in self._seen.items()}, "count": dict(self._count)}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        self._seen = {str(k): {str(x) for x in v} for k, v in state.get("seen", {}).items()}
+        self._count = {str(k): int(v) for k, v in state.get("count", {}).items()}
 
     def check(self, event: Event) -> list[SecurityFinding]:
         value = event.get(self.field)
@@ -189,6 +211,14 @@ class UnusualHourRule:
         self.time_field = time_field
         self.utc_offset = utc_offset
         self._hours: dict[str, list[int]] = {}
+
+    def to_state(self) -> dict[str, Any]:
+        """What the rule has learned (not its settings), JSON-serialisable."""
+        return {"hours": {k: list(v) for k, v in self._hours.items()}}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        hours = state.get("hours", {})
+        self._hours = {str(k): [int(c) for c in v] for k, v in hours.items() if len(v) == 24}
 
     def check(self, event: Event) -> list[SecurityFinding]:
         t = _time(event, self.time_field)
@@ -249,6 +279,23 @@ class SessionSpikeRule:
         self._mean = 0.0
         self._m2 = 0.0
 
+    def to_state(self) -> dict[str, Any]:
+        """What the rule has learned (not its settings), JSON-serialisable; open sessions in order."""
+        return {
+            "open": [[sid, total, last] for sid, (total, last) in self._open.items()],
+            "reported": sorted(self._reported),
+            "n": self._n,
+            "mean": self._mean,
+            "m2": self._m2,
+        }
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        self._open = {str(sid): (float(total), float(last)) for sid, total, last in state.get("open", [])}
+        self._reported = {str(s) for s in state.get("reported", [])}
+        self._n = int(state.get("n", 0))
+        self._mean = float(state.get("mean", 0.0))
+        self._m2 = float(state.get("m2", 0.0))
+
     def _close(self, sid: str) -> None:
         total, _ = self._open.pop(sid)
         self._reported.discard(sid)
@@ -303,6 +350,12 @@ class SecretInPromptRule:
         self.key_field = key_field
         self.time_field = time_field
 
+    def to_state(self) -> dict[str, Any]:
+        return {}  # stateless: each prompt is judged alone
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        pass
+
     def check(self, event: Event) -> list[SecurityFinding]:
         value = event.get(self.field)
         if isinstance(value, list | tuple | set | frozenset):
@@ -346,6 +399,19 @@ class SecurityMonitor:
 
     def __init__(self, rules: Iterable[SecurityRule] | None = None) -> None:
         self.rules: list[SecurityRule] = list(rules) if rules is not None else default_rules()
+
+    def to_state(self) -> dict[str, Any]:
+        """What every rule has learned, by rule name (JSON-serialisable; save it in the store)."""
+        return {"kind": "security", "version": 1, "rules": {r.name: r.to_state() for r in self.rules}}
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Restore what the rules learned; rules are matched by name, unknown names are ignored."""
+        if state.get("kind") != "security" or state.get("version") != 1:
+            raise StateError(f"not a security monitor state: kind={state.get('kind')!r}")
+        saved = state.get("rules", {})
+        for rule in self.rules:
+            if rule.name in saved:
+                rule.load_state(saved[rule.name])
 
     def check(self, event: Event) -> list[SecurityFinding]:
         """Findings of every rule for this event (rules learn from it too)."""
