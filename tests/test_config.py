@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from clisight._config import PARAMS, resolve
 from clisight.exceptions import ConfigError
@@ -103,3 +105,33 @@ def test_lenient_resolution_survives_a_corrupt_pyproject(tmp_path: Path) -> None
     path = write_pyproject(tmp_path, "[tool.clisight\nbroken")
     cfg = resolve({}, environ={}, pyproject=path, strict=False)
     assert cfg["queue_size"] == 20_000 and str(path) in str(cfg.problems[0])
+
+
+@given(st.integers(min_value=1, max_value=10**9))
+def test_positive_integers_parse_from_their_text_and_others_are_refused(n: int) -> None:
+    assert resolve({}, environ={"CLISIGHT_QUEUE_SIZE": str(n)}, pyproject=False)["queue_size"] == n
+    with pytest.raises(ConfigError):
+        resolve({}, environ={"CLISIGHT_QUEUE_SIZE": str(-n)}, pyproject=False)
+
+
+@given(
+    st.lists(
+        st.text(
+            alphabet=st.characters(blacklist_characters=",", blacklist_categories=("Cs",)),
+            min_size=1,
+            max_size=12,
+        )
+        .map(str.strip)
+        .filter(bool),
+        max_size=6,
+    )
+)
+def test_comma_separated_lists_round_trip(keys: list[str]) -> None:
+    cfg = resolve({}, environ={"CLISIGHT_REDACT_KEYS": ",".join(keys)}, pyproject=False)
+    assert list(cfg["redact_keys"]) == keys
+
+
+@given(st.sampled_from(["1", "true", "YES", " on ", "0", "false", "No", "off", ""]))
+def test_booleans_accept_the_usual_words(word: str) -> None:
+    expected = word.strip().lower() in ("1", "true", "yes", "on")
+    assert resolve({}, environ={"CLISIGHT_JSONL_GZIP": word}, pyproject=False)["jsonl_gzip"] is expected
