@@ -103,3 +103,30 @@ def test_many_threads_emitting_at_once_are_all_accounted() -> None:
     assert len(sink.records) == stats.stored
     assert len({r.time_ns for r in sink.records}) == stats.stored  # no record written twice
     pipe.shutdown(1.0)
+
+
+def test_counters_add_up_at_every_read_while_records_flow() -> None:
+    sink = MemorySink(delay=0.001)
+    pipe = Pipeline([sink], queue_size=500, batch_size=50, flush_interval=0.001)
+    stop = threading.Event()
+
+    def produce() -> None:
+        i = 0
+        while not stop.is_set():
+            pipe.emit(rec(i))
+            i += 1
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    try:
+        for _ in range(2000):  # read while the writer pops, writes and counts
+            s = pipe.stats()[0]
+            assert s.emitted == s.stored + s.dropped + s.queue_depth + s.in_flight
+            assert s.in_flight >= 0
+    finally:
+        stop.set()
+        producer.join(10)
+    assert pipe.flush(10)
+    final = pipe.stats()[0]
+    assert final.in_flight == 0 and final.emitted == final.stored + final.dropped
+    pipe.shutdown(1.0)

@@ -10,8 +10,8 @@ Promises (tested in ``tests/pipeline``):
 
 - **Bounded**: a full queue drops the new record and counts it (``overflow="drop"``), or makes the
   caller wait at most ``block_timeout`` seconds for room (``overflow="block"``), then drops and counts.
-- **Accounted**: for every sink, ``emitted == stored + dropped + queued`` at all times; a batch the sink
-  refuses is counted in ``errors`` (one per failed batch) and its records in ``dropped``.
+- **Accounted**: for every sink, ``emitted == stored + dropped + queued + in flight`` at every read;
+  a batch the sink refuses is counted in ``errors`` (one per failed batch) and its records in ``dropped``.
 - **Deadlined**: :meth:`Pipeline.flush` returns within its timeout whatever the sinks do.
 - **Fork-safe**: :func:`_after_fork_in_child` gives every channel in a forked child a fresh queue,
   event, counters and thread; the parent's queued records stay the parent's to write.
@@ -35,7 +35,8 @@ BATCH_GROWTH = 16
 
 
 class SinkStats(NamedTuple):
-    """Counters of one sink.  ``emitted == stored + dropped + queue_depth``."""
+    """Counters of one sink: ``emitted == stored + dropped + queue_depth + in_flight`` at every read
+    (``in_flight`` is the batch the writer holds; 0 once a flush returned)."""
 
     sink: str
     emitted: int
@@ -44,19 +45,11 @@ class SinkStats(NamedTuple):
     dropped_queue_full: int
     errors: int
     queue_depth: int
+    in_flight: int
     last_error: str | None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "sink": self.sink,
-            "emitted": self.emitted,
-            "stored": self.stored,
-            "dropped": self.dropped,
-            "dropped_queue_full": self.dropped_queue_full,
-            "errors": self.errors,
-            "queue_depth": self.queue_depth,
-            "last_error": self.last_error,
-        }
+        return self._asdict()
 
 
 class Channel:
@@ -75,7 +68,7 @@ class Channel:
         self.wake = threading.Event()
         self.lock = threading.Lock()  # guards the rare counters touched outside the writer thread
         self.flush_requests: list[threading.Event] = []
-        self.popped = 0  # written by the writer thread only
+        self.popped = 0  # these four: written by the writer thread, under the lock
         self.stored = 0
         self.dropped_error = 0
         self.dropped_full = 0
@@ -95,18 +88,19 @@ class Channel:
             self.dropped_full += n
 
     def stats(self) -> SinkStats:
-        depth = len(self.queue)
-        with self.lock:
+        with self.lock:  # one consistent snapshot of everything the writer and the callers count
+            depth = len(self.queue)
+            popped, stored, dropped_error = self.popped, self.stored, self.dropped_error
             full = self.dropped_full
-        dropped = full + self.dropped_error
         return SinkStats(
             sink=self.sink.name,
-            emitted=self.popped + depth + full,
-            stored=self.stored,
-            dropped=dropped,
+            emitted=popped + depth + full,
+            stored=stored,
+            dropped=full + dropped_error,
             dropped_queue_full=full,
             errors=self.errors,
             queue_depth=depth,
+            in_flight=popped - stored - dropped_error,
             last_error=self.last_error,
         )
 
@@ -138,9 +132,11 @@ class Channel:
             # BATCH_GROWTH x batch_size, so the hand-offs per record shrink as the load grows.
             size = max(self.batch_size, min(len(queue), self.batch_size * BATCH_GROWTH))
             # Only this thread pops, so at least min(size, len(queue)) records are there to take.
+            # Under the lock, so stats() never sees records gone from the queue but not yet counted.
             pop = queue.popleft
-            batch = [pop() for _ in range(min(size, len(queue)))]
-            self.popped += len(batch)
+            with self.lock:
+                batch = [pop() for _ in range(min(size, len(queue)))]
+                self.popped += len(batch)
             self._write(batch)
 
     def _write(self, batch: Sequence[Record]) -> None:
@@ -148,11 +144,13 @@ class Channel:
             self.sink.write(batch)
         except Exception as exc:
             # A sink failure is the sink's, not ours: count it, drop the batch, keep going.
-            self.errors += 1
-            self.dropped_error += len(batch)
-            self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+            with self.lock:
+                self.errors += 1
+                self.dropped_error += len(batch)
+                self.last_error = f"{type(exc).__name__}: {exc}"[:300]
         else:
-            self.stored += len(batch)
+            with self.lock:
+                self.stored += len(batch)
 
 
 class Pipeline:
