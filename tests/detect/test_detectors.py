@@ -239,3 +239,20 @@ def test_incident_lengths_follow_a_short_series_and_stay_for_long_ones() -> None
     assert params["long_window"] == POINT_DEFAULTS["long_window"]  # a sample size: kept
     assert make_detector("ensemble", series_length=1600, cooldown=99).to_state()["params"]["cooldown"] == 99
     assert lengths_for_probation(0)["short_window"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("name", "level", "noise", "seed"),
+    [
+        ("ensemble", -8.088502078248961, 0.01803595339939622, 29450),  # found by the property above
+        ("ensemble", 91.32195150620208, 0.02271696756276273, 33955),
+        ("cusum", 1.0, 0.03125, 253),
+    ],
+)
+def test_a_false_alarm_just_before_a_10x_step_does_not_hide_it(name, level, noise, seed):
+    detector = make_detector(name)
+    before = warmup_of(name) + 100
+    values = series(level, before, noise, seed) + series(10 * level, STEP_WITHIN, noise, seed + 1)
+    scores = [detector.update(T0 + 60.0 * i, v) for i, v in enumerate(values)]
+    assert max(scores[:before]) >= DEFAULT_THRESHOLD  # the false alarm is there
+    assert max(scores[before:]) >= DEFAULT_THRESHOLD

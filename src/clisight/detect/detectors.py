@@ -265,7 +265,10 @@ class CusumDetector(StatefulDetector):
     """Two-sided CUSUM for level shifts, on values standardised by a slowly learned baseline.
 
     ``drift`` (k) and ``limit`` (h) are in baseline standard deviations; ``limit`` scores 0.5.  After an
-    alarm the sums reset and the baseline is relearned from the new level (``warmup`` points).
+    alarm the sums reset and the baseline is relearned from the new level (``warmup`` points).  While
+    it relearns, a jump of ``limit`` standard deviations in one point (measured against the mean
+    learned so far, in the old baseline's scale ``relearn_sd`` until the new one is known) still
+    fires: a second shift right after an alarm, or right after a false one, is not missed.
     """
 
     __slots__ = (
@@ -277,13 +280,14 @@ class CusumDetector(StatefulDetector):
         "mean",
         "min_std",
         "rel_std",
+        "relearn_sd",
         "up",
         "var",
         "warmup",
     )
     kind = "cusum"
     _params = ("drift", "limit", "alpha", "warmup", "min_std", "rel_std")
-    _fields = ("count", "mean", "var", "up", "low")
+    _fields = ("count", "mean", "var", "up", "low", "relearn_sd")
 
     def __init__(
         self,
@@ -305,12 +309,23 @@ class CusumDetector(StatefulDetector):
         self.var = 0.0
         self.up = 0.0
         self.low = 0.0
+        self.relearn_sd = 0.0  # > 0 while relearning after an alarm: the scale scores are taken in
 
     def update(self, timestamp: float, value: float) -> float:
         count = self.count
         if count < self.warmup:
+            score = 0.0
+            if self.relearn_sd > 0.0 and count > 0:
+                # Relearning after an alarm: only a jump of ``limit`` scale units in one point fires,
+                # the scale being the old baseline's until three points give one of the new level's.
+                scale = self.relearn_sd if count < 3 else max(self.relearn_sd, math.sqrt(self.var))
+                jump = abs(value - self.mean) / scale
+                if jump >= self.limit:
+                    self.relearn_sd = scale
+                    self.count, self.mean, self.var = 0, 0.0, 0.0
+                    return squash(jump / self.limit, 1.0)
             self.count, self.mean, self.var = _ew_step(count, self.mean, self.var, value, 1.0 / (count + 1))
-            return 0.0
+            return score
         mean = self.mean
         sd = _floor(math.sqrt(self.var), mean, self.min_std, self.rel_std)
         z = (value - mean) / sd
@@ -319,6 +334,8 @@ class CusumDetector(StatefulDetector):
         low = max(0.0, self.low - z - k)
         score = squash(max(up, low) / self.limit, 1.0)
         if max(up, low) >= self.limit:
+            # Relearn the level from the next point; the old scale scores jumps meanwhile.
+            self.relearn_sd = sd
             self.count, self.mean, self.var, self.up, self.low = 0, 0.0, 0.0, 0.0, 0.0
             return score
         self.up, self.low = up, low
