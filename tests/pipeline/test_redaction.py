@@ -102,35 +102,39 @@ def test_redaction_can_be_extended_by_key_and_email_scrubbing_turned_off() -> No
 @given(st.text(max_size=200))
 def test_text_without_secret_markers_passes_unchanged(text: str) -> None:
     red = PatternRedactor()
-    if "@" not in text and not any(
-        m in text.lower()
-        for m in (
-            "sk-",
-            "sk_",
-            "rk_",
-            "bearer",
-            "basic",
-            "token",
-            "akia",
-            "asia",
-            "aws",
-            "gh",
-            "xox",
-            "aiza",
-            "eyj",
-            "://",
-            "passw",
-            "pwd",
-            "secret",
-            "api",
-            "private key",
-            "agpa",
-            "aida",
-            "aroa",
-            "anpa",
-            "github_pat",
+    if (
+        "@" not in text
+        and not any(
+            m in text.lower()
+            for m in (
+                "sk-",
+                "sk_",
+                "rk_",
+                "bearer",
+                "basic",
+                "token",
+                "akia",
+                "asia",
+                "aws",
+                "gh",
+                "xox",
+                "aiza",
+                "eyj",
+                "://",
+                "passw",
+                "pwd",
+                "secret",
+                "api",
+                "private key",
+                "agpa",
+                "aida",
+                "aroa",
+                "anpa",
+                "github_pat",
+            )
         )
-    ) and not re.search(r"[A-Za-z0-9/+]{40}", text):  # a bare 40-character key shape
+        and not re.search(r"[A-Za-z0-9/+]{40}", text)
+    ):  # a bare 40-character key shape
         assert red.message(text) == text
 
 
