@@ -83,3 +83,27 @@ def test_doctor_lists_redacted_key_patterns_and_value_pattern_names(monkeypatch:
     assert redacted["extra_keys"] == ["ssn", "internal_id"]
     text = invoke("doctor").stdout
     assert "anthropic_key" in text and "ssn" in text
+
+
+def test_doctor_reports_what_recent_runs_dropped(tmp_path: Path) -> None:
+    from tests.helpers import run_python
+
+    db = tmp_path / "drops.db"
+    program = f"""
+        import json, clisight
+        clisight.init(service="bursty", store={str(db)!r}, queue_size=50, batch_size=25)
+        log = clisight.get_logger("burst")
+        for i in range(20_000):
+            log.info("burst", i=i)
+        clisight.flush(30)
+        print(json.dumps(clisight.pipeline_stats()["sinks"]["store"]))
+    """
+    first = json.loads(run_python(program).stdout)
+    second = json.loads(run_python(program).stdout)
+    assert first["dropped"] > 0 and second["dropped"] > 0  # a queue of 50 cannot take the burst
+    runs = invoke_json("doctor", "--store", str(db))["store"]["recent_runs"]
+    assert runs["runs"] == 2 and runs["runs_with_drops"] == 2
+    assert runs["dropped"] == first["dropped"] + second["dropped"]
+    assert runs["emitted"] == first["emitted"] + second["emitted"]
+    text = " ".join(invoke("doctor", "--store", str(db)).stdout.split())  # undo the table's wrapping
+    assert f"{runs['dropped']:,} dropped (2 runs)" in text

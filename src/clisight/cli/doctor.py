@@ -26,6 +26,7 @@ from clisight.cli._common import (
 )
 from clisight.cli._text import clean, size, when
 from clisight.exceptions import ClisightError
+from clisight.query import Filter, parse_time
 from clisight.types import severity_name
 
 
@@ -53,6 +54,9 @@ def collection_facts(config: _config.Config) -> dict[str, Any]:
     }
 
 
+RECENT = "7d"  # the window of runs whose drop counters doctor sums
+
+
 def store_facts(option: str | None) -> dict[str, Any]:
     """The store's size, schema and row counts, or why they cannot be read.  Never creates a file."""
     try:
@@ -68,9 +72,26 @@ def store_facts(option: str | None) -> dict[str, Any]:
             return {"url": query.url, "path": str(opened.path), "status": "missing", "message": NO_DATA_HINT}
         try:
             info = query.doctor()
+            losses = query.pipeline_losses(Filter(since=parse_time(RECENT)))
         except ClisightError as exc:
             return {"url": query.url, "path": str(opened.path), "status": "error", "message": str(exc)}
-    return {"status": "ok", **dataclasses.asdict(info), "row_counts": dict(info.row_counts)}
+    return {
+        "status": "ok",
+        **dataclasses.asdict(info),
+        "row_counts": dict(info.row_counts),
+        "recent_runs": {"since": RECENT, **dataclasses.asdict(losses)},
+    }
+
+
+def _losses_text(runs: dict[str, Any]) -> Text:
+    """One line on what the runs of the last week reported dropping (each run counts its own at exit)."""
+    if not runs["runs"]:
+        return Text(f"no finished run reported its counters in the last {runs['since']}", style="dim")
+    line = (
+        f"{runs['runs']:,} runs in the last {runs['since']}: {runs['emitted']:,} records emitted, "
+        f"{runs['dropped']:,} dropped ({runs['runs_with_drops']:,} runs), {runs['sink_errors']:,} sink errors"
+    )
+    return Text(line, style="yellow" if runs["dropped"] or runs["sink_errors"] else "green")
 
 
 def pipeline_facts() -> dict[str, Any] | None:
@@ -127,6 +148,7 @@ def render(out: Console, config: _config.Config, facts: dict[str, Any]) -> None:
             ("schema version", store["schema_version"]),
             ("records", ", ".join(f"{k} {v:,}" for k, v in store["row_counts"].items())),
             ("time span", f"{when(store['oldest_ns'])} .. {when(store['newest_ns'])}"),
+            ("recent runs", _losses_text(store["recent_runs"])),
         ]
     else:
         style = "red" if store["status"] == "error" else "yellow"

@@ -222,12 +222,21 @@ def shutdown(timeout: float | None = None) -> bool:
     with guard():
         end = time.time_ns()
         if not client.forked:
+            # The run's own counters travel with its session, so `clisight doctor` (another process)
+            # can report drops; records dropped during this last flush are not in them.
+            stats = client.pipeline.stats()
+            counters: dict[str, Any] = {
+                "pipeline.emitted": sum(s.emitted for s in stats),
+                "pipeline.dropped": sum(s.dropped for s in stats),
+                "pipeline.errors": sum(s.errors for s in stats),
+            }
             client.session_record(
                 client.session_id,
                 start_ns=client.started_ns,
                 end_ns=end,
                 exit_code=client.exit_code,
                 duration=(end - client.started_ns) / 1e9,
+                **counters,
             )
         ok = client.pipeline.shutdown(client.exit_timeout if timeout is None else timeout)
     return ok

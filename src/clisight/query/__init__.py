@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from clisight.query.filters import Filter, parse_level, parse_time, to_ns
 from clisight.query.percentiles import percentile
-from clisight.query.results import ErrorSummary, LevelCount, OperationStats, Report, UsageSummary
+from clisight.query.results import (
+    ErrorSummary,
+    LevelCount,
+    OperationStats,
+    PipelineLosses,
+    Report,
+    UsageSummary,
+)
 from clisight.query.service import EXPORT_ORDER, Query
 from clisight.store.base import (
     Count,
@@ -32,6 +39,7 @@ __all__ = [
     "LogLine",
     "ModelUsage",
     "OperationStats",
+    "PipelineLosses",
     "Query",
     "Report",
     "RetentionResult",

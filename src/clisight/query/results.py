@@ -67,3 +67,14 @@ class Report:
     @property
     def total_logs(self) -> int:
         return sum(level.count for level in self.levels)
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineLosses:
+    """What recent runs of instrumented programs reported losing (from their sessions' counters)."""
+
+    runs: int  # runs that reported their counters
+    runs_with_drops: int
+    emitted: int
+    dropped: int
+    sink_errors: int

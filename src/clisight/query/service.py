@@ -10,7 +10,14 @@ from typing import Any, Final
 
 from clisight.query.filters import Filter
 from clisight.query.percentiles import percentile
-from clisight.query.results import ErrorSummary, LevelCount, OperationStats, Report, UsageSummary
+from clisight.query.results import (
+    ErrorSummary,
+    LevelCount,
+    OperationStats,
+    PipelineLosses,
+    Report,
+    UsageSummary,
+)
 from clisight.store import open_store
 from clisight.store.base import Count, LogLine, RetentionResult, Store, StoreInfo
 from clisight.types import severity_name
@@ -147,6 +154,21 @@ class Query:
     def doctor(self) -> StoreInfo:
         """URL, path, file and WAL size, schema version, row counts and time span of the store."""
         return self.store.info()
+
+    def pipeline_losses(self, flt: Filter = _NO_FILTER) -> PipelineLosses:
+        """Records emitted and dropped by the runs (sessions) in ``flt``, as each run reported at exit."""
+        runs = with_drops = emitted = dropped = errors = 0
+        for row in self.store.iter_rows("session", flt.selection()):
+            attrs = row.get("attributes") or {}
+            if "pipeline.emitted" not in attrs:
+                continue  # a nested session, or a run that has not ended
+            runs += 1
+            run_dropped = int(attrs.get("pipeline.dropped") or 0)
+            with_drops += run_dropped > 0
+            emitted += int(attrs.get("pipeline.emitted") or 0)
+            dropped += run_dropped
+            errors += int(attrs.get("pipeline.errors") or 0)
+        return PipelineLosses(runs, with_drops, emitted, dropped, errors)
 
     def vacuum(self, max_age_days: float, max_bytes: int) -> RetentionResult:
         """Apply retention: drop records older than ``max_age_days``, then the oldest until the store
