@@ -119,3 +119,23 @@ def test_seed_calls_with_a_positional_context_dict_still_work(tmp_path: Path) ->
     assert entries[2]["context"] == {"request": "r1", "error_type": "ValueError", "error": "bad"}
     assert entries[3]["context"] == {"request": "r2"}
     assert entries[4]["performance_data"] == {"operation": "create", "duration": 0.5, "tokens": 10}
+
+
+def test_entries_are_in_the_file_when_the_call_returns_as_in_the_seed(tmp_path: Path) -> None:
+    path = tmp_path / "sync.jsonl"
+    slog = StructuredLogger(path)
+    slog.log_info("cli", "first")
+    assert [e["message"] for e in read_lines(path)] == ["first"]  # no flush, no close
+    slog.log_warning("cli", "second")
+    assert [e["message"] for e in read_lines(path)] == ["first", "second"]
+    slog.close()
+
+
+def test_asynchronous_mode_only_queues(tmp_path: Path) -> None:
+    path = tmp_path / "async.jsonl"
+    slog = StructuredLogger(path, synchronous=False)
+    for i in range(100):
+        slog.log_info("cli", "queued", i=i)
+    assert slog.flush(5)
+    assert len(read_lines(path)) == 100
+    slog.close()

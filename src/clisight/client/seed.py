@@ -8,9 +8,11 @@ What the seed got wrong and this version fixes:
   here touches ``logging`` configuration.
 - ``user_id`` was declared on every entry but never set.  ``set_session_context(session_id, user_id)``
   now fills it on every later entry.
-- Writes were synchronous, unbounded and unrotated on error paths.  Entries now go through the same
-  bounded queue and writer thread as the rest of clisight, to a JSONL file rotated at
-  ``max_file_size`` (several processes may share the file), with secrets scrubbed first.
+- Writes could block the caller without bound and were not rotated on error paths.  Entries now go
+  through the same bounded queue and writer thread as the rest of clisight, to a JSONL file rotated
+  at ``max_file_size`` (several processes may share the file), with secrets scrubbed first.  As in
+  the seed, an entry is in the file when the call returns, but the wait is bounded
+  (``write_timeout``); ``synchronous=False`` makes a call cost only the queueing.
 
 Each line is a JSON object with the seed's ``LogEntry`` fields: ``timestamp``, ``level``,
 ``component``, ``message``, ``context``, ``session_id``, ``user_id``, ``performance_data``.
@@ -50,11 +52,23 @@ class LogEntry:
 class StructuredLogger:
     """JSON-lines logger with session context and rotation, compatible with the seed's API."""
 
-    def __init__(self, log_path: str | os.PathLike[str], max_file_size: int = 50 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        log_path: str | os.PathLike[str],
+        max_file_size: int = 50 * 1024 * 1024,
+        *,
+        synchronous: bool = True,
+        write_timeout: float = 1.0,
+    ) -> None:
+        """``synchronous`` (the default, as the seed behaved): each entry is in the file when the call
+        returns, waiting at most ``write_timeout`` seconds for the writer, so a dead disk never hangs
+        the caller.  ``synchronous=False`` only queues entries (the pipeline's usual cost per call)."""
         from clisight.pipeline.jsonl import JsonlSink
 
         self.log_path = Path(log_path)
         self.max_file_size = max_file_size
+        self.synchronous = synchronous
+        self.write_timeout = write_timeout
         self.session_id: str | None = None
         self.user_id: str | None = None
         self.context: dict[str, Any] = {}
@@ -102,6 +116,8 @@ class StructuredLogger:
                     self.session_id,
                 )
             )
+            if self.synchronous:
+                self._pipeline.flush(self.write_timeout)
 
     # Context may come as a dict (the seed's positional ``context``) and/or as keyword arguments.
     def log_info(
