@@ -16,6 +16,17 @@ def capture_exception(
     exc: BaseException, component: str = "app", severity: int = ERROR_LEVEL, **context: Any
 ) -> None:
     """Record ``exc`` (type, message, stack, context).  Never raises."""
+    record_error(exc, component, severity, context)
+
+
+def record_error(
+    exc: BaseException,
+    component: str,
+    severity: int,
+    context: dict[str, Any],
+    stack: str | None = None,
+) -> None:
+    """:func:`capture_exception`, for callers that already formatted the traceback (``stack``)."""
     with guard():
         client = _core._client
         if client is None:
@@ -27,7 +38,7 @@ def capture_exception(
             **ctx.fields,
             **context,
             "component": component,
-            "stack": red.message("".join(traceback.format_exception(exc))[-16000:]),
+            "stack": red.message((stack or "".join(traceback.format_exception(exc)))[-16000:]),
             "frames": [f"{f.filename}:{f.name}" for f in frames[-5:]],
         }
         client.emit(

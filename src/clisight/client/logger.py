@@ -103,18 +103,20 @@ class Logger:
         import sys
 
         exc = sys.exc_info()[1]
-        if exc is not None:
-            fields = {
-                **fields,
-                "exception.type": type(exc).__name__,
-                "exception.message": str(exc),
-                "exception.stacktrace": "".join(traceback.format_exception(exc))[-8000:],
-            }
+        if exc is None:
+            self._log(ERROR_LEVEL, message, fields)
+            return
+        stack = "".join(traceback.format_exception(exc))  # formatted once, for the log and the error
+        fields = {
+            **fields,
+            "exception.type": type(exc).__name__,
+            "exception.message": str(exc),
+            "exception.stacktrace": stack[-8000:],
+        }
         self._log(ERROR_LEVEL, message, fields)
-        if exc is not None:
-            from clisight.client.errors import capture_exception
+        from clisight.client.errors import record_error
 
-            capture_exception(exc, component=self.component)
+        record_error(exc, self.component, ERROR_LEVEL, {}, stack)
 
     def log_performance(self, operation: str, duration: float, **fields: Any) -> None:
         """A PERFORMANCE record: ``operation`` took ``duration`` seconds (reports show p50/p95/max)."""
