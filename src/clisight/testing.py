@@ -63,22 +63,29 @@ class MemorySink:
 
 
 @contextmanager
+def _client_with(sink: Any, config: dict[str, Any]) -> Iterator[None]:
+    """A fresh client whose only sink is ``sink``, for the block; any running client is shut down first."""
+    from clisight.client import core
+
+    core.shutdown(timeout=1.0)
+    config.setdefault("store", "none")
+    core.init(sinks=[sink], **config)
+    try:
+        yield
+    finally:
+        core.shutdown(timeout=5.0)
+
+
+@contextmanager
 def capture(**config: Any) -> Iterator[MemorySink]:
     """Run a block with a fresh clisight client whose only sink is a :class:`MemorySink`.
 
     Any client already running is shut down first; the block's records are flushed into the sink
     before the context exits.
     """
-    from clisight.client import core
-
-    core.shutdown(timeout=1.0)
     sink = MemorySink()
-    config.setdefault("store", "none")
-    core.init(sinks=[sink], **config)
-    try:
+    with _client_with(sink, config):
         yield sink
-    finally:
-        core.shutdown(timeout=5.0)
 
 
 class _StoreWriter:
@@ -105,14 +112,8 @@ def capture_store(**config: Any) -> Iterator[Store]:
 
     Yields the store: read it after the block with ``clisight.query.Query(store)``.
     """
-    from clisight.client import core
     from clisight.store import open_store
 
-    core.shutdown(timeout=1.0)
     store = open_store("memory://")
-    config.setdefault("store", "none")
-    core.init(sinks=[_StoreWriter(store)], **config)
-    try:
+    with _client_with(_StoreWriter(store), config):
         yield store
-    finally:
-        core.shutdown(timeout=5.0)
