@@ -213,6 +213,12 @@ class Pipeline:
                 return
         ch.count_drop()
 
+    def count_lost(self, n: int = 1) -> None:
+        """Count ``n`` records that failed before reaching the queue as dropped by every sink, so
+        emitted = stored + dropped + queued holds for records the client could not even build."""
+        for ch in self.channels:
+            ch.count_drop(n)
+
     def flush(self, timeout: float = 1.0) -> bool:
         """Write everything queued so far; True if every sink finished within ``timeout`` seconds."""
         if self.closed:
