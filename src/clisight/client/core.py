@@ -186,7 +186,8 @@ def init(
             sinks = []
         client = Client(resolved, sinks)
         _client = client
-        _ctx.process_default[0] = _ctx.Context(session_id=client.session_id)
+        # Under DO_NOT_TRACK no record carries the run's session: the store would make a sessions row of it.
+        _ctx.process_default[0] = _ctx.Context(session_id=client.session_id if client.usage else None)
         _install_hooks(client)
         if client.config["capture_warnings"]:
             from clisight.client.stdlib import capture_warnings
@@ -257,23 +258,52 @@ def pipeline_stats() -> dict[str, Any]:
 def _program_name() -> str:
     argv0 = sys.argv[0] if sys.argv and sys.argv[0] else "python"
     name = os.path.basename(argv0)
+    if name == "__main__.py":  # python -m package: the package is the program
+        return os.path.basename(os.path.dirname(os.path.abspath(argv0))) or "python"
     if name in ("-c", "-m", "") or name.endswith(".py"):
         return name.removesuffix(".py") or "python"
     return name
 
 
-def _run_shape() -> dict[str, Any]:
-    """The command path and the shape of argv (option names, not their values) of this run."""
-    args = sys.argv[1:]
-    words: list[str] = []
+def _argv_shape(args: list[str]) -> str:
+    """Flag names and ``<arg>`` placeholders: ``--token=abc`` -> ``--token``, ``-pSECRET`` -> ``-p``."""
+    shape: list[str] = []
+    options = True
     for arg in args:
-        if arg.startswith("-") or not arg.replace("-", "").replace("_", "").isalnum() or len(words) == 2:
-            break
-        words.append(arg)
-    shape = [a.split("=", 1)[0] if a.startswith("-") else "<arg>" for a in args]
+        if not options or not arg.startswith("-") or arg == "-":
+            shape.append("<arg>")
+        elif arg == "--":
+            shape.append(arg)
+            options = False  # everything after "--" is a value
+        elif arg.startswith("--"):
+            name = arg.split("=", 1)[0]
+            shape.append(name if _is_flag_name(name[2:]) else "<arg>")
+        else:
+            # A short option may carry its value glued on (-pSECRET): keep its letter only.
+            shape.append(arg[:2] if _is_flag_name(arg[1]) else "<arg>")
+    return " ".join(shape)[:500]
+
+
+def _is_flag_name(name: str) -> bool:
+    # "dry-run", "v": a name a program declares; "alice@example.com" or "5" is a value, never stored.
+    return (
+        0 < len(name) <= 64
+        and name.isascii()
+        and name[0].isalpha()
+        and name.replace("-", "").replace("_", "").replace(".", "").isalnum()
+    )
+
+
+def _run_shape() -> dict[str, Any]:
+    """The command and the shape of argv (flag names, not values) of this run.
+
+    The command is the program name only: without the program's command tree a subcommand cannot
+    be told from a value (``mycli alice@example.com``), so argv words are never stored;
+    ``clisight.set_command()`` names the command path.
+    """
     return {
-        "command": " ".join([_program_name(), *words]),
-        "argv_shape": " ".join(shape)[:500],
+        "command": _program_name(),
+        "argv_shape": _argv_shape(sys.argv[1:]),
         "tty": sys.stdout.isatty() if sys.stdout else False,
         "ci": bool(os.environ.get("CI")),
     }
