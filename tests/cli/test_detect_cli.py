@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import random
 import re
@@ -12,26 +13,40 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from clisight.cli.detect import detect
+from clisight.cli.detect import SNIFFED_DELIMITERS, detect, read_series
+from tests.cli.clirun import run_clisight
 
 T0 = 1_700_000_000
 SPIKE_AT = 700  # data row index; CSV line = index + 2
 SHIFT_AT = 1200
 
 
-def write_series(path: Path, *, spike: bool, shift: bool, iso: bool = False) -> Path:
+def write_series(
+    path: Path,
+    *,
+    spike: bool,
+    shift: bool,
+    iso: bool = False,
+    delimiter: str = ",",
+    shuffle: bool = False,
+    points: int = 1600,
+) -> Path:
     rng = random.Random(42)
-    lines = ["timestamp,value,host"]
-    for i in range(1600):
+    rows = []
+    for i in range(points):
         v = 10.0 + rng.gauss(0.0, 0.5)
         if spike and i == SPIKE_AT:
             v = 25.0
         if shift and i >= SHIFT_AT:
             v += 5.0
         ts = datetime.fromtimestamp(T0 + 60 * i, UTC).isoformat() if iso else str(T0 + 60 * i)
-        lines.append(f"{ts},{v:.4f},web-1")
-    path.write_text("\n".join(lines) + "\n")
+        rows.append(delimiter.join([ts, f"{v:.4f}", "web-1"]))
+    if shuffle:
+        random.Random(7).shuffle(rows)
+    path.write_text("\n".join([delimiter.join(["timestamp", "value", "host"]), *rows]) + "\n")
     return path
 
 
@@ -103,14 +118,187 @@ def test_non_numeric_value_names_its_line(tmp_path):
     assert "Traceback" not in result.output
 
 
-def test_unsorted_timestamps_name_their_line(tmp_path):
+def test_rows_out_of_time_order_are_read_in_file_order_with_a_warning_naming_the_first(tmp_path):
     csv_path = tmp_path / "unsorted.csv"
     csv_path.write_text(
         "timestamp,value\n2024-01-01 00:00:00,1\n2024-01-01 00:05:00,2\n2024-01-01 00:03:00,3\n"
+        "2024-01-01 00:06:00,4\n2024-01-01 00:04:00,5\n"
     )
+    result = run(str(csv_path), "--detector", "zscore", "--json")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith("Warning: ")
+    assert (
+        "line 4: timestamp '2024-01-01 00:03:00' is earlier than '2024-01-01 00:05:00' on line 3; "
+        "2 rows out of time order, read in file order (--sort sorts the rows by time)"
+    ) in result.stderr
+    payload = json.loads(result.stdout)  # the warning never spoils the JSON
+    assert payload["points"] == 5
+    assert "line 4" in payload["warnings"][0]
+
+
+def test_sort_flag_orders_a_shuffled_file_by_time_and_finds_the_same_anomalies(tmp_path):
+    in_order = write_series(tmp_path / "in_order.csv", spike=True, shift=True)
+    shuffled = write_series(tmp_path / "shuffled.csv", spike=True, shift=True, shuffle=True)
+    expected = json.loads(run(str(in_order), "--json").stdout)["anomalies"]
+    result = run(str(shuffled), "--sort", "--json")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""  # asked for, so no warning
+    found = json.loads(result.stdout)["anomalies"]
+    assert [a["timestamp"] for a in found] == [a["timestamp"] for a in expected]
+    # each anomaly still names its line in the shuffled file
+    rows = shuffled.read_text().splitlines()
+    for anomaly in found:
+        assert rows[anomaly["line"] - 1].startswith(anomaly["timestamp"] + ",")
+
+
+def test_repeated_timestamps_warn_and_keep_file_order(tmp_path):
+    csv_path = tmp_path / "repeats.csv"
+    csv_path.write_text("timestamp,value\n100,1\n160,2\n160,9\n220,4\n100,5\n")
+    result = run(str(csv_path), "--detector", "zscore", "--sort", "--json")
+    assert result.exit_code == 0, result.output
+    assert (
+        "line 4: timestamp '160' repeats line 3; 2 rows share a timestamp with an earlier row, "
+        "kept in file order"
+    ) in result.stderr
+    assert "out of time order" not in result.stderr  # --sort was asked for
+    payload = json.loads(result.stdout)
+    assert payload["points"] == 5
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", "|"])
+def test_the_delimiter_is_sniffed(tmp_path, delimiter):
+    plain = write_series(tmp_path / "comma.csv", spike=True, shift=True)
+    other = write_series(tmp_path / "other.csv", spike=True, shift=True, delimiter=delimiter)
+    expected = json.loads(run(str(plain), "--json").stdout)["anomalies"]
+    result = run(str(other), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["anomalies"] == expected
+
+
+def test_delimiter_option_names_the_character_or_tab(tmp_path):
+    tsv = write_series(tmp_path / "s.tsv", spike=True, shift=False, delimiter="\t")
+    for spelling in ("tab", "\\t", "\t"):
+        result = run(str(tsv), "--delimiter", spelling, "--json")
+        assert result.exit_code == 0, (spelling, result.output)
+        assert SPIKE_AT + 2 in [a["line"] for a in json.loads(result.stdout)["anomalies"]]
+    result = run(str(tsv), "--delimiter", ";")  # the wrong one: the header is a single column
+    assert result.exit_code == 1
+    assert "line 1: no column 'value'" in result.output
+    assert "one column with delimiter semicolon" in result.output and "--delimiter" in result.output
+    result = run(str(tsv), "--delimiter", "ab")
+    assert result.exit_code == 2 and "--delimiter" in result.output
+
+
+def test_semicolon_file_with_decimal_commas_is_read_as_semicolons(tmp_path):
+    csv_path = tmp_path / "eu.csv"
+    csv_path.write_text("timestamp;value\n2024-01-01 00:00;1,5\n2024-01-01 00:01;2,5\n")
     result = run(str(csv_path))
-    assert result.exit_code != 0
-    assert "line 4: timestamp '2024-01-01 00:03:00' is earlier than the row before it" in result.output
+    assert result.exit_code == 1
+    assert "line 2: value '1,5' in column 'value' is not a number" in result.output
+
+
+def test_a_space_separated_file_says_the_delimiter_may_be_wrong(tmp_path):
+    csv_path = tmp_path / "spaces.txt"
+    csv_path.write_text("time value\n1 2\n2 3\n")
+    result = run(str(csv_path))
+    assert result.exit_code == 1
+    assert f"{csv_path}: line 1: no column 'value'" in result.output
+    assert "columns: time value" in result.output and "--delimiter" in result.output
+    assert run(str(csv_path), "--delimiter", " ", "--timestamp", "time").exit_code == 0
+
+
+def test_rows_wider_than_the_header_are_warned_about(tmp_path):
+    csv_path = tmp_path / "ragged.csv"
+    csv_path.write_text("value\n1\n2,5\n3\n4,5\n")
+    result = run(str(csv_path), "--detector", "zscore")
+    assert result.exit_code == 0, result.output
+    assert "line 3: 2 cells, the header has 1; 2 rows with more cells than the header" in result.stderr
+
+
+def test_header_without_rows_and_a_file_that_is_not_text(tmp_path):
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("timestamp,value\n")
+    result = run(str(header_only))
+    assert result.exit_code == 1 and f"{header_only}: line 2: no data rows after the header" in result.output
+    binary = tmp_path / "data.bin"
+    binary.write_bytes(b"timestamp,value\n\xff\xfe\x00\x81,1\n")
+    result = run(str(binary))
+    assert result.exit_code == 1 and "is not UTF-8 text" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_series_shorter_than_the_warm_up_says_nothing_could_be_judged(tmp_path):
+    csv_path = write_series(tmp_path / "short.csv", spike=False, shift=False, points=40)
+    result = run(str(csv_path))
+    assert result.exit_code == 0, result.output
+    assert (
+        "series has 40 points; the ensemble detector needs at least 301 to warm up "
+        "(it only learns from the first 300); nothing could be judged"
+    ) in result.stdout
+    assert "no anomalies found" not in result.output
+    result = run(str(csv_path), "--json")
+    payload = json.loads(result.stdout)
+    assert (payload["points"], payload["warmup"], payload["judged"]) == (40, 300, 0)
+    assert "nothing could be judged" in result.stderr
+    result = run(str(csv_path), "-p", "warmup=10", "--json")  # a shorter warm-up judges the rest
+    assert json.loads(result.stdout)["judged"] == 30 and result.stderr == ""
+    result = run(str(csv_path), "--detector", "mad", "-p", "warmup=10")
+    assert "found" in result.stdout and "nothing could be judged" not in result.output
+
+
+_NOTES = st.text(alphabet=",;\t|\"' ab\n\r", max_size=6)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    delimiter=st.sampled_from(SNIFFED_DELIMITERS),
+    given_delimiter=st.booleans(),
+    columns=st.permutations(["timestamp", "value", "note"]),
+    rows=st.lists(
+        st.tuples(
+            st.integers(0, 4_000_000_000),
+            st.floats(allow_nan=False, allow_infinity=False),
+            _NOTES,
+        ),
+        min_size=1,
+        max_size=30,
+        unique_by=lambda row: row[0],
+    ),
+    iso=st.booleans(),
+)
+def test_any_supported_delimiter_and_any_row_order_parse_to_the_same_points(
+    tmp_path, delimiter, given_delimiter, columns, rows, iso
+):
+    path = tmp_path / "property.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, delimiter=delimiter)
+        writer.writerow(columns)
+        for t, v, note in rows:
+            cells = {
+                "timestamp": datetime.fromtimestamp(t, UTC).isoformat() if iso else str(t),
+                "value": repr(v),
+                "note": note,
+            }
+            writer.writerow([cells[c] for c in columns])
+    explicit = delimiter if given_delimiter else None
+    in_file_order = read_series(path, "value", None, delimiter=explicit)
+    assert in_file_order.timestamps == [float(t) for t, _, _ in rows]
+    assert in_file_order.values == [v for _, v, _ in rows]
+    by_time = read_series(path, "value", None, delimiter=explicit, sort=True)
+    ordered = sorted(rows)
+    assert by_time.timestamps == [float(t) for t, _, _ in ordered]
+    assert by_time.values == [v for _, v, _ in ordered]
+    assert by_time.warnings == []
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=30))
+def test_a_single_column_file_is_read_whatever_its_numbers(tmp_path, values):
+    path = tmp_path / "single.csv"
+    path.write_text("value\n" + "".join(f"{v!r}\n" for v in values))
+    series = read_series(path, "value", None)
+    assert series.values == values
+    assert series.lines == list(range(2, len(values) + 2))
 
 
 def test_unreadable_timestamp_names_its_line(tmp_path):
@@ -151,7 +339,7 @@ def test_help_describes_the_command():
     result = run("--help")
     assert result.exit_code == 0
     assert "Find anomalies in a time series stored in a CSV file" in result.output
-    for option in ("--column", "--timestamp", "--detector", "--threshold", "--json"):
+    for option in ("--column", "--timestamp", "--delimiter", "--sort", "--detector", "--threshold", "--json"):
         assert option in result.output
 
 
@@ -172,3 +360,15 @@ def test_real_process_prints_anomalies_and_fails_cleanly(tmp_path):
     )
     assert bad.returncode == 1
     assert "Error:" in bad.stderr and "line 1" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.timeout(60)
+def test_installed_command_warns_on_stderr_and_keeps_json_on_stdout(tmp_path):
+    csv_path = write_series(tmp_path / "planted.csv", spike=True, shift=True, shuffle=True, delimiter=";")
+    proc = run_clisight("detect", str(csv_path), "--json", timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.startswith("Warning: ") and "out of time order, read in file order" in proc.stderr
+    json.loads(proc.stdout)
+    proc = run_clisight("detect", str(csv_path), "--sort", "--json", timeout=30)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert len(json.loads(proc.stdout)["anomalies"]) == 2

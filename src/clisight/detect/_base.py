@@ -54,6 +54,17 @@ class StatefulDetector:
         """Score ``value`` (in ``[0, 1]``) against what was learned so far, then learn from it."""
         raise NotImplementedError
 
+    @property
+    def warmup_points(self) -> int:
+        """How many leading points the detector only learns from: each of them scores 0.
+
+        A series of this many points or fewer has nothing judged.  It is a lower bound: some detectors
+        also wait on the data (a seasonal slot to fill, a window to pass), and one without a ``warmup``
+        parameter reports 0.
+        """
+        warmup = getattr(self, "warmup", 0)
+        return max(0, int(warmup)) if isinstance(warmup, int | float) else 0
+
     def to_state(self) -> dict[str, Any]:
         """A JSON-serialisable snapshot: ``{"kind", "version", "params", "state"}``."""
         return {
