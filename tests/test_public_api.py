@@ -18,6 +18,7 @@ EXPECTED = [
     "init",
     "pipeline_stats",
     "session",
+    "set_command",
     "set_session_context",
     "shutdown",
     "span",

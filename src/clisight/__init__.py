@@ -34,6 +34,7 @@ _LAZY: dict[str, str] = {
     "init": "clisight.client.core",
     "pipeline_stats": "clisight.client.core",
     "session": "clisight.client.analytics",
+    "set_command": "clisight.client.analytics",
     "set_session_context": "clisight.client.analytics",
     "shutdown": "clisight.client.core",
     "span": "clisight.client.tracing",
@@ -55,6 +56,7 @@ __all__ = [
     "init",
     "pipeline_stats",
     "session",
+    "set_command",
     "set_session_context",
     "shutdown",
     "span",
@@ -66,6 +68,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from clisight.client.analytics import session as session
+    from clisight.client.analytics import set_command as set_command
     from clisight.client.analytics import set_session_context as set_session_context
     from clisight.client.analytics import track as track
     from clisight.client.core import flush as flush
