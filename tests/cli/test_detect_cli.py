@@ -309,6 +309,15 @@ def test_unreadable_timestamp_names_its_line(tmp_path):
     assert "line 3: timestamp 'yesterday'" in result.output
 
 
+@pytest.mark.parametrize("cell", ["1e20", "-99999999999"])
+def test_timestamp_beyond_the_calendar_names_its_line_instead_of_crashing_a_detector(tmp_path, cell):
+    csv_path = tmp_path / "far.csv"
+    csv_path.write_text(f"timestamp,value\n1700000000,1\n{cell},2\n")
+    result = CliRunner().invoke(detect, [str(csv_path), "--detector", "seasonal"], catch_exceptions=False)
+    assert result.exit_code == 1
+    assert f"line 3: timestamp {cell!r} is outside the years 1 to 9999" in result.output
+
+
 def test_without_a_timestamp_column_rows_are_numbered(tmp_path):
     csv_path = tmp_path / "plain.csv"
     csv_path.write_text("value\n" + "".join(f"{1.0 + (i % 3) * 0.01}\n" for i in range(50)))

@@ -49,6 +49,9 @@ class Anomaly:
 SNIFFED_DELIMITERS = (",", ";", "\t", "|")
 _SNIFF_CHARS = 64 * 1024  # enough for the header and dozens of rows of any sane CSV
 _SNIFF_ROWS = 50
+# A day inside datetime's range: detectors that read the calendar time, shifted by a UTC offset, must not fail
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC).timestamp()
+_LATEST = datetime(9999, 12, 30, tzinfo=UTC).timestamp()
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe", " ": "space"}
 
 
@@ -250,6 +253,8 @@ def _read_rows(
                 raise click.ClickException(
                     f"{where}: timestamp {label!r} is neither ISO 8601 nor epoch seconds"
                 )
+            if not _EARLIEST <= parsed <= _LATEST:
+                raise click.ClickException(f"{where}: timestamp {label!r} is outside the years 1 to 9999")
             t = parsed
         series.timestamps.append(t)
         series.values.append(value)
