@@ -1,4 +1,4 @@
-"""Shared fixtures.  The never-raise guard re-raises under our tests (see client/_safety.py)."""
+"""Shared fixtures.  The never-raise guard re-raises under our tests (see clisight/_safety.py)."""
 
 from __future__ import annotations
 

@@ -17,9 +17,12 @@
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clisight.types import Record
@@ -39,21 +42,26 @@ class MemorySink:
         self.delay = delay
         self._lock = threading.Lock()
 
-    def write(self, batch: Sequence[Record]) -> None:
+    spool_dir: Path | None = None
+
+    def write(self, batch: Sequence[Record], deadline: float = math.inf) -> None:
         if self.delay:
-            threading.Event().wait(self.delay)
+            threading.Event().wait(max(0.0, min(self.delay, deadline - time.monotonic())))
         if self.fail:
             raise OSError("MemorySink told to fail")
         with self._lock:
             self.records.extend(batch)
             self.batches += 1
 
-    def close(self) -> None:
+    def flush(self, deadline: float = math.inf) -> None:
+        pass
+
+    def close(self, deadline: float = math.inf) -> None:
         pass
 
     def after_fork(self) -> None:
-        with self._lock:
-            pass
+        # Never take the old lock: the parent's writer thread may have held it at the fork, and
+        # that thread does not exist here to release it.
         self._lock = threading.Lock()
         self.records = []
 
@@ -96,10 +104,15 @@ class _StoreWriter:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def write(self, batch: Sequence[Record]) -> None:
-        self.store.write_batch(batch)
+    spool_dir: Path | None = None
 
-    def close(self) -> None:
+    def write(self, batch: Sequence[Record], deadline: float = math.inf) -> None:
+        self.store.write_batch(batch, deadline=deadline)
+
+    def flush(self, deadline: float = math.inf) -> None:
+        pass
+
+    def close(self, deadline: float = math.inf) -> None:
         pass
 
     def after_fork(self) -> None:

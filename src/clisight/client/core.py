@@ -18,12 +18,13 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from clisight import _config
+from clisight._fork import CLIENT, register_fork_steps
+from clisight._safety import guard, internal_errors, last_internal_error
 from clisight.client import context as _ctx
-from clisight.client._safety import guard, internal_errors, last_internal_error
 from clisight.pipeline.base import Sink
 from clisight.pipeline.redact import NullRedactor, PatternRedactor, Redactor
 from clisight.pipeline.writer import Pipeline, SinkStats
-from clisight.types import ERROR_LEVEL, EVENT, SESSION, Record, Resource
+from clisight.types import ERROR_LEVEL, SESSION, Record, Resource
 
 
 def store_url(value: str) -> str | None:
@@ -377,7 +378,6 @@ def _register_mp_finalizer(client: Client) -> None:
     mp_util.Finalize(None, _at_exit, exitpriority=100)
 
 
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+register_fork_steps(CLIENT, after_in_child=_after_fork_in_child)
 
-__all__ = ["EVENT", "Client", "flush", "get_client", "init", "pipeline_stats", "shutdown"]
+__all__ = ["Client", "flush", "get_client", "init", "pipeline_stats", "shutdown"]

@@ -8,7 +8,7 @@ from typing import Any
 
 from clisight.client import context as _ctx
 from clisight.client import core as _core
-from clisight.client._safety import guard
+from clisight._safety import guard
 from clisight.types import ERROR, ERROR_LEVEL, Record
 
 

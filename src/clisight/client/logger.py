@@ -12,7 +12,7 @@ from typing import Any
 
 from clisight.client import context as _ctx
 from clisight.client import core as _core
-from clisight.client._safety import _raise_internal, record_internal_error
+from clisight._safety import _raise_internal, record_internal_error
 from clisight.types import CRITICAL, DEBUG, ERROR_LEVEL, INFO, LOG, PERFORMANCE, WARNING, Record
 
 _get_ctx = _ctx.current.get

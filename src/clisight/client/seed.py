@@ -29,7 +29,7 @@ from time import time_ns
 from typing import Any
 
 from clisight.client import context as _ctx
-from clisight.client._safety import guard
+from clisight._safety import guard
 from clisight.pipeline.redact import PatternRedactor
 from clisight.pipeline.writer import Pipeline
 from clisight.types import ERROR_LEVEL, INFO, LOG, PERFORMANCE, WARNING, Record, Resource

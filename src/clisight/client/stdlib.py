@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 from clisight.client import context as _ctx
 from clisight.client import core as _core
-from clisight.client._safety import guard
+from clisight._safety import guard
 from clisight.types import CRITICAL, DEBUG, ERROR_LEVEL, INFO, LOG, WARNING, Record
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.

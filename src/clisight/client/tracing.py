@@ -10,7 +10,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from clisight.client import context as _ctx
 from clisight.client import core as _core
-from clisight.client._safety import guard
+from clisight._safety import guard
 from clisight.types import ERROR_LEVEL, SPAN, Record
 
 P = ParamSpec("P")

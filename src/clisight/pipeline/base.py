@@ -1,27 +1,49 @@
-"""The :class:`Sink` protocol: where the writer thread hands batches of records."""
+"""The :class:`Sink` protocol: where the writer thread hands batches of records.
+
+Every call is handed the time it has left, as an absolute ``time.monotonic()`` value (``NO_DEADLINE``
+when there is none), the way the OpenTelemetry SDK hands its exporters the remaining shutdown time: a
+sink waiting on a lock, a busy database or a network peer gives up at the deadline instead of holding
+the host program's exit.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import Final, Protocol, runtime_checkable
 
 from clisight.types import Record
+
+NO_DEADLINE: Final = math.inf
 
 
 @runtime_checkable
 class Sink(Protocol):
-    """A destination for records.  Called only from the pipeline's writer thread.
+    """A destination for records.  Called only from the pipeline's writer thread (``after_fork`` and
+    ``close`` excepted).
 
-    ``write`` stores a whole batch or raises; the pipeline counts a raise as an error and the
-    batch as dropped (it never retries forever and never lets the error reach the host program).
-    ``after_fork`` runs in a forked child: drop inherited handles without closing them (closing a
-    SQLite connection or file inherited from the parent can disturb the parent's locks).
+    - ``write`` stores a whole batch or raises.  A raise is counted as an error: the pipeline then
+      cleans the batch's values and retries once, isolating any record the sink still refuses, so
+      one bad value costs only its own record; a batch that fails as a whole (a dead sink) is
+      counted as dropped, or spooled at exit.  It never retries forever and never lets the error
+      reach the host program.
+    - ``flush`` pushes out anything the sink buffers itself; ``close`` releases its handles.
+    - ``after_fork`` runs in a forked child: drop inherited handles without closing them (closing a
+      SQLite connection or file inherited from the parent can disturb the parent's locks) and
+      without taking any lock the parent's threads may have held at the fork.
+    - ``spool_dir``: where records this sink could not take before the exit deadline are spilled
+      (one append-only file per process) for the next writer to import, or ``None`` (they are
+      counted as dropped).
     """
 
     name: str
+    spool_dir: Path | None
 
-    def write(self, batch: Sequence[Record]) -> None: ...
+    def write(self, batch: Sequence[Record], deadline: float = NO_DEADLINE) -> None: ...
 
-    def close(self) -> None: ...
+    def flush(self, deadline: float = NO_DEADLINE) -> None: ...
+
+    def close(self, deadline: float = NO_DEADLINE) -> None: ...
 
     def after_fork(self) -> None: ...

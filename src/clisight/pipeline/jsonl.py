@@ -23,9 +23,11 @@ import os
 import shutil
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Final
 
 from clisight.exceptions import ConfigError
+from clisight.pipeline.base import NO_DEADLINE
 from clisight.pipeline.serialize import record_to_json
 from clisight.types import Record
 
@@ -68,7 +70,9 @@ class JsonlSink:
         # flock is per open file description, not per thread: threads of one process must queue here.
         self._mutex = threading.Lock()
 
-    def write(self, batch: Sequence[Record]) -> None:
+    spool_dir: Path | None = None  # appending is the whole job: there is nothing to spool for
+
+    def write(self, batch: Sequence[Record], deadline: float = NO_DEADLINE) -> None:
         """Append the whole batch or raise, leaving the file as it was."""
         if not batch:
             return
@@ -88,7 +92,10 @@ class JsonlSink:
             finally:
                 fcntl.flock(lock_fd, fcntl.LOCK_UN)
 
-    def close(self) -> None:
+    def flush(self, deadline: float = NO_DEADLINE) -> None:
+        """Nothing to do: each batch is in the file when :meth:`write` returns."""
+
+    def close(self, deadline: float = NO_DEADLINE) -> None:
         """Release the file handles.  A later :meth:`write` reopens them."""
         with self._mutex:
             fds = (self._fd, self._lock_fd)

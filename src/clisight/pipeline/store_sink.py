@@ -5,9 +5,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from clisight.client._safety import guard
+from clisight._safety import guard
+from clisight.pipeline.base import NO_DEADLINE
+from clisight.pipeline.spool import SpoolImport, import_spool, spool_dir_for
 from clisight.types import Record
 
 if TYPE_CHECKING:
@@ -48,6 +51,10 @@ class StoreSink:
         self._store: Store | None = open_store(url)
         self._next_retention_check = 0 if (retention_days or retention_max_mb) else None
         self.retention_thread: threading.Thread | None = None
+        path = getattr(self._store, "path", None)
+        self.spool_dir: Path | None = spool_dir_for(path) if isinstance(path, Path) else None
+        self._spool_checked = False
+        self.spool_imported = 0
 
     @property
     def store(self) -> Store:
@@ -57,8 +64,11 @@ class StoreSink:
             self._store = open_store(self.url)
         return self._store
 
-    def write(self, batch: Sequence[Record]) -> None:
-        self.store.write_batch(batch)
+    def write(self, batch: Sequence[Record], deadline: float = NO_DEADLINE) -> None:
+        if not self._spool_checked:
+            self._spool_checked = True
+            self.import_spool(deadline)
+        self.store.write_batch(batch, deadline=deadline)
         if self._next_retention_check is not None and time.monotonic_ns() >= self._next_retention_check:
             self._next_retention_check = time.monotonic_ns() + RETENTION_EVERY_NS
             self.retention_thread = threading.Thread(
@@ -88,7 +98,29 @@ class StoreSink:
         store.apply_retention(self.retention_days, self.retention_bytes)
         return True
 
-    def close(self) -> None:
+    def import_spool(self, deadline: float = NO_DEADLINE) -> SpoolImport:
+        """Import the records earlier processes spooled for this store (each exactly once).
+
+        Runs on this sink's first write, so the next writer of a store takes in what the last ones
+        could not write before their exit deadline; ``clisight doctor --repair`` calls it directly.
+        """
+        if self.spool_dir is None or not self.spool_dir.is_dir():
+            return SpoolImport(0, 0, 0)
+        store = self.store
+
+        def write(records: Sequence[Record], once_key: str) -> bool:
+            return store.write_batch(records, deadline=deadline, once_key=once_key)
+
+        with guard():  # a spool we cannot read now stays for the next writer; our batch goes on
+            done = import_spool(self.spool_dir, write, deadline)
+            self.spool_imported += done.records
+            return done
+        return SpoolImport(0, 0, 0)
+
+    def flush(self, deadline: float = NO_DEADLINE) -> None:
+        """Nothing to do: every write is committed before it returns."""
+
+    def close(self, deadline: float = NO_DEADLINE) -> None:
         if self._store is not None:
             self._store.close()
             self._store = None

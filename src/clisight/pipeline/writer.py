@@ -19,7 +19,6 @@ Promises (tested in ``tests/pipeline``):
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import weakref
@@ -27,22 +26,27 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from clisight.client._safety import guard, record_internal_error
-from clisight.pipeline.base import Sink
+from clisight._fork import PIPELINES, register_fork_steps
+from clisight._safety import guard, record_internal_error
+from clisight._values import clean_record, safe_str
+from clisight.exceptions import StoreError
+from clisight.pipeline.base import NO_DEADLINE, Sink
+from clisight.pipeline.spool import Spool
 from clisight.types import Record
 
 BATCH_GROWTH = 16
 
 
 class SinkStats(NamedTuple):
-    """Counters of one sink: ``emitted == stored + dropped + queue_depth + in_flight`` at every read
-    (``in_flight`` is the batch the writer holds; 0 once a flush returned)."""
+    """Counters of one sink: ``emitted == stored + dropped + spooled + queue_depth + in_flight`` at
+    every read (``in_flight`` is the batch the writer holds; 0 once a flush returned)."""
 
     sink: str
     emitted: int
     stored: int
     dropped: int
     dropped_queue_full: int
+    spooled: int
     errors: int
     queue_depth: int
     in_flight: int
@@ -50,6 +54,11 @@ class SinkStats(NamedTuple):
 
     def as_dict(self) -> dict[str, Any]:
         return self._asdict()
+
+
+def _is_sink_down(exc: BaseException) -> bool:
+    """True when a sink's failure is its destination's (disk, lock, network), not the batch's data."""
+    return isinstance(exc, OSError | StoreError)
 
 
 class Channel:
@@ -60,22 +69,30 @@ class Channel:
         self.queue_size = queue_size
         self.batch_size = batch_size
         self.flush_interval = flush_interval
+        spool_dir = getattr(sink, "spool_dir", None)
+        self.spool = Spool(spool_dir) if spool_dir is not None else None
         self._reset()
 
     def _reset(self) -> None:
         # Everything a forked child must not share with its parent lives here.
         self.queue: deque[Record] = deque()
         self.wake = threading.Event()
-        self.lock = threading.Lock()  # guards the rare counters touched outside the writer thread
+        self.lock = threading.Lock()  # guards the counters and the hand-over at exit
         self.flush_requests: list[threading.Event] = []
-        self.popped = 0  # these four: written by the writer thread, under the lock
+        self.popped = 0  # written under the lock
         self.stored = 0
         self.dropped_error = 0
         self.dropped_full = 0
+        self.spooled = 0
         self.errors = 0
         self.last_error: str | None = None
-        self.closed = False
+        self.closed = False  # no more records are coming: drain and stop
+        self.finished = False  # the writer has stopped; flush requests are answered at once
+        self.spilling = False  # the exit deadline is near: what is not written now goes to the spool
+        self.deadline = NO_DEADLINE  # the exit deadline handed to the sink
         self.thread: threading.Thread | None = None
+        if self.spool is not None:
+            self.spool.after_fork()
 
     def start(self) -> None:
         self.thread = threading.Thread(
@@ -91,22 +108,26 @@ class Channel:
         with self.lock:  # one consistent snapshot of everything the writer and the callers count
             depth = len(self.queue)
             popped, stored, dropped_error = self.popped, self.stored, self.dropped_error
-            full = self.dropped_full
+            full, spooled = self.dropped_full, self.spooled
         return SinkStats(
             sink=self.sink.name,
             emitted=popped + depth + full,
             stored=stored,
             dropped=full + dropped_error,
             dropped_queue_full=full,
+            spooled=spooled,
             errors=self.errors,
             queue_depth=depth,
-            in_flight=popped - stored - dropped_error,
+            in_flight=popped - stored - dropped_error - spooled,
             last_error=self.last_error,
         )
 
     def request_flush(self) -> threading.Event:
         done = threading.Event()
         with self.lock:
+            if self.finished or self.thread is None:
+                done.set()  # nothing will write any more: answer now rather than never
+                return done
             self.flush_requests.append(done)
         self.wake.set()
         return done
@@ -117,40 +138,100 @@ class Channel:
             self.wake.clear()
             with self.lock:
                 requests, self.flush_requests = self.flush_requests, []
+                closing = self.closed
             # Records queued before a flush request are in the queue now: draining covers them.
             self._drain()
             for done in requests:
                 done.set()
-            if self.closed:
-                return
+            if closing:
+                with self.lock:
+                    # Stop only when no request came in since the snapshot: one that did is answered
+                    # by the next turn of the loop, never left waiting for its whole timeout.
+                    if not self.flush_requests and (not self.queue or self.spilling):
+                        self.finished = True
+                        return
 
     def _drain(self) -> None:
         queue = self.queue
-        while queue:
+        while queue and not self.spilling:
             # A deep queue means the writer is falling behind (often because a busy host thread
             # holds the GIL and every sink call costs a GIL hand-off): take bigger batches, up to
             # BATCH_GROWTH x batch_size, so the hand-offs per record shrink as the load grows.
             size = max(self.batch_size, min(len(queue), self.batch_size * BATCH_GROWTH))
-            # Only this thread pops, so at least min(size, len(queue)) records are there to take.
+            # Only this thread pops (and spill(), under the same lock), so the records are there.
             # Under the lock, so stats() never sees records gone from the queue but not yet counted.
             pop = queue.popleft
             with self.lock:
+                if self.spilling:
+                    return
                 batch = [pop() for _ in range(min(size, len(queue)))]
                 self.popped += len(batch)
             self._write(batch)
 
     def _write(self, batch: Sequence[Record]) -> None:
         try:
-            self.sink.write(batch)
+            self.sink.write(batch, self.deadline)
         except Exception as exc:
-            # A sink failure is the sink's, not ours: count it, drop the batch, keep going.
-            with self.lock:
-                self.errors += 1
-                self.dropped_error += len(batch)
-                self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+            self._recover(batch, exc)
         else:
             with self.lock:
                 self.stored += len(batch)
+
+    def _recover(self, batch: Sequence[Record], exc: Exception) -> None:
+        """A refused batch: isolate bad values (each costs only its own record), spool at exit, or drop."""
+        with self.lock:
+            self.errors += 1
+            self.last_error = f"{type(exc).__name__}: {safe_str(exc)}"[:300]
+        if _is_sink_down(exc):
+            self._lose(batch)
+            return
+        # The batch's data, not the sink: clean every value and retry, then halve to find the culprits.
+        stored = 0
+        pending = [[clean_record(r) for r in batch]]
+        while pending:
+            part = pending.pop()
+            try:
+                self.sink.write(part, self.deadline)
+            except Exception as again:
+                if _is_sink_down(again):
+                    self._lose(part + [r for p in pending for r in p])
+                    break
+                if len(part) == 1:
+                    self._lose(part, spool=False)  # this record alone is unstorable: it costs only itself
+                    continue
+                half = len(part) // 2
+                pending += [part[half:], part[:half]]
+            else:
+                stored += len(part)
+        with self.lock:
+            self.stored += stored
+
+    def _lose(self, batch: Sequence[Record], spool: bool = True) -> None:
+        """Records the sink did not take: spooled when the exit deadline stopped them, else dropped."""
+        at_exit = self.spilling or time.monotonic() >= self.deadline
+        if spool and at_exit and self.spool is not None and self.spool.append(batch):
+            with self.lock:
+                self.spooled += len(batch)
+            return
+        with self.lock:
+            self.dropped_error += len(batch)
+
+    def spill(self) -> int:
+        """At the exit deadline, from the exiting thread: stop the writer taking more, spool the rest."""
+        with self.lock:
+            self.spilling = True
+            rest = list(self.queue)
+            self.queue.clear()
+            self.popped += len(rest)
+        if not rest:
+            return 0
+        if self.spool is not None and self.spool.append(rest):
+            with self.lock:
+                self.spooled += len(rest)
+            return len(rest)
+        with self.lock:
+            self.dropped_error += len(rest)
+        return 0
 
 
 class Pipeline:
@@ -233,24 +314,35 @@ class Pipeline:
     def shutdown(self, timeout: float = 1.0) -> bool:
         """Flush within ``timeout``, stop the writers and close the sinks that finished.
 
-        A sink still busy at the deadline is left to its daemon thread and not closed: closing
-        it could block on the very thing that makes it slow.
+        True when every queued record was written.  Near the deadline (the last fifth of it, at most
+        0.25 s) whatever a sink has not taken is spilled to its spool file, for the next writer of
+        that store to import (counted as ``spooled``); a sink without a spool counts it as dropped.
+        A sink still busy at the deadline is left to its daemon thread and not closed: closing it
+        could block on the very thing that makes it slow.
         """
         if self.closed:
             return True
-        deadline = time.monotonic() + max(0.0, timeout)
+        now = time.monotonic()
+        timeout = max(0.0, timeout)
+        deadline = now + timeout
+        write_until = deadline - min(0.2 * timeout, 0.25)
         for ch in self.channels:
+            ch.deadline = write_until  # sinks give up waiting (a locked database) by then
             ch.closed = True
-        ok = self.flush(timeout)
+        ok = self.flush(write_until - now)
         self.closed = True
         _live.discard(self)
+        for ch in self.channels:
+            if not ok and ch.thread is not None and ch.thread.is_alive():
+                ch.spill()
+                ch.wake.set()
         for ch in self.channels:
             if ch.thread is not None:
                 ch.thread.join(max(0.0, deadline - time.monotonic()))
             if ch.thread is None or not ch.thread.is_alive():
                 with guard():
-                    ch.sink.close()
-        return ok
+                    ch.sink.close(deadline)
+        return ok and all(ch.spooled == 0 and not ch.queue for ch in self.channels)
 
     def stats(self) -> list[SinkStats]:
         return [ch.stats() for ch in self.channels]
@@ -274,14 +366,4 @@ def _after_fork_in_child() -> None:
         pipeline._after_fork_in_child()
 
 
-def flush_all(timeout: float) -> bool:
-    """Flush every live pipeline in this process within one shared deadline."""
-    deadline = time.monotonic() + timeout
-    ok = True
-    for pipeline in list(_live):
-        ok = pipeline.flush(max(0.0, deadline - time.monotonic())) and ok
-    return ok
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+register_fork_steps(PIPELINES, after_in_child=_after_fork_in_child)

@@ -165,7 +165,13 @@ class Store(Protocol):
     url: str
 
     # -- writes and maintenance -------------------------------------------------------------
-    def write_batch(self, records: Sequence[Record]) -> None: ...
+    def write_batch(
+        self, records: Sequence[Record], *, deadline: float = ..., once_key: str | None = None
+    ) -> bool:
+        """Store the batch in one transaction (raise StoreError, storing nothing, on failure); wait
+        for other writers until ``deadline`` at most; with ``once_key``, store it only if that key
+        was never stored before (False when it was)."""
+        ...
 
     def migrate(self) -> int: ...
 

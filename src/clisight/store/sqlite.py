@@ -9,6 +9,7 @@ schema.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sqlite3
 import threading
@@ -18,12 +19,14 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from clisight._fork import STORES, register_fork_steps
 from clisight.exceptions import SchemaError, StoreError
 from clisight.store import _records
 from clisight.store._sqlite_insert import insert_records
 from clisight.store._sqlite_schema import (
     BUSY_TIMEOUT_MS,
     apply_pragmas,
+    connect_read_only,
     migrate_connection,
     read_schema_version,
 )
@@ -67,10 +70,18 @@ _JSON_COLUMNS: Final = frozenset({"attributes", "events", "histogram"})
 
 
 class SqliteStore:
-    """A :class:`~clisight.store.base.Store` in one SQLite file (or ``:memory:``)."""
+    """A :class:`~clisight.store.base.Store` in one SQLite file (or ``:memory:``).
 
-    def __init__(self, path: str | Path, url: str | None = None) -> None:
+    ``read_only=True`` opens the file for reading only: it is never created, migrated or written,
+    and neither it nor its directory needs to be writable.  A store an older clisight wrote reads
+    as if upgraded (tables it lacks read as empty); a missing file raises StoreError ("no store
+    at ...") on first use; writes raise StoreError.  An in-memory store is private to its owner,
+    so it is always writable and ignores ``read_only``.
+    """
+
+    def __init__(self, path: str | Path, url: str | None = None, *, read_only: bool = False) -> None:
         self._memory = str(path) == ":memory:"
+        self.read_only: bool = read_only and not self._memory
         self.path: Path | None = None if self._memory else Path(path).expanduser().resolve()
         self.url: str = url or ("memory://" if self.path is None else f"sqlite:///{self.path}")
         self._lock = threading.RLock()
@@ -99,6 +110,10 @@ class SqliteStore:
             return self._conn
         if self._closed and self._memory:
             raise StoreError(f"the store {self.url} is closed; an in-memory store cannot be reopened")
+        if self.read_only and self.path is not None:
+            self._conn = connect_read_only(self.path, self.url)
+            self._closed = False
+            return self._conn
         target = ":memory:" if self.path is None else str(self.path)
         try:
             if self.path is not None:
@@ -128,19 +143,32 @@ class SqliteStore:
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot read the store {self.url}: {exc}") from exc
 
-    def _write(self, action: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``action`` in one ``BEGIN IMMEDIATE`` transaction; roll back and raise on failure."""
+    def _write(self, action: Callable[[sqlite3.Connection], T], deadline: float = math.inf) -> T:
+        """Run ``action`` in one ``BEGIN IMMEDIATE`` transaction; roll back and raise on failure.
+
+        Other writers hold the file for a moment each; a writer waits for them at most
+        ``BUSY_TIMEOUT_MS``, or until ``deadline`` when that comes first (the exit deadline).
+        """
         with self._locked():
             conn = self._connection()
+            wait_ms = BUSY_TIMEOUT_MS
+            if deadline != math.inf:
+                wait_ms = max(0, min(wait_ms, int((deadline - time.monotonic()) * 1000)))
             try:
-                conn.execute("BEGIN IMMEDIATE")
+                if wait_ms != BUSY_TIMEOUT_MS:
+                    conn.execute(f"PRAGMA busy_timeout = {wait_ms}")
                 try:
-                    result = action(conn)
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        result = action(conn)
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        raise
+                finally:
+                    if wait_ms != BUSY_TIMEOUT_MS:
+                        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot write to the store {self.url}: {exc}") from exc
             return result
@@ -184,22 +212,37 @@ class SqliteStore:
             self._conn = None
 
     # -- writes -------------------------------------------------------------------------------
-    def write_batch(self, records: Sequence[Record]) -> None:
+    def write_batch(
+        self, records: Sequence[Record], *, deadline: float = math.inf, once_key: str | None = None
+    ) -> bool:
         """Store every record of the batch in one transaction, or none of them (and raise StoreError).
 
-        Records of an unknown kind are skipped.
+        Records of an unknown kind are skipped.  ``deadline`` (``time.monotonic()``) bounds the wait
+        for a store locked by other writers.  With ``once_key``, the key is remembered in the same
+        transaction and a batch whose key was seen before is not stored again (False is returned):
+        this is how spooled records are imported exactly once.
         """
         if not records:
-            return
+            return True
         new_resources: dict[Resource, int] = {}
-        self._write(
-            lambda conn: insert_records(
-                conn, records, lambda res: self._resource_id(conn, res, new_resources)
-            )
-        )
+
+        def insert(conn: sqlite3.Connection) -> bool:
+            if once_key is not None:
+                seen = conn.execute(
+                    "INSERT INTO kv_state (key, value, updated_ns) VALUES (?, 'true', ?)"
+                    " ON CONFLICT (key) DO NOTHING",
+                    (once_key, time.time_ns()),
+                ).rowcount
+                if not seen:
+                    return False
+            insert_records(conn, records, lambda res: self._resource_id(conn, res, new_resources))
+            return True
+
+        stored = self._write(insert, deadline)
         # Only after COMMIT: ids from a rolled-back transaction don't exist.
         with self._locked():
             self._resources.update(new_resources)
+        return stored
 
     def _resource_id(self, conn: sqlite3.Connection, res: Resource, new: dict[Resource, int]) -> int:
         known = self._resources.get(res)
@@ -571,9 +614,9 @@ def _reset_stores_in_child() -> None:
         store.after_fork()
 
 
-if hasattr(os, "register_at_fork"):  # not on Windows
-    os.register_at_fork(
-        before=_hold_stores_before_fork,
-        after_in_parent=_release_stores_in_parent,
-        after_in_child=_reset_stores_in_child,
-    )
+register_fork_steps(
+    STORES,
+    before=_hold_stores_before_fork,
+    after_in_parent=_release_stores_in_parent,
+    after_in_child=_reset_stores_in_child,
+)

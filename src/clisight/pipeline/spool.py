@@ -1,0 +1,183 @@
+"""The spool: records the exit deadline could not write, kept on disk for the next writer.
+
+What a user may rely on:
+
+- A process whose sink cannot take everything before ``exit_timeout`` (a store locked by many
+  writers, a slow disk) appends what is left to its own file in ``<store>.spool/`` (one file per
+  process, named ``<pid>-<time>-<random>.jsonl``, created 0600, appended whole and fsync'd), and
+  counts those records as ``spooled``, not dropped.
+- The next writer of that store (any process that writes to it, or ``clisight doctor --repair``)
+  imports every spool file it finds, each exactly once: a file is claimed by an atomic rename,
+  imported in chunks, and every chunk is written in the same transaction as a marker naming it,
+  so an importer that dies half-way leaves the rest to the next one and nothing is stored twice.
+- A line torn by a crash mid-append is skipped (and counted); the file's other lines are kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Final, NamedTuple
+
+import orjson
+
+from clisight.pipeline.serialize import dict_to_record, record_to_json
+from clisight.types import Record
+
+SUFFIX: Final = ".jsonl"
+CLAIMED: Final = ".claimed"
+CHUNK: Final = 5_000  # records per import transaction
+_FLAGS: Final = os.O_APPEND | os.O_CREAT | os.O_WRONLY
+
+
+def spool_dir_for(store_path: Path) -> Path:
+    """The spool directory of the store file ``store_path``: beside it, named after it."""
+    return store_path.with_name(store_path.name + ".spool")
+
+
+class Spool:
+    """One process's spool file in ``directory`` (created on the first append)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self.path: Path | None = None
+
+    def after_fork(self) -> None:
+        """In a forked child: a file of its own (the inherited descriptor is the parent's; left open)."""
+        self._lock = threading.Lock()
+        self._fd = None
+        self.path = None
+
+    def append(self, records: Sequence[Record]) -> bool:
+        """Append ``records`` durably; False (nothing half-written is left) if the disk refused them."""
+        if not records:
+            return True
+        data = b"".join([record_to_json(r) + b"\n" for r in records])
+        with self._lock:
+            try:
+                if self._fd is None:
+                    self.directory.mkdir(parents=True, exist_ok=True)
+                    name = f"{os.getpid()}-{time.time_ns()}-{os.urandom(4).hex()}{SUFFIX}"
+                    self.path = self.directory / name
+                    self._fd = os.open(self.path, _FLAGS, 0o600)
+                size = os.fstat(self._fd).st_size
+                view = memoryview(data)
+                try:
+                    while view:
+                        view = view[os.write(self._fd, view) :]
+                    os.fsync(self._fd)
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(self._fd, size)  # the file is ours alone: cut our torn tail
+                    raise
+            except OSError:
+                return False
+        return True
+
+
+class SpoolImport(NamedTuple):
+    """What one import pass did."""
+
+    files: int
+    records: int
+    torn_lines: int
+
+
+def pending(directory: Path | None) -> tuple[int, int]:
+    """(files, records) waiting in a spool directory; (0, 0) when there is none."""
+    if directory is None or not directory.is_dir():
+        return 0, 0
+    files = records = 0
+    for path in directory.iterdir():
+        if path.name.endswith(SUFFIX) or CLAIMED in path.name:
+            files += 1
+            with contextlib.suppress(OSError), path.open("rb") as handle:
+                records += sum(1 for line in handle if line.strip())
+    return files, records
+
+
+def _claimable(directory: Path) -> Iterator[Path]:
+    """Spool files nobody is importing: unclaimed ones, and claims left by an importer that died."""
+    for path in sorted(directory.iterdir()):
+        name = path.name
+        if name.endswith(SUFFIX):
+            if name.startswith(f"{os.getpid()}-"):
+                continue  # this process's own, still being written
+            yield path
+        elif CLAIMED in name:
+            owner = name.rsplit(CLAIMED + "-", 1)[-1]
+            if owner.isdigit() and not _alive(int(owner)):
+                yield path
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def import_spool(
+    directory: Path | None,
+    write: Callable[[Sequence[Record], str], bool],
+    deadline: float = float("inf"),
+) -> SpoolImport:
+    """Import every spool file in ``directory`` through ``write(records, once_key)``, exactly once.
+
+    ``write`` must store the records and remember ``once_key`` in one transaction, and store nothing
+    (returning False) for a key it has seen before, as ``SqliteStore.write_batch(once_key=...)`` does.
+    Stops between chunks at ``deadline`` (``time.monotonic()``); the rest waits for the next writer.
+    """
+    files = records = torn = 0
+    if directory is None or not directory.is_dir():
+        return SpoolImport(0, 0, 0)
+    for path in _claimable(directory):
+        if time.monotonic() >= deadline:
+            break
+        base = path.name.split(CLAIMED, 1)[0].removesuffix(SUFFIX)
+        claimed = path.with_name(f"{base}{CLAIMED}-{os.getpid()}")
+        try:
+            os.rename(path, claimed)  # atomic: of several importers, one wins
+        except OSError:
+            continue
+        chunk: list[Record] = []
+        index = 0
+        try:
+            with claimed.open("rb") as handle:
+                for line in handle:
+                    if not line.strip():
+                        continue
+                    try:
+                        chunk.append(dict_to_record(orjson.loads(line)))
+                    except (ValueError, TypeError, KeyError):
+                        torn += 1  # a line cut by a crash mid-append: the others are whole
+                        continue
+                    if len(chunk) >= CHUNK:
+                        records += len(chunk) if write(chunk, f"spool:{base}:{index}") else 0
+                        index += 1
+                        chunk = []
+                if chunk:
+                    records += len(chunk) if write(chunk, f"spool:{base}:{index}") else 0
+        except BaseException:
+            # Give the file back for a later pass; the markers of the chunks written so far keep
+            # them from being stored twice.
+            with contextlib.suppress(OSError):
+                os.rename(claimed, path.with_name(base + SUFFIX))
+            raise
+        claimed.unlink()
+        files += 1
+    with contextlib.suppress(OSError):
+        if not any(directory.iterdir()):
+            directory.rmdir()
+    return SpoolImport(files, records, torn)
