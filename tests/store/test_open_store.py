@@ -117,3 +117,91 @@ def test_threads_read_while_another_thread_writes(tmp_path: Path) -> None:
     assert not errors
     assert store.info().row_counts["logs"] == 1000
     store.close()
+
+
+def _filled(path: Path) -> None:
+    from clisight.types import Record, Resource
+
+    store = open_store(path)
+    store.write_batch([Record("log", 1, "api", f"m{i}", 9, {}, Resource("svc")) for i in range(3)])
+    store.close()
+
+
+def test_read_only_store_reads_without_changing_the_file(tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    _filled(db)
+    before = db.read_bytes()
+    store = open_store(f"sqlite:///{db}", read_only=True)
+    assert isinstance(store, SqliteStore) and store.read_only
+    assert [line.message for line in store.logs(Selection())] == ["m0", "m1", "m2"]
+    assert store.info().row_counts["logs"] == 3
+    with pytest.raises(StoreError, match="readonly"):
+        store.save_state("k", 1)
+    store.close()
+    assert db.read_bytes() == before
+
+
+def test_read_only_store_on_a_missing_file_says_no_store_and_creates_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "absent" / "x.db"
+    store = open_store(target, read_only=True)
+    with pytest.raises(StoreError, match=f"no store at {target}"):
+        store.logs(Selection())
+    assert not (tmp_path / "absent").exists()
+
+
+def test_read_only_store_reads_an_older_schema_as_empty_new_tables_without_migrating(tmp_path: Path) -> None:
+    import sqlite3
+
+    from clisight.store.schema import MIGRATIONS, VERSION_TABLE
+
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute(VERSION_TABLE)
+    for statement in MIGRATIONS[0][1]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO schema_version VALUES (1, 0, 'v1')")
+    conn.close()
+    store = SqliteStore(db, read_only=True)
+    assert store.schema_version() == 1
+    assert store.error_groups(Selection(), 10) == [] and store.load_state("baseline") is None
+    assert store.info().row_counts["spans"] == 0
+    store.close()
+    assert SqliteStore(db, read_only=True).schema_version() == 1  # still not upgraded
+
+
+def test_read_only_store_refuses_a_newer_schema_and_a_foreign_database(tmp_path: Path) -> None:
+    import sqlite3
+
+    from clisight.exceptions import SchemaError
+    from clisight.store.schema import LATEST_VERSION
+
+    newer = tmp_path / "newer.db"
+    _filled(newer)
+    with sqlite3.connect(newer) as conn:
+        conn.execute("INSERT INTO schema_version VALUES (?, 0, 'future')", (LATEST_VERSION + 1,))
+    conn.close()
+    with pytest.raises(SchemaError, match="newer than this clisight"):
+        SqliteStore(newer, read_only=True).logs(Selection())
+    foreign = tmp_path / "foreign.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE photos (x)")
+    conn.close()
+    with pytest.raises(SchemaError, match="not a clisight store"):
+        SqliteStore(foreign, read_only=True).logs(Selection())
+
+
+def test_read_only_store_reads_an_empty_file_as_an_empty_store(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    store = SqliteStore(empty, read_only=True)
+    assert store.logs(Selection()) == [] and store.info().schema_version == 0
+    store.close()
+    assert empty.read_bytes() == b""
+
+
+def test_read_only_flag_is_ignored_by_a_private_memory_store() -> None:
+    store = open_store("memory://", read_only=True)
+    assert isinstance(store, SqliteStore) and not store.read_only
+    store.save_state("k", 1)
+    assert store.load_state("k") == 1
+    store.close()

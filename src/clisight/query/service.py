@@ -32,11 +32,22 @@ class Query:
 
     ``Query(url_or_path)`` opens (and owns, so ``close`` closes) the store; ``Query(store)`` borrows an
     open one.  Also a context manager.
+
+    Opened from a URL or path, every read goes through a read-only connection: reading never
+    creates, upgrades or writes the store, so a store the user cannot write reads fine.  Only the
+    state changes (:meth:`vacuum`, :meth:`save_state`, :meth:`load_state`) and direct use of
+    :attr:`store` open it for writing, on first use.
     """
 
     def __init__(self, store: Store | str | Path) -> None:
         self._owned = isinstance(store, str | Path)
-        self.store: Store = open_store(store) if isinstance(store, str | Path) else store
+        if isinstance(store, str | Path):
+            self.store: Store = open_store(store)
+            reader = open_store(store, read_only=True)
+            # An in-memory store is private to one object: reads must see what it holds.
+            self._reads: Store = reader if getattr(reader, "read_only", False) else self.store
+        else:
+            self.store = self._reads = store
 
     @property
     def url(self) -> str:
@@ -45,6 +56,8 @@ class Query:
     def close(self) -> None:
         """Close the store if this Query opened it."""
         if self._owned:
+            if self._reads is not self.store:
+                self._reads.close()
             self.store.close()
 
     def __enter__(self) -> Query:
@@ -62,7 +75,7 @@ class Query:
         For live follow, pass the largest ``id`` returned to :meth:`follow`.
         """
         count = n if n is not None else (flt.limit or DEFAULT_TAIL)
-        lines = self.store.logs(flt.selection(), newest_first=True, limit=max(count, 0))
+        lines = self._reads.logs(flt.selection(), newest_first=True, limit=max(count, 0))
         lines.reverse()
         return lines
 
@@ -71,13 +84,13 @@ class Query:
 
         Call again with the last id returned (or the same id if none) to keep following.
         """
-        return self.store.logs(flt.selection(), after_id=after_id, limit=limit)
+        return self._reads.logs(flt.selection(), after_id=after_id, limit=limit)
 
     # -- report -------------------------------------------------------------------------------
     def levels(self, flt: Filter = _NO_FILTER) -> list[LevelCount]:
         """Log counts per level, lowest level first; only levels that occur."""
         merged: dict[str, list[int]] = {}
-        for row in self.store.count_logs(flt.selection(), by="severity"):
+        for row in self._reads.count_logs(flt.selection(), by="severity"):
             number = int(row.key)
             name = severity_name(number)
             entry = merged.setdefault(name, [number, 0])
@@ -90,13 +103,15 @@ class Query:
 
     def components(self, flt: Filter = _NO_FILTER, top: int | None = None) -> list[Count]:
         """Log counts per component, largest first (the ``top`` largest if given)."""
-        rows = self.store.count_logs(flt.selection(), by="component")
+        rows = self._reads.count_logs(flt.selection(), by="component")
         return rows if top is None else rows[:top]
 
     def errors(self, flt: Filter = _NO_FILTER, top: int = 10) -> ErrorSummary:
         """The ``top`` error groups and ``top`` ERROR/CRITICAL log messages, most frequent first."""
         sel = flt.selection()
-        return ErrorSummary(tuple(self.store.error_groups(sel, top)), tuple(self.store.error_logs(sel, top)))
+        return ErrorSummary(
+            tuple(self._reads.error_groups(sel, top)), tuple(self._reads.error_logs(sel, top))
+        )
 
     def slow_operations(self, flt: Filter = _NO_FILTER, top: int = 10) -> list[OperationStats]:
         """Operations timed by PERFORMANCE logs, slowest p95 first.
@@ -106,7 +121,7 @@ class Query:
         """
         sel = dataclasses.replace(flt.selection(), min_severity=None)
         samples: dict[str, list[float]] = {}
-        for operation, seconds in self.store.operation_durations(sel):
+        for operation, seconds in self._reads.operation_durations(sel):
             samples.setdefault(operation, []).append(seconds)
         stats = [_operation_stats(op, values) for op, values in samples.items()]
         stats.sort(key=lambda s: (-s.p95, -s.max, s.operation))
@@ -116,9 +131,9 @@ class Query:
         """Events by name, sessions and distinct users, and LLM totals per model (``llm.request`` events)."""
         sel = flt.selection()
         return UsageSummary(
-            tuple(self.store.count_events(sel)),
-            self.store.session_totals(sel),
-            tuple(self.store.llm_usage(sel)),
+            tuple(self._reads.count_events(sel)),
+            self._reads.session_totals(sel),
+            tuple(self._reads.llm_usage(sel)),
         )
 
     def report(self, flt: Filter = _NO_FILTER, top: int = 10) -> Report:
@@ -143,7 +158,7 @@ class Query:
         sel = flt.selection()
         remaining = flt.limit
         for kind in kinds:
-            for row in self.store.iter_rows(kind, sel):
+            for row in self._reads.iter_rows(kind, sel):
                 if remaining is not None:
                     if remaining <= 0:
                         return
@@ -153,12 +168,12 @@ class Query:
     # -- store ----------------------------------------------------------------------------------
     def doctor(self) -> StoreInfo:
         """URL, path, file and WAL size, schema version, row counts and time span of the store."""
-        return self.store.info()
+        return self._reads.info()
 
     def pipeline_losses(self, flt: Filter = _NO_FILTER) -> PipelineLosses:
         """Records emitted and dropped by the runs (sessions) in ``flt``, as each run reported at exit."""
         runs = with_drops = emitted = dropped = errors = 0
-        for row in self.store.iter_rows("session", flt.selection()):
+        for row in self._reads.iter_rows("session", flt.selection()):
             attrs = row.get("attributes") or {}
             if "pipeline.emitted" not in attrs:
                 continue  # a nested session, or a run that has not ended
@@ -180,7 +195,8 @@ class Query:
         self.store.save_state(key, value)
 
     def load_state(self, key: str) -> Any | None:
-        """The value saved under ``key``, or ``None``."""
+        """The value saved under ``key``, or ``None``; read with the writer, as state usually is
+        loaded to be saved again (and a missing store then gets created)."""
         return self.store.load_state(key)
 
 

@@ -49,7 +49,7 @@ SUPPORTED_URLS = "sqlite:///relative/path.db, sqlite:////absolute/path.db, a pla
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
-def open_store(url: str | Path) -> Store:
+def open_store(url: str | Path, *, read_only: bool = False) -> Store:
     """Open (lazily: nothing touches the disk until first use) the store a URL or path names.
 
     - ``sqlite:///`` followed by a path: ``sqlite:///data/x.db`` is relative to the working
@@ -58,22 +58,24 @@ def open_store(url: str | Path) -> Store:
     - ``memory://`` (or ``sqlite:///:memory:``): a private in-memory store, shared by the threads of
       this process and gone when closed.
 
-    Parent directories of a file are created.  Any other scheme raises :class:`UnsupportedStoreURL`.
+    Parent directories of a file are created.  ``read_only=True`` never creates, migrates or writes
+    the file (see :class:`SqliteStore`): what readers use.  Any other scheme raises
+    :class:`UnsupportedStoreURL`.
     """
     if isinstance(url, Path):
-        return SqliteStore(url)
+        return SqliteStore(url, read_only=read_only)
     text = url.strip()
     match = _SCHEME.match(text)
     if match is None:
         if not text:
             raise UnsupportedStoreURL(f"empty store URL; expected one of: {SUPPORTED_URLS}")
-        return SqliteStore(Path(text))
+        return SqliteStore(Path(text), read_only=read_only)
     scheme = match.group(1).lower()
     if scheme == "memory":
         return SqliteStore(":memory:")
     if scheme == "sqlite" and text.startswith("sqlite:///") and len(text) > len("sqlite:///"):
         rest = text[len("sqlite:///") :]
-        return SqliteStore(":memory:") if rest == ":memory:" else SqliteStore(Path(rest))
+        return SqliteStore(":memory:") if rest == ":memory:" else SqliteStore(Path(rest), read_only=read_only)
     hint = " (PostgreSQL support is not available yet)" if scheme.startswith("postgres") else ""
     raise UnsupportedStoreURL(
         f"unsupported store URL {_redact_url(text)!r}{hint}; expected one of: {SUPPORTED_URLS}"

@@ -1,13 +1,15 @@
-"""Opening a SQLite store's connection: its pragmas, and applying the numbered migrations."""
+"""Opening a SQLite store's connection: its pragmas, applying the numbered migrations, and the
+read-only open that readers use."""
 
 from __future__ import annotations
 
 import sqlite3
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Final, TypeVar
 
-from clisight.exceptions import SchemaError
+from clisight.exceptions import SchemaError, StoreError
 from clisight.store.schema import LATEST_VERSION, MIGRATIONS, VERSION_TABLE
 
 T = TypeVar("T")
@@ -57,12 +59,7 @@ def migrate_connection(conn: sqlite3.Connection, target: int = LATEST_VERSION, w
     ``conn`` must be in autocommit mode (``isolation_level=None``).
     """
     current = read_schema_version(conn)
-    if current > LATEST_VERSION:
-        raise SchemaError(
-            f"the store {where or 'database'} has schema version {current}, newer than this clisight "
-            f"understands (up to {LATEST_VERSION}); upgrade clisight (pip install -U clisight) "
-            "or use another store"
-        )
+    _refuse_newer(current, where)
     if current >= target:
         return current
     conn.execute("BEGIN IMMEDIATE")
@@ -82,3 +79,98 @@ def migrate_connection(conn: sqlite3.Connection, target: int = LATEST_VERSION, w
         conn.execute("ROLLBACK")
         raise
     return max(current, target)
+
+
+def _refuse_newer(version: int, where: str) -> None:
+    if version > LATEST_VERSION:
+        raise SchemaError(
+            f"the store {where or 'database'} has schema version {version}, newer than this clisight "
+            f"understands (up to {LATEST_VERSION}); upgrade clisight (pip install -U clisight) "
+            "or use another store"
+        )
+
+
+def connect_read_only(path: Path, where: str) -> sqlite3.Connection:
+    """A connection that can only read the store file at ``path``: it never creates the file,
+    migrates, sets a persistent pragma, or needs write access to the file or its directory.
+
+    Tries SQLite's ``mode=ro`` first (sees the latest commits, including those still in the
+    write-ahead log); when that cannot work because the shared-memory file (``-shm``) cannot be
+    created, falls back to ``immutable=1`` provided no write-ahead log holds changes it would miss.
+    Raises StoreError (SchemaError for a file that is newer or not a clisight store).
+    """
+    if not path.exists():
+        raise StoreError(f"no store at {path}: nothing has been recorded there yet")
+    if not path.is_file():
+        raise StoreError(f"the store {path} is not a file")
+    uri = path.as_uri()
+    try:
+        return _open_prepared(f"{uri}?mode=ro", where)
+    except sqlite3.OperationalError as exc:
+        # A WAL store needs its -shm file; SQLite cannot create one in a directory we cannot write.
+        if "readonly" not in str(exc) and "unable to open" not in str(exc):
+            raise StoreError(f"cannot read the store {where}: {exc}") from exc
+        first = exc
+    wal = Path(f"{path}-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        raise StoreError(
+            f"cannot read the store {where} read-only: its write-ahead log {wal} holds changes that "
+            f"SQLite can only read after creating {path}-shm, and {path.parent} is not writable "
+            f"({first}); run a program using clisight on it once, or copy the store files somewhere writable"
+        )
+    try:
+        return _open_prepared(f"{uri}?mode=ro&immutable=1", where)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot read the store {where}: {exc}") from exc
+
+
+def _open_prepared(uri: str, where: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+    )
+    try:
+        # Per connection, nothing written to the file: wait for a writer's lock instead of failing.
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        shadow_missing_tables(conn, where)
+        # Even a bug of ours cannot write through this connection now.
+        conn.execute("PRAGMA query_only = ON")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        if isinstance(exc, sqlite3.OperationalError):
+            raise
+        raise StoreError(f"cannot read the store {where}: {exc} (is it a clisight SQLite file?)") from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def shadow_missing_tables(conn: sqlite3.Connection, where: str) -> int:
+    """Let a read-only connection read a store an older clisight wrote, without upgrading it.
+
+    The tables later migrations add are created empty as TEMP tables (private to this
+    connection), so reads of them find nothing.  Returns the file's schema version.  Raises
+    SchemaError for a newer schema, a database that is not a clisight store, or an older schema
+    whose upgrade changes existing tables (then only a writer can upgrade it).
+    """
+    version = read_schema_version(conn)
+    _refuse_newer(version, where)
+    if version == LATEST_VERSION:
+        return version
+    if version == 0 and conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None:
+        raise SchemaError(
+            f"{where} is not a clisight store (it has tables but no schema_version table); "
+            "pass the store a program using clisight writes (see `clisight doctor`)"
+        )
+    statements = [sql for _, group in MIGRATIONS[version:] for sql in group]
+    creates = [sql for sql in statements if sql.startswith("CREATE TABLE ")]
+    if any(not sql.startswith(("CREATE TABLE ", "CREATE INDEX ")) for sql in statements):
+        raise SchemaError(
+            f"the store {where} has schema version {version}, older than this clisight "
+            f"(version {LATEST_VERSION}), and must be upgraded before it can be read: open it once "
+            "with write access from a program using clisight, or run "
+            "`clisight vacuum --max-age-days 0 --max-mb 0 --store ...`"
+        )
+    for sql in creates:
+        conn.execute("CREATE TEMP TABLE " + sql[len("CREATE TABLE ") :])
+    return version
