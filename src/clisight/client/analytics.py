@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from clisight._safety import guard
 from clisight.client import context as _ctx
 from clisight.client import core as _core
-from clisight._safety import guard
 from clisight.types import EVENT, Record
 
 
