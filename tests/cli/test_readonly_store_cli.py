@@ -195,3 +195,28 @@ def test_a_file_that_is_not_a_clisight_store_is_named_as_such(tmp_path: Path) ->
     result = invoke("tail", "--store", str(garbage))
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert stat.S_ISREG(garbage.stat().st_mode) and garbage.read_bytes().startswith(b"this is not")
+
+
+def test_export_into_a_directory_the_user_cannot_write_fails_naming_the_path(shared_dir: Path) -> None:
+    folder = shared_dir / "data"
+    folder.mkdir()
+    fill(folder / "x.db")
+    lock(folder)
+    target = folder / "out.jsonl"
+    result = run_reader("export", "--store", str(folder / "x.db"), "-o", str(target), cwd=shared_dir / "cwd")
+    assert result.returncode == 1
+    assert f"cannot write {target}: permission denied" in result.stderr
+    assert "Traceback" not in result.stderr and not target.exists()
+
+
+def test_error_messages_show_control_characters_of_a_path_escaped(tmp_path: Path) -> None:
+    hostile = tmp_path / "\x1b[2J\x1b]0;owned\x07.db"
+    for args in (("report",), ("export", "-o", str(tmp_path / "\x1b[2J" / "x"))):
+        result = invoke(*args[:1], "--store", str(hostile), *args[1:])
+        assert result.exit_code == 1
+        assert "\x1b" not in result.output and "\x07" not in result.output
+        assert "\\x1b[2J" in result.stderr
+    db = tmp_path / "x.db"
+    fill(db)
+    result = invoke("export", "--store", str(db), "-o", str(tmp_path / "\x1b[2J" / "x"))
+    assert result.exit_code == 1 and "\x1b" not in result.output and "\\x1b[2J" in result.stderr

@@ -18,7 +18,7 @@ import click
 from rich.console import Console
 
 from clisight import _config
-from clisight.cli._text import dumps
+from clisight.cli._text import clean, dumps
 from clisight.exceptions import ClisightError, ConfigError, DataError
 from clisight.query import Filter, Query, parse_level, parse_time
 
@@ -51,12 +51,15 @@ class ClisightGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ConfigError as exc:
-            raise BadConfiguration(config_error_message(exc)) from None
+            raise BadConfiguration(clean(config_error_message(exc), multiline=True)) from None
         except ClisightError as exc:
-            raise CommandError(str(exc)) from None
+            # Messages quote paths, URLs and stored values: none may drive the terminal.
+            raise CommandError(clean(str(exc), multiline=True)) from None
         except sqlite3.DatabaseError as exc:
             # A --store that points at a file which is not a clisight database (or is damaged).
-            raise CommandError(f"cannot read the store: {exc} (is it a clisight SQLite file?)") from None
+            raise CommandError(
+                f"cannot read the store: {clean(exc)} (is it a clisight SQLite file?)"
+            ) from None
 
 
 # -- options ------------------------------------------------------------------------------------
@@ -188,13 +191,15 @@ class OpenedStore:
 
 
 def open_store(option: str | None, *, must_exist: bool = True) -> OpenedStore:
-    """Open the store for reading.  A file store that does not exist yet is an error (unless
-    ``must_exist`` is False) rather than silently created empty."""
+    """Open the store: reads go through a read-only connection (the store is never created,
+    upgraded or written by them), state changes such as ``vacuum`` through a writable one.  A file
+    store that does not exist yet is an error (unless ``must_exist`` is False) rather than
+    silently created empty."""
     query = Query(resolve_store_url(option))
     opened = OpenedStore(query, store_file(query))
     if must_exist and not opened.exists:
         query.close()
-        raise CommandError(f"{NO_DATA_HINT} (no store at {opened.path})")
+        raise CommandError(f"{NO_DATA_HINT} (no store at {clean(opened.path)})")
     return opened
 
 

@@ -27,12 +27,15 @@ def _escape(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
-def clean(value: object, limit: int | None = None) -> str:
+def clean(value: object, limit: int | None = None, *, multiline: bool = False) -> str:
     """``value`` as one line of printable text: control characters shown as escapes (``\\x1b``, ``\\r``).
 
-    ``limit`` cuts the result to that many characters (ending in an ellipsis).
+    ``limit`` cuts the result to that many characters (ending in an ellipsis).  ``multiline`` keeps
+    line feeds (for messages of several lines) and escapes everything else.
     """
     text = value if isinstance(value, str) else str(value)
+    if multiline:
+        return "\n".join(clean(line, limit) for line in text.split("\n"))
     text = _UNSAFE.sub(_escape, text)
     if limit is not None and len(text) > limit:
         text = text[: max(limit - 1, 0)] + "…"

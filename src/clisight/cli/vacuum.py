@@ -8,7 +8,7 @@ import click
 
 from clisight import _config
 from clisight.cli._common import console, echo_json, json_option, open_store, store_option
-from clisight.cli._text import size
+from clisight.cli._text import clean, size
 
 EPILOG = """\b
 Examples:
@@ -64,6 +64,6 @@ def vacuum(max_age_days: float | None, max_mb: float | None, store: str | None, 
     limits = f"older than {days:g} days" if days else "no age limit"
     limits += f", size limit {megabytes:g} MB" if megabytes else ", no size limit"
     deleted = ", ".join(f"{table} {n:,}" for table, n in result.deleted.items() if n) or "nothing"
-    out.print(f"Retention ({limits}) on {url}", markup=False)
+    out.print(f"Retention ({limits}) on {clean(url)}", markup=False)
     out.print(f"Deleted: {deleted} ({result.total_deleted:,} records)", markup=False)
     out.print(f"Size: {size(result.bytes_before)} -> {size(result.bytes_after)}", markup=False)
