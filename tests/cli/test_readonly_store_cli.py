@@ -220,3 +220,17 @@ def test_error_messages_show_control_characters_of_a_path_escaped(tmp_path: Path
     fill(db)
     result = invoke("export", "--store", str(db), "-o", str(tmp_path / "\x1b[2J" / "x"))
     assert result.exit_code == 1 and "\x1b" not in result.output and "\\x1b[2J" in result.stderr
+
+
+def test_a_wal_without_its_shm_in_an_unwritable_directory_is_explained_not_read_stale(
+    shared_dir: Path,
+) -> None:
+    folder = shared_dir / "data"
+    folder.mkdir()
+    db = folder / "x.db"
+    fill(db, keep_wal=True)
+    Path(f"{db}-shm").unlink()  # a killed writer, then someone tidied up the wrong file
+    lock(folder)
+    result = run_reader("report", "--store", str(db), cwd=shared_dir / "cwd")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "write-ahead log" in result.stderr and "not writable" in result.stderr

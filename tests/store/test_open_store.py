@@ -205,3 +205,17 @@ def test_read_only_flag_is_ignored_by_a_private_memory_store() -> None:
     store.save_state("k", 1)
     assert store.load_state("k") == 1
     store.close()
+
+
+def test_read_only_store_sees_what_a_writer_commits_after_it_opened(tmp_path: Path) -> None:
+    from clisight.types import Record, Resource
+
+    db = tmp_path / "live.db"
+    writer = open_store(db)
+    writer.write_batch([Record("log", 1, "api", "first", 9, {}, Resource("svc"))])
+    reader = open_store(db, read_only=True)
+    assert [line.message for line in reader.logs(Selection())] == ["first"]
+    writer.write_batch([Record("log", 2, "api", "second", 9, {}, Resource("svc"))])
+    assert [line.message for line in reader.logs(Selection(), after_id=1)] == ["second"]  # as tail -f polls
+    reader.close()
+    writer.close()
