@@ -26,7 +26,7 @@ _LAZY: dict[str, str] = {
     "AnomalyDetector": "clisight.detect",
     "LoggingHandler": "clisight.client.stdlib",
     "Logger": "clisight.client.logger",
-    "StructuredLogger": "clisight.client.seed",
+    "StructuredLogger": "clisight.client.structured_logger",
     "capture_exception": "clisight.client.errors",
     "capture_warnings": "clisight.client.stdlib",
     "flush": "clisight.client.core",
@@ -78,7 +78,7 @@ if TYPE_CHECKING:
     from clisight.client.errors import capture_exception as capture_exception
     from clisight.client.logger import Logger as Logger
     from clisight.client.logger import get_logger as get_logger
-    from clisight.client.seed import StructuredLogger as StructuredLogger
+    from clisight.client.structured_logger import StructuredLogger as StructuredLogger
     from clisight.client.stdlib import LoggingHandler as LoggingHandler
     from clisight.client.stdlib import capture_warnings as capture_warnings
     from clisight.client.tracing import span as span

@@ -23,7 +23,7 @@ from clisight.detect.detectors import (
 )
 from clisight.detect.ensemble import DEFAULT_THRESHOLD, CombinedDetector, EnsembleDetector
 from clisight.detect.security import SecurityFinding, SecurityMonitor
-from clisight.detect.seed import AnomalyDetector
+from clisight.detect.metric_baseline import AnomalyDetector
 
 __all__ = [
     "DEFAULT_DETECTOR",

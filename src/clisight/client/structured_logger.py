@@ -28,8 +28,8 @@ from pathlib import Path
 from time import time_ns
 from typing import Any
 
-from clisight.client import context as _ctx
 from clisight._safety import guard
+from clisight.client import context as _ctx
 from clisight.pipeline.redact import PatternRedactor
 from clisight.pipeline.writer import Pipeline
 from clisight.types import ERROR_LEVEL, INFO, LOG, PERFORMANCE, WARNING, Record, Resource
