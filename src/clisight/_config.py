@@ -176,6 +176,13 @@ PARAMS: tuple[Param, ...] = (
         "Extra attribute key names whose values are always scrubbed.",
     ),
     Param("redact_emails", _bool, True, "true or false", "Scrub e-mail addresses."),
+    Param(
+        "max_field_chars",
+        _positive_int,
+        16_384,
+        "a positive integer (characters)",
+        "Longest message or string attribute kept; longer ones are cut, and marked, before redaction.",
+    ),
     Param("disabled", _bool, False, "true or false", "Turn clisight off entirely (CLISIGHT_DISABLED=1)."),
     Param(
         "usage",

@@ -193,20 +193,39 @@ def test_warnings_are_captured_when_asked() -> None:
     assert rec.attributes["category"] == "DeprecationWarning"
 
 
-def test_an_internal_error_is_counted_and_never_reaches_the_host() -> None:
+def test_an_internal_error_is_counted_as_a_lost_record_and_never_reaches_the_host() -> None:
+    # A redactor is an extension point: one that raises must cost only the record it was given.
     out = run_python(
         """
         import clisight
+        from clisight.client import core
         from clisight.testing import MemorySink
-        class Evil:
-            def __str__(self): raise RuntimeError("cannot print me")
-        clisight.init(service="x", sinks=[MemorySink()])
-        clisight.get_logger("a").info(Evil())
-        print("host carried on", clisight.pipeline_stats()["internal_errors"])
+
+        class BrokenRedactor:
+            def message(self, text): raise RuntimeError("redactor bug")
+            def attributes(self, attrs): raise RuntimeError("redactor bug")
+
+        clisight.init(service="x", sinks=[MemorySink()], usage=False)
+        core.get_client().redactor = BrokenRedactor()
+        clisight.get_logger("a").info("lost")
+        clisight.flush()
+        stats = clisight.pipeline_stats()
+        sink = stats["sinks"]["memory"]
+        print("host carried on", stats["internal_errors"], sink["emitted"], sink["dropped"], sink["stored"])
     """,
         env={"CLISIGHT_RAISE_INTERNAL": "0"},
     )
-    assert out.stdout.strip() == "host carried on 1"
+    assert out.stdout.strip() == "host carried on 1 1 1 0"
+
+
+def test_an_unprintable_message_is_recorded_as_a_placeholder() -> None:
+    class Evil:
+        def __str__(self) -> str:
+            raise RuntimeError("cannot print me")
+
+    with capture() as sink:
+        clisight.get_logger("a").info(Evil())  # type: ignore[arg-type]
+    assert sink.of_kind("log")[0].body == "<unprintable Evil: str() raised RuntimeError>"
 
 
 def test_a_message_that_is_not_a_string_is_recorded_as_its_text() -> None:

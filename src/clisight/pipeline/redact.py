@@ -12,6 +12,11 @@ Two rules, both on by default:
 
 Messages repeat (they are mostly constant templates), so results for short strings are cached;
 the cache is bounded and cleared when full.
+
+Every scan costs bounded time: a value longer than ``max_chars`` (the ``max_field_chars``
+parameter) is cut to that length before it is scanned, and marked (``…[truncated: N chars]``);
+nested dicts and lists are scrubbed to a bounded depth and item count; every pattern runs in time
+linear in the text it scans.
 """
 
 from __future__ import annotations
@@ -65,54 +70,58 @@ _VALUE_PATTERNS: Final[tuple[tuple[str, str], ...]] = (
     ("slack_token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),
     ("google_key", r"\bAIza[0-9A-Za-z_\-]{35}"),
     ("stripe_key", r"\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"),
-    ("jwt", r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{5,}"),
+    # Tried only at the start of a run of token characters, from its first "eyJ": a failed try
+    # from one "eyJ" fails from every later one in the run, and retrying each made "eyJ-eyJ-..." quadratic.
+    (
+        "jwt",
+        r"(?<![A-Za-z0-9_\-])(?>[A-Za-z0-9_\-]*?\b(?=eyJ))"
+        r"eyJ[A-Za-z0-9_\-]{5,}+\.eyJ[A-Za-z0-9_\-]{5,}+\.[A-Za-z0-9_\-]{5,}+",
+    ),
     ("url_password", r"(?<=://)[^\s:/@]+:[^\s@/]+(?=@)"),
     (
         "assignment",
         r"(?i:\b(?:password|passwd|pwd|secret|api[_\-]?key|token)\s*[=:]\s*['\"]?[^\s'\",;&]{4,})",
     ),
 )
-_EMAIL: Final = ("email", r"\b[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b")
-
-# Every value pattern needs one of these literals (lower-cased); most text has none, and one
-# literal scan is ~20x cheaper than the full pattern set.
-_GATE_LITERALS: Final = (
-    "private key",
-    "bearer",
-    "basic",
-    "token",
-    "sk-",
-    "sk_",
-    "rk_",
-    "akia",
-    "asia",
-    "agpa",
-    "aida",
-    "aroa",
-    "anpa",
-    "aws",
-    "ghp_",
-    "gho_",
-    "ghu_",
-    "ghs_",
-    "ghr_",
-    "github_pat",
-    "xox",
-    "aiza",
-    "eyj",
-    "://",
-    "passw",
-    "pwd",
-    "secret",
-    "api_key",
-    "apikey",
-    "api-key",
+# The local part starts where a run of its characters starts (not at every "\b" inside it, which
+# made a long run without "@" quadratic).
+_EMAIL: Final = (
+    "email",
+    r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]++@[A-Za-z0-9\-]++(?:\.[A-Za-z0-9\-]++)*\.[A-Za-z]{2,}\b",
 )
-_GATE = re.compile("|".join(re.escape(lit) for lit in _GATE_LITERALS))
+
+
+# The literals (lower-cased) each value pattern needs; the bare AWS secret has none and needs a
+# 40-character run instead.  Most text has none of them, and ``in`` checks are ~20x cheaper than
+# the patterns (and than one regex alternation of the literals), so only the patterns whose
+# literals occur are run.
+_NEEDS: Final[dict[str, tuple[str, ...]]] = {
+    "private_key": ("private key",),
+    "bearer": ("bearer", "basic", "token"),
+    "anthropic_key": ("sk-",),
+    "openai_key": ("sk-",),
+    "aws_access_key": ("akia", "asia", "agpa", "aida", "aroa", "anpa"),
+    "aws_secret": ("aws",),
+    "aws_secret_key": (),
+    "github_token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat"),
+    "slack_token": ("xox",),
+    "google_key": ("aiza",),
+    "stripe_key": ("sk_", "rk_"),
+    "jwt": ("eyj",),
+    "url_password": ("://",),
+    "assignment": ("passw", "pwd", "secret", "api_key", "apikey", "api-key", "token"),
+    "email": ("@",),
+}
 _LONG_RUN = re.compile(r"[A-Za-z0-9/+]{40}")  # the one value pattern with no literal to gate on
 
 _CACHE_MAX: Final = 4096
 _CACHE_LEN: Final = 512  # only short strings are worth caching
+
+MAX_FIELD_CHARS: Final = 16_384  # the default of the ``max_field_chars`` parameter (a test pins them equal)
+_SCAN_MARGIN: Final = 512  # scanned past the cut, so a secret the cut goes through is replaced whole
+_MAX_DEPTH: Final = 32  # nesting scrubbed; deeper values are replaced by a marker
+_MAX_ITEMS: Final = 2_000  # dict and list items scrubbed per attribute set; the rest are cut
+TOO_DEEP: Final = "[clisight: nested too deep]"
 
 
 def describe(extra_keys: Iterable[str] = (), emails: bool = True) -> dict[str, Any]:
@@ -125,8 +134,39 @@ def describe(extra_keys: Iterable[str] = (), emails: bool = True) -> dict[str, A
     }
 
 
+def as_text(value: object) -> str:
+    """``str(value)`` as a plain ``str``; never raises: when ``__str__`` raises, a placeholder such as
+    ``<unprintable ValueError: str() raised TypeError>``."""
+    try:
+        text = str(value)
+        return text if type(text) is str else str.__str__(text)
+    except Exception as exc:
+        return unprintable(value, "str", exc)
+
+
+def as_repr(value: object) -> str:
+    """``repr(value)``, or a placeholder when ``__repr__`` raises; never raises."""
+    try:
+        text = repr(value)
+        return text if type(text) is str else str.__str__(text)
+    except Exception as exc:
+        return unprintable(value, "repr", exc)
+
+
+def unprintable(value: object, call: str, exc: BaseException) -> str:
+    """The placeholder text of a value whose ``str()``/``repr()`` (``call``) raised ``exc``."""
+    return f"<unprintable {type(value).__name__}: {call}() raised {type(exc).__name__}>"
+
+
+def truncate(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters and marked ``…[truncated: N chars]`` (N: its whole length)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}…[truncated: {len(text)} chars]"
+
+
 class Redactor(Protocol):
-    """Scrubs one record's message and attributes before it is queued."""
+    """Scrubs one record's message and attributes before it is queued (and bounds their size)."""
 
     def message(self, text: str) -> str: ...
 
@@ -134,39 +174,62 @@ class Redactor(Protocol):
 
 
 class PatternRedactor:
-    """The default :class:`Redactor`: key denylist plus credential and e-mail patterns."""
+    """The default :class:`Redactor`: key denylist plus credential and e-mail patterns.
 
-    def __init__(self, extra_keys: Iterable[str] = (), emails: bool = True) -> None:
-        self._value_re: re.Pattern[str] | None = None  # compiled on first use: it costs ms at start-up
+    Strings longer than ``max_chars`` are cut (and marked) before they are scanned, so one call
+    costs bounded time whatever it is given.
+    """
+
+    def __init__(
+        self, extra_keys: Iterable[str] = (), emails: bool = True, max_chars: int = MAX_FIELD_CHARS
+    ) -> None:
+        patterns = list(_VALUE_PATTERNS) + ([_EMAIL] if emails else [])
+        self._patterns = patterns
+        self._literals = [(lit, name) for name, _ in patterns for lit in _NEEDS[name]]
+        # One compiled pattern per set of needed patterns, compiled on first use (each costs ~1 ms).
+        self._compiled: dict[tuple[str, ...], re.Pattern[str]] = {}
         self._emails = emails
         self._extra_keys = frozenset(k.lower() for k in extra_keys)
+        self.max_chars = max_chars
         self.cache: dict[str, str] = {}
         self._key_cache: dict[str, bool] = {}
         self.hits = 0  # how many substitutions or key scrubs were made (doctor shows it)
-
-    def _compile(self) -> re.Pattern[str]:
-        patterns = list(_VALUE_PATTERNS) + ([_EMAIL] if self._emails else [])
-        self._value_re = re.compile("|".join(f"(?P<{name}>{rx})" for name, rx in patterns))
-        return self._value_re
 
     def _sub(self, match: re.Match[str]) -> str:
         self.hits += 1
         return f"[REDACTED:{match.lastgroup}]"
 
+    def _scan(self, text: str) -> str:
+        lower = text.lower()
+        long_run = len(text) >= 40 and _LONG_RUN.search(text) is not None
+        hit = {name for literal, name in self._literals if literal in lower}
+        if long_run:
+            hit.add("aws_secret_key")
+        if not hit:
+            return text
+        needed = tuple(name for name, _ in self._patterns if name in hit)
+        value_re = self._compiled.get(needed)
+        if value_re is None:
+            if len(self._compiled) >= 64:
+                self._compiled.clear()
+            value_re = self._compiled[needed] = re.compile(
+                "|".join(f"(?P<{name}>{rx})" for name, rx in self._patterns if name in hit)
+            )
+        return value_re.sub(self._sub, text)
+
     def message(self, text: str) -> str:
+        """``text`` scrubbed, cut to ``max_chars`` (and marked) when longer."""
+        if type(text) is not str:
+            text = str.__str__(text) if isinstance(text, str) else as_text(text)
         cached = self.cache.get(text)
         if cached is not None:
             return cached
-        if (
-            (self._emails and "@" in text)
-            or _GATE.search(text.lower())
-            or (len(text) >= 40 and _LONG_RUN.search(text))
-        ):
-            value_re = self._value_re or self._compile()
-            out = value_re.sub(self._sub, text)
-        else:
-            out = text
-        if len(text) <= _CACHE_LEN:
+        size = len(text)
+        if size > self.max_chars:
+            head = self._scan(text[: self.max_chars + _SCAN_MARGIN])
+            return truncate(head, self.max_chars) if len(head) > self.max_chars else head
+        out = self._scan(text)
+        if size <= _CACHE_LEN:
             if len(self.cache) >= _CACHE_MAX:
                 self.cache.clear()
             # Unchanged text maps to itself (the same object): attributes() relies on that identity.
@@ -182,18 +245,34 @@ class PatternRedactor:
         return known
 
     def value(self, value: Any) -> Any:
+        """``value`` scrubbed: strings, bytes and other objects as text, dicts and lists item by item
+        (at most ``_MAX_DEPTH`` deep and ``_MAX_ITEMS`` items)."""
+        return self._value(value, 0, [_MAX_ITEMS])
+
+    def _value(self, value: Any, depth: int, budget: list[int]) -> Any:
         if isinstance(value, str):
             return self.message(value)
-        if isinstance(value, int | float | bool) or value is None:
+        if isinstance(value, int | float) or value is None:  # bool is an int
             return value
-        if isinstance(value, dict):
-            return self.attributes(value)
-        if isinstance(value, list | tuple):
-            return [self.value(v) for v in value]
         if isinstance(value, bytes | bytearray):
-            return self.message(bytes(value).decode("utf-8", "replace"))
+            raw = bytes(value[: self.max_chars])
+            text = self.message(raw.decode("utf-8", "replace"))
+            return text if len(value) <= self.max_chars else f"{text}…[truncated: {len(value)} bytes]"
+        if depth >= _MAX_DEPTH:
+            return TOO_DEEP
+        if isinstance(value, dict):
+            return self._scrub(value, depth + 1, budget)
+        if isinstance(value, list | tuple):
+            out = []
+            for item in value:
+                budget[0] -= 1
+                if budget[0] < 0:
+                    out.append(f"…[truncated: {len(value)} items]")
+                    break
+                out.append(self._value(item, depth + 1, budget))
+            return out
         # Anything else is stored by its text; scrub that text now, before it leaves.
-        return self.message(str(value))
+        return self.message(as_text(value))
 
     def attributes(self, attrs: dict[str, Any]) -> dict[str, Any]:
         """``attrs`` scrubbed: the same dict when nothing needed scrubbing, else a new one."""
@@ -203,22 +282,26 @@ class PatternRedactor:
         cache = self.cache
         for key, val in attrs.items():
             if key_cache.get(key) is not False:
-                return self._scrub(attrs)
+                return self._scrub(attrs, 0, [_MAX_ITEMS])
             kind = type(val)
             if kind is str:
                 if cache.get(val) is not val:
-                    return self._scrub(attrs)
+                    return self._scrub(attrs, 0, [_MAX_ITEMS])
             elif not (kind is int or kind is float or val is None or kind is bool):
-                return self._scrub(attrs)
+                return self._scrub(attrs, 0, [_MAX_ITEMS])
         return attrs
 
-    def _scrub(self, attrs: dict[str, Any]) -> dict[str, Any]:
+    def _scrub(self, attrs: dict[str, Any], depth: int, budget: list[int]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         key_cache = self._key_cache
         cache = self.cache
         for key, val in attrs.items():
+            budget[0] -= 1
+            if budget[0] < 0:
+                out["clisight.truncated_items"] = len(attrs) - len(out)
+                break
             if type(key) is not str:
-                key = str(key)
+                key = str.__str__(key) if isinstance(key, str) else as_text(key)
             secret = key_cache.get(key)
             if secret is None:
                 secret = self.is_secret_key(key)
@@ -238,17 +321,27 @@ class PatternRedactor:
             elif kind is int or kind is float or val is None or kind is bool:
                 out[key] = val
             else:
-                out[key] = self.value(val)
+                out[key] = self._value(val, depth, budget)
         return out
 
 
 class NullRedactor:
-    """A :class:`Redactor` that keeps everything (``redact=False``)."""
+    """A :class:`Redactor` that keeps everything (``redact=False``) but still cuts strings longer
+    than ``max_chars`` (the message and top-level string attributes) and marks them."""
 
     hits = 0
 
+    def __init__(self, max_chars: int = MAX_FIELD_CHARS) -> None:
+        self.max_chars = max_chars
+
     def message(self, text: str) -> str:
-        return text
+        if type(text) is not str:
+            text = str.__str__(text) if isinstance(text, str) else as_text(text)
+        return truncate(text, self.max_chars)
 
     def attributes(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        limit = self.max_chars
+        for val in attrs.values():
+            if isinstance(val, str) and len(val) > limit:
+                return {k: truncate(v, limit) if isinstance(v, str) else v for k, v in attrs.items()}
         return attrs
