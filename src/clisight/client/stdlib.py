@@ -12,9 +12,12 @@ import warnings
 from time import time_ns
 from typing import Any, TextIO
 
+from clisight._safety import _raise_internal, guard, record_internal_error
 from clisight.client import context as _ctx
 from clisight.client import core as _core
-from clisight._safety import guard
+from clisight.client.errors import format_stack
+from clisight.client.logger import format_message
+from clisight.pipeline.redact import as_text
 from clisight.types import CRITICAL, DEBUG, ERROR_LEVEL, INFO, LOG, WARNING, Record
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
@@ -34,13 +37,17 @@ def _severity(levelno: int) -> int:
 
 
 class LoggingHandler(logging.Handler):
-    """A stdlib ``logging`` handler that queues each record into clisight's pipeline."""
+    """A stdlib ``logging`` handler that queues each record into clisight's pipeline.
+
+    Never raises: a message whose ``%`` arguments do not fit is kept unformatted, with the
+    arguments' reprs in ``log.args`` and the error in ``log.args_error``.
+    """
 
     def emit(self, record: logging.LogRecord) -> None:
-        with guard():
-            client = _core._client
-            if client is None:
-                return
+        client = _core._client
+        if client is None:
+            return
+        try:
             severity = _severity(record.levelno)
             if severity < client.level:
                 return
@@ -49,17 +56,23 @@ class LoggingHandler(logging.Handler):
             attrs.update(ctx.fields)
             attrs["code.function"] = record.funcName
             attrs["code.lineno"] = record.lineno
-            if record.exc_info and record.exc_info[1] is not None:
-                exc = record.exc_info[1]
+            message = as_text(record.msg)
+            if record.args:
+                # LogRecord already unwrapped a single mapping argument; format_message wants a tuple.
+                args = record.args if isinstance(record.args, tuple) else (record.args,)
+                message, attrs = format_message(message, args, attrs)
+            exc_info = record.exc_info
+            if exc_info and exc_info[1] is not None:
+                exc = exc_info[1]
                 attrs["exception.type"] = type(exc).__name__
-                attrs["exception.stacktrace"] = logging.Formatter().formatException(record.exc_info)[-8000:]
+                attrs["exception.stacktrace"] = format_stack(exc, client.config["max_field_chars"])
             red = client.redactor
             client.emit(
                 Record(
                     LOG,
-                    int(record.created * 1e9) or time_ns(),
-                    record.name,
-                    red.message(record.getMessage()),
+                    _time_ns(record.created),
+                    record.name if type(record.name) is str else as_text(record.name),
+                    red.message(message),
                     severity,
                     red.attributes(attrs),
                     client.resource,
@@ -68,6 +81,18 @@ class LoggingHandler(logging.Handler):
                     ctx.span_id,
                 )
             )
+        except Exception as error:
+            client.pipeline.count_lost()  # the record is lost: counted as a drop of every sink
+            record_internal_error(error)
+            if _raise_internal:
+                raise
+
+
+def _time_ns(created: object) -> int:
+    try:
+        return int(created * 1e9) or time_ns()  # type: ignore[operator]
+    except Exception:  # a record whose ``created`` was overwritten with something odd
+        return time_ns()
 
 
 _original_showwarning: list[Any] = []
@@ -85,15 +110,19 @@ def _showwarning(
         client = _core._client
         if client is not None:
             ctx = _ctx.get()
-            attrs = {"category": category.__name__, "filename": filename, "lineno": lineno}
+            attrs = {
+                "category": as_text(getattr(category, "__name__", category)),
+                "filename": filename,
+                "lineno": lineno,
+            }
             client.emit(
                 Record(
                     LOG,
                     time_ns(),
                     "py.warnings",
-                    client.redactor.message(str(message)),
+                    client.redactor.message(as_text(message)),
                     WARNING,
-                    attrs,
+                    client.redactor.attributes(attrs),
                     client.resource,
                     ctx.session_id,
                     ctx.trace_id,

@@ -28,9 +28,10 @@ from pathlib import Path
 from time import time_ns
 from typing import Any
 
-from clisight._safety import guard
+from clisight._safety import _raise_internal, guard, record_internal_error
 from clisight.client import context as _ctx
-from clisight.pipeline.redact import PatternRedactor
+from clisight.client.logger import _seconds
+from clisight.pipeline.redact import PatternRedactor, as_text
 from clisight.pipeline.writer import Pipeline
 from clisight.types import ERROR_LEVEL, INFO, LOG, PERFORMANCE, WARNING, Record, Resource
 
@@ -81,26 +82,46 @@ class StructuredLogger:
         self, session_id: str | None = None, user_id: str | None = None, **context: Any
     ) -> str:
         """Every later entry carries this session id (generated when None), user id and context."""
+        if session_id is not None and type(session_id) is not str:
+            session_id = as_text(session_id)
         self.session_id = session_id or self.session_id or _ctx.new_session_id()
         if user_id is not None:
-            self.user_id = user_id
+            self.user_id = user_id if type(user_id) is str else as_text(user_id)
         self.context.update(context)
         return self.session_id
 
     def _log(
         self,
         severity: int,
-        component: str,
-        message: str,
-        context: dict[str, Any],
-        performance_data: dict[str, Any] | None = None,
+        component: object,
+        message: object,
+        contexts: tuple[object, ...],
+        fields: dict[str, Any],
+        extra: dict[str, Any] | None = None,
+        performance: tuple[object, object] | None = None,
     ) -> None:
-        with guard():
-            attrs = {**self.context, **context}
+        # Everything user-given is turned into a record inside the try: no argument can raise.
+        try:
+            given: dict[str, Any] = {}
+            for context in contexts:
+                given.update(_mapping(context))
+            given.update(fields)
+            text = as_text(message)
+            if performance is None:
+                attrs = {**self.context, **given, **(extra or {})}
+            else:
+                # As in the seed: the timing is on the entry, the call's context in performance_data.
+                operation, duration = as_text(performance[0]), performance[1]
+                seconds = _seconds(duration)
+                if seconds is None:
+                    text = f"{operation} took {as_text(duration)}"
+                    timing: dict[str, Any] = {"operation": operation, "duration_text": as_text(duration)}
+                else:
+                    text = f"{operation} took {seconds * 1000:.1f} ms"
+                    timing = {"operation": operation, "duration": seconds}
+                attrs = {**self.context, **timing, "performance_data": {**timing, **given}}
             if self.user_id is not None:
                 attrs["user_id"] = self.user_id
-            if performance_data is not None:
-                attrs["performance_data"] = performance_data
             red = self._redactor
             if self.session_id is None:
                 self.session_id = _ctx.new_session_id()
@@ -108,27 +129,33 @@ class StructuredLogger:
                 Record(
                     LOG,
                     time_ns(),
-                    component,
-                    red.message(str(message)),
+                    component if type(component) is str else as_text(component),
+                    red.message(text),
                     severity,
                     red.attributes(attrs),
                     self._resource,
                     self.session_id,
                 )
             )
-            if self.synchronous:
+        except Exception as error:
+            self._pipeline.count_lost()  # the entry is lost: counted as a drop
+            record_internal_error(error)
+            if _raise_internal:
+                raise
+        if self.synchronous:
+            with guard():
                 self._pipeline.flush(self.write_timeout)
 
     # Context may come as a dict (the seed's positional ``context``) and/or as keyword arguments.
     def log_info(
         self, component: str, message: str, context: Mapping[str, Any] | None = None, **fields: Any
     ) -> None:
-        self._log(INFO, component, message, _merge(context, fields))
+        self._log(INFO, component, message, (context,), fields)
 
     def log_warning(
         self, component: str, message: str, context: Mapping[str, Any] | None = None, **fields: Any
     ) -> None:
-        self._log(WARNING, component, message, _merge(context, fields))
+        self._log(WARNING, component, message, (context,), fields)
 
     def log_error(
         self,
@@ -139,13 +166,12 @@ class StructuredLogger:
         **fields: Any,
     ) -> None:
         if isinstance(error, Mapping):  # log_error(component, message, {"k": v})
-            context = {**error, **(context or {})}
-            error = None
-        merged = _merge(context, fields)
+            self._log(ERROR_LEVEL, component, message, (error, context), fields)
+            return
+        extra = None
         if error is not None:
-            merged["error_type"] = type(error).__name__
-            merged["error"] = str(error)
-        self._log(ERROR_LEVEL, component, message, merged)
+            extra = {"error_type": type(error).__name__, "error": as_text(error)}
+        self._log(ERROR_LEVEL, component, message, (context,), fields, extra)
 
     def log_performance(
         self,
@@ -155,15 +181,8 @@ class StructuredLogger:
         context: Mapping[str, Any] | None = None,
         **fields: Any,
     ) -> None:
-        """``operation`` in ``component`` took ``duration`` seconds."""
-        perf = {"operation": operation, "duration": float(duration), **_merge(context, fields)}
-        self._log(
-            PERFORMANCE,
-            component,
-            f"{operation} took {duration * 1000:.1f} ms",
-            {"operation": operation, "duration": float(duration)},
-            perf,
-        )
+        """``operation`` in ``component`` took ``duration`` seconds (a non-number is kept as text)."""
+        self._log(PERFORMANCE, component, "", (context,), fields, performance=(operation, duration))
 
     def flush(self, timeout: float = 1.0) -> bool:
         return self._pipeline.flush(timeout)
@@ -172,5 +191,10 @@ class StructuredLogger:
         return self._pipeline.shutdown(timeout)
 
 
-def _merge(context: Mapping[str, Any] | None, fields: dict[str, Any]) -> dict[str, Any]:
-    return {**context, **fields} if context else fields
+def _mapping(context: object) -> dict[str, Any]:
+    """A positional context as attributes: a mapping's items, anything else whole under "context"."""
+    if context is None:
+        return {}
+    if isinstance(context, Mapping):
+        return {k if type(k) is str else as_text(k): v for k, v in context.items()}
+    return {"context": context}

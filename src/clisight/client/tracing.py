@@ -6,11 +6,12 @@ import functools
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, overload
 
+from clisight._safety import _raise_internal, record_internal_error
 from clisight.client import context as _ctx
 from clisight.client import core as _core
-from clisight._safety import guard
+from clisight.pipeline.redact import as_text
 from clisight.types import ERROR_LEVEL, SPAN, Record
 
 P = ParamSpec("P")
@@ -37,16 +38,16 @@ def span(name: str, **attributes: Any) -> Iterator[str]:
         attributes = {**attributes, "exception.type": type(exc).__name__}
         raise
     finally:
-        with guard():
-            client = _core._client
-            if client is not None:
+        client = _core._client
+        if client is not None:
+            try:
                 end = time.time_ns()
                 attrs = {**attributes, "duration": (end - start) / 1e9}
                 client.emit(
                     Record(
                         SPAN,
                         start,
-                        name,
+                        name if type(name) is str else as_text(name),
                         "",
                         status,
                         client.redactor.attributes(attrs),
@@ -58,19 +59,42 @@ def span(name: str, **attributes: Any) -> Iterator[str]:
                         end,
                     )
                 )
+            except Exception as error:
+                client.pipeline.count_lost()  # the span is lost: counted as a drop of every sink
+                record_internal_error(error)
+                if _raise_internal:
+                    raise
 
 
-def traced(name: str | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Decorator form of :func:`span` (the span is named after the function by default)."""
+@overload
+def traced(name: Callable[P, R]) -> Callable[P, R]: ...
 
-    def wrap(fn: Callable[P, R]) -> Callable[P, R]:
-        span_name = name or fn.__qualname__
 
-        @functools.wraps(fn)
-        def inner(*args: P.args, **kwargs: P.kwargs) -> R:
-            with span(span_name):
-                return fn(*args, **kwargs)
+@overload
+def traced(name: str | None = None) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
-        return inner
 
-    return wrap
+def traced(name: Any = None) -> Any:
+    """Decorator form of :func:`span` (the span is named after the function by default).
+
+    Both ``@traced`` and ``@traced("name")`` work.
+    """
+    if callable(name) and not isinstance(name, str):
+        return _wrap(name, None)
+    return lambda fn: _wrap(fn, name)
+
+
+def _wrap(fn: Callable[P, R], name: object) -> Callable[P, R]:
+    if isinstance(name, str) and name:
+        span_name = name
+    elif name is None or isinstance(name, str):
+        span_name = as_text(getattr(fn, "__qualname__", fn))
+    else:
+        span_name = as_text(name)
+
+    @functools.wraps(fn)
+    def inner(*args: P.args, **kwargs: P.kwargs) -> R:
+        with span(span_name):
+            return fn(*args, **kwargs)
+
+    return inner
