@@ -53,11 +53,18 @@ def setup_clisight_null(tmp: Path) -> tuple[Callable[[], None], Callable[[], Non
 
     class NullSink:
         name = "null"
+        spool_dir = None
 
-        def write(self, batch: object) -> None:
+        def open(self, deadline: object = None) -> None:
             pass
 
-        def close(self) -> None:
+        def write(self, batch: object, deadline: object = None) -> None:
+            pass
+
+        def flush(self, deadline: object = None) -> None:
+            pass
+
+        def close(self, deadline: object = None) -> None:
             pass
 
         def after_fork(self) -> None:

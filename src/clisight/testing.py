@@ -17,15 +17,13 @@
 
 from __future__ import annotations
 
-import math
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clisight.types import Record
+from clisight.types import Deadline, Record
 
 if TYPE_CHECKING:
     from clisight.store.base import Store
@@ -44,19 +42,24 @@ class MemorySink:
 
     spool_dir: Path | None = None
 
-    def write(self, batch: Sequence[Record], deadline: float = math.inf) -> None:
+    def open(self, deadline: Deadline | None = None) -> None:
+        pass
+
+    def write(self, batch: Sequence[Record], deadline: Deadline | None = None) -> None:
         if self.delay:
-            threading.Event().wait(max(0.0, min(self.delay, deadline - time.monotonic())))
+            threading.Event().wait(
+                max(0.0, min(self.delay, deadline.remaining() if deadline else self.delay))
+            )
         if self.fail:
             raise OSError("MemorySink told to fail")
         with self._lock:
             self.records.extend(batch)
             self.batches += 1
 
-    def flush(self, deadline: float = math.inf) -> None:
+    def flush(self, deadline: Deadline | None = None) -> None:
         pass
 
-    def close(self, deadline: float = math.inf) -> None:
+    def close(self, deadline: Deadline | None = None) -> None:
         pass
 
     def after_fork(self) -> None:
@@ -106,13 +109,16 @@ class _StoreWriter:
 
     spool_dir: Path | None = None
 
-    def write(self, batch: Sequence[Record], deadline: float = math.inf) -> None:
-        self.store.write_batch(batch, deadline=deadline)
-
-    def flush(self, deadline: float = math.inf) -> None:
+    def open(self, deadline: Deadline | None = None) -> None:
         pass
 
-    def close(self, deadline: float = math.inf) -> None:
+    def write(self, batch: Sequence[Record], deadline: Deadline | None = None) -> None:
+        self.store.write_batch(batch, deadline=deadline)
+
+    def flush(self, deadline: Deadline | None = None) -> None:
+        pass
+
+    def close(self, deadline: Deadline | None = None) -> None:
         pass
 
     def after_fork(self) -> None:

@@ -7,6 +7,8 @@ call and a tuple is the cheapest immutable object Python can make.
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any, Final, NamedTuple
 
 # Record kinds.  Plain strings (not an Enum) so that building a record costs nothing extra.
@@ -96,3 +98,27 @@ class Record(NamedTuple):
     parent_span_id: str | None = None
     end_ns: int | None = None
     value: float | None = None
+
+
+class Deadline:
+    """The latest ``time.monotonic()`` a sink or store call may run until.
+
+    Mutable on purpose: when the process starts to exit, the pipeline brings the deadline of a
+    call already under way forward, so a write waiting on a locked database gives up in time for
+    its records to be spooled.  ``Deadline()`` is no deadline at all.
+    """
+
+    __slots__ = ("at",)
+
+    def __init__(self, at: float = math.inf) -> None:
+        self.at = at
+
+    def remaining(self) -> float:
+        """Seconds left (negative once passed; ``inf`` without a deadline)."""
+        return self.at - time.monotonic()
+
+    def expired(self) -> bool:
+        return time.monotonic() >= self.at
+
+    def __repr__(self) -> str:
+        return f"Deadline(remaining={self.remaining():.3f})"

@@ -80,7 +80,46 @@ def store_facts(option: str | None) -> dict[str, Any]:
         **dataclasses.asdict(info),
         "row_counts": dict(info.row_counts),
         "recent_runs": {"since": RECENT, **dataclasses.asdict(losses)},
+        "spool": spool_facts(opened.path),
     }
+
+
+def spool_facts(path: Any) -> dict[str, Any]:
+    """Records that runs spooled at their exit deadline and no writer has imported yet."""
+    from pathlib import Path
+
+    from clisight.pipeline.spool import pending, spool_dir_for
+
+    if not isinstance(path, Path):
+        return {"dir": None, "files": 0, "records": 0}
+    directory = spool_dir_for(path)
+    files, records = pending(directory)
+    return {"dir": str(directory), "files": files, "records": records}
+
+
+def _repair(option: str | None) -> dict[str, Any]:
+    """Import what earlier runs spooled, now (the next writer of the store would do it anyway)."""
+    from clisight.pipeline.store_sink import StoreSink
+
+    url = resolve_store_url(option)
+    sink = StoreSink(url)
+    try:
+        done = sink.import_spool()
+    finally:
+        sink.close()
+    return {"files": done.files, "records": done.records, "torn_lines": done.torn_lines}
+
+
+def _spool_text(store: dict[str, Any]) -> Text:
+    spool, runs = store["spool"], store["recent_runs"]
+    imported = f"{runs['spooled_imported']:,} spooled records imported in the last {runs['since']}"
+    if spool["records"]:
+        return Text(
+            f"{spool['records']:,} records in {spool['files']} files waiting in {clean(spool['dir'])} "
+            f"(the next writer imports them; or run: clisight doctor --repair); {imported}",
+            style="yellow",
+        )
+    return Text(f"nothing waiting; {imported}", style="green")
 
 
 def _losses_text(runs: dict[str, Any]) -> Text:
@@ -149,6 +188,7 @@ def render(out: Console, config: _config.Config, facts: dict[str, Any]) -> None:
             ("records", ", ".join(f"{k} {v:,}" for k, v in store["row_counts"].items())),
             ("time span", f"{when(store['oldest_ns'])} .. {when(store['newest_ns'])}"),
             ("recent runs", _losses_text(store["recent_runs"])),
+            ("spool", _spool_text(store)),
         ]
     else:
         style = "red" if store["status"] == "error" else "yellow"
@@ -212,6 +252,7 @@ def render(out: Console, config: _config.Config, facts: dict[str, Any]) -> None:
 EPILOG = """\b
 Examples:
   clisight doctor
+  clisight doctor --repair        # import what runs spooled at their exit deadline
   clisight doctor --json | jq '.config[] | select(.source != "default")'
   CLISIGHT_STORE=/tmp/x.db clisight doctor
 
@@ -224,14 +265,30 @@ is reported with its parameter, source and allowed values (exit status 2).
 @click.command(epilog=EPILOG)
 @store_option
 @json_option
-def doctor(store: str | None, as_json: bool) -> None:
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Import the records that runs spooled at their exit deadline into the store now.",
+)
+def doctor(store: str | None, as_json: bool, repair: bool) -> None:
     """Check the configuration, the store and what is collected.
 
     Prints every configuration parameter with its value and where it came from, the store's size,
-    schema version and row counts, what is collected (DO_NOT_TRACK honoured) and what is redacted.
+    schema version and row counts, what runs dropped or spooled, what is collected (DO_NOT_TRACK
+    honoured) and what is redacted.  With --repair, first imports what runs spooled at exit.
     """
     config = _config.resolve()  # a ConfigError becomes a clean message and exit status 2
+    repaired = _repair(store) if repair else None
+    if repaired is not None and not as_json:
+        console().print(
+            Text(
+                f"imported {repaired['records']:,} spooled records from {repaired['files']} files"
+                + (f" ({repaired['torn_lines']} torn lines skipped)" if repaired["torn_lines"] else ""),
+                style="green",
+            )
+        )
     facts: dict[str, Any] = {
+        "repaired": repaired,
         "config": [{"name": n, "value": v, "source": s, "doc": d} for n, v, s, d in config.table()],
         "pyproject": str(config.pyproject) if config.pyproject else None,
         "store": store_facts(store),

@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
 from clisight import _config
 from clisight._fork import CLIENT, register_fork_steps
@@ -48,9 +48,11 @@ class Client:
         self.level: int = config["level"]
         self.usage: bool = config["usage"] and not config["disabled"]
         self.redactor: Redactor = (
-            PatternRedactor(config["redact_keys"], emails=config["redact_emails"])
+            PatternRedactor(
+                config["redact_keys"], emails=config["redact_emails"], max_chars=config["max_field_chars"]
+            )
             if config["redact"]
-            else NullRedactor()
+            else NullRedactor(config["max_field_chars"])
         )
         # The redactor's message cache (an empty dict when redaction is off), read by the hot path.
         self.redaction_cache: dict[str, str] = getattr(self.redactor, "cache", {})
@@ -315,7 +317,19 @@ def _run_shape() -> dict[str, Any]:
 
 def _at_exit() -> None:
     with guard():
+        current = _client
+        if current is not None and current.exit_code is None and not current.forked:
+            current.exit_code = 0  # no sys.exit, no uncaught exception: the program returned
         shutdown()
+
+
+def exit_status_code(status: object) -> int:
+    """The process exit code ``sys.exit(status)`` gives, as the interpreter computes it."""
+    if status is None:
+        return 0
+    if isinstance(status, int):
+        return status & 0xFF  # as the operating system keeps it: exit(256) is 0, exit(-1) is 255
+    return 1  # a message is printed and the process exits 1
 
 
 def _install_hooks(client: Client) -> None:
@@ -329,13 +343,30 @@ def _install_hooks(client: Client) -> None:
         with guard():
             current = _client
             if current is not None:
-                current.exit_code = 1
-                from clisight.client.errors import capture_exception
+                if isinstance(value, KeyboardInterrupt):
+                    # Ctrl-C is the user's choice, not a bug: the shell sees 128 + SIGINT.
+                    current.exit_code = 128 + signal.SIGINT
+                else:
+                    current.exit_code = 1
+                    from clisight.client.errors import capture_exception
 
-                capture_exception(value, component="uncaught", severity=ERROR_LEVEL + 4)
+                    capture_exception(value, component="uncaught", severity=ERROR_LEVEL + 4)
         previous_hook(tp, value, tb)
 
     sys.excepthook = excepthook
+    # atexit cannot see the status of sys.exit(n): the interpreter has consumed the SystemExit by
+    # then.  So sys.exit notes it on its way (argparse, click and typer all exit through it).
+    original_exit = sys.exit
+
+    def exit(status: str | int | None = None) -> NoReturn:
+        with guard():
+            current = _client
+            if current is not None and threading.current_thread() is threading.main_thread():
+                current.exit_code = exit_status_code(status)
+        original_exit(status)
+
+    exit.__doc__ = original_exit.__doc__
+    sys.exit = exit
     if client.config["handle_sigterm"] and threading.current_thread() is threading.main_thread():
         with guard():
             if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):

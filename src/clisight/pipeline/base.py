@@ -1,21 +1,18 @@
 """The :class:`Sink` protocol: where the writer thread hands batches of records.
 
-Every call is handed the time it has left, as an absolute ``time.monotonic()`` value (``NO_DEADLINE``
-when there is none), the way the OpenTelemetry SDK hands its exporters the remaining shutdown time: a
-sink waiting on a lock, a busy database or a network peer gives up at the deadline instead of holding
-the host program's exit.
+Every call is handed a :class:`~clisight.types.Deadline` (or ``None``: no deadline), the way the
+OpenTelemetry SDK hands its exporters the remaining shutdown time: a sink waiting on a lock, a busy
+database or a network peer gives up at the deadline instead of holding the host program's exit.  The
+pipeline brings the deadline of a write already under way forward when the process starts to exit.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
-from clisight.types import Record
-
-NO_DEADLINE: Final = math.inf
+from clisight.types import Deadline, Record
 
 
 @runtime_checkable
@@ -23,6 +20,9 @@ class Sink(Protocol):
     """A destination for records.  Called only from the pipeline's writer thread (``after_fork`` and
     ``close`` excepted).
 
+    - ``open`` runs once, in the writer thread, before the first batch: connect, migrate, take in
+      what earlier processes spooled.  It keeps that work off the host program's path.  A raise is
+      counted as an error; writes then try again.
     - ``write`` stores a whole batch or raises.  A raise is counted as an error: the pipeline then
       cleans the batch's values and retries once, isolating any record the sink still refuses, so
       one bad value costs only its own record; a batch that fails as a whole (a dead sink) is
@@ -40,10 +40,12 @@ class Sink(Protocol):
     name: str
     spool_dir: Path | None
 
-    def write(self, batch: Sequence[Record], deadline: float = NO_DEADLINE) -> None: ...
+    def open(self, deadline: Deadline | None = None) -> None: ...
 
-    def flush(self, deadline: float = NO_DEADLINE) -> None: ...
+    def write(self, batch: Sequence[Record], deadline: Deadline | None = None) -> None: ...
 
-    def close(self, deadline: float = NO_DEADLINE) -> None: ...
+    def flush(self, deadline: Deadline | None = None) -> None: ...
+
+    def close(self, deadline: Deadline | None = None) -> None: ...
 
     def after_fork(self) -> None: ...

@@ -27,9 +27,8 @@ from pathlib import Path
 from typing import Final
 
 from clisight.exceptions import ConfigError
-from clisight.pipeline.base import NO_DEADLINE
 from clisight.pipeline.serialize import record_to_json
-from clisight.types import Record
+from clisight.types import Deadline, Record
 
 _FLAGS: Final = os.O_APPEND | os.O_CREAT | os.O_WRONLY
 # Level 6 packs our JSON lines ~18x at ~180 MiB/s: a 50 MiB rotation holds the lock about 0.3 s.
@@ -72,7 +71,10 @@ class JsonlSink:
 
     spool_dir: Path | None = None  # appending is the whole job: there is nothing to spool for
 
-    def write(self, batch: Sequence[Record], deadline: float = NO_DEADLINE) -> None:
+    def open(self, deadline: Deadline | None = None) -> None:
+        """Nothing to do ahead: the file is opened (and re-opened after rotation) by :meth:`write`."""
+
+    def write(self, batch: Sequence[Record], deadline: Deadline | None = None) -> None:
         """Append the whole batch or raise, leaving the file as it was."""
         if not batch:
             return
@@ -92,10 +94,10 @@ class JsonlSink:
             finally:
                 fcntl.flock(lock_fd, fcntl.LOCK_UN)
 
-    def flush(self, deadline: float = NO_DEADLINE) -> None:
+    def flush(self, deadline: Deadline | None = None) -> None:
         """Nothing to do: each batch is in the file when :meth:`write` returns."""
 
-    def close(self, deadline: float = NO_DEADLINE) -> None:
+    def close(self, deadline: Deadline | None = None) -> None:
         """Release the file handles.  A later :meth:`write` reopens them."""
         with self._mutex:
             fds = (self._fd, self._lock_fd)

@@ -26,12 +26,14 @@ from typing import Final, NamedTuple
 import orjson
 
 from clisight.pipeline.serialize import dict_to_record, record_to_json
-from clisight.types import Record
+from clisight.types import Deadline, Record
 
 SUFFIX: Final = ".jsonl"
 CLAIMED: Final = ".claimed"
 CHUNK: Final = 5_000  # records per import transaction
 _FLAGS: Final = os.O_APPEND | os.O_CREAT | os.O_WRONLY
+# Spool files this process has open for appending: never imported from under their writer.
+_WRITING: set[str] = set()
 
 
 def spool_dir_for(store_path: Path) -> Path:
@@ -53,6 +55,16 @@ class Spool:
         self._lock = threading.Lock()
         self._fd = None
         self.path = None
+        _WRITING.clear()
+
+    def close(self) -> None:
+        """Stop appending: the file becomes importable, by this process too."""
+        with self._lock:
+            if self._fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self._fd)
+                self._fd = None
+                _WRITING.discard(str(self.path))
 
     def append(self, records: Sequence[Record]) -> bool:
         """Append ``records`` durably; False (nothing half-written is left) if the disk refused them."""
@@ -66,6 +78,7 @@ class Spool:
                     name = f"{os.getpid()}-{time.time_ns()}-{os.urandom(4).hex()}{SUFFIX}"
                     self.path = self.directory / name
                     self._fd = os.open(self.path, _FLAGS, 0o600)
+                    _WRITING.add(str(self.path))
                 size = os.fstat(self._fd).st_size
                 view = memoryview(data)
                 try:
@@ -107,9 +120,8 @@ def _claimable(directory: Path) -> Iterator[Path]:
     for path in sorted(directory.iterdir()):
         name = path.name
         if name.endswith(SUFFIX):
-            if name.startswith(f"{os.getpid()}-"):
-                continue  # this process's own, still being written
-            yield path
+            if str(path) not in _WRITING:  # not one this process is still appending to
+                yield path
         elif CLAIMED in name:
             owner = name.rsplit(CLAIMED + "-", 1)[-1]
             if owner.isdigit() and not _alive(int(owner)):
@@ -131,19 +143,19 @@ def _alive(pid: int) -> bool:
 def import_spool(
     directory: Path | None,
     write: Callable[[Sequence[Record], str], bool],
-    deadline: float = float("inf"),
+    deadline: Deadline | None = None,
 ) -> SpoolImport:
     """Import every spool file in ``directory`` through ``write(records, once_key)``, exactly once.
 
     ``write`` must store the records and remember ``once_key`` in one transaction, and store nothing
     (returning False) for a key it has seen before, as ``SqliteStore.write_batch(once_key=...)`` does.
-    Stops between chunks at ``deadline`` (``time.monotonic()``); the rest waits for the next writer.
+    Stops between files at ``deadline``; the rest waits for the next writer.
     """
     files = records = torn = 0
     if directory is None or not directory.is_dir():
         return SpoolImport(0, 0, 0)
     for path in _claimable(directory):
-        if time.monotonic() >= deadline:
+        if deadline is not None and deadline.expired():
             break
         base = path.name.split(CLAIMED, 1)[0].removesuffix(SUFFIX)
         claimed = path.with_name(f"{base}{CLAIMED}-{os.getpid()}")

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clisight._safety import guard
-from clisight.pipeline.base import NO_DEADLINE
+from clisight.exceptions import StoreError
 from clisight.pipeline.spool import SpoolImport, import_spool, spool_dir_for
-from clisight.types import Record
+from clisight.types import Deadline, Record
 
 if TYPE_CHECKING:
     from clisight.store.base import Store
@@ -64,7 +64,13 @@ class StoreSink:
             self._store = open_store(self.url)
         return self._store
 
-    def write(self, batch: Sequence[Record], deadline: float = NO_DEADLINE) -> None:
+    def open(self, deadline: Deadline | None = None) -> None:
+        """Connect and migrate, then import what earlier processes spooled (in the writer thread)."""
+        self.store.migrate()
+        self._spool_checked = True
+        self.import_spool(deadline)
+
+    def write(self, batch: Sequence[Record], deadline: Deadline | None = None) -> None:
         if not self._spool_checked:
             self._spool_checked = True
             self.import_spool(deadline)
@@ -98,7 +104,7 @@ class StoreSink:
         store.apply_retention(self.retention_days, self.retention_bytes)
         return True
 
-    def import_spool(self, deadline: float = NO_DEADLINE) -> SpoolImport:
+    def import_spool(self, deadline: Deadline | None = None) -> SpoolImport:
         """Import the records earlier processes spooled for this store (each exactly once).
 
         Runs on this sink's first write, so the next writer of a store takes in what the last ones
@@ -111,16 +117,18 @@ class StoreSink:
         def write(records: Sequence[Record], once_key: str) -> bool:
             return store.write_batch(records, deadline=deadline, once_key=once_key)
 
-        with guard():  # a spool we cannot read now stays for the next writer; our batch goes on
+        try:
             done = import_spool(self.spool_dir, write, deadline)
-            self.spool_imported += done.records
-            return done
-        return SpoolImport(0, 0, 0)
+        except (StoreError, OSError):
+            self._spool_checked = False  # the store is busy or the disk refused: try with the next batch
+            return SpoolImport(0, 0, 0)
+        self.spool_imported += done.records
+        return done
 
-    def flush(self, deadline: float = NO_DEADLINE) -> None:
+    def flush(self, deadline: Deadline | None = None) -> None:
         """Nothing to do: every write is committed before it returns."""
 
-    def close(self, deadline: float = NO_DEADLINE) -> None:
+    def close(self, deadline: Deadline | None = None) -> None:
         if self._store is not None:
             self._store.close()
             self._store = None

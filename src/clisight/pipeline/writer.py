@@ -30,9 +30,9 @@ from clisight._fork import PIPELINES, register_fork_steps
 from clisight._safety import guard, record_internal_error
 from clisight._values import clean_record, safe_str
 from clisight.exceptions import StoreError
-from clisight.pipeline.base import NO_DEADLINE, Sink
+from clisight.pipeline.base import Sink
 from clisight.pipeline.spool import Spool
-from clisight.types import Record
+from clisight.types import Deadline, Record
 
 BATCH_GROWTH = 16
 
@@ -89,7 +89,8 @@ class Channel:
         self.closed = False  # no more records are coming: drain and stop
         self.finished = False  # the writer has stopped; flush requests are answered at once
         self.spilling = False  # the exit deadline is near: what is not written now goes to the spool
-        self.deadline = NO_DEADLINE  # the exit deadline handed to the sink
+        self.spilled = False  # the exiting thread has taken the queue to the spool
+        self.deadline = Deadline()  # handed to the sink; brought forward at exit
         self.thread: threading.Thread | None = None
         if self.spool is not None:
             self.spool.after_fork()
@@ -133,6 +134,12 @@ class Channel:
         return done
 
     def _run(self) -> None:
+        try:
+            self.sink.open(self.deadline)
+        except Exception as exc:  # the sink's failure: counted; its writes will say more
+            with self.lock:
+                self.errors += 1
+                self.last_error = f"open: {type(exc).__name__}: {safe_str(exc)}"[:300]
         while True:
             self.wake.wait(self.flush_interval)
             self.wake.clear()
@@ -147,13 +154,13 @@ class Channel:
                 with self.lock:
                     # Stop only when no request came in since the snapshot: one that did is answered
                     # by the next turn of the loop, never left waiting for its whole timeout.
-                    if not self.flush_requests and (not self.queue or self.spilling):
+                    if not self.flush_requests and (not self.queue or self._out_of_time()):
                         self.finished = True
                         return
 
     def _drain(self) -> None:
         queue = self.queue
-        while queue and not self.spilling:
+        while queue and not self._out_of_time():
             # A deep queue means the writer is falling behind (often because a busy host thread
             # holds the GIL and every sink call costs a GIL hand-off): take bigger batches, up to
             # BATCH_GROWTH x batch_size, so the hand-offs per record shrink as the load grows.
@@ -162,7 +169,7 @@ class Channel:
             # Under the lock, so stats() never sees records gone from the queue but not yet counted.
             pop = queue.popleft
             with self.lock:
-                if self.spilling:
+                if self._out_of_time():
                     return
                 batch = [pop() for _ in range(min(size, len(queue)))]
                 self.popped += len(batch)
@@ -206,20 +213,31 @@ class Channel:
         with self.lock:
             self.stored += stored
 
+    def _out_of_time(self) -> bool:
+        """The process is exiting and its deadline for writing has passed: stop taking batches."""
+        return self.spilling or (self.closed and self.deadline.expired())
+
     def _lose(self, batch: Sequence[Record], spool: bool = True) -> None:
         """Records the sink did not take: spooled when the exit deadline stopped them, else dropped."""
-        at_exit = self.spilling or time.monotonic() >= self.deadline
-        if spool and at_exit and self.spool is not None and self.spool.append(batch):
+        if spool and self.spool is not None and self._out_of_time():
             with self.lock:
-                self.spooled += len(batch)
-            return
+                if not self.spilled:
+                    # Back to the front of the queue: the exiting thread spools it with the rest,
+                    # in one fsync'd append.
+                    self.queue.extendleft(reversed(batch))
+                    self.popped -= len(batch)
+                    return
+            if self.spool.append(batch):  # the exiting thread has spooled already: append ourselves
+                with self.lock:
+                    self.spooled += len(batch)
+                return
         with self.lock:
             self.dropped_error += len(batch)
 
     def spill(self) -> int:
-        """At the exit deadline, from the exiting thread: stop the writer taking more, spool the rest."""
+        """At the exit deadline, from the exiting thread: spool what the sink did not take."""
         with self.lock:
-            self.spilling = True
+            self.spilling = self.spilled = True
             rest = list(self.queue)
             self.queue.clear()
             self.popped += len(rest)
@@ -327,21 +345,32 @@ class Pipeline:
         deadline = now + timeout
         write_until = deadline - min(0.2 * timeout, 0.25)
         for ch in self.channels:
-            ch.deadline = write_until  # sinks give up waiting (a locked database) by then
+            ch.deadline.at = write_until  # a write under way gives up waiting (a locked store) by then
             ch.closed = True
-        ok = self.flush(write_until - now)
+        # A writer out of time answers the flush with records still queued: those count as not done.
+        ok = self.flush(write_until - now) and not any(ch.queue for ch in self.channels)
         self.closed = True
         _live.discard(self)
-        for ch in self.channels:
-            if not ok and ch.thread is not None and ch.thread.is_alive():
-                ch.spill()
+        if not ok:
+            # Writers stop taking batches and hand back the one a sink gave up on at write_until;
+            # then what is left goes to the spool in one append per sink.
+            for ch in self.channels:
+                ch.spilling = True
                 ch.wake.set()
+            hand_back = write_until + (deadline - write_until) / 2
+            for ch in self.channels:
+                if ch.thread is not None:
+                    ch.thread.join(max(0.0, hand_back - time.monotonic()))
+            for ch in self.channels:
+                ch.spill()
         for ch in self.channels:
             if ch.thread is not None:
                 ch.thread.join(max(0.0, deadline - time.monotonic()))
             if ch.thread is None or not ch.thread.is_alive():
                 with guard():
-                    ch.sink.close(deadline)
+                    ch.sink.close(Deadline(deadline))
+                if ch.spool is not None:
+                    ch.spool.close()
         return ok and all(ch.spooled == 0 and not ch.queue for ch in self.channels)
 
     def stats(self) -> list[SinkStats]:

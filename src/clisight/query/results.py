@@ -78,3 +78,4 @@ class PipelineLosses:
     emitted: int
     dropped: int
     sink_errors: int
+    spooled_imported: int = 0  # records runs spooled at their exit deadline, since imported

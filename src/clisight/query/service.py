@@ -183,7 +183,11 @@ class Query:
             emitted += int(attrs.get("pipeline.emitted") or 0)
             dropped += run_dropped
             errors += int(attrs.get("pipeline.errors") or 0)
-        return PipelineLosses(runs, with_drops, emitted, dropped, errors)
+        since = flt.selection().since_ns or 0
+        imported = sum(
+            int(value) for _, value in self._reads.state_items("spool:", since) if isinstance(value, int)
+        )
+        return PipelineLosses(runs, with_drops, emitted, dropped, errors, imported)
 
     def vacuum(self, max_age_days: float, max_bytes: int) -> RetentionResult:
         """Apply retention: drop records older than ``max_age_days``, then the oldest until the store

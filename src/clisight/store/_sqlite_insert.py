@@ -45,7 +45,9 @@ def _bulk_insert(
     """
     name, columns = table
     width = len(rows[0])
-    if not _BULK:
+    blob = _rows_json(rows, json_cols) if _BULK else b""
+    if not _BULK or _NUL in blob:
+        # SQLite's ->> stops a text value at its first NUL: rows with one go through bound parameters.
         fixed = [
             tuple(to_json(v) if i in json_cols and v is not None else v for i, v in enumerate(row))
             for row in rows
@@ -53,12 +55,18 @@ def _bulk_insert(
         marks = ", ".join("?" * width)
         conn.executemany(f"INSERT INTO {name} ({columns}) VALUES ({marks})", fixed)
         return
+    picks = ", ".join(f"value->>{i}" for i in range(width))
+    conn.execute(f"INSERT INTO {name} ({columns}) SELECT {picks} FROM json_each(?)", (blob,))
+
+
+def _rows_json(rows: list[tuple[Any, ...]], json_cols: tuple[int, ...]) -> bytes:
     try:
-        blob = orjson.dumps(rows, default=str, option=_JSON_OPTIONS)
+        return orjson.dumps(rows, default=str, option=_JSON_OPTIONS)
     except (TypeError, ValueError):
         # One odd value (an integer beyond 64 bits, a cycle...) must not lose the batch: serialise
-        # the JSON columns one by one, with to_json's fallbacks, and send them as text.
-        blob = orjson.dumps(
+        # the JSON columns one by one, with to_json's fallbacks, and send them as text.  What is
+        # still refused raises, and the writer isolates the record that carries it.
+        return orjson.dumps(
             [
                 [to_json(v) if i in json_cols and v is not None else v for i, v in enumerate(row)]
                 for row in rows
@@ -66,9 +74,11 @@ def _bulk_insert(
             default=str,
             option=_JSON_OPTIONS,
         )
-    picks = ", ".join(f"value->>{i}" for i in range(width))
-    conn.execute(f"INSERT INTO {name} ({columns}) SELECT {picks} FROM json_each(?)", (blob,))
 
+
+# A NUL character as orjson writes it in a JSON string (a literal backslash-u0000 in the text gives
+# a false positive, which only sends the batch down the slower exact path).
+_NUL = b"\\u0000"
 
 # The fast path: logs and events of one resource, straight from the batch's JSON, no Python per row.
 # Row layout of the JSON (record fields 0-5 and 7-9): kind, time_ns, name, body, severity,
@@ -133,6 +143,8 @@ def _insert_fast(
         blob = orjson.dumps(list(map(_ROW, records)), default=str, option=_JSON_OPTIONS)
     except (TypeError, ValueError):
         return False  # an attribute orjson refuses: the general path has per-value fallbacks
+    if _NUL in blob:
+        return False  # SQLite's ->> would cut a text at its NUL; the general path binds it whole
     first = records[0].resource
     rid = resource_id(first)
     n_events = kinds["event"]

@@ -22,7 +22,9 @@ def apply_pragmas(conn: sqlite3.Connection) -> None:
     # Wait for another process's write lock instead of failing at once with "database is locked".
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     # Lets size-based retention hand pages back to the OS; only takes effect before the first table.
-    conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+    # Set only when not set: setting it waits for the write lock, which other writers may hold.
+    if conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
     # WAL: readers never block the writer and the writer never blocks readers, across processes.
     retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchall())
     # Under WAL, NORMAL cannot corrupt the file; a power cut loses at most the last transactions.
@@ -52,17 +54,26 @@ def read_schema_version(conn: sqlite3.Connection) -> int:
     return int(row[0] or 0)
 
 
-def migrate_connection(conn: sqlite3.Connection, target: int = LATEST_VERSION, where: str = "") -> int:
+def migrate_connection(
+    conn: sqlite3.Connection,
+    target: int = LATEST_VERSION,
+    where: str = "",
+    begin: Callable[[], object] | None = None,
+) -> int:
     """Apply migrations up to ``target`` (each once, in one transaction); return the version reached.
 
     Safe to run from several processes at once: the version is re-read inside the write lock.
-    ``conn`` must be in autocommit mode (``isolation_level=None``).
+    ``conn`` must be in autocommit mode (``isolation_level=None``).  ``begin`` takes the write lock
+    (by default ``BEGIN IMMEDIATE`` with the connection's busy timeout).
     """
     current = read_schema_version(conn)
     _refuse_newer(current, where)
     if current >= target:
         return current
-    conn.execute("BEGIN IMMEDIATE")
+    if begin is None:
+        conn.execute("BEGIN IMMEDIATE")
+    else:
+        begin()
     try:
         conn.execute(VERSION_TABLE)
         current = read_schema_version(conn)

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, runtime_checkable
 
-from clisight.types import Record
+from clisight.types import Deadline, Record
 
 # Tables that hold records, in the order exports and row counts list them.
 RECORD_TABLES: Final = ("logs", "events", "spans", "metric_points", "errors", "sessions")
@@ -166,7 +166,7 @@ class Store(Protocol):
 
     # -- writes and maintenance -------------------------------------------------------------
     def write_batch(
-        self, records: Sequence[Record], *, deadline: float = ..., once_key: str | None = None
+        self, records: Sequence[Record], *, deadline: Deadline | None = None, once_key: str | None = None
     ) -> bool:
         """Store the batch in one transaction (raise StoreError, storing nothing, on failure); wait
         for other writers until ``deadline`` at most; with ``once_key``, store it only if that key
@@ -184,6 +184,10 @@ class Store(Protocol):
 
     def load_state(self, key: str) -> Any | None:
         """The value saved under ``key``, or ``None``."""
+
+    def state_items(self, prefix: str, since_ns: int = 0) -> list[tuple[str, Any]]:
+        """(key, value) of every state key starting with ``prefix`` saved at or after ``since_ns``."""
+        ...
 
     def close(self) -> None: ...
 

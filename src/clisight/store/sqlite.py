@@ -43,7 +43,7 @@ from clisight.store.base import (
     SessionTotals,
     StoreInfo,
 )
-from clisight.types import ERROR_LEVEL, PERFORMANCE, WARNING, Record, Resource
+from clisight.types import ERROR_LEVEL, PERFORMANCE, WARNING, Deadline, Record, Resource
 
 T = TypeVar("T")
 
@@ -104,8 +104,8 @@ class SqliteStore:
                 time.sleep(0.0005)
         return self._lock
 
-    def _connection(self) -> sqlite3.Connection:
-        # Caller holds self._lock.
+    def _connection(self, deadline: Deadline | None = None) -> sqlite3.Connection:
+        # Caller holds self._lock.  A writer's deadline bounds the wait for a first migration too.
         if self._conn is not None:
             return self._conn
         if self._closed and self._memory:
@@ -125,7 +125,7 @@ class SqliteStore:
             raise StoreError(f"cannot open the store {self.url}: {exc}") from exc
         try:
             apply_pragmas(conn)
-            migrate_connection(conn, where=self.url)
+            migrate_connection(conn, where=self.url, begin=lambda: _begin_immediate(conn, deadline))
         except SchemaError:
             conn.close()
             raise
@@ -143,32 +143,32 @@ class SqliteStore:
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot read the store {self.url}: {exc}") from exc
 
-    def _write(self, action: Callable[[sqlite3.Connection], T], deadline: float = math.inf) -> T:
-        """Run ``action`` in one ``BEGIN IMMEDIATE`` transaction; roll back and raise on failure.
-
-        Other writers hold the file for a moment each; a writer waits for them at most
-        ``BUSY_TIMEOUT_MS``, or until ``deadline`` when that comes first (the exit deadline).
-        """
+    def _write(self, action: Callable[[sqlite3.Connection], T], deadline: Deadline | None = None) -> T:
+        """Run ``action`` in one ``BEGIN IMMEDIATE`` transaction; roll back and raise on failure."""
         with self._locked():
-            conn = self._connection()
-            wait_ms = BUSY_TIMEOUT_MS
-            if deadline != math.inf:
-                wait_ms = max(0, min(wait_ms, int((deadline - time.monotonic()) * 1000)))
+            conn = self._connection(deadline)
             try:
-                if wait_ms != BUSY_TIMEOUT_MS:
-                    conn.execute(f"PRAGMA busy_timeout = {wait_ms}")
+                _begin_immediate(conn, deadline)
+                if deadline is not None:
+                    # A long insert stops when the deadline passes (the process is exiting), so its
+                    # records can still be spooled instead of dying with the process mid-transaction.
+                    conn.set_progress_handler(deadline.expired, _PROGRESS_STEPS)
                 try:
-                    conn.execute("BEGIN IMMEDIATE")
-                    try:
-                        result = action(conn)
-                        conn.execute("COMMIT")
-                    except BaseException:
-                        if conn.in_transaction:
-                            conn.execute("ROLLBACK")
-                        raise
+                    result = action(conn)
+                    if deadline is not None and deadline.at != math.inf:
+                        if deadline.expired():
+                            raise sqlite3.OperationalError("the deadline passed before the commit")
+                        # At exit, a commit must not also copy the WAL back into the file (the next
+                        # writer's commit will): that copy and its fsync can outlast the deadline.
+                        conn.execute("PRAGMA wal_autocheckpoint = 0")
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
                 finally:
-                    if wait_ms != BUSY_TIMEOUT_MS:
-                        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+                    if deadline is not None:
+                        conn.set_progress_handler(None, 0)
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot write to the store {self.url}: {exc}") from exc
             return result
@@ -213,14 +213,15 @@ class SqliteStore:
 
     # -- writes -------------------------------------------------------------------------------
     def write_batch(
-        self, records: Sequence[Record], *, deadline: float = math.inf, once_key: str | None = None
+        self, records: Sequence[Record], *, deadline: Deadline | None = None, once_key: str | None = None
     ) -> bool:
         """Store every record of the batch in one transaction, or none of them (and raise StoreError).
 
-        Records of an unknown kind are skipped.  ``deadline`` (``time.monotonic()``) bounds the wait
-        for a store locked by other writers.  With ``once_key``, the key is remembered in the same
-        transaction and a batch whose key was seen before is not stored again (False is returned):
-        this is how spooled records are imported exactly once.
+        Records of an unknown kind are skipped.  ``deadline`` bounds the wait for a store locked by
+        other writers, even when it is brought forward while the wait is under way.  With
+        ``once_key``, the key is remembered in the same transaction and a batch whose key was seen
+        before is not stored again (False is returned): this is how spooled records are imported
+        exactly once.
         """
         if not records:
             return True
@@ -228,10 +229,11 @@ class SqliteStore:
 
         def insert(conn: sqlite3.Connection) -> bool:
             if once_key is not None:
+                # The key's value is the batch's size, so doctor can say how many records came in.
                 seen = conn.execute(
-                    "INSERT INTO kv_state (key, value, updated_ns) VALUES (?, 'true', ?)"
+                    "INSERT INTO kv_state (key, value, updated_ns) VALUES (?, ?, ?)"
                     " ON CONFLICT (key) DO NOTHING",
-                    (once_key, time.time_ns()),
+                    (once_key, str(len(records)), time.time_ns()),
                 ).rowcount
                 if not seen:
                     return False
@@ -274,6 +276,15 @@ class SqliteStore:
     def load_state(self, key: str) -> Any | None:
         rows = self._read("SELECT value FROM kv_state WHERE key = ?", (key,))
         return _records.from_json(rows[0][0]) if rows else None
+
+    def state_items(self, prefix: str, since_ns: int = 0) -> list[tuple[str, Any]]:
+        # Escape LIKE's wildcards: the prefix is a literal.
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self._read(
+            "SELECT key, value FROM kv_state WHERE key LIKE ? ESCAPE '\\' AND updated_ns >= ? ORDER BY key",
+            (pattern, since_ns),
+        )
+        return [(key, _records.from_json(value)) for key, value in rows]
 
     # -- reads --------------------------------------------------------------------------------
     def logs(
@@ -612,6 +623,33 @@ def _reset_stores_in_child() -> None:
     _FORK_PENDING.clear()
     for store in list(_LIVE_STORES):
         store.after_fork()
+
+
+_POLL_MS: Final = 20
+_PROGRESS_STEPS: Final = 50_000  # SQLite VM steps between deadline checks: well under a millisecond
+
+
+def _begin_immediate(conn: sqlite3.Connection, deadline: Deadline | None) -> None:
+    """Take the write lock, waiting for other writers at most ``BUSY_TIMEOUT_MS`` or until ``deadline``.
+
+    With a deadline, SQLite's own wait is cut into short polls, so a deadline brought forward
+    during the wait (the process started to exit) is seen within one poll.
+    """
+    if deadline is None:
+        conn.execute("BEGIN IMMEDIATE")  # SQLite's busy handler waits up to BUSY_TIMEOUT_MS
+        return
+    give_up = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    conn.execute(f"PRAGMA busy_timeout = {_POLL_MS}")
+    try:
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= min(give_up, deadline.at):
+                    raise
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
 
 register_fork_steps(

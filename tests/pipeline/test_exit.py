@@ -1,0 +1,310 @@
+"""At exit nothing vanishes: what the deadline cannot write is spooled and imported by the next writer,
+exit costs no more than the writing, and the session records how the process ended."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import clisight
+from clisight.pipeline import spool as spool_module
+from clisight.pipeline.spool import Spool, import_spool, pending, spool_dir_for
+from clisight.pipeline.store_sink import StoreSink
+from clisight.pipeline.writer import Pipeline
+from clisight.store.sqlite import SqliteStore
+from clisight.testing import MemorySink
+from clisight.types import LOG, Record, Resource
+from tests.helpers import count_rows, run_python, spawn_python
+
+RES = Resource("exit-test")
+
+
+def rec(i: int, body: str = "m") -> Record:
+    return Record(LOG, i, "c", body, 9, {"i": i}, RES)
+
+
+# --- flush and shutdown answer at once ------------------------------------------------------------
+
+
+def test_shutdown_with_an_empty_queue_returns_at_once_every_time() -> None:
+    """A flush request made after the writer's last look at its requests used to wait the whole deadline."""
+    durations = []
+    for _ in range(50):
+        sink = MemorySink()
+        pipe = Pipeline([sink], batch_size=512, flush_interval=0.5)
+        for i in range(1500):
+            pipe.emit(rec(i))
+        assert pipe.flush(10.0)  # the writing itself
+        start = time.monotonic()
+        assert pipe.shutdown(10.0)
+        durations.append(time.monotonic() - start)
+        assert len(sink.records) == 1500
+    assert statistics.median(durations) < 0.05
+    assert max(durations) < 1.0, f"a shutdown waited for nothing: {max(durations):.2f} s"
+
+
+def test_shutdown_with_records_queued_writes_them_and_returns_when_done() -> None:
+    durations = []
+    for _ in range(50):
+        sink = MemorySink()
+        pipe = Pipeline([sink], batch_size=512, flush_interval=0.5)
+        for i in range(1500):
+            pipe.emit(rec(i))
+        start = time.monotonic()
+        assert pipe.shutdown(10.0)
+        durations.append(time.monotonic() - start)
+        assert len(sink.records) == 1500
+    assert statistics.median(durations) < 0.05
+    assert max(durations) < 1.0
+
+
+@pytest.mark.slow
+def test_a_process_that_logs_and_exits_never_waits_its_whole_exit_timeout(tmp_path: Path) -> None:
+    code = f"""
+        import time, clisight
+        clisight.init(store={str(tmp_path / "s.db")!r}, exit_timeout=10)
+        log = clisight.get_logger("run")
+        for i in range(1500):
+            log.info("line", i=i)
+        start = time.monotonic()
+        ok = clisight.shutdown()
+        print(ok, time.monotonic() - start)
+    """
+    for _ in range(10):
+        start = time.monotonic()
+        out = run_python(code, timeout=60).stdout.split()
+        assert out[0] == "True"
+        assert float(out[1]) < 2.0
+        assert time.monotonic() - start < 8.0
+
+
+# --- the spool -----------------------------------------------------------------------------------
+
+
+def test_a_store_locked_past_the_exit_deadline_spools_and_the_next_writer_imports_once(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "s.db"
+    SqliteStore(db).write_batch([rec(0, "before")])
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock through our exit
+    try:
+        sink = StoreSink(str(db))
+        pipe = Pipeline([sink], batch_size=100, flush_interval=0.05)
+        for i in range(1000):
+            pipe.emit(rec(i, "late"))
+        start = time.monotonic()
+        assert not pipe.shutdown(1.0)
+        assert time.monotonic() - start < 1.5
+        (stats,) = pipe.stats()
+        assert stats.spooled == 1000 and stats.dropped == 0 and stats.stored == 0
+        assert stats.emitted == stats.stored + stats.dropped + stats.spooled + stats.queue_depth
+        assert pending(spool_dir_for(db)) == (1, 1000)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    # The next writer of the store, whoever it is, takes the spool in with its first batch.
+    next_sink = StoreSink(str(db))
+    next_sink.write([rec(1, "next")])
+    assert next_sink.spool_imported == 1000
+    next_sink.close()
+    assert count_rows(db, "logs", "message = 'late'") == 1000
+    assert pending(spool_dir_for(db)) == (0, 0)
+    again = StoreSink(str(db))
+    again.write([rec(2, "again")])
+    assert again.spool_imported == 0
+    again.close()
+    assert count_rows(db, "logs") == 3 + 1000
+
+
+def test_an_importer_that_dies_half_way_leaves_no_duplicate(tmp_path: Path, monkeypatch: Any) -> None:
+    db = tmp_path / "s.db"
+    directory = spool_dir_for(db)
+    Spool(directory).append([rec(i, "spooled") for i in range(12_000)])
+    # Pretend the spool was written by another process (a process never imports its own).
+    (path,) = directory.iterdir()
+    path.rename(directory / ("1" + path.name[path.name.index("-") :]))
+    store = SqliteStore(db)
+    calls = [0]
+
+    def dies_after_the_first_chunk(records: Any, key: str) -> bool:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise KeyboardInterrupt  # the process is killed between two chunks
+        return store.write_batch(records, once_key=key)
+
+    monkeypatch.setattr(spool_module, "CHUNK", 5_000)
+    with pytest.raises(KeyboardInterrupt):
+        import_spool(directory, dies_after_the_first_chunk)
+    assert count_rows(db, "logs") == 5_000
+    done = import_spool(directory, lambda r, k: store.write_batch(r, once_key=k))
+    assert done.files == 1
+    assert count_rows(db, "logs") == 12_000
+    store.close()
+
+
+def test_a_torn_last_line_is_skipped_and_the_rest_imported(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    directory = spool_dir_for(db)
+    directory.mkdir()
+    whole = Spool(directory)
+    whole.append([rec(i) for i in range(10)])
+    assert whole.path is not None
+    with whole.path.open("ab") as handle:
+        handle.write(b'{"kind": "log", "time_ns": 5, "mess')  # the process died mid-append
+    other = directory / ("1" + whole.path.name[whole.path.name.index("-") :])
+    whole.path.rename(other)
+    store = SqliteStore(db)
+    done = import_spool(directory, lambda r, k: store.write_batch(r, once_key=k))
+    assert (done.records, done.torn_lines) == (10, 1)
+    store.close()
+
+
+def _write_once(store: SqliteStore, records: Any, key: str) -> bool:
+    return store.write_batch(records, once_key=key)
+
+
+def test_two_importers_at_once_store_each_spooled_record_once(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    directory = spool_dir_for(db)
+    for n in range(6):
+        spool = Spool(directory)
+        spool.append([rec(i, f"file{n}") for i in range(500)])
+        assert spool.path is not None
+        spool.path.rename(directory / f"1{n}{spool.path.name[spool.path.name.index('-') :]}")
+    stores = [SqliteStore(db), SqliteStore(db)]
+    threads = [
+        threading.Thread(
+            target=import_spool, args=(directory, lambda r, k, s=s: s.write_batch(r, once_key=k))
+        )
+        for s in stores
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert count_rows(db, "logs") == 3000
+    for store in stores:
+        store.close()
+
+
+@pytest.mark.slow
+def test_sixteen_processes_exiting_at_once_lose_nothing(tmp_path: Path) -> None:
+    """16 x 3,000 records into one store with the default exit_timeout: every record is stored or
+    spooled at exit, each process's counters add up, and after the next run all 48,000 are stored."""
+    db = tmp_path / "shared.db"
+    code = f"""
+        import json, clisight
+        client = clisight.init(store={str(db)!r})
+        log = clisight.get_logger("storm")
+        for i in range(3000):
+            log.info("storm", i=i)
+        clisight.shutdown()
+        if client.pipeline.stats()[0].in_flight:  # say where the writer is stuck
+            import faulthandler, sys
+            faulthandler.dump_traceback(sys.stderr, all_threads=True)
+        print(json.dumps([s._asdict() for s in client.pipeline.stats()]))
+    """
+    procs = [spawn_python(code) for _ in range(16)]
+    totals = {"stored": 0, "spooled": 0, "dropped": 0}
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        (stats,) = json.loads(out)
+        assert stats["emitted"] == (
+            stats["stored"] + stats["dropped"] + stats["spooled"] + stats["queue_depth"] + stats["in_flight"]
+        )
+        assert stats["dropped"] == 0
+        assert stats["in_flight"] == 0, err
+        for key in totals:
+            totals[key] += stats[key]
+    assert totals["stored"] + totals["spooled"] == 48_000 + 2 * 16, (
+        totals
+    )  # + each run's session start and end
+    waiting = pending(spool_dir_for(db))[1]
+    assert waiting == totals["spooled"]
+    # doctor says what waits, and --repair (or the next writer of the store) imports it.
+    doctor = [str(Path(sys.executable).with_name("clisight")), "doctor", "--store", str(db)]
+    report = subprocess.run([*doctor, "--json"], capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(report.stdout)["store"]["spool"]["records"] == waiting
+    subprocess.run([*doctor, "--repair"], capture_output=True, text=True, timeout=120, check=True)
+    assert count_rows(db, "logs", "message = 'storm'") == 48_000
+    assert count_rows(db, "sessions") == 16
+    assert pending(spool_dir_for(db)) == (0, 0)
+    report = subprocess.run([*doctor, "--json"], capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(report.stdout)["store"]["recent_runs"]["spooled_imported"] == waiting
+
+
+# --- how the process ended -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ending", "code"),
+    [
+        ("pass", 0),
+        ("import sys; sys.exit(3)", 3),
+        ("import sys; sys.exit('bye')", 1),
+        ("raise ValueError('boom')", 1),
+        ("raise KeyboardInterrupt", 130),
+    ],
+)
+def test_the_session_records_the_exit_code_the_shell_sees(tmp_path: Path, ending: str, code: int) -> None:
+    db = tmp_path / "s.db"
+    proc = run_python(f"import clisight\nclisight.init(store={str(db)!r})\n{ending}", check=False)
+    expected_status = -signal.SIGINT if code == 130 else code
+    assert proc.returncode == expected_status, proc.stderr
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT exit_code FROM sessions").fetchall() == [(code,)]
+
+
+def test_sys_exit_keeps_its_behaviour_in_threads_and_its_docstring() -> None:
+    import sys
+
+    clisight.init(sinks=[MemorySink()])
+    assert sys.exit.__doc__ and "Exit" in sys.exit.__doc__
+    caught: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            sys.exit(4)
+        except SystemExit as exc:
+            caught.append(exc)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join(5)
+    assert isinstance(caught[0], SystemExit) and caught[0].code == 4
+    client = clisight.get_client() if hasattr(clisight, "get_client") else None
+    from clisight.client import core
+
+    assert (client or core.get_client()).exit_code is None  # type: ignore[union-attr]
+
+
+def test_sigterm_records_143(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    proc = spawn_python(
+        f"""
+        import os, signal, time, clisight
+        clisight.init(store={str(db)!r})
+        print("ready", flush=True)
+        time.sleep(30)
+        """
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGTERM
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT exit_code FROM sessions").fetchall() == [(143,)]
