@@ -16,6 +16,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 _raise_internal = os.environ.get("CLISIGHT_RAISE_INTERNAL", "") == "1"
+# Idents of the pipeline's own threads (writers, retention).  What they log (a sink's library
+# logging through a root LoggingHandler) must not re-enter the pipeline: that would feed on itself.
+PIPELINE_THREADS: set[int] = set()
 _errors = [0]
 _last: list[str] = []
 

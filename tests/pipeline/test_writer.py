@@ -130,3 +130,31 @@ def test_counters_add_up_at_every_read_while_records_flow() -> None:
     final = pipe.stats()[0]
     assert final.in_flight == 0 and final.emitted == final.stored + final.dropped
     pipe.shutdown(1.0)
+
+
+def test_what_a_sink_logs_through_a_root_logging_handler_never_loops_back() -> None:
+    """A sink's library logging (an HTTP client's debug lines) reaches a root LoggingHandler from the
+    writer thread: it must not be queued again, or every batch would make another."""
+    import logging
+
+    import clisight
+
+    class ChattySink(MemorySink):
+        def write(self, batch: object, deadline: object = None) -> None:
+            logging.getLogger("httpclient").warning("sent a batch")
+            super().write(batch)  # type: ignore[arg-type]
+
+    sink = ChattySink()
+    clisight.init(sinks=[sink])
+    handler = clisight.LoggingHandler()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        logging.getLogger("app").warning("from the host")
+        for _ in range(3):
+            assert clisight.flush(5.0)
+        bodies = [r.body for r in sink.records if r.kind == "log"]
+        assert bodies == ["from the host"]
+        assert sink.batches <= 3
+    finally:
+        root.removeHandler(handler)

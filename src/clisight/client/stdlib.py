@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import warnings
+from threading import get_ident
 from time import time_ns
 from typing import Any, TextIO
 
-from clisight._safety import _raise_internal, guard, record_internal_error
+from clisight._safety import PIPELINE_THREADS, _raise_internal, guard, record_internal_error
 from clisight.client import context as _ctx
 from clisight.client import core as _core
 from clisight.client.errors import format_stack
@@ -45,7 +46,7 @@ class LoggingHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         client = _core._client
-        if client is None:
+        if client is None or get_ident() in PIPELINE_THREADS:
             return
         try:
             severity = _severity(record.levelno)

@@ -120,7 +120,7 @@ _CACHE_LEN: Final = 512  # only short strings are worth caching
 MAX_FIELD_CHARS: Final = 16_384  # the default of the ``max_field_chars`` parameter (a test pins them equal)
 _SCAN_MARGIN: Final = 512  # scanned past the cut, so a secret the cut goes through is replaced whole
 _MAX_DEPTH: Final = 32  # nesting scrubbed; deeper values are replaced by a marker
-_MAX_ITEMS: Final = 2_000  # dict and list items scrubbed per attribute set; the rest are cut
+_MAX_ITEMS: Final = 2_000  # nested dict and list items scrubbed per attribute set; the rest are cut
 TOO_DEEP: Final = "[clisight: nested too deep]"
 
 
@@ -296,10 +296,13 @@ class PatternRedactor:
         key_cache = self._key_cache
         cache = self.cache
         for key, val in attrs.items():
-            budget[0] -= 1
-            if budget[0] < 0:
-                out["clisight.truncated_items"] = len(attrs) - len(out)
-                break
+            # Top-level fields are all kept (the caller built them, one by one); nested values are
+            # budgeted, since a huge list passed by reference cost the caller nothing.
+            if depth:
+                budget[0] -= 1
+                if budget[0] < 0:
+                    out["…"] = f"[truncated: {len(attrs)} items]"
+                    break
             if type(key) is not str:
                 key = str.__str__(key) if isinstance(key, str) else as_text(key)
             secret = key_cache.get(key)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from clisight._safety import guard
+from clisight._safety import PIPELINE_THREADS, guard
 from clisight.exceptions import StoreError
 from clisight.pipeline.spool import SpoolImport, import_spool, spool_dir_for
 from clisight.types import Deadline, Record
@@ -85,12 +85,16 @@ class StoreSink:
     def _retain_in_background(self) -> None:
         from clisight.store import open_store  # imported by __init__ already: a dict lookup
 
-        with guard():  # the batch is stored; a retention failure is ours to count, not the sink's
-            store = open_store(self.url)
-            try:
-                self.retain_if_due(store=store)
-            finally:
-                store.close()
+        PIPELINE_THREADS.add(threading.get_ident())
+        try:
+            with guard():  # the batch is stored; a retention failure is ours to count, not the sink's
+                store = open_store(self.url)
+                try:
+                    self.retain_if_due(store=store)
+                finally:
+                    store.close()
+        finally:
+            PIPELINE_THREADS.discard(threading.get_ident())  # idents are reused by later threads
 
     def retain_if_due(self, now_ns: int | None = None, store: Store | None = None) -> bool:
         """Apply retention if the store's last run is a day old or more; True if it ran."""

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from clisight._fork import PIPELINES, register_fork_steps
-from clisight._safety import guard, record_internal_error
+from clisight._safety import PIPELINE_THREADS, guard, record_internal_error
 from clisight._values import clean_record, safe_str
 from clisight.exceptions import StoreError
 from clisight.pipeline.base import Sink
@@ -134,6 +134,13 @@ class Channel:
         return done
 
     def _run(self) -> None:
+        PIPELINE_THREADS.add(threading.get_ident())
+        try:
+            self._serve()
+        finally:
+            PIPELINE_THREADS.discard(threading.get_ident())
+
+    def _serve(self) -> None:
         try:
             self.sink.open(self.deadline)
         except Exception as exc:  # the sink's failure: counted; its writes will say more
@@ -391,6 +398,7 @@ _live: weakref.WeakSet[Pipeline] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
+    PIPELINE_THREADS.clear()  # the parent's threads do not exist here; their idents may be reused
     for pipeline in list(_live):
         pipeline._after_fork_in_child()
 
