@@ -147,6 +147,7 @@ class Logger:
         if seconds is None:
             raw = as_text(duration)
             message = f"{operation} took {raw}"
+            fields.pop("duration", None)  # a caller's own "duration" must not pass for a number either
             fields = {**fields, "operation": operation, "duration_text": raw}
         else:
             message = f"{operation} took {seconds * 1000:.1f} ms"
