@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 
 import pytest
@@ -265,3 +266,113 @@ def test_an_unknown_store_scheme_from_the_code_raises_and_from_the_environment_w
     with pytest.warns(ConfigWarning, match="mysql"):
         client = clisight.init(service="x")
     assert client.store_url is not None and client.store_url.endswith("clisight.db")
+
+
+def test_printf_style_arguments_are_formatted_as_stdlib_logging_does() -> None:
+    with capture() as sink:
+        log = clisight.get_logger("api")
+        log.info("a %s took %.1f s", "request", 1.25)
+        log.info("%(user)s logged in", {"user": "bob"})
+        log.info("100% done")  # no arguments: never formatted, as in logging
+    assert [r.body for r in sink.of_kind("log")] == ["a request took 1.2 s", "bob logged in", "100% done"]
+
+
+def test_arguments_are_formatted_only_when_the_record_is_built() -> None:
+    formatted = []
+
+    class Costly:
+        def __str__(self) -> str:
+            formatted.append(1)
+            return "costly"
+
+    with capture(level="INFO") as sink:
+        clisight.get_logger("api").debug("value %s", Costly())
+        clisight.get_logger("api").info("value %s", Costly())
+    assert len(formatted) == 1 and sink.of_kind("log")[0].body == "value costly"
+
+
+def test_arguments_that_do_not_fit_the_message_keep_it_unformatted_with_the_error() -> None:
+    with capture() as sink:
+        clisight.get_logger("api").info("count", 5)
+        clisight.get_logger("api").info("%d items", "many")
+    first, second = sink.of_kind("log")
+    assert first.body == "count" and first.attributes["log.args"] == ["5"]
+    assert first.attributes["log.args_error"].startswith("TypeError: not all arguments converted")
+    assert second.body == "%d items" and second.attributes["log.args"] == ["'many'"]
+
+
+def test_a_field_may_be_named_message() -> None:
+    with capture() as sink:
+        clisight.get_logger("api").info("m", message="y")
+    rec = sink.of_kind("log")[0]
+    assert rec.body == "m" and rec.attributes == {"message": "y"}
+
+
+def test_log_performance_with_a_duration_that_is_not_a_number_keeps_it_as_text() -> None:
+    with capture() as sink:
+        log = clisight.get_logger("db")
+        log.log_performance("op", "12ms")  # type: ignore[arg-type]
+        log.log_performance(None, None)  # type: ignore[arg-type]
+        log.log_performance("op", float("nan"))
+        log.log_performance("op", 10**400)
+    records = sink.of_kind("log")
+    assert [r.body for r in records] == [
+        "op took 12ms",
+        "None took None",
+        "op took nan",
+        f"op took {10**400}",
+    ]
+    assert all("duration" not in r.attributes for r in records)
+    assert records[0].attributes == {"operation": "op", "duration_text": "12ms"}
+
+
+def test_a_10_mb_message_or_field_costs_the_caller_milliseconds_and_is_marked_truncated() -> None:
+    huge = "x" * 10_000_000
+    with capture(max_field_chars=1000) as sink:
+        log = clisight.get_logger("api")
+        log.info("warm up", detail="x" * 2000)  # first use compiles the patterns it needs
+        start = time.perf_counter()
+        log.info(huge)
+        message_cost = time.perf_counter() - start
+        start = time.perf_counter()
+        log.info("payload", body=huge, nested={"list": [huge]})
+        field_cost = time.perf_counter() - start
+    message, fields = sink.of_kind("log")[1:]
+    # Generous, so a loaded machine cannot flake it; bench/bench_hostile.py measures the real cost.
+    assert message_cost < 0.05 and field_cost < 0.05, (message_cost, field_cost)
+    assert message.body == "x" * 1000 + "…[truncated: 10000000 chars]"
+    assert fields.attributes["body"] == message.body
+    assert fields.attributes["nested"] == {"list": [message.body]}
+
+
+def test_a_secret_cut_by_the_truncation_is_still_redacted() -> None:
+    secret = "sk-ant-api03-Zx9QeLw8Rk2Tn5Vb7Mc1Hd4Jf6Gs0Pa3Yu"
+    with capture(max_field_chars=1000) as sink:
+        text = "a" * 990 + " " + secret + " tail" * 1000  # the cut at 1000 goes through the key
+        clisight.get_logger("api").info(text)
+    body = sink.of_kind("log")[0].body
+    assert secret[:9] not in body
+    assert body == "a" * 990 + " [REDACTED" + f"…[truncated: {len(text)} chars]"
+
+
+def test_truncation_applies_with_redaction_turned_off() -> None:
+    with capture(max_field_chars=10, redact=False) as sink:
+        clisight.get_logger("api").info("y" * 20, body="z" * 20)
+    rec = sink.of_kind("log")[0]
+    assert rec.body == "y" * 10 + "…[truncated: 20 chars]"
+    assert rec.attributes["body"] == "z" * 10 + "…[truncated: 20 chars]"
+
+
+def test_deep_and_cyclic_fields_are_cut_not_recursed_into_forever() -> None:
+    deep: object = "bottom"
+    for _ in range(5000):
+        deep = {"k": deep}
+    cyclic: list[object] = []
+    cyclic.append(cyclic)
+    with capture() as sink:
+        clisight.get_logger("api").info("m", deep=deep, cyclic=cyclic)
+    attrs = sink.of_kind("log")[0].attributes
+    depth, value = 0, attrs["deep"]
+    while isinstance(value, dict):
+        depth, value = depth + 1, value["k"]
+    assert value == "[clisight: nested too deep]" and depth < 40

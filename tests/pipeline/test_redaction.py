@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clisight.pipeline.redact import PatternRedactor
+from clisight._config import PARAMS_BY_NAME
+from clisight.pipeline.redact import MAX_FIELD_CHARS, PatternRedactor
 from tests.helpers import run_python
 
 # 30 secrets of the shapes the redactor must catch (made up; none is a live credential).
@@ -146,3 +148,51 @@ def test_text_without_secret_markers_passes_unchanged(text: str) -> None:
 def test_shaped_secrets_are_caught_wherever_they_sit_in_text(prefix: str, secret: str, sep: str) -> None:
     red = PatternRedactor()
     assert secret not in red.message(f"{prefix} {secret}{sep} tail")
+
+
+# Inputs that made a pattern retry from every position of a long run (quadratic): "eyJ-eyJ-..."
+# took 15 s at 420 000 characters, a long e-mail local part without "@" minutes.
+ADVERSARIAL = {
+    "long run": "a" * 200_000,
+    "password assignment": "password=" + "x" * 200_000,
+    "jwt starts": "eyJ-" * 50_000,
+    "jwt segments": "eyJa." * 40_000,
+    "base64 run": "aB3/" * 50_000,
+    "email local part": "a." * 100_000 + "@",
+    "email domain": "a@" + "a-" * 100_000,
+    "url password": "://" + "a:" * 100_000,
+    "bearer": "bearer " * 30_000,
+    "aws": "aws key=" * 25_000,
+    "private key": "-----BEGIN PRIVATE KEY-----" * 8_000,
+}
+
+
+def test_every_pattern_scans_adversarial_text_in_linear_time() -> None:
+    red = PatternRedactor(max_chars=10**6)  # no truncation: the patterns alone must be linear
+    for name, text in ADVERSARIAL.items():
+        red.message(text[:1000])  # compile the patterns this text needs outside the timing
+        start = time.perf_counter()
+        red.message(text)
+        # ~0.1 s on a loaded 2-core machine; quadratic behaviour costs seconds to minutes.
+        assert time.perf_counter() - start < 2.0, name
+
+
+def test_the_redactors_default_limit_is_the_configured_default() -> None:
+    assert PARAMS_BY_NAME["max_field_chars"].default == MAX_FIELD_CHARS
+
+
+def test_jwt_and_email_are_still_caught_after_a_dash_or_dot() -> None:
+    jwt = SECRETS[12]
+    red = PatternRedactor()
+    out = red.message(f"jwt-{jwt} and x.bob@example.com")
+    assert jwt not in out and "bob@example.com" not in out
+
+
+@given(st.text(max_size=300), st.integers(min_value=1, max_value=400))
+def test_a_value_longer_than_the_limit_is_cut_and_marked(text: str, limit: int) -> None:
+    out = PatternRedactor(max_chars=limit).message(text)
+    if len(text) <= limit:
+        assert not out.endswith(" chars]") or text.endswith(" chars]")
+    else:
+        assert out.endswith(f"…[truncated: {len(text)} chars]")
+        assert len(out) <= limit + len(f"…[truncated: {len(text)} chars]")

@@ -226,8 +226,9 @@ class PatternRedactor:
             return cached
         size = len(text)
         if size > self.max_chars:
+            # Scanned a margin past the cut, so a secret the cut goes through is replaced whole first.
             head = self._scan(text[: self.max_chars + _SCAN_MARGIN])
-            return truncate(head, self.max_chars) if len(head) > self.max_chars else head
+            return f"{head[: self.max_chars]}…[truncated: {size} chars]"
         out = self._scan(text)
         if size <= _CACHE_LEN:
             if len(self.cache) >= _CACHE_MAX:
