@@ -78,9 +78,9 @@ if TYPE_CHECKING:
     from clisight.client.errors import capture_exception as capture_exception
     from clisight.client.logger import Logger as Logger
     from clisight.client.logger import get_logger as get_logger
-    from clisight.client.structured_logger import StructuredLogger as StructuredLogger
     from clisight.client.stdlib import LoggingHandler as LoggingHandler
     from clisight.client.stdlib import capture_warnings as capture_warnings
+    from clisight.client.structured_logger import StructuredLogger as StructuredLogger
     from clisight.client.tracing import span as span
     from clisight.client.tracing import traced as traced
     from clisight.detect import AnomalyDetector as AnomalyDetector

@@ -22,8 +22,8 @@ from clisight.detect.detectors import (
     ZScoreDetector,
 )
 from clisight.detect.ensemble import DEFAULT_THRESHOLD, CombinedDetector, EnsembleDetector
-from clisight.detect.security import SecurityFinding, SecurityMonitor
 from clisight.detect.metric_baseline import AnomalyDetector
+from clisight.detect.security import SecurityFinding, SecurityMonitor
 
 __all__ = [
     "DEFAULT_DETECTOR",
