@@ -3,17 +3,16 @@
 The live sessions use the same functions ``clisight.init``, ``clisight.session``, ``clisight.span``,
 ``clisight.track`` and ``clisight.get_logger`` are (imported from their modules for mypy's sake).
 
-Most sessions are spread over the past days; the client API stamps records with the current time,
-so those go through :class:`BackdatedRecorder`, which builds the same records the API builds (scrubbed
-by the client's redactor, with its resource, level and usage settings) and hands them to the running
-client's pipeline.  The newest sessions run through the public API itself (:class:`LiveRecorder`).
+Most sessions are spread over the past days: they run through the same API on a simulated clock
+(the client's record builder takes its clock and id source as parameters), so every record is built,
+scrubbed and queued exactly as a program's would be.  The newest sessions run at the current time.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import time
-import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -24,23 +23,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from clisight import _config
 from clisight.cli._common import CommandError, console, open_store, resolve_store_url
-from clisight.cli._workload import INCIDENT, NORMAL, Session, hex_id
+from clisight.cli._workload import INCIDENT, NORMAL, Session
 from clisight.client import analytics, tracing
 from clisight.client import logger as client_logger
-from clisight.client.context import hash_user
-from clisight.client.core import Client, flush, get_client, init, shutdown
+from clisight.client.core import flush, get_client, init, shutdown
 from clisight.types import (
     CRITICAL,
     DEBUG,
-    ERROR,
     ERROR_LEVEL,
-    EVENT,
     INFO,
-    LOG,
-    PERFORMANCE,
-    SPAN,
     WARNING,
-    Record,
 )
 
 SERVICE: Final = "claude-cli"
@@ -48,155 +40,22 @@ LIVE_SESSIONS: Final = 3  # the newest sessions, recorded through the public API
 FLUSH_TIMEOUT: Final = 60.0
 
 
-class BackdatedRecorder:
-    """Records at a simulated time, emitted through the running client's pipeline.
+class SimulatedClock:
+    """A clock the demo sets and advances: the client's record builder reads it instead of the time."""
 
-    ``start_at`` sets the clock, ``advance`` moves it; every record is stamped with the clock.  Ids
-    come from ``ids`` so a seeded run is reproducible.
-    """
-
-    def __init__(self, client: Client, ids: random.Random) -> None:
-        self.client = client
-        self.ids = ids
+    def __init__(self) -> None:
         self.now_ns = 0
-        self._session: str | None = None
-        self._user: str | None = None
-        self._fields: dict[str, Any] = {}
-        self._trace: str | None = None
-        self._spans: list[str] = []
 
-    def start_at(self, time_ns: int) -> None:
-        self.now_ns = time_ns
-
-    def advance(self, seconds: float) -> None:
-        self.now_ns += int(seconds * 1e9)
-
-    @contextmanager
-    def session(self, session_id: str, user: str, command: str) -> Iterator[None]:
-        user_id = hash_user(user)
-        start = self.now_ns
-        self.client.session_record(session_id, start_ns=start, user_id=user_id, command=command)
-        self._session, self._user, self._fields = session_id, user_id, {"command": command}
-        exit_code = 1
-        try:
-            yield
-            exit_code = 0
-        finally:
-            end = self.now_ns
-            self.client.session_record(
-                session_id,
-                start_ns=start,
-                end_ns=end,
-                user_id=user_id,
-                command=command,
-                exit_code=exit_code,
-                duration=(end - start) / 1e9,
-            )
-            self._session = self._user = None
-            self._fields = {}
-
-    @contextmanager
-    def span(self, name: str, **attributes: Any) -> Iterator[None]:
-        parent = self._spans[-1] if self._spans else None
-        if parent is None:
-            self._trace = hex_id(self.ids, 128)
-        span_id = hex_id(self.ids, 64)
-        self._spans.append(span_id)
-        start, status = self.now_ns, 0
-        try:
-            yield
-        except BaseException as exc:
-            status = ERROR_LEVEL
-            attributes = {**attributes, "exception.type": type(exc).__name__}
-            raise
-        finally:
-            self._spans.pop()
-            attrs = {**attributes, "duration": (self.now_ns - start) / 1e9}
-            self._emit(SPAN, name, "", status, attrs, start=start, span_id=span_id, parent=parent)
-
-    def log(self, component: str, severity: int, message: str, **fields: Any) -> None:
-        if severity >= self.client.level:
-            self._emit(
-                LOG, component, self.client.redactor.message(message), severity, self._with_context(fields)
-            )
-
-    def performance(self, component: str, operation: str, duration: float, **fields: Any) -> None:
-        self.log(
-            component,
-            PERFORMANCE,
-            f"{operation} took {duration * 1000:.1f} ms",
-            **fields,
-            operation=operation,
-            duration=float(duration),
-        )
-
-    def exception(self, component: str, message: str, exc: BaseException, **fields: Any) -> None:
-        stack = "".join(traceback.format_exception(exc))
-        self.log(
-            component,
-            ERROR_LEVEL,
-            message,
-            **fields,
-            **{
-                "exception.type": type(exc).__name__,
-                "exception.message": str(exc),
-                "exception.stacktrace": stack[-8000:],
-            },
-        )
-        frames = traceback.extract_tb(exc.__traceback__)
-        red = self.client.redactor
-        attrs = {
-            **self._fields,
-            "component": component,
-            "stack": red.message(stack[-16000:]),
-            "frames": [f"{f.filename}:{f.name}" for f in frames[-5:]],
-        }
-        self._emit(ERROR, type(exc).__qualname__, red.message(str(exc))[:2000], ERROR_LEVEL, attrs)
-
-    def track(self, event: str, **properties: Any) -> None:
-        if self.client.usage:
-            self._emit(EVENT, event, "", 0, self._with_context(properties))
-
-    def _with_context(self, fields: dict[str, Any]) -> dict[str, Any]:
-        merged = {**self._fields, **fields}
-        if self._user is not None:
-            merged["user_id"] = self._user
-        return merged
-
-    def _emit(
-        self,
-        kind: str,
-        name: str,
-        body: str,
-        severity: int,
-        attributes: dict[str, Any],
-        *,
-        start: int | None = None,
-        span_id: str | None = None,
-        parent: str | None = None,
-    ) -> None:
-        client = self.client
-        is_span = kind == SPAN
-        self.client.emit(
-            Record(
-                kind,
-                self.now_ns if start is None else start,
-                name,
-                body,
-                severity,
-                client.redactor.attributes(attributes),
-                client.resource,
-                self._session,
-                self._trace if self._spans or is_span else None,
-                span_id if is_span else (self._spans[-1] if self._spans else None),
-                parent,
-                self.now_ns if is_span else None,
-            )
-        )
+    def __call__(self) -> int:
+        return self.now_ns
 
 
-class LiveRecorder:
-    """The public client API, at the current time (simulated waits are not slept)."""
+class ApiRecorder:
+    """The public client API.  On a :class:`SimulatedClock` (past sessions; the client's builder reads
+    the same clock) a simulated wait advances it; at the current time, waits are not slept."""
+
+    def __init__(self, clock: SimulatedClock | None = None) -> None:
+        self.clock = clock
 
     _METHODS: Final = {
         DEBUG: "debug",
@@ -231,7 +90,8 @@ class LiveRecorder:
         analytics.track(event, **properties)
 
     def advance(self, seconds: float) -> None:
-        pass
+        if self.clock is not None:
+            self.clock.now_ns += int(seconds * 1e9)
 
 
 def session_starts(rng: random.Random, count: int, days: float, now_ns: int) -> list[int]:
@@ -305,7 +165,7 @@ def demo(store: str | None, n_sessions: int, days: float, seed: int | None) -> N
     past = max(n_sessions - LIVE_SESSIONS, 0)
     starts = session_starts(times, past, days, time.time_ns())
     incident = range(int(past * 0.62), int(past * 0.62) + max(past // 25, 1))  # contiguous in time
-    backdated = BackdatedRecorder(client, ids)
+    clock, build = SimulatedClock(), client.records
     err = console(stderr=True)
     columns = (TextColumn("simulating sessions"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     try:
@@ -313,10 +173,14 @@ def demo(store: str | None, n_sessions: int, days: float, seed: int | None) -> N
             task = progress.add_task("demo", total=n_sessions)
             for index in range(n_sessions):
                 if index < past:
-                    backdated.start_at(starts[index])
-                    Session(workload, backdated, INCIDENT if index in incident else NORMAL).run()
+                    # The real API on a simulated clock, with ids from the seeded generator.
+                    clock.now_ns = starts[index]
+                    build.clock, build.random_bytes = clock, ids.randbytes
+                    recorder = ApiRecorder(clock)
+                    Session(workload, recorder, INCIDENT if index in incident else NORMAL).run()
                 else:
-                    Session(workload, LiveRecorder()).run()
+                    build.clock, build.random_bytes = time.time_ns, os.urandom
+                    Session(workload, ApiRecorder()).run()
                 progress.advance(task)
         flush(FLUSH_TIMEOUT)
     finally:

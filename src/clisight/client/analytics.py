@@ -11,7 +11,6 @@ from typing import Any
 from clisight._safety import guard
 from clisight.client import context as _ctx
 from clisight.client import core as _core
-from clisight.types import EVENT, Record
 
 
 def track(event: str, **properties: Any) -> None:
@@ -25,23 +24,8 @@ def track(event: str, **properties: Any) -> None:
         if client is None or not client.usage:
             return
         ctx = _ctx.get()
-        props = {**ctx.fields, **properties} if ctx.fields else properties
-        if ctx.user_id is not None:
-            props["user_id"] = ctx.user_id
-        client.emit(
-            Record(
-                EVENT,
-                time.time_ns(),
-                event,
-                "",
-                0,
-                client.redactor.attributes(props),
-                client.resource,
-                ctx.session_id,
-                ctx.trace_id,
-                ctx.span_id,
-            )
-        )
+        build = client.records
+        client.emit(build.event(event, build.merge(ctx, properties), ctx))
 
 
 def set_session_context(session_id: str | None = None, user: object = None, **context: Any) -> str:
@@ -65,10 +49,13 @@ def set_session_context(session_id: str | None = None, user: object = None, **co
             pass
         elif ctx.session_id != client.session_id:
             client.session_record(
-                ctx.session_id, start_ns=time.time_ns(), user_id=user_id, parent_session=client.session_id
+                ctx.session_id,
+                client.records.clock(),
+                user_id=user_id,
+                attributes={"parent_session": client.session_id},
             )
         elif user_id is not None:  # the run's own session learns who ran it
-            client.session_record(client.session_id, start_ns=client.started_ns, user_id=user_id)
+            client.session_record(client.session_id, client.started_ns, user_id=user_id)
     return ctx.session_id
 
 
@@ -82,7 +69,7 @@ def set_command(path: str) -> None:
     with guard():
         client = _core._client
         if client is not None:
-            client.session_record(client.session_id, start_ns=client.started_ns, command=str(path))
+            client.session_record(client.session_id, client.started_ns, attributes={"command": str(path)})
 
 
 @contextmanager
@@ -103,10 +90,10 @@ def session(session_id: str | None = None, user: object = None, **context: Any) 
         return
     user_id = _ctx.hash_user(user) or base.user_id
     ctx = _ctx.Context(sid, user_id, {**base.fields, **context}, base.trace_id, base.span_id)
-    start = time.time_ns()
+    start = client.records.clock() if client is not None else time.time_ns()
     if client is not None:
         with guard():
-            client.session_record(sid, start_ns=start, user_id=user_id, **_session_attrs(context))
+            client.session_record(sid, start, user_id=user_id, attributes=_session_attrs(context))
     exit_code = 1
     try:
         with _ctx.use(ctx):
@@ -116,16 +103,11 @@ def session(session_id: str | None = None, user: object = None, **context: Any) 
         client = _core._client
         if client is not None:
             with guard():
-                end = time.time_ns()
-                client.session_record(
-                    sid,
-                    start_ns=start,
-                    end_ns=end,
-                    user_id=user_id,
-                    exit_code=exit_code,
-                    duration=(end - start) / 1e9,
-                    **_session_attrs(context),
-                )
+                end = client.records.clock()
+                # The block's own fields first: exit_code and duration are clisight's (reserved).
+                attributes = {**_session_attrs(context), "exit_code": exit_code}
+                attributes["duration"] = (end - start) / 1e9
+                client.session_record(sid, start, end, user_id=user_id, attributes=attributes)
 
 
 def _tracking(client: _core.Client | None) -> bool:

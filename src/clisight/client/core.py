@@ -21,10 +21,11 @@ from clisight import _config
 from clisight._fork import CLIENT, register_fork_steps
 from clisight._safety import guard, internal_errors, last_internal_error
 from clisight.client import context as _ctx
+from clisight.client.records import RecordBuilder
 from clisight.pipeline.base import Sink
 from clisight.pipeline.redact import NullRedactor, PatternRedactor, Redactor
 from clisight.pipeline.writer import Pipeline, SinkStats
-from clisight.types import ERROR_LEVEL, SESSION, Record, Resource
+from clisight.types import ERROR_LEVEL, Resource
 
 
 def store_url(value: str) -> str | None:
@@ -68,6 +69,8 @@ class Client:
             block_timeout=config["block_timeout"],
         )
         self.emit = self.pipeline.emit  # bound once: the hot path's last step
+        # Builds every record of this client; its clock and id source are injectable.
+        self.records = RecordBuilder(self.resource, self.redactor)
         self.exit_timeout: float = config["exit_timeout"]
         self.session_id = _ctx.new_session_id()
         self.exit_code: int | None = None
@@ -115,30 +118,14 @@ class Client:
     def session_record(
         self,
         session_id: str,
-        *,
         start_ns: int,
         end_ns: int | None = None,
         user_id: str | None = None,
-        **attributes: Any,
+        attributes: dict[str, Any] | None = None,
     ) -> None:
-        if not self.usage:
-            return
-        attrs = {k: v for k, v in attributes.items() if v is not None}
-        if user_id:
-            attrs["user_id"] = user_id
-        self.emit(
-            Record(
-                SESSION,
-                start_ns,
-                self.resource.service,
-                "",
-                0,
-                self.redactor.attributes(attrs),
-                self.resource,
-                session_id,
-                end_ns=end_ns,
-            )
-        )
+        """Record what is known of a session (nothing under DO_NOT_TRACK or ``usage=False``)."""
+        if self.usage:
+            self.emit(self.records.session(session_id, start_ns, end_ns, attributes or {}, user_id))
 
 
 _client: Client | None = None
@@ -196,7 +183,7 @@ def init(
             from clisight.client.stdlib import capture_warnings
 
             capture_warnings(True)
-        client.session_record(client.session_id, start_ns=client.started_ns, **_run_shape())
+        client.session_record(client.session_id, client.started_ns, attributes=_run_shape())
         return client
 
 
@@ -206,8 +193,19 @@ def flush(timeout: float = 1.0) -> bool:
     if client is None:
         return True
     with guard():
-        return client.pipeline.flush(timeout)
+        return client.pipeline.flush(_seconds(timeout, 1.0))
     return False
+
+
+def _seconds(timeout: object, default: float) -> float:
+    """A timeout any caller may pass (None, nan, inf, negative, text) as seconds a wait can take."""
+    try:
+        seconds = float(timeout)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return default
+    if seconds != seconds or seconds < 0:  # nan, negative: do not wait
+        return 0.0
+    return min(seconds, 24 * 3600.0)  # inf: a day stands for "as long as it takes"
 
 
 def shutdown(timeout: float | None = None) -> bool:
@@ -236,13 +234,17 @@ def shutdown(timeout: float | None = None) -> bool:
             }
             client.session_record(
                 client.session_id,
-                start_ns=client.started_ns,
-                end_ns=end,
-                exit_code=client.exit_code,
-                duration=(end - client.started_ns) / 1e9,
-                **counters,
+                client.started_ns,
+                end,
+                attributes={
+                    **counters,
+                    "exit_code": client.exit_code,
+                    "duration": (end - client.started_ns) / 1e9,
+                },
             )
-        ok = client.pipeline.shutdown(client.exit_timeout if timeout is None else timeout)
+        ok = client.pipeline.shutdown(
+            client.exit_timeout if timeout is None else _seconds(timeout, client.exit_timeout)
+        )
     return ok
 
 
@@ -344,8 +346,10 @@ def _install_hooks(client: Client) -> None:
             current = _client
             if current is not None:
                 if isinstance(value, KeyboardInterrupt):
-                    # Ctrl-C is the user's choice, not a bug: the shell sees 128 + SIGINT.
-                    current.exit_code = 128 + signal.SIGINT
+                    # Ctrl-C is the user's choice, not a bug.  The interpreter then dies of SIGINT
+                    # (the shell sees 130) when Python's own handler is installed, else exits 1.
+                    python_handles = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+                    current.exit_code = 128 + signal.SIGINT if python_handles else 1
                 else:
                     current.exit_code = 1
                     from clisight.client.errors import capture_exception
@@ -395,6 +399,7 @@ def _after_fork_in_child() -> None:
             os.getpid(),
             client.resource.sdk,
         )
+        client.records.resource = client.resource
         client.forked = True
         # multiprocessing's children leave by os._exit, which skips atexit; they run multiprocessing's
         # finalizers instead.  Its bootstrap clears the finalizers it inherited and then runs its

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import traceback
-from time import time_ns
 from typing import Any
 
 from clisight._safety import _raise_internal, record_internal_error
 from clisight.client import context as _ctx
 from clisight.client import core as _core
 from clisight.pipeline.redact import as_text, unprintable
-from clisight.types import ERROR, ERROR_LEVEL, Record
+from clisight.types import ERROR_LEVEL
 
 
 def capture_exception(
@@ -62,27 +61,9 @@ def record_error(
             stack = ""
         if type(severity) is not int:
             severity = ERROR_LEVEL
-        red = client.redactor
-        attrs = {
-            **ctx.fields,
-            **context,
-            "component": component if type(component) is str else as_text(component),
-            "stack": stack,
-        }
-        client.emit(
-            Record(
-                ERROR,
-                time_ns(),
-                name,
-                red.message(exception_text(exc)),
-                severity,
-                red.attributes(attrs),
-                client.resource,
-                ctx.session_id,
-                ctx.trace_id,
-                ctx.span_id,
-            )
-        )
+        build = client.records
+        attrs = build.merge(ctx, context)
+        client.emit(build.error(name, exception_text(exc), severity, attrs, component, stack, ctx))
     except Exception as error:
         client.pipeline.count_lost()
         record_internal_error(error)

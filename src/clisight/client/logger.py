@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Mapping
-from time import time_ns
 from typing import Any
 
 from clisight._safety import _raise_internal, record_internal_error
@@ -53,6 +52,7 @@ class Logger:
                 message = as_text(message)
             if args:
                 message, fields = format_message(message, args, fields)
+            # RecordBuilder.log and .merge, inlined (a test pins the two to the same records).
             ctx = _get_ctx()
             if ctx is _EMPTY:
                 ctx = _ctx.process_default[0]
@@ -72,7 +72,7 @@ class Logger:
                     Record,
                     (
                         LOG,
-                        time_ns(),
+                        client.records.clock(),
                         self.component,
                         text,
                         severity,

@@ -19,7 +19,7 @@ from clisight.client import core as _core
 from clisight.client.errors import format_stack
 from clisight.client.logger import format_message
 from clisight.pipeline.redact import as_text
-from clisight.types import CRITICAL, DEBUG, ERROR_LEVEL, INFO, LOG, WARNING, Record
+from clisight.types import CRITICAL, DEBUG, ERROR_LEVEL, INFO, WARNING
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD = frozenset(vars(logging.LogRecord("n", 0, "p", 0, "m", None, None))) | {"message", "asctime"}
@@ -53,8 +53,10 @@ class LoggingHandler(logging.Handler):
             if severity < client.level:
                 return
             ctx = _ctx.get()
-            attrs: dict[str, Any] = {k: v for k, v in vars(record).items() if k not in _STANDARD}
-            attrs.update(ctx.fields)
+            # The record's extra= fields are the call's own: they win over the context's.
+            extra = {k: v for k, v in vars(record).items() if k not in _STANDARD}
+            build = client.records
+            attrs = build.merge(ctx, extra)
             attrs["code.function"] = record.funcName
             attrs["code.lineno"] = record.lineno
             message = as_text(record.msg)
@@ -67,21 +69,7 @@ class LoggingHandler(logging.Handler):
                 exc = exc_info[1]
                 attrs["exception.type"] = type(exc).__name__
                 attrs["exception.stacktrace"] = format_stack(exc, client.config["max_field_chars"])
-            red = client.redactor
-            client.emit(
-                Record(
-                    LOG,
-                    _time_ns(record.created),
-                    record.name if type(record.name) is str else as_text(record.name),
-                    red.message(message),
-                    severity,
-                    red.attributes(attrs),
-                    client.resource,
-                    ctx.session_id,
-                    ctx.trace_id,
-                    ctx.span_id,
-                )
-            )
+            client.emit(build.log(record.name, severity, message, attrs, ctx, _time_ns(record.created)))
         except Exception as error:
             client.pipeline.count_lost()  # the record is lost: counted as a drop of every sink
             record_internal_error(error)
@@ -111,25 +99,13 @@ def _showwarning(
         client = _core._client
         if client is not None:
             ctx = _ctx.get()
-            attrs = {
+            build = client.records
+            fields = {
                 "category": as_text(getattr(category, "__name__", category)),
                 "filename": filename,
                 "lineno": lineno,
             }
-            client.emit(
-                Record(
-                    LOG,
-                    time_ns(),
-                    "py.warnings",
-                    client.redactor.message(as_text(message)),
-                    WARNING,
-                    client.redactor.attributes(attrs),
-                    client.resource,
-                    ctx.session_id,
-                    ctx.trace_id,
-                    ctx.span_id,
-                )
-            )
+            client.emit(build.log("py.warnings", WARNING, message, build.merge(ctx, fields), ctx))
     _original_showwarning[0](message, category, filename, lineno, file, line)
 
 

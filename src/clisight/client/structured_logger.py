@@ -25,15 +25,15 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from time import time_ns
 from typing import Any
 
 from clisight._safety import _raise_internal, guard, record_internal_error
 from clisight.client import context as _ctx
 from clisight.client.logger import _seconds
+from clisight.client.records import RecordBuilder
 from clisight.pipeline.redact import PatternRedactor, as_text
 from clisight.pipeline.writer import Pipeline
-from clisight.types import ERROR_LEVEL, INFO, LOG, PERFORMANCE, WARNING, Record, Resource
+from clisight.types import ERROR_LEVEL, INFO, PERFORMANCE, WARNING, Resource
 
 
 @dataclass
@@ -75,6 +75,7 @@ class StructuredLogger:
         self.context: dict[str, Any] = {}
         self._redactor = PatternRedactor()
         self._resource = Resource(service=self.log_path.stem, host=os.uname().nodename, pid=os.getpid())
+        self._records = RecordBuilder(self._resource, self._redactor)
         self._pipeline = Pipeline([JsonlSink(self.log_path, max_bytes=max_file_size)])
         atexit.register(self._pipeline.shutdown, 1.0)
 
@@ -122,21 +123,10 @@ class StructuredLogger:
                 attrs = {**self.context, **timing, "performance_data": {**timing, **given}}
             if self.user_id is not None:
                 attrs["user_id"] = self.user_id
-            red = self._redactor
             if self.session_id is None:
                 self.session_id = _ctx.new_session_id()
-            self._pipeline.emit(
-                Record(
-                    LOG,
-                    time_ns(),
-                    component if type(component) is str else as_text(component),
-                    red.message(text),
-                    severity,
-                    red.attributes(attrs),
-                    self._resource,
-                    self.session_id,
-                )
-            )
+            ctx = _ctx.Context(session_id=self.session_id)
+            self._pipeline.emit(self._records.log(component, severity, text, attrs, ctx))
         except Exception as error:
             self._pipeline.count_lost()  # the entry is lost: counted as a drop
             record_internal_error(error)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar, overload
@@ -11,8 +10,12 @@ from typing import Any, ParamSpec, TypeVar, overload
 from clisight._safety import _raise_internal, record_internal_error
 from clisight.client import context as _ctx
 from clisight.client import core as _core
-from clisight.pipeline.redact import as_text
-from clisight.types import ERROR_LEVEL, SPAN, Record
+from clisight.client.records import RecordBuilder
+from clisight.pipeline.redact import NullRedactor, as_text
+from clisight.types import ERROR_LEVEL, Resource
+
+# Ids and time for a span opened before init(): the builder's defaults, with nothing to redact.
+_FALLBACK = RecordBuilder(Resource(""), NullRedactor())
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -25,10 +28,12 @@ def span(name: str, **attributes: Any) -> Iterator[str]:
     An exception escaping the block marks the span as an error (and still propagates).
     """
     base = _ctx.get()
-    span_id = _ctx.new_span_id()
-    trace_id = base.trace_id or _ctx.new_session_id()
+    client = _core._client
+    build = client.records if client is not None else _FALLBACK
+    span_id = build.new_span_id()
+    trace_id = base.trace_id or build.new_trace_id()
     ctx = _ctx.Context(base.session_id, base.user_id, base.fields, trace_id, span_id)
-    start = time.time_ns()
+    start = build.clock()
     status = 0
     try:
         with _ctx.use(ctx):
@@ -41,22 +46,17 @@ def span(name: str, **attributes: Any) -> Iterator[str]:
         client = _core._client
         if client is not None:
             try:
-                end = time.time_ns()
-                attrs = {**attributes, "duration": (end - start) / 1e9}
+                build = client.records
                 client.emit(
-                    Record(
-                        SPAN,
+                    build.span(
+                        name,
                         start,
-                        name if type(name) is str else as_text(name),
-                        "",
+                        build.clock(),
                         status,
-                        client.redactor.attributes(attrs),
-                        client.resource,
-                        base.session_id,
+                        build.merge(base, attributes),
+                        base,
                         trace_id,
                         span_id,
-                        base.span_id,
-                        end,
                     )
                 )
             except Exception as error:
