@@ -21,12 +21,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 
-import orjson
-
-from clisight.pipeline.serialize import dict_to_record, record_to_json
-from clisight.types import Deadline, Record
+if TYPE_CHECKING:
+    from clisight.types import Deadline, Record
 
 SUFFIX: Final = ".jsonl"
 CLAIMED: Final = ".claimed"
@@ -34,6 +32,15 @@ CHUNK: Final = 5_000  # records per import transaction
 _FLAGS: Final = os.O_APPEND | os.O_CREAT | os.O_WRONLY
 # Spool files this process has open for appending: never imported from under their writer.
 _WRITING: set[str] = set()
+
+
+def warm_up() -> None:
+    """Import what appending and importing need (orjson, the serializer): in a writer's warm-up
+    (``clisight._fork.warming_up``), never on the host program's path.  The functions below import
+    them again, which after this is a lookup in ``sys.modules``."""
+    import orjson  # noqa: F401
+
+    from clisight.pipeline import serialize  # noqa: F401
 
 
 def spool_dir_for(store_path: Path) -> Path:
@@ -70,6 +77,8 @@ class Spool:
         """Append ``records`` durably; False (nothing half-written is left) if the disk refused them."""
         if not records:
             return True
+        from clisight.pipeline.serialize import record_to_json  # see warm_up()
+
         data = b"".join([record_to_json(r) + b"\n" for r in records])
         with self._lock:
             try:
@@ -154,6 +163,10 @@ def import_spool(
     files = records = torn = 0
     if directory is None or not directory.is_dir():
         return SpoolImport(0, 0, 0)
+    import orjson  # see warm_up()
+
+    from clisight.pipeline.serialize import dict_to_record
+
     for path in _claimable(directory):
         if deadline is not None and deadline.expired():
             break

@@ -8,13 +8,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from clisight._fork import warming_up
 from clisight._safety import PIPELINE_THREADS, guard
 from clisight.exceptions import StoreError
+from clisight.pipeline import spool
 from clisight.pipeline.spool import SpoolImport, import_spool, spool_dir_for
-from clisight.types import Deadline, Record
+from clisight.store import open_store, store_path
 
 if TYPE_CHECKING:
     from clisight.store.base import Store
+    from clisight.types import Deadline, Record
 
 RETENTION_EVERY_NS = 24 * 3600 * 10**9
 RETENTION_STATE_KEY = "retention.last_run_ns"
@@ -23,9 +26,11 @@ RETENTION_STATE_KEY = "retention.last_run_ns"
 class StoreSink:
     """Writes batches to a store whose file is opened lazily, in the writer thread, on the first batch.
 
-    Opening lazily keeps ``clisight.init()`` cheap: the SQLite file, its pragmas and migrations
-    cost the host program nothing until there is something to write.  The constructor checks the
-    URL (raising ``UnsupportedStoreURL``) and imports the store's code, so the writer never imports.
+    Opening lazily keeps ``clisight.init()`` cheap: the store's code (``sqlite3``, ``orjson``, the
+    schema), the SQLite file, its pragmas and migrations cost the host program's thread nothing.
+    The constructor only checks the URL (raising ``UnsupportedStoreURL``); :meth:`open`, first
+    thing in the writer thread, imports the store's code in one warm-up that forks wait for
+    (``clisight._fork.warming_up``), then connects.  After that the writer imports nothing.
 
     Retention runs automatically: after a write, at most once a day per store (the time of the
     last run is kept in the store, so many short-lived processes share one schedule), records
@@ -38,34 +43,38 @@ class StoreSink:
     def __init__(
         self, url: str, name: str = "store", retention_days: float = 0.0, retention_max_mb: float = 0.0
     ) -> None:
-        # Import now, in the caller's thread, never in the writer: a writer thread inside an import
-        # when another thread forks leaves the child waiting on that import's lock forever.
-        from clisight.store import open_store
-
         self.url = url
         self.name = name
         self.retention_days = retention_days
         self.retention_bytes = int(retention_max_mb * 1024 * 1024)
-        # open_store touches no file until the first write, but checks the URL now: an unknown
-        # scheme is an error the caller can see (UnsupportedStoreURL), not a silent dropped batch.
-        self._store: Store | None = open_store(url)
+        # Check the URL now: an unknown scheme is an error the caller can see (UnsupportedStoreURL),
+        # not a silent dropped batch.  The store itself is made in the writer's warm-up.
+        path = store_path(url)
+        self._store: Store | None = None
         self._next_retention_check = 0 if (retention_days or retention_max_mb) else None
         self.retention_thread: threading.Thread | None = None
-        path = getattr(self._store, "path", None)
-        self.spool_dir: Path | None = spool_dir_for(path) if isinstance(path, Path) else None
+        # Beside the store's file (resolved as SqliteStore resolves it); an in-memory store has none.
+        self.spool_dir: Path | None = None
+        if path is not None and str(path) != ":memory:":
+            self.spool_dir = spool_dir_for(path.expanduser().resolve())
         self._spool_checked = False
         self.spool_imported = 0
 
     @property
     def store(self) -> Store:
         if self._store is None:
-            from clisight.store import open_store
-
-            self._store = open_store(self.url)
+            # Importing the store's code (the first time) and registering the store for the fork
+            # hooks: one warm-up, which a fork waits for (see clisight._fork).
+            with warming_up():
+                spool.warm_up()
+                self._store = open_store(self.url)
         return self._store
 
     def open(self, deadline: Deadline | None = None) -> None:
-        """Connect and migrate, then import what earlier processes spooled (in the writer thread)."""
+        """Import the store's code, connect and migrate, then import what earlier processes spooled.
+
+        Runs first thing in the writer thread, off the host program's path.
+        """
         self.store.migrate()
         self._spool_checked = True
         self.import_spool(deadline)
@@ -83,8 +92,6 @@ class StoreSink:
             self.retention_thread.start()
 
     def _retain_in_background(self) -> None:
-        from clisight.store import open_store  # imported by __init__ already: a dict lookup
-
         PIPELINE_THREADS.add(threading.get_ident())
         try:
             with guard():  # the batch is stored; a retention failure is ours to count, not the sink's

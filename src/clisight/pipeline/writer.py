@@ -26,10 +26,11 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
-from clisight._fork import PIPELINES, register_fork_steps
+from clisight._fork import PIPELINES, register_fork_steps, warming_up
 from clisight._safety import PIPELINE_THREADS, guard, record_internal_error
 from clisight._values import clean_record, safe_str
 from clisight.exceptions import StoreError
+from clisight.pipeline import spool as _spool
 from clisight.pipeline.base import Sink
 from clisight.pipeline.spool import Spool
 from clisight.types import Deadline, Record
@@ -142,6 +143,9 @@ class Channel:
 
     def _serve(self) -> None:
         try:
+            if self.spool is not None:
+                with warming_up():  # this thread's only imports (the sink's are in its open)
+                    _spool.warm_up()
             self.sink.open(self.deadline)
         except Exception as exc:  # the sink's failure: counted; its writes will say more
             with self.lock:
