@@ -505,6 +505,12 @@ class SqliteStore:
                     col = "COALESCE(end_ns, start_ns)"
                 deleted[table] += self._delete_in_chunks(table, f"{col} < ?", (cutoff,))
             self._execute_write("DELETE FROM rollups_minute WHERE minute_ns < ?", (cutoff,))
+            # Markers of imported spool batches: one per exiting process that spooled; past the
+            # cutoff their records are gone too.
+            self._execute_write(
+                "DELETE FROM kv_state WHERE (key LIKE 'spool:%' OR key LIKE 'exit:%') AND updated_ns < ?",
+                (cutoff,),
+            )
         if max_age_days > 0 or max_bytes > 0:
             deleted["error_groups"] += self._delete_in_chunks(
                 "error_groups", "NOT EXISTS (SELECT 1 FROM errors e WHERE e.group_id = error_groups.id)", ()
