@@ -8,12 +8,17 @@
   no record building, no queue.
 - clisight JSONL sink: the same calls with ``store="none", jsonl_path=...``.
 
-Usage: python bench/bench_sqlite.py [N]
+Every case runs R times, interleaved (so drift in machine load hits every case alike), each clisight
+run into a fresh file; the table shows medians.  ``CLISIGHT_BASELINE_SRC=/path/to/old/src`` adds the
+SQLite case run from another source tree (an older revision), side by side in the same run.
+Usage: python bench/bench_sqlite.py [N] [R]
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,9 +32,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import git_rev, machine
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
+R = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+BASELINE = os.environ.get("CLISIGHT_BASELINE_SRC")
 
 
-def run_clisight(kwargs: str) -> float:
+def run_clisight(kwargs: str, pythonpath: str | None = None) -> float:
     # A fresh interpreter per run, so one run's writer thread cannot slow another.
     code = textwrap.dedent(f"""
         import time, clisight
@@ -44,8 +51,9 @@ def run_clisight(kwargs: str) -> float:
         s = clisight.pipeline_stats()["sinks"]
         assert all(v["dropped"] == 0 for v in s.values()), s
     """)
+    env = dict(os.environ, PYTHONPATH=pythonpath) if pythonpath else None
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=900, check=True
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=900, check=True, env=env
     )
     return float(out.stdout.split()[0])
 
@@ -87,24 +95,37 @@ def run_raw(schema_source: Path, target: Path) -> float:
     return elapsed
 
 
+def run_case(name: str, tmp: Path, r: int) -> float:
+    """Seconds for N records on path ``name``; each run writes a fresh file."""
+    db = tmp / f"clisight-{r}.db"
+    if name == "clisight -> sqlite":
+        return run_clisight(f"store={str(db)!r}")
+    if name == "raw executemany (floor)":
+        return run_raw(db, tmp / f"raw-{r}.db")  # the schema comes from this round's clisight file
+    if name == "clisight -> jsonl":
+        return run_clisight(f"store='none', jsonl_path={str(tmp / f'x-{r}.jsonl')!r}")
+    return run_clisight(f"store={str(tmp / f'base-{r}.db')!r}", BASELINE)
+
+
 def main() -> None:
     print(
-        f"# sustained records/s into SQLite and JSONL; N={N}; {machine()}; {time.strftime('%Y-%m-%d')}; "
-        f"rev {git_rev()}"
+        f"# sustained records/s into SQLite and JSONL; N={N}, median of {R}; {machine()}; "
+        f"{time.strftime('%Y-%m-%d')}; rev {git_rev()}"
     )
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        db = tmp / "clisight.db"
-        results = {
-            "clisight -> sqlite": run_clisight(f"store={str(db)!r}"),
-            "raw executemany (floor)": run_raw(db, tmp / "raw.db"),
-            "clisight -> jsonl": run_clisight(f"store='none', jsonl_path={str(tmp / 'x.jsonl')!r}"),
-        }
+        samples: dict[str, list[float]] = {}
+        names = ["clisight -> sqlite", "raw executemany (floor)", "clisight -> jsonl"]
+        names += ["clisight -> sqlite [baseline]"] if BASELINE else []
+        for r in range(R):
+            for name in names:
+                samples.setdefault(name, []).append(run_case(name, tmp, r))
+    results = {name: statistics.median(times) for name, times in samples.items()}
     raw = N / results["raw executemany (floor)"]
-    print(f"{'path':28} {'records/s':>12} {'x raw':>7}")
+    print(f"{'path':32} {'records/s':>12} {'x raw':>7}")
     for name, seconds in results.items():
         rate = N / seconds
-        print(f"{name:28} {rate:12,.0f} {rate / raw:7.2f}")
+        print(f"{name:32} {rate:12,.0f} {rate / raw:7.2f}")
 
 
 if __name__ == "__main__":
