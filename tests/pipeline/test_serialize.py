@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 import orjson
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from clisight.pipeline.serialize import dict_to_record, record_to_dict, record_to_json
@@ -83,6 +83,11 @@ def test_seed_logentry_line_reads_back_as_a_log() -> None:
 
 
 # Generated records ------------------------------------------------------------------------------
+# Small on purpose: the mapping is per value, so a few nested keys prove it, and bigger attribute dicts
+# only cost draw time (75% of it went on attributes, which pushed the too_slow health check to its
+# limit when the stress tests ran beside these under -n 2).
+# deadline=None: a wall-clock budget per example fails at random while the other xdist worker runs
+# eight writer processes on the same CPUs; the other property tests of the suite do the same.
 
 _json_leaf = (
     st.none()
@@ -93,21 +98,21 @@ _json_leaf = (
 )
 _json_value = st.recursive(
     _json_leaf,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=12,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=6,
 )
 _special = st.fixed_dictionaries(
     {},
     optional={
         "user_id": st.none() | st.text(max_size=10) | st.integers(0, 10**6),
         "performance_data": (
-            st.none() | st.dictionaries(st.text(max_size=5), _json_value, max_size=3) | _json_leaf
+            st.none() | st.dictionaries(st.text(max_size=5), _json_value, max_size=2) | _json_leaf
         ),
     },
 )
 _attributes = st.builds(
     lambda plain, special: plain | special,
-    st.dictionaries(st.text(max_size=10), _json_value, max_size=5),
+    st.dictionaries(st.text(max_size=10), _json_value, max_size=3),
     _special,
 )
 _ids = st.none() | st.text(alphabet="0123456789abcdef", min_size=1, max_size=32)
@@ -141,11 +146,17 @@ def _records(attributes: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy
     )
 
 
+# The rare cases a draw may miss: a falsy user_id, an empty performance_data, -0.0, infinity.
+@example(_log(attributes={"user_id": 0, "performance_data": {}}, value=-0.0))
+@example(_log(attributes={"user_id": None, "performance_data": [1]}, value=float("inf")))
+@settings(deadline=None)
 @given(_records(_attributes))
 def test_dict_round_trip_returns_the_same_record(record: Record) -> None:
     assert dict_to_record(record_to_dict(record)) == record
 
 
+@example(_log(attributes={"user_id": 0, "performance_data": {}, "z": [-0.0, 2**63 - 1]}, value=-0.0))
+@settings(deadline=None)
 @given(_records(_attributes))
 def test_json_round_trip_returns_the_same_record_for_json_values(record: Record) -> None:
     if record.value is not None and math.isinf(record.value):
@@ -184,17 +195,21 @@ _odd_value = st.recursive(
         | st.tuples(inner, inner)
         | st.dictionaries(st.text(max_size=4) | st.integers() | st.tuples(st.integers()), inner, max_size=3)
     ),
-    max_leaves=8,
+    max_leaves=6,
 )
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(
-    _records(st.dictionaries(st.text(max_size=6), _odd_value, max_size=4)),
+    st.dictionaries(st.text(max_size=6), _odd_value, max_size=3),
+    st.text(max_size=10),
     st.text(alphabet=st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), max_size=2),
 )
-def test_odd_attribute_values_never_break_a_line(record: Record, lone_surrogates: str) -> None:
-    record = record._replace(body=record.body + lone_surrogates)
+def test_odd_attribute_values_never_break_a_line(
+    attributes: dict[str, Any], body: str, lone_surrogates: str
+) -> None:
+    # The other fields are plain text and numbers, which the JSON round trip above covers.
+    record = _log(attributes=attributes, body=body + lone_surrogates)
     line = record_to_json(record)
     parsed = orjson.loads(line)
     assert b"\n" not in line
@@ -214,6 +229,7 @@ def test_info_log_level_name() -> None:
     assert record_to_dict(_log(severity=INFO))["level"] == "INFO"
 
 
+@settings(deadline=None)
 @given(st.lists(st.integers(min_value=-(10**18), max_value=4 * 10**18), min_size=1, max_size=20))
 def test_timestamps_match_datetime_whatever_order_they_come_in(times: list[int]) -> None:
     from datetime import UTC, datetime, timedelta
