@@ -11,6 +11,7 @@ from typing import Any
 from clisight._safety import guard
 from clisight.client import context as _ctx
 from clisight.client import core as _core
+from clisight.pipeline.redact import as_text
 
 
 def track(event: str, **properties: Any) -> None:
@@ -37,6 +38,7 @@ def set_session_context(session_id: str | None = None, user: object = None, **co
     fields still apply); the id is returned all the same.
     """
     client = _core._client
+    session_id = _session_id(session_id)
     if not _tracking(client):
         base = _ctx.get()
         _ctx.current.set(base._replace(fields={**base.fields, **context}))
@@ -82,7 +84,7 @@ def session(session_id: str | None = None, user: object = None, **context: Any) 
     session is recorded and records inside carry no session or user; the id is yielded all the same.
     """
     base = _ctx.get()
-    sid = session_id or _ctx.new_session_id()
+    sid = _session_id(session_id) or _ctx.new_session_id()
     client = _core._client
     if not _tracking(client):
         with _ctx.use(base._replace(fields={**base.fields, **context})):
@@ -108,6 +110,13 @@ def session(session_id: str | None = None, user: object = None, **context: Any) 
                 attributes = {**_session_attrs(context), "exit_code": exit_code}
                 attributes["duration"] = (end - start) / 1e9
                 client.session_record(sid, start, end, user_id=user_id, attributes=attributes)
+
+
+def _session_id(given: object) -> str | None:
+    """A caller's session id as text (any object is accepted; its text is the id)."""
+    if given is None or type(given) is str:
+        return given
+    return as_text(given)
 
 
 def _tracking(client: _core.Client | None) -> bool:
