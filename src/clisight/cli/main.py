@@ -10,6 +10,7 @@ import click
 from clisight import __version__
 from clisight.cli._common import ClisightGroup
 from clisight.cli.demo import demo
+from clisight.cli.detect import detect
 from clisight.cli.doctor import doctor
 from clisight.cli.export import export
 from clisight.cli.report import report
@@ -36,15 +37,8 @@ def cli() -> None:
     """Local-first observability for command-line programs: read what your CLI recorded."""
 
 
-for command in (demo, tail, report, doctor, export, vacuum):
+for command in (demo, tail, report, doctor, export, vacuum, detect):
     cli.add_command(command)
-
-try:  # written separately; the CLI works without it
-    from clisight.cli.detect import detect
-except ImportError:  # pragma: no cover - depends on whether detect.py has landed
-    pass
-else:
-    cli.add_command(detect)
 
 
 def main() -> None:
