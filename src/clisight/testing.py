@@ -45,7 +45,7 @@ class MemorySink:
     def open(self, deadline: Deadline | None = None) -> None:
         pass
 
-    def write(self, batch: Sequence[Record], deadline: Deadline | None = None) -> None:
+    def write(self, batch: Sequence[Record], deadline: Deadline | None = None, key: str = "") -> None:
         if self.delay:
             threading.Event().wait(
                 max(0.0, min(self.delay, deadline.remaining() if deadline else self.delay))
@@ -112,7 +112,7 @@ class _StoreWriter:
     def open(self, deadline: Deadline | None = None) -> None:
         pass
 
-    def write(self, batch: Sequence[Record], deadline: Deadline | None = None) -> None:
+    def write(self, batch: Sequence[Record], deadline: Deadline | None = None, key: str = "") -> None:
         self.store.write_batch(batch, deadline=deadline)
 
     def flush(self, deadline: Deadline | None = None) -> None:

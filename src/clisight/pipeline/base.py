@@ -28,6 +28,10 @@ class Sink(Protocol):
       one bad value costs only its own record; a batch that fails as a whole (a dead sink) is
       counted as dropped, or spooled at exit.  It never retries forever and never lets the error
       reach the host program.
+    - ``key`` names the batch.  A sink that can store a marker with its data (the SQLite store)
+      remembers the key when it commits while the process is exiting, and stores nothing for a key
+      it has seen: the exiting thread may spool a copy of a batch still in flight at the deadline,
+      and the copy must not be stored a second time when the original write did land.
     - ``flush`` pushes out anything the sink buffers itself; ``close`` releases its handles.
     - ``after_fork`` runs in a forked child: drop inherited handles without closing them (closing a
       SQLite connection or file inherited from the parent can disturb the parent's locks) and
@@ -42,7 +46,7 @@ class Sink(Protocol):
 
     def open(self, deadline: Deadline | None = None) -> None: ...
 
-    def write(self, batch: Sequence[Record], deadline: Deadline | None = None) -> None: ...
+    def write(self, batch: Sequence[Record], deadline: Deadline | None = None, key: str = "") -> None: ...
 
     def flush(self, deadline: Deadline | None = None) -> None: ...
 

@@ -74,7 +74,7 @@ class JsonlSink:
     def open(self, deadline: Deadline | None = None) -> None:
         """Nothing to do ahead: the file is opened (and re-opened after rotation) by :meth:`write`."""
 
-    def write(self, batch: Sequence[Record], deadline: Deadline | None = None) -> None:
+    def write(self, batch: Sequence[Record], deadline: Deadline | None = None, key: str = "") -> None:
         """Append the whole batch or raise, leaving the file as it was."""
         if not batch:
             return

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 SUFFIX: Final = ".jsonl"
 CLAIMED: Final = ".claimed"
 CHUNK: Final = 5_000  # records per import transaction
+BATCH_KEY: Final = "clisight.spool.batch"  # a header line: the next N records are one keyed batch
 _FLAGS: Final = os.O_APPEND | os.O_CREAT | os.O_WRONLY
 # Spool files this process has open for appending: never imported from under their writer.
 _WRITING: set[str] = set()
@@ -73,13 +74,20 @@ class Spool:
                 self._fd = None
                 _WRITING.discard(str(self.path))
 
-    def append(self, records: Sequence[Record]) -> bool:
-        """Append ``records`` durably; False (nothing half-written is left) if the disk refused them."""
+    def append(self, records: Sequence[Record], key: str | None = None) -> bool:
+        """Append ``records`` durably; False (nothing half-written is left) if the disk refused them.
+
+        With ``key``, the records are a batch a sink may have stored under that key already (it was
+        in flight at the exit deadline): the import stores them under the same key, so only once.
+        """
         if not records:
             return True
+        import orjson
+
         from clisight.pipeline.serialize import record_to_json  # see warm_up()
 
-        data = b"".join([record_to_json(r) + b"\n" for r in records])
+        head = orjson.dumps({BATCH_KEY: key, "records": len(records)}) + b"\n" if key else b""
+        data = head + b"".join([record_to_json(r) + b"\n" for r in records])
         with self._lock:
             try:
                 if self._fd is None:
@@ -103,6 +111,18 @@ class Spool:
         return True
 
 
+def _store(
+    write: Callable[[Sequence[Record], str], bool],
+    chunk: list[Record],
+    keyed: tuple[str, int] | None,
+    base: str,
+    index: int,
+) -> int:
+    """Store one chunk under its batch's key, or the file's chunk key; the records stored."""
+    key = keyed[0] if keyed is not None else f"spool:{base}:{index}"
+    return len(chunk) if write(chunk, key) else 0
+
+
 class SpoolImport(NamedTuple):
     """What one import pass did."""
 
@@ -120,7 +140,7 @@ def pending(directory: Path | None) -> tuple[int, int]:
         if path.name.endswith(SUFFIX) or CLAIMED in path.name:
             files += 1
             with contextlib.suppress(OSError), path.open("rb") as handle:
-                records += sum(1 for line in handle if line.strip())
+                records += sum(1 for line in handle if line.strip() and BATCH_KEY.encode() not in line)
     return files, records
 
 
@@ -180,20 +200,31 @@ def import_spool(
         index = 0
         try:
             with claimed.open("rb") as handle:
+                keyed: tuple[str, int] | None = None  # (key, records left) inside a keyed batch
                 for line in handle:
                     if not line.strip():
                         continue
                     try:
-                        chunk.append(dict_to_record(orjson.loads(line)))
+                        item = orjson.loads(line)
+                        if isinstance(item, dict) and BATCH_KEY in item:
+                            # A keyed batch starts: what came before goes in under the file's key.
+                            if chunk:
+                                records += _store(write, chunk, keyed, base, index)
+                                index, chunk = index + 1, []
+                            keyed = (str(item[BATCH_KEY]), int(item["records"]))
+                            continue
+                        chunk.append(dict_to_record(item))
                     except (ValueError, TypeError, KeyError):
                         torn += 1  # a line cut by a crash mid-append: the others are whole
                         continue
-                    if len(chunk) >= CHUNK:
-                        records += len(chunk) if write(chunk, f"spool:{base}:{index}") else 0
-                        index += 1
-                        chunk = []
+                    if keyed is not None and len(chunk) >= keyed[1]:
+                        records += _store(write, chunk, keyed, base, index)
+                        index, chunk, keyed = index + 1, [], None
+                    elif keyed is None and len(chunk) >= CHUNK:
+                        records += _store(write, chunk, None, base, index)
+                        index, chunk = index + 1, []
                 if chunk:
-                    records += len(chunk) if write(chunk, f"spool:{base}:{index}") else 0
+                    records += _store(write, chunk, keyed, base, index)
         except BaseException:
             # Give the file back for a later pass; the markers of the chunks written so far keep
             # them from being stored twice.

@@ -79,11 +79,11 @@ class StoreSink:
         self._spool_checked = True
         self.import_spool(deadline)
 
-    def write(self, batch: Sequence[Record], deadline: Deadline | None = None) -> None:
+    def write(self, batch: Sequence[Record], deadline: Deadline | None = None, key: str = "") -> None:
         if not self._spool_checked:
             self._spool_checked = True
             self.import_spool(deadline)
-        self.store.write_batch(batch, deadline=deadline)
+        self.store.write_batch(batch, deadline=deadline, exit_key=key)
         if self._next_retention_check is not None and time.monotonic_ns() >= self._next_retention_check:
             self._next_retention_check = time.monotonic_ns() + RETENTION_EVERY_NS
             self.retention_thread = threading.Thread(

@@ -19,6 +19,7 @@ Promises (tested in ``tests/pipeline``):
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import weakref
@@ -92,6 +93,13 @@ class Channel:
         self.spilling = False  # the exit deadline is near: what is not written now goes to the spool
         self.spilled = False  # the exiting thread has taken the queue to the spool
         self.deadline = Deadline()  # handed to the sink; brought forward at exit
+        # The batch the sink holds, and its key: at the exit deadline the exiting thread may spool a
+        # copy under the key, which the sink also remembers when it commits during the exit.
+        self.inflight: Sequence[Record] | None = None
+        self.inflight_key = ""
+        self.abandoned_key = ""  # the in-flight batch the exiting thread spooled: not counted again
+        self.batches = 0
+        self.nonce = os.urandom(6).hex()
         self.thread: threading.Thread | None = None
         if self.spool is not None:
             self.spool.after_fork()
@@ -184,26 +192,58 @@ class Channel:
                     return
                 batch = [pop() for _ in range(min(size, len(queue)))]
                 self.popped += len(batch)
-            self._write(batch)
+                self.batches += 1
+                key = f"exit:{self.nonce}:{self.batches}"
+                self.inflight, self.inflight_key = batch, key
+            self._write(batch, key)
 
-    def _write(self, batch: Sequence[Record]) -> None:
+    def _write(self, batch: Sequence[Record], key: str) -> None:
         try:
-            self.sink.write(batch, self.deadline)
+            self.sink.write(batch, self.deadline, key)
         except Exception as exc:
-            self._recover(batch, exc)
+            self._recover(batch, exc, key)
         else:
-            with self.lock:
-                self.stored += len(batch)
+            self._settle(key, stored=len(batch))
 
-    def _recover(self, batch: Sequence[Record], exc: Exception) -> None:
+    def _settle(self, key: str, stored: int = 0, dropped: int = 0, spooled: int = 0) -> None:
+        """Count how the batch under ``key`` ended, unless the exiting thread has spooled (and
+        counted) it already."""
+        with self.lock:
+            if key and self.abandoned_key == key:
+                return
+            self.stored += stored
+            self.dropped_error += dropped
+            self.spooled += spooled
+            if self.inflight_key == key:
+                self.inflight = None
+
+    def abandon_inflight(self) -> int:
+        """At the final exit deadline, from the exiting thread: spool a copy of the batch the sink
+        still holds, under its key (stored once, whether the sink's write lands or not)."""
+        with self.lock:
+            batch, key = self.inflight, self.inflight_key
+            if batch is None or self.spool is None:
+                return 0
+            self.inflight, self.abandoned_key = None, key
+        if self.spool.append(batch, key):
+            with self.lock:
+                self.spooled += len(batch)
+            return len(batch)
+        with self.lock:
+            self.dropped_error += len(batch)
+        return 0
+
+    def _recover(self, batch: Sequence[Record], exc: Exception, key: str) -> None:
         """A refused batch: isolate bad values (each costs only its own record), spool at exit, or drop."""
         with self.lock:
             self.errors += 1
             self.last_error = f"{type(exc).__name__}: {safe_str(exc)}"[:300]
         if _is_sink_down(exc):
-            self._lose(batch)
+            self._lose(batch, key)
             return
         # The batch's data, not the sink: clean every value and retry, then halve to find the culprits.
+        # The parts are written without the batch's key: it is settled here, not spooled whole.
+        self._settle(key)
         stored = 0
         pending = [[clean_record(r) for r in batch]]
         while pending:
@@ -228,22 +268,24 @@ class Channel:
         """The process is exiting and its deadline for writing has passed: stop taking batches."""
         return self.spilling or (self.closed and self.deadline.expired())
 
-    def _lose(self, batch: Sequence[Record], spool: bool = True) -> None:
+    def _lose(self, batch: Sequence[Record], key: str = "", spool: bool = True) -> None:
         """Records the sink did not take: spooled when the exit deadline stopped them, else dropped."""
         if spool and self.spool is not None and self._out_of_time():
             with self.lock:
-                if not self.spilled:
+                if not self.spilled and self.abandoned_key != key:
                     # Back to the front of the queue: the exiting thread spools it with the rest,
                     # in one fsync'd append.
                     self.queue.extendleft(reversed(batch))
                     self.popped -= len(batch)
+                    if key and self.inflight_key == key:
+                        self.inflight = None
                     return
-            if self.spool.append(batch):  # the exiting thread has spooled already: append ourselves
-                with self.lock:
-                    self.spooled += len(batch)
+            # The exiting thread has spooled already: append ourselves, under the batch's key (it
+            # may also spool this batch as in flight; the import stores one copy).
+            if self.spool.append(batch, key or None):
+                self._settle(key, spooled=len(batch))
                 return
-        with self.lock:
-            self.dropped_error += len(batch)
+        self._settle(key, dropped=len(batch))
 
     def spill(self) -> int:
         """At the exit deadline, from the exiting thread: spool what the sink did not take."""
@@ -377,6 +419,8 @@ class Pipeline:
         for ch in self.channels:
             if ch.thread is not None:
                 ch.thread.join(max(0.0, deadline - time.monotonic()))
+                if ch.thread.is_alive():
+                    ch.abandon_inflight()  # still in the sink: a keyed copy goes to the spool
             if ch.thread is None or not ch.thread.is_alive():
                 with guard():
                     ch.sink.close(Deadline(deadline))

@@ -166,7 +166,12 @@ class Store(Protocol):
 
     # -- writes and maintenance -------------------------------------------------------------
     def write_batch(
-        self, records: Sequence[Record], *, deadline: Deadline | None = None, once_key: str | None = None
+        self,
+        records: Sequence[Record],
+        *,
+        deadline: Deadline | None = None,
+        once_key: str | None = None,
+        exit_key: str = "",
     ) -> bool:
         """Store the batch in one transaction (raise StoreError, storing nothing, on failure); wait
         for other writers until ``deadline`` at most; with ``once_key``, store it only if that key

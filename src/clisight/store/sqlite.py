@@ -213,7 +213,12 @@ class SqliteStore:
 
     # -- writes -------------------------------------------------------------------------------
     def write_batch(
-        self, records: Sequence[Record], *, deadline: Deadline | None = None, once_key: str | None = None
+        self,
+        records: Sequence[Record],
+        *,
+        deadline: Deadline | None = None,
+        once_key: str | None = None,
+        exit_key: str = "",
     ) -> bool:
         """Store every record of the batch in one transaction, or none of them (and raise StoreError).
 
@@ -221,19 +226,23 @@ class SqliteStore:
         other writers, even when it is brought forward while the wait is under way.  With
         ``once_key``, the key is remembered in the same transaction and a batch whose key was seen
         before is not stored again (False is returned): this is how spooled records are imported
-        exactly once.
+        exactly once.  ``exit_key`` acts as ``once_key`` only while the deadline is finite (the
+        process is exiting), when a copy of the batch may be spooled: no marker is kept otherwise.
         """
         if not records:
             return True
         new_resources: dict[Resource, int] = {}
 
         def insert(conn: sqlite3.Connection) -> bool:
-            if once_key is not None:
+            key = once_key
+            if key is None and exit_key and deadline is not None and deadline.at != math.inf:
+                key = exit_key
+            if key is not None:
                 # The key's value is the batch's size, so doctor can say how many records came in.
                 seen = conn.execute(
                     "INSERT INTO kv_state (key, value, updated_ns) VALUES (?, ?, ?)"
                     " ON CONFLICT (key) DO NOTHING",
-                    (once_key, str(len(records)), time.time_ns()),
+                    (key, str(len(records)), time.time_ns()),
                 ).rowcount
                 if not seen:
                     return False
