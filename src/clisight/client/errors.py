@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import traceback
 from typing import Any
 
 from clisight._safety import _raise_internal, record_internal_error
@@ -28,6 +27,8 @@ def exception_text(exc: object) -> str:
 def format_stack(exc: BaseException, limit: int) -> str:
     """The formatted traceback of ``exc``, its last ``limit`` characters (the innermost frames, which
     group errors) marked when cut.  Never raises: a traceback that cannot be formatted is described."""
+    import traceback  # only a program that records an exception pays for it (3 ms at start-up)
+
     try:
         stack = "".join(traceback.format_exception(exc))
     except Exception as error:  # a broken __notes__, __cause__ or frame must not lose the record
