@@ -243,7 +243,10 @@ class Channel:
             return
         # The batch's data, not the sink: clean every value and retry, then halve to find the culprits.
         # The parts are written without the batch's key: it is settled here, not spooled whole.
-        self._settle(key)
+        with self.lock:
+            if self.abandoned_key == key:
+                return  # the exiting thread spooled a copy already (serialised clean)
+            self.inflight = None
         stored = 0
         pending = [[clean_record(r) for r in batch]]
         while pending:
