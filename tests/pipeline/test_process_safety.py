@@ -20,6 +20,7 @@ from clisight.pipeline.store_sink import StoreSink
 from tests.helpers import count_rows, integrity_ok, run_python, spawn_python
 
 
+@pytest.mark.slow
 def test_overload_keeps_emitted_equal_to_stored_plus_dropped_and_memory_bounded(tmp_path: Path) -> None:
     db = tmp_path / "o.db"
     out = run_python(f"""
@@ -49,6 +50,7 @@ def test_overload_keeps_emitted_equal_to_stored_plus_dropped_and_memory_bounded(
     assert result["grown"] < 64 * 1024 * 1024
 
 
+@pytest.mark.slow
 def test_eight_processes_writing_one_file_lose_nothing(tmp_path: Path) -> None:
     db = tmp_path / "shared.db"
     procs = [
@@ -177,6 +179,7 @@ def test_exit_with_a_hanging_sink_returns_within_the_deadline() -> None:
     assert time.monotonic() - start < 10  # interpreter start + 0.5 s deadline, never the 120 s hang
 
 
+@pytest.mark.slow
 def test_fork_in_a_loop_does_not_deadlock_and_children_are_stored(tmp_path: Path) -> None:
     db = tmp_path / "f.db"
     run_python(
