@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,10 @@ from pathlib import Path
 import pytest
 
 os.environ["CLISIGHT_RAISE_INTERNAL"] = "1"
+# A shell's background job starts with SIGINT ignored, and so would every child we start: a Ctrl-C
+# test would then hang.  Python's own handler is what a program run from a terminal has.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parents[1]
 NAB_DIR = Path(os.environ.get("CLISIGHT_NAB_DIR", REPO.parent / "shared" / "datasets" / "nab"))

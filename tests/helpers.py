@@ -10,13 +10,28 @@ import textwrap
 from pathlib import Path
 
 TIMEOUT = 120
+# A loaded machine can need more than the default 1 s exit deadline to open a new store at exit; what
+# the deadline cannot write is spooled, not stored.  Tests of the deadline itself pass exit_timeout=None.
+GENEROUS_EXIT = 30.0
+
+
+def _env(env: dict[str, str] | None, exit_timeout: float | None) -> dict[str, str]:
+    full = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if exit_timeout is not None:
+        full["CLISIGHT_EXIT_TIMEOUT"] = str(exit_timeout)
+    return {**full, **(env or {})}
 
 
 def run_python(
-    code: str, *, timeout: float = TIMEOUT, env: dict[str, str] | None = None, check: bool = True
+    code: str,
+    *,
+    timeout: float = TIMEOUT,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    exit_timeout: float | None = GENEROUS_EXIT,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a fresh interpreter (the test venv's) with a hard timeout."""
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env = _env(env, exit_timeout)
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
@@ -29,8 +44,10 @@ def run_python(
     return proc
 
 
-def spawn_python(code: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+def spawn_python(
+    code: str, env: dict[str, str] | None = None, exit_timeout: float | None = GENEROUS_EXIT
+) -> subprocess.Popen[str]:
+    full_env = _env(env, exit_timeout)
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(code)],
         stdout=subprocess.PIPE,

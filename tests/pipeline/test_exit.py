@@ -219,7 +219,7 @@ def test_sixteen_processes_exiting_at_once_lose_nothing(tmp_path: Path) -> None:
         imported = client.pipeline.channels[0].sink.spool_imported
         print(json.dumps([[s._asdict() for s in client.pipeline.stats()], imported]))
     """
-    procs = [spawn_python(code) for _ in range(16)]
+    procs = [spawn_python(code, exit_timeout=None) for _ in range(16)]  # the default deadline
     totals = {"stored": 0, "spooled": 0, "dropped": 0}
     imported = 0
     for proc in procs:
@@ -266,7 +266,7 @@ def test_the_session_records_the_exit_code_the_shell_sees(tmp_path: Path, ending
     db = tmp_path / "s.db"
     # The program works a moment first.  (Any module imported for the first time after an uncaught
     # KeyboardInterrupt, by any thread, makes CPython exit 1 instead of dying of SIGINT.)
-    program = f"import clisight\nclisight.init(store={str(db)!r})\nclisight.flush()\n{ending}"
+    program = f"import clisight\nclisight.init(store={str(db)!r})\nclisight.flush(30)\n{ending}"
     proc = run_python(program, check=False)
     if code == 130 and proc.returncode == 1:
         code = 1  # SIGINT was ignored when the interpreter started: it exits 1, not by the signal
