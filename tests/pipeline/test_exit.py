@@ -237,8 +237,10 @@ def test_sixteen_processes_exiting_at_once_lose_nothing(tmp_path: Path) -> None:
     # Each run also wrote its session's start and end.
     assert totals["stored"] + totals["spooled"] == 48_000 + 2 * 16, totals
     waiting = pending(spool_dir_for(db))[1]
-    # A batch in flight at a deadline may wait twice, under one key: the import stores it once.
-    assert waiting >= totals["spooled"] - imported
+    # What waits is what was spooled, less what other runs imported at their start; a batch in flight
+    # at a deadline may wait twice, or be skipped by the import when its own write landed after all:
+    # both under one key, so the rows below are exact either way.
+    assert waiting <= 2 * totals["spooled"]
     # doctor says what waits, and --repair (or the next writer of the store) imports it.
     doctor = [str(Path(sys.executable).with_name("clisight")), "doctor", "--store", str(db)]
     report = subprocess.run([*doctor, "--json"], capture_output=True, text=True, timeout=60, check=True)
