@@ -23,23 +23,18 @@ from typing import Any, Final
 
 import orjson
 
+from clisight._values import safe_value
 from clisight.types import LOG, SEVERITY_NUMBERS, Record, Resource, severity_name
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _OPTIONS: Final = orjson.OPT_NON_STR_KEYS
 _OPTIONAL_KEYS: Final = ("trace_id", "span_id", "parent_span_id", "end_ns", "value")
-# Bounds for the fallback cleaner: orjson refuses nesting past 254, and a shared-reference graph
-# could otherwise expand exponentially.
-_MAX_DEPTH: Final = 64
-_MAX_NODES: Final = 10_000
-_INT_MIN: Final = -(2**63)
-_INT_MAX: Final = 2**64 - 1
 
 
 # The text of the last whole second formatted: records come in bursts within one second, and the
 # datetime arithmetic costs more than the rest of the serialisation.
 # One (seconds, text) tuple, replaced whole, so concurrent writer threads never see a torn pair.
-_last_second: list[tuple[int, str]] = [(-(10**30), "")]
+_last_second: list[tuple[int | None, str]] = [(None, "")]
 
 
 def _timestamp(time_ns: int) -> str | None:
@@ -103,36 +98,7 @@ def record_to_json(record: Record) -> bytes:
     try:
         return orjson.dumps(d, default=str, option=_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return orjson.dumps(_clean(d, 0, [_MAX_NODES]), option=_OPTIONS)
-
-
-def _clean_str(s: str) -> str:
-    # Lone surrogates become their escape text rather than failing UTF-8 encoding.
-    return s.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _to_text(value: object) -> str:
-    try:
-        return _clean_str(str(value))
-    except Exception:  # a user's __str__ may raise anything; the line must still be written
-        return f"<unprintable {type(value).__name__}>"
-
-
-def _clean(value: Any, depth: int, budget: list[int]) -> Any:
-    budget[0] -= 1
-    if value is None or isinstance(value, bool | float):
-        return value
-    if isinstance(value, str):
-        return _clean_str(value)
-    if isinstance(value, int):
-        return int(value) if _INT_MIN <= value <= _INT_MAX else str(value)
-    if depth >= _MAX_DEPTH or budget[0] <= 0:
-        return _to_text(value)
-    if isinstance(value, Mapping):
-        return {_to_text(k): _clean(v, depth + 1, budget) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v, depth + 1, budget) for v in value]
-    return _to_text(value)
+        return orjson.dumps(safe_value(d), option=_OPTIONS)
 
 
 @functools.lru_cache(maxsize=256)
