@@ -225,13 +225,7 @@ class Channel:
             if batch is None or self.spool is None:
                 return 0
             self.inflight, self.abandoned_key = None, key
-        if self.spool.append(batch, key):
-            with self.lock:
-                self.spooled += len(batch)
-            return len(batch)
-        with self.lock:
-            self.dropped_error += len(batch)
-        return 0
+        return self._spool_or_drop(batch, key)
 
     def _recover(self, batch: Sequence[Record], exc: Exception, key: str) -> None:
         """A refused batch: isolate bad values (each costs only its own record), spool at exit, or drop."""
@@ -297,15 +291,17 @@ class Channel:
             rest = list(self.queue)
             self.queue.clear()
             self.popped += len(rest)
-        if not rest:
-            return 0
-        if self.spool is not None and self.spool.append(rest):
-            with self.lock:
-                self.spooled += len(rest)
-            return len(rest)
+        return self._spool_or_drop(rest) if rest else 0
+
+    def _spool_or_drop(self, records: Sequence[Record], key: str | None = None) -> int:
+        """Append ``records`` to the spool and count them spooled (or dropped, if the disk refused)."""
+        spooled = self.spool is not None and self.spool.append(records, key)
         with self.lock:
-            self.dropped_error += len(rest)
-        return 0
+            if spooled:
+                self.spooled += len(records)
+            else:
+                self.dropped_error += len(records)
+        return len(records) if spooled else 0
 
 
 class Pipeline:
