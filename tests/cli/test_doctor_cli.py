@@ -107,3 +107,26 @@ def test_doctor_reports_what_recent_runs_dropped(tmp_path: Path) -> None:
     assert runs["emitted"] == first["emitted"] + second["emitted"]
     text = " ".join(invoke("doctor", "--store", str(db)).stdout.split())  # undo the table's wrapping
     assert f"{runs['dropped']:,} dropped (2 runs)" in text
+
+
+def test_doctor_shows_spooled_records_and_repair_imports_them_once(tmp_path: Path) -> None:
+    from clisight.pipeline.spool import Spool, spool_dir_for
+    from clisight.store.sqlite import SqliteStore
+    from clisight.types import LOG, Record, Resource
+
+    db = tmp_path / "s.db"
+    SqliteStore(db).write_batch([Record(LOG, 1, "c", "before", 9, {}, Resource("t"))])
+    spool = Spool(spool_dir_for(db))  # what a run left at its exit deadline
+    spool.append([Record(LOG, i, "c", "spooled", 9, {"i": i}, Resource("t")) for i in range(40)])
+    spool.close()
+    facts = invoke_json("doctor", "--store", str(db))["store"]
+    assert facts["spool"]["records"] == 40 and facts["spool"]["files"] == 1
+    assert "doctor --repair" in invoke("doctor", "--store", str(db)).stdout
+    repaired = invoke("doctor", "--store", str(db), "--repair")
+    assert repaired.exit_code == 0 and "imported 40 spooled records from 1 file" in repaired.stdout
+    again = invoke_json("doctor", "--store", str(db), "--repair")
+    assert again["repaired"] == {"files": 0, "records": 0, "torn_lines": 0}
+    assert again["store"]["spool"]["records"] == 0
+    assert again["store"]["recent_runs"]["spooled_imported"] == 40
+    report = invoke_json("report", "--store", str(db))
+    assert report["total_logs"] == 41

@@ -115,7 +115,8 @@ def _spool_text(store: dict[str, Any]) -> Text:
     imported = f"{runs['spooled_imported']:,} spooled records imported in the last {runs['since']}"
     if spool["records"]:
         return Text(
-            f"{spool['records']:,} records in {spool['files']} files waiting in {clean(spool['dir'])} "
+            f"{spool['records']:,} records in {spool['files']} file{'' if spool['files'] == 1 else 's'} "
+            f"waiting in {clean(spool['dir'])} "
             f"(the next writer imports them; or run: clisight doctor --repair); {imported}",
             style="yellow",
         )
@@ -282,7 +283,8 @@ def doctor(store: str | None, as_json: bool, repair: bool) -> None:
     if repaired is not None and not as_json:
         console().print(
             Text(
-                f"imported {repaired['records']:,} spooled records from {repaired['files']} files"
+                f"imported {repaired['records']:,} spooled records from {repaired['files']} "
+                + ("file" if repaired["files"] == 1 else "files")
                 + (f" ({repaired['torn_lines']} torn lines skipped)" if repaired["torn_lines"] else ""),
                 style="green",
             )
