@@ -85,7 +85,7 @@ _NUL = b"\\u0000"
 # SQLite 3.40 parses a row's JSON again for every ``value->>N`` of ``json_each``, which made reading
 # the rows out of one JSON blob cost ~25 % more than binding them; bound text also keeps a NUL whole.
 # Each statement takes up to _CHUNK rows; a shorter part is padded with NULL rows up to the next of
-# 11 fixed sizes (its ``LIMIT`` stops before the padding), so a handful of prepared statements serve
+# 10 fixed sizes (its ``LIMIT`` stops before the padding), so a handful of prepared statements serve
 # every batch size from the connection's statement cache, and a batch of up to _CHUNK rows is one call.
 # Parameters are plain ``?`` (SQLite numbers them as it reads; numbered ``?NNN`` made a 2,048-row
 # statement take over a second to prepare): ?1 the resource id, then each row's fields in record
