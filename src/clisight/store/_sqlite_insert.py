@@ -5,8 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Sequence
-from itertools import chain, compress, repeat
-from operator import add, eq, itemgetter, not_
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -81,39 +80,27 @@ def _rows_json(rows: list[tuple[Any, ...]], json_cols: tuple[int, ...]) -> bytes
 # a false positive, which only sends the batch down the slower exact path).
 _NUL = b"\\u0000"
 
-# The fast path: logs and events of one resource, as multi-row ``VALUES`` with bound parameters.
-# SQLite 3.40 parses a row's JSON again for every ``value->>N`` of ``json_each``, which made reading
-# the rows out of one JSON blob cost ~25 % more than binding them; bound text also keeps a NUL whole.
-# Each statement takes up to _CHUNK rows; a shorter part is padded with NULL rows up to the next of
-# 10 fixed sizes (its ``LIMIT`` stops before the padding), so a handful of prepared statements serve
-# every batch size from the connection's statement cache, and a batch of up to _CHUNK rows is one call.
-# Parameters are plain ``?`` (SQLite numbers them as it reads; numbered ``?NNN`` made a 2,048-row
-# statement take over a second to prepare): ?1 the resource id, then each row's fields in record
-# order and its attributes as JSON text, then the row count for the ``LIMIT``.
-_CHUNK = 2048
-_STEP = 256  # sizes: 64, 128, 256, then multiples of 256 up to _CHUNK (a padded row costs a real one)
-_SMALLEST = 64
-_LOG_FIELDS = itemgetter(1, 4, 2, 3, 8, 9, 7)  # time_ns, severity, name, body, trace, span, session
-_EVENT_FIELDS = itemgetter(1, 2, 8, 9, 7)  # time_ns, name, trace, span, session
-_KIND, _TIME, _SEVERITY, _ATTRIBUTES, _RESOURCE, _SESSION = (itemgetter(i) for i in (0, 1, 4, 5, 6, 7))
+# The fast path: logs and events of one resource, straight from the batch's JSON, no Python per row.
+# Row layout of the JSON (record fields 0-5 and 7-9): kind, time_ns, name, body, severity,
+# attributes, session_id, trace_id, span_id.
+_ROW = itemgetter(0, 1, 2, 3, 4, 5, 7, 8, 9)
+_KIND, _TIME, _SEVERITY, _RESOURCE, _SESSION = (itemgetter(i) for i in (0, 1, 4, 6, 7))
 _SEVERITY_TEXT = (
-    "CASE {s} WHEN 9 THEN 'INFO' WHEN 5 THEN 'DEBUG' WHEN 13 THEN 'WARNING' WHEN 17 THEN 'ERROR'"
+    "CASE value->>4 WHEN 9 THEN 'INFO' WHEN 5 THEN 'DEBUG' WHEN 13 THEN 'WARNING' WHEN 17 THEN 'ERROR'"
     " WHEN 11 THEN 'PERFORMANCE' WHEN 21 THEN 'CRITICAL' ELSE"
-    " CASE WHEN {s} >= 21 THEN 'CRITICAL' WHEN {s} >= 17 THEN 'ERROR'"
-    " WHEN {s} >= 13 THEN 'WARNING' WHEN {s} >= 11 THEN 'PERFORMANCE'"
-    " WHEN {s} >= 9 THEN 'INFO' WHEN {s} >= 5 THEN 'DEBUG' ELSE 'TRACE' END END"
-).format(s="column2")
-# (INSERT ... SELECT over the VALUES rows' columnN and ?1, fields a row before its attributes)
+    " CASE WHEN value->>4 >= 21 THEN 'CRITICAL' WHEN value->>4 >= 17 THEN 'ERROR'"
+    " WHEN value->>4 >= 13 THEN 'WARNING' WHEN value->>4 >= 11 THEN 'PERFORMANCE'"
+    " WHEN value->>4 >= 9 THEN 'INFO' WHEN value->>4 >= 5 THEN 'DEBUG' ELSE 'TRACE' END END"
+)
 _FAST_LOGS = (
     "INSERT INTO logs (time_ns, severity, severity_text, component, message, attributes, trace_id, span_id,"
-    f" session_id, resource_id) SELECT column1, column2, {_SEVERITY_TEXT}, column3, column4, column8,"
-    " column5, column6, column7, ?1",
-    7,
+    f" session_id, resource_id) SELECT value->>1, value->>4, {_SEVERITY_TEXT}, value->>2, value->>3,"
+    " value->>5, value->>7, value->>8, value->>6, ?1 FROM json_each(?2) WHERE value->>0 = 'log'"
 )
 _FAST_EVENTS = (
     "INSERT INTO events (time_ns, name, attributes, trace_id, span_id, session_id, resource_id)"
-    " SELECT column1, column2, column6, column3, column4, column5, ?1",
-    5,
+    " SELECT value->>1, value->>2, value->>5, value->>7, value->>8, value->>6, ?1 FROM json_each(?2)"
+    " WHERE value->>0 = 'event'"
 )
 _COUNTS = (
     "INSERT INTO sessions (id, service, resource_id, start_ns, log_count, error_count, event_count)"
@@ -124,42 +111,6 @@ _COUNTS = (
     " start_ns = COALESCE(sessions.start_ns, excluded.start_ns)"
 )
 _FAST_KINDS = frozenset({"log", "event"})
-# The most parameters a statement of the fast path binds (logs: 7 fields and the attributes a row).
-_FAST_VARIABLES = 2 + 8 * _CHUNK
-_VARIABLE_LIMIT = sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER
-_statements: dict[tuple[str, int], str] = {}
-
-
-def _values_statement(head: tuple[str, int], rows: int) -> str:
-    """``head`` over ``rows`` VALUES rows (built once per size, then reused)."""
-    sql = _statements.get((head[0], rows))
-    if sql is None:
-        row = "({})".format(", ".join("?" * (head[1] + 1)))
-        sql = _statements[(head[0], rows)] = f"{head[0]} FROM (VALUES {', '.join([row] * rows)}) LIMIT ?"
-    return sql
-
-
-def _insert_values(
-    conn: sqlite3.Connection,
-    head: tuple[str, int],
-    fields: Callable[[Record], tuple[Any, ...]],
-    rid: int,
-    records: Sequence[Record],
-    attributes: list[str],
-) -> None:
-    """One statement per _CHUNK records, its flat parameter list built by C-level passes."""
-    width = head[1] + 1
-    for start in range(0, len(records), _CHUNK):
-        part = records[start : start + _CHUNK]
-        n = len(part)
-        size = max(_SMALLEST, 1 << (n - 1).bit_length()) if n <= _STEP else -(-n // _STEP) * _STEP
-        params: list[Any] = [rid]
-        # Each row: the record's fields, then its attributes (zip makes the 1-tuples to append).
-        params += chain.from_iterable(map(add, map(fields, part), zip(attributes[start : start + n])))
-        if size > n:
-            params += repeat(None, width * (size - n))
-        params.append(n)
-        conn.execute(_values_statement(head, size), params)
 
 
 def insert_records(
@@ -167,13 +118,12 @@ def insert_records(
 ) -> None:
     """Insert one batch, each kind into its table, inside the caller's transaction.
 
-    Logs and events (nearly every record) of a batch from one resource take the fast path: one
-    multi-row ``VALUES`` statement per table per 2,048 records, its parameters taken straight from
-    the records and the attributes serialised by orjson (so one GIL release per statement, not per
-    row), with only a light per-record pass in Python for the session counts.  Everything else, and
-    batches that mix resources, take the general path.
+    Logs and events (nearly every record) of a batch from one resource take the fast path: the batch
+    is serialised once by orjson and SQLite reads the rows from that JSON, one statement per table
+    (so one GIL release per table, not per row), with only a light per-record pass in Python for
+    the session counts.  Everything else, and batches that mix resources, take the general path.
     """
-    if _insert_fast(conn, records, resource_id):
+    if _BULK and _insert_fast(conn, records, resource_id):
         return
     _insert_general(conn, records, resource_id)
 
@@ -189,28 +139,19 @@ def _insert_fast(
     kinds = Counter(map(_KIND, records))
     if not kinds.keys() <= _FAST_KINDS or len(set(map(id, map(_RESOURCE, records)))) != 1:
         return False
-    if conn.getlimit(_VARIABLE_LIMIT) < _FAST_VARIABLES:
-        return False  # a library built with fewer variables a statement than SQLite's default 32766
     try:
-        # The attributes as JSON text, as to_json writes them (one C-level pass).
-        dumped = map(orjson.dumps, map(_ATTRIBUTES, records), repeat(str), repeat(_JSON_OPTIONS))
-        attributes = list(map(bytes.decode, dumped))
+        blob = orjson.dumps(list(map(_ROW, records)), default=str, option=_JSON_OPTIONS)
     except (TypeError, ValueError):
         return False  # an attribute orjson refuses: the general path has per-value fallbacks
+    if _NUL in blob:
+        return False  # SQLite's ->> would cut a text at its NUL; the general path binds it whole
     first = records[0].resource
     rid = resource_id(first)
     n_events = kinds["event"]
-    if not n_events:
-        _insert_values(conn, _FAST_LOGS, _LOG_FIELDS, rid, records, attributes)
-    elif n_events == len(records):
-        _insert_values(conn, _FAST_EVENTS, _EVENT_FIELDS, rid, records, attributes)
-    else:
-        is_log = list(map(eq, map(_KIND, records), repeat("log")))
-        is_event = list(map(not_, is_log))
-        logs = list(compress(records, is_log))
-        _insert_values(conn, _FAST_LOGS, _LOG_FIELDS, rid, logs, list(compress(attributes, is_log)))
-        events = list(compress(records, is_event))
-        _insert_values(conn, _FAST_EVENTS, _EVENT_FIELDS, rid, events, list(compress(attributes, is_event)))
+    if n_events < len(records):
+        conn.execute(_FAST_LOGS, (rid, blob))
+    if n_events:
+        conn.execute(_FAST_EVENTS, (rid, blob))
     sessions = set(map(_SESSION, records))
     if len(sessions) == 1:
         # One session (the usual batch): its counts are whole-batch counts.
