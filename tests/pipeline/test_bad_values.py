@@ -85,7 +85,7 @@ def test_a_batch_the_sink_refuses_for_one_record_keeps_the_others() -> None:
     """Any sink, not only SQLite: the writer halves the batch until it finds what is refused."""
 
     class Picky(MemorySink):
-        def write(self, batch: Any, deadline: Any = None) -> None:
+        def write(self, batch: Any, deadline: Any = None, key: str = "") -> None:
             if any(r.body == "poison" for r in batch):
                 raise ValueError("poison")
             super().write(batch, deadline)

@@ -158,3 +158,37 @@ def test_what_a_sink_logs_through_a_root_logging_handler_never_loops_back() -> N
         assert sink.batches <= 3
     finally:
         root.removeHandler(handler)
+
+
+def test_a_sink_written_for_the_earlier_protocol_keeps_working() -> None:
+    """write(batch) and close() without deadlines, no open, flush or spool_dir: every record stored,
+    no error per batch."""
+
+    class OldSink:
+        name = "old"
+
+        def __init__(self) -> None:
+            self.records: list[Record] = []
+            self.closed = False
+
+        def write(self, batch: list[Record]) -> None:
+            self.records.extend(batch)
+
+        def close(self) -> None:
+            self.closed = True
+
+        def after_fork(self) -> None:
+            pass
+
+    class DeadlineOnlySink(OldSink):
+        def write(self, batch: list[Record], deadline: object = None) -> None:  # type: ignore[override]
+            self.records.extend(batch)
+
+    sinks = [OldSink(), DeadlineOnlySink()]
+    pipe = Pipeline(sinks, batch_size=100, flush_interval=0.01)  # type: ignore[list-item]
+    for i in range(1000):
+        pipe.emit(rec(i))
+    assert pipe.shutdown(5.0)
+    for sink, stats in zip(sinks, pipe.stats(), strict=True):
+        assert len(sink.records) == 1000 and sink.closed
+        assert (stats.stored, stats.errors, stats.dropped) == (1000, 0, 0)

@@ -24,7 +24,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from clisight._fork import PIPELINES, register_fork_steps, warming_up
@@ -58,6 +58,26 @@ class SinkStats(NamedTuple):
         return self._asdict()
 
 
+def _positional_arity(fn: Any) -> int | None:
+    """How many positional arguments ``fn`` takes (``self`` excluded), or None when it takes any."""
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    if code is None or code.co_flags & 0x04:  # not Python code, or *args
+        return None
+    return int(code.co_argcount) - (1 if hasattr(fn, "__self__") else 0)
+
+
+def _write_call(sink: Sink) -> Callable[[Sequence[Record], Deadline, str], None]:
+    """``sink.write`` called with what it accepts: a sink written for the earlier protocol
+    (``write(batch)`` or ``write(batch, deadline)``) keeps working, without a failed call per batch."""
+    write = sink.write
+    arity = _positional_arity(write)
+    if arity is None or arity >= 3:
+        return write
+    if arity == 2:
+        return lambda batch, deadline, key: write(batch, deadline)
+    return lambda batch, deadline, key: write(batch)
+
+
 def _is_sink_down(exc: BaseException) -> bool:
     """True when a sink's failure is its destination's (disk, lock, network), not the batch's data."""
     return isinstance(exc, OSError | StoreError)
@@ -71,6 +91,7 @@ class Channel:
         self.queue_size = queue_size
         self.batch_size = batch_size
         self.flush_interval = flush_interval
+        self.write = _write_call(sink)
         spool_dir = getattr(sink, "spool_dir", None)
         self.spool = Spool(spool_dir) if spool_dir is not None else None
         self._reset()
@@ -154,7 +175,9 @@ class Channel:
             if self.spool is not None:
                 with warming_up():  # this thread's only imports (the sink's are in its open)
                     _spool.warm_up()
-            self.sink.open(self.deadline)
+            open_sink = getattr(self.sink, "open", None)  # optional for sinks of the earlier protocol
+            if open_sink is not None:
+                open_sink(self.deadline)
         except Exception as exc:  # the sink's failure: counted; its writes will say more
             with self.lock:
                 self.errors += 1
@@ -199,7 +222,7 @@ class Channel:
 
     def _write(self, batch: Sequence[Record], key: str) -> None:
         try:
-            self.sink.write(batch, self.deadline, key)
+            self.write(batch, self.deadline, key)
         except Exception as exc:
             self._recover(batch, exc, key)
         else:
@@ -246,7 +269,7 @@ class Channel:
         while pending:
             part = pending.pop()
             try:
-                self.sink.write(part, self.deadline)
+                self.write(part, self.deadline, "")
             except Exception as again:
                 if _is_sink_down(again):
                     self._lose(part + [r for p in pending for r in p])
@@ -422,7 +445,7 @@ class Pipeline:
                     ch.abandon_inflight()  # still in the sink: a keyed copy goes to the spool
             if ch.thread is None or not ch.thread.is_alive():
                 with guard():
-                    ch.sink.close(Deadline(deadline))
+                    _close(ch.sink, Deadline(deadline))
                 if ch.spool is not None:
                     ch.spool.close()
         return ok and all(ch.spooled == 0 and not ch.queue for ch in self.channels)
@@ -439,6 +462,13 @@ class Pipeline:
                 record_internal_error(exc)
             if not self.closed:
                 ch.start()
+
+
+def _close(sink: Sink, deadline: Deadline) -> None:
+    if _positional_arity(sink.close) == 0:
+        sink.close()  # the earlier protocol's close()
+    else:
+        sink.close(deadline)
 
 
 _live: weakref.WeakSet[Pipeline] = weakref.WeakSet()
