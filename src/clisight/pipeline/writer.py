@@ -292,7 +292,7 @@ class Channel:
         """Records the sink did not take: spooled when the exit deadline stopped them, else dropped."""
         if spool and self.spool is not None and self._out_of_time():
             with self.lock:
-                if not self.spilled and self.abandoned_key != key:
+                if not self.spilled and (not key or self.abandoned_key != key):
                     # Back to the front of the queue: the exiting thread spools it with the rest,
                     # in one fsync'd append.
                     self.queue.extendleft(reversed(batch))
