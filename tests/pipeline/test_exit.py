@@ -379,3 +379,16 @@ def test_a_sink_stuck_past_the_deadline_has_its_batch_spooled_and_counted_once(t
     sink.import_spool()
     sink.close()
     assert count_rows(db, "logs", "message = 'stuck'") == 100
+
+
+def test_a_spool_line_that_is_json_but_not_a_record_is_skipped(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    directory = spool_dir_for(db)
+    directory.mkdir()
+    (directory / "1-1-ab.jsonl").write_bytes(
+        b'[1, 2]\n"text"\n{"kind": "log", "time_ns": 1, "message": "ok"}\n'
+    )
+    store = SqliteStore(db)
+    done = import_spool(directory, partial(_write_once, store))
+    assert (done.records, done.torn_lines) == (1, 2)
+    store.close()

@@ -214,8 +214,8 @@ def import_spool(
                             keyed = (str(item[BATCH_KEY]), int(item["records"]))
                             continue
                         chunk.append(dict_to_record(item))
-                    except (ValueError, TypeError, KeyError):
-                        torn += 1  # a line cut by a crash mid-append: the others are whole
+                    except Exception:  # a line cut by a crash mid-append, or not ours: skip it
+                        torn += 1
                         continue
                     if keyed is not None and len(chunk) >= keyed[1]:
                         records += _store(write, chunk, keyed, base, index)
