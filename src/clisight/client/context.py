@@ -41,10 +41,6 @@ def new_session_id() -> str:
     return os.urandom(16).hex()
 
 
-def new_span_id() -> str:
-    return os.urandom(8).hex()
-
-
 def hash_user(user: object) -> str | None:
     """A pseudonym for a user: reports can count distinct users without storing who they are.
 

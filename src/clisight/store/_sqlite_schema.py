@@ -11,6 +11,7 @@ from typing import Final, TypeVar
 
 from clisight.exceptions import SchemaError, StoreError
 from clisight.store.schema import LATEST_VERSION, MIGRATIONS, VERSION_TABLE
+from clisight.types import Deadline
 
 T = TypeVar("T")
 
@@ -33,14 +34,20 @@ def apply_pragmas(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
 
 
-def retry_busy(action: Callable[[], T]) -> T:
-    # Switching a brand-new file to WAL can report "locked" without consulting the busy handler.
-    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+def retry_busy(action: Callable[[], T], deadline: Deadline | None = None) -> T:
+    """``action`` again while SQLite says the database is locked, for ``BUSY_TIMEOUT_MS`` at most, or
+    until ``deadline`` when that comes first (read at every try: it may be brought forward meanwhile).
+
+    Switching a brand-new file to WAL can report "locked" without consulting the busy handler, and
+    a writer with a deadline waits in short polls of its own (see ``sqlite._begin_immediate``).
+    """
+    give_up = time.monotonic() + BUSY_TIMEOUT_MS / 1000
     while True:
         try:
             return action()
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
+            now = time.monotonic()
+            if "locked" not in str(exc) or now > give_up or (deadline is not None and now >= deadline.at):
                 raise
             time.sleep(0.01)
 

@@ -29,6 +29,7 @@ from clisight.store._sqlite_schema import (
     connect_read_only,
     migrate_connection,
     read_schema_version,
+    retry_busy,
 )
 from clisight.store.base import (
     EXPORT_KINDS,
@@ -653,16 +654,9 @@ def _begin_immediate(conn: sqlite3.Connection, deadline: Deadline | None) -> Non
     if deadline is None:
         conn.execute("BEGIN IMMEDIATE")  # SQLite's busy handler waits up to BUSY_TIMEOUT_MS
         return
-    give_up = time.monotonic() + BUSY_TIMEOUT_MS / 1000
     conn.execute(f"PRAGMA busy_timeout = {_POLL_MS}")
     try:
-        while True:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() >= min(give_up, deadline.at):
-                    raise
+        retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"), deadline)
     finally:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
