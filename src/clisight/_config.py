@@ -207,6 +207,27 @@ PARAMS: tuple[Param, ...] = (
         "Delete records older than this (clisight vacuum, and automatically at most daily).",
     ),
     Param(
+        "rollup_minute_days",
+        _non_negative_float,
+        90.0,
+        "days >= 0 (0 keeps forever)",
+        "Keep per-minute rollups (counts, sums, percentiles) this long; longer than raw records.",
+    ),
+    Param(
+        "rollup_hour_days",
+        _non_negative_float,
+        400.0,
+        "days >= 0 (0 keeps forever)",
+        "Keep per-hour rollups this long.",
+    ),
+    Param(
+        "rollup_day_days",
+        _non_negative_float,
+        730.0,
+        "days >= 0 (0 keeps forever)",
+        "Keep per-day rollups this long (reports over old ranges read them).",
+    ),
+    Param(
         "retention_max_mb",
         _non_negative_float,
         500.0,

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from clisight.store import SqliteStore
-from clisight.store.schema import MIGRATIONS
+from clisight.store import Selection, SqliteStore
+from clisight.store.schema import LATEST_VERSION, MIGRATIONS
 from clisight.types import ERROR_LEVEL, INFO, Record, Resource
 from tests.cli.clirun import CLISIGHT, TIMEOUT, invoke
 
@@ -146,7 +146,10 @@ def test_readers_leave_the_store_file_of_a_writable_store_byte_for_byte_unchange
     assert extra <= {"x.db-wal", "x.db-shm"} and Path(f"{db}-wal").stat().st_size == 0
 
 
-def test_readers_read_a_store_written_by_an_older_clisight_without_upgrading_it(tmp_path: Path) -> None:
+def test_readers_of_a_store_an_older_clisight_wrote_say_how_to_upgrade_it_and_change_nothing(
+    tmp_path: Path,
+) -> None:
+    """Schema 5 moved every table to a new layout, which only a writer can do: readers say so."""
     db = tmp_path / "old.db"
     with sqlite3.connect(db, isolation_level=None) as conn:
         conn.execute("PRAGMA journal_mode = WAL")
@@ -164,12 +167,23 @@ def test_readers_read_a_store_written_by_an_older_clisight_without_upgrading_it(
         )
     conn.close()
     before = db.read_bytes()
-    report = json.loads(invoke("report", "--store", str(db), "--json").stdout)
-    assert report["total_logs"] == 1 and report["errors"]["groups"] == []  # errors came in version 3
-    doctor = json.loads(invoke("doctor", "--store", str(db), "--json").stdout)["store"]
-    assert doctor["schema_version"] == 2 and doctor["row_counts"]["errors"] == 0
-    assert len(invoke("export", "--store", str(db)).stdout.splitlines()) == 1
+    for command in ("report", "tail", "export"):
+        result = invoke(command, "--store", str(db))
+        assert result.exit_code == 1, command
+        assert "schema version 2" in result.stderr and "upgraded" in result.stderr, result.stderr
+        assert "Traceback" not in result.output
     assert db.read_bytes() == before
+    # A writer upgrades it, keeping the old rows.
+    store = SqliteStore(db)
+    assert store.migrate() == LATEST_VERSION
+    [row] = store.rows("log", Selection()).rows
+    assert (row["component"], row["message"], row["severity_text"], row["service"]) == (
+        "old",
+        "kept",
+        "ERROR",
+        "old",
+    )
+    store.close()
 
 
 @pytest.mark.parametrize("args", READERS[:3], ids=lambda a: a[0])

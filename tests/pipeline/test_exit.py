@@ -23,6 +23,7 @@ from clisight.pipeline import spool as spool_module
 from clisight.pipeline.spool import Spool, import_spool, pending, spool_dir_for
 from clisight.pipeline.store_sink import StoreSink
 from clisight.pipeline.writer import Pipeline
+from clisight.store.base import RetentionPolicy
 from clisight.store.sqlite import SqliteStore
 from clisight.testing import MemorySink
 from clisight.types import LOG, Deadline, Record, Resource
@@ -325,7 +326,7 @@ def test_retention_forgets_old_spool_markers_with_their_records(tmp_path: Path) 
     with sqlite3.connect(tmp_path / "s.db") as conn:
         conn.execute("UPDATE kv_state SET updated_ns = 1 WHERE key = 'spool:old:0'")
     store.write_batch([rec(time.time_ns(), "spooled")], once_key="spool:new:0")
-    store.apply_retention(max_age_days=1, max_bytes=0)
+    store.apply_retention(RetentionPolicy(raw_days=1))
     assert [key for key, _ in store.state_items("spool:")] == ["spool:new:0"]
     store.close()
 

@@ -70,7 +70,10 @@ def test_eight_processes_writing_one_file_lose_nothing(tmp_path: Path) -> None:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
     for k in range(8):
-        assert count_rows(db, "events", "name = ?", (f"load.{k}",)) == 50_000
+        assert (
+            count_rows(db, "events", "name_id = (SELECT id FROM names WHERE value = ?)", (f"load.{k}",))
+            == 50_000
+        )
     assert integrity_ok(db)
 
 
@@ -215,7 +218,7 @@ def test_fork_in_a_loop_does_not_deadlock_and_children_are_stored(tmp_path: Path
     """,
         timeout=120,
     )
-    assert count_rows(db, "logs", "component = 'child'") == 250
+    assert count_rows(db, "logs", "component_id = (SELECT id FROM names WHERE value = 'child')") == 250
     assert integrity_ok(db)
 
 
@@ -237,7 +240,7 @@ def test_multiprocessing_children_flush_at_their_exit(tmp_path: Path) -> None:
     """,
         timeout=120,
     )
-    assert count_rows(db, "logs", "component = 'worker'") == 400
+    assert count_rows(db, "logs", "component_id = (SELECT id FROM names WHERE value = 'worker')") == 400
 
 
 def test_child_pid_is_recorded_on_its_records(tmp_path: Path) -> None:
@@ -256,7 +259,8 @@ def test_child_pid_is_recorded_on_its_records(tmp_path: Path) -> None:
         pids = {
             row[0]
             for row in conn.execute(
-                "SELECT r.pid FROM logs l JOIN resources r ON r.id = l.resource_id WHERE l.component='child'"
+                "SELECT r.pid FROM logs l JOIN resources r ON r.id = l.resource_id"
+                " JOIN names n ON n.id = l.component_id WHERE n.value = 'child'"
             )
         }
     assert pids == {child}

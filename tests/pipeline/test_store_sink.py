@@ -38,8 +38,10 @@ def test_records_past_retention_are_deleted_automatically(tmp_path: Path) -> Non
     sink = client.pipeline.channels[0].sink
     assert isinstance(sink, StoreSink) and sink.retention_thread is not None
     sink.retention_thread.join(30)  # the pass runs beside the writer, never in its way
-    assert count_rows(db, "logs", "component = 'old'") == 1  # the 40-day-old one went, yesterday's stayed
-    assert count_rows(db, "logs", "component = 'new'") == 1
+    assert (
+        count_rows(db, "logs", "component_id = (SELECT id FROM names WHERE value = 'old')") == 1
+    )  # the 40-day-old one went, yesterday's stayed
+    assert count_rows(db, "logs", "component_id = (SELECT id FROM names WHERE value = 'new')") == 1
     assert count_rows(db, "kv_state", "key = ?", (RETENTION_STATE_KEY,)) == 1
 
 

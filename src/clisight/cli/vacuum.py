@@ -9,6 +9,7 @@ import click
 from clisight import _config
 from clisight.cli._common import console, echo_json, json_option, open_store, store_option
 from clisight.cli._text import clean, size
+from clisight.query import RetentionPolicy
 
 EPILOG = """\b
 Examples:
@@ -46,8 +47,15 @@ def vacuum(max_age_days: float | None, max_mb: float | None, store: str | None, 
     config = _config.resolve()
     days = config["retention_days"] if max_age_days is None else max_age_days
     megabytes = config["retention_max_mb"] if max_mb is None else max_mb
+    policy = RetentionPolicy(
+        raw_days=days,
+        minute_days=config["rollup_minute_days"],
+        hour_days=config["rollup_hour_days"],
+        day_days=config["rollup_day_days"],
+        max_bytes=int(megabytes * 1024 * 1024),
+    )
     with open_store(store).query as query:
-        result = query.vacuum(days, int(megabytes * 1024 * 1024))
+        result = query.vacuum(policy)
         url = query.url
     if as_json:
         echo_json(
@@ -66,4 +74,7 @@ def vacuum(max_age_days: float | None, max_mb: float | None, store: str | None, 
     deleted = ", ".join(f"{table} {n:,}" for table, n in result.deleted.items() if n) or "nothing"
     out.print(f"Retention ({limits}) on {clean(url)}", markup=False)
     out.print(f"Deleted: {deleted} ({result.total_deleted:,} records)", markup=False)
-    out.print(f"Size: {size(result.bytes_before)} -> {size(result.bytes_after)}", markup=False)
+    out.print(
+        f"Size: {size(result.bytes_before)} -> {size(result.bytes_after)} in {result.seconds:.1f} s",
+        markup=False,
+    )

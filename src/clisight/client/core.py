@@ -86,6 +86,11 @@ class Client:
             retention = {
                 "retention_days": self.config["retention_days"],
                 "retention_max_mb": self.config["retention_max_mb"],
+                "rollup_days": (
+                    self.config["rollup_minute_days"],
+                    self.config["rollup_hour_days"],
+                    self.config["rollup_day_days"],
+                ),
             }
             try:
                 sinks.append(StoreSink(self.store_url, **retention))

@@ -41,12 +41,18 @@ class StoreSink:
     """
 
     def __init__(
-        self, url: str, name: str = "store", retention_days: float = 0.0, retention_max_mb: float = 0.0
+        self,
+        url: str,
+        name: str = "store",
+        retention_days: float = 0.0,
+        retention_max_mb: float = 0.0,
+        rollup_days: tuple[float, float, float] = (90.0, 400.0, 730.0),
     ) -> None:
         self.url = url
         self.name = name
         self.retention_days = retention_days
         self.retention_bytes = int(retention_max_mb * 1024 * 1024)
+        self.rollup_days = rollup_days  # minute, hour and day rollups
         # Check the URL now: an unknown scheme is an error the caller can see (UnsupportedStoreURL),
         # not a silent dropped batch.  The store itself is made in the writer's warm-up.
         path = store_path(url)
@@ -112,7 +118,10 @@ class StoreSink:
             return False
         # Claim the run first, so other processes starting now skip it.
         store.save_state(RETENTION_STATE_KEY, now_ns)
-        store.apply_retention(self.retention_days, self.retention_bytes)
+        from clisight.store.base import RetentionPolicy
+
+        minute, hour, day = self.rollup_days
+        store.apply_retention(RetentionPolicy(self.retention_days, minute, hour, day, self.retention_bytes))
         return True
 
     def import_spool(self, deadline: Deadline | None = None) -> SpoolImport:

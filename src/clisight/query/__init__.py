@@ -9,24 +9,21 @@ from __future__ import annotations
 from clisight.query.filters import Filter, parse_level, parse_time, to_ns
 from clisight.query.percentiles import percentile
 from clisight.query.results import (
-    ErrorSummary,
-    LevelCount,
-    OperationStats,
-    PipelineLosses,
-    Report,
-    UsageSummary,
-)
-from clisight.query.service import EXPORT_ORDER, Query
-from clisight.store.base import (
     Count,
     ErrorGroupCount,
     ErrorLogCount,
+    ErrorSummary,
+    LevelCount,
     LogLine,
     ModelUsage,
-    RetentionResult,
+    OperationStats,
+    PipelineLosses,
+    Report,
     SessionTotals,
-    StoreInfo,
+    UsageSummary,
 )
+from clisight.query.service import EXPORT_ORDER, Query
+from clisight.store.base import RetentionPolicy, RetentionResult, StoreInfo
 
 __all__ = [
     "EXPORT_ORDER",
@@ -42,6 +39,7 @@ __all__ = [
     "PipelineLosses",
     "Query",
     "Report",
+    "RetentionPolicy",
     "RetentionResult",
     "SessionTotals",
     "StoreInfo",

@@ -3,8 +3,81 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from clisight.store.base import Count, ErrorGroupCount, ErrorLogCount, ModelUsage, SessionTotals
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One stored log line.  ``id`` grows with every insert and is never reused (for live follow)."""
+
+    id: int
+    time_ns: int
+    severity: int
+    severity_text: str
+    component: str
+    message: str
+    attributes: dict[str, Any]
+    service: str
+    session_id: str | None
+    trace_id: str | None
+    span_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """A key (level, component, event name...) and how many records have it."""
+
+    key: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorGroupCount:
+    """An error group (one fingerprint): ``count`` occurrences within the filter; ``total_count``,
+    ``first_seen_ns`` and ``last_seen_ns`` over all time."""
+
+    fingerprint: str
+    type: str
+    title: str
+    status: str
+    count: int
+    total_count: int
+    first_seen_ns: int
+    last_seen_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorLogCount:
+    """ERROR/CRITICAL log lines with the same component and message, counted."""
+
+    component: str
+    message: str
+    severity: int
+    count: int
+    first_seen_ns: int
+    last_seen_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTotals:
+    """How many sessions a filter covers, from how many distinct (hashed) users, and how many failed."""
+
+    sessions: int
+    users: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUsage:
+    """Totals of ``llm.request`` events for one model.  Missing attributes count as zero."""
+
+    model: str
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cost_usd: float
+    duration_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +91,9 @@ class LevelCount:
 
 @dataclass(frozen=True, slots=True)
 class OperationStats:
-    """Durations (seconds) of one operation's PERFORMANCE logs; percentiles as in ``percentiles``."""
+    """Durations (seconds) of one operation: its spans and PERFORMANCE logs.  Percentiles come from
+    the store's quantile sketches (within 1 % of the exact value); ``failed`` counts spans with an
+    error status and PERFORMANCE logs with ``success=False``."""
 
     operation: str
     count: int
@@ -26,6 +101,8 @@ class OperationStats:
     p50: float
     p95: float
     max: float
+    p99: float = 0.0
+    failed: int = 0
 
 
 @dataclass(frozen=True, slots=True)

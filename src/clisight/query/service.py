@@ -1,4 +1,9 @@
-"""The query service: the one read path for the CLI, the server, the TUI and alerts."""
+"""The query service: the one read path for the CLI, the server, the TUI and alerts.
+
+Every report here is built from the store's two generic reads, ``rows`` and ``aggregate``; the
+store answers aggregates from its rollups whenever it can, so a report over a month reads a few
+hundred rollup cells, not the month's raw records.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +13,31 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
 
+from clisight._sketch import QuantileSketch
 from clisight.query.filters import Filter
-from clisight.query.percentiles import percentile
 from clisight.query.results import (
+    Count,
+    ErrorGroupCount,
+    ErrorLogCount,
     ErrorSummary,
     LevelCount,
+    LogLine,
+    ModelUsage,
     OperationStats,
     PipelineLosses,
     Report,
+    SessionTotals,
     UsageSummary,
 )
 from clisight.store import open_store
-from clisight.store.base import Count, LogLine, RetentionResult, Store, StoreInfo
-from clisight.types import severity_name
+from clisight.store.base import RetentionPolicy, RetentionResult, Selection, Store, StoreInfo
+from clisight.types import ERROR_LEVEL, severity_name
 
 EXPORT_ORDER: Final = ("session", "log", "event", "span", "error")
 DEFAULT_TAIL: Final = 20
+LLM_EVENT: Final = "llm.request"
 _NO_FILTER: Final = Filter()
+_PAGE: Final = 1000
 
 
 class Query:
@@ -75,7 +88,10 @@ class Query:
         For live follow, pass the largest ``id`` returned to :meth:`follow`.
         """
         count = n if n is not None else (flt.limit or DEFAULT_TAIL)
-        lines = self._reads.logs(flt.selection(), newest_first=True, limit=max(count, 0))
+        if count <= 0:
+            return []
+        page = self._reads.rows("log", flt.selection(), limit=count, newest_first=True)
+        lines = [_log_line(row) for row in page.rows]
         lines.reverse()
         return lines
 
@@ -84,57 +100,167 @@ class Query:
 
         Call again with the last id returned (or the same id if none) to keep following.
         """
-        return self._reads.logs(flt.selection(), after_id=after_id, limit=limit)
+        page = self._reads.rows("log", flt.selection(), cursor=str(after_id), limit=limit)
+        return [_log_line(row) for row in page.rows]
 
     # -- report -------------------------------------------------------------------------------
     def levels(self, flt: Filter = _NO_FILTER) -> list[LevelCount]:
         """Log counts per level, lowest level first; only levels that occur."""
         merged: dict[str, list[int]] = {}
-        for row in self._reads.count_logs(flt.selection(), by="severity"):
-            number = int(row.key)
+        for row in self._reads.aggregate("log", flt.selection(), ("severity",), ("count",)):
+            number = int(row["severity"])
             name = severity_name(number)
             entry = merged.setdefault(name, [number, 0])
             entry[0] = min(entry[0], number)
-            entry[1] += row.count
+            entry[1] += row["count"]
         return sorted(
-            (LevelCount(name, num, count) for name, (num, count) in merged.items()),
+            (LevelCount(name, num, count) for name, (num, count) in merged.items() if count),
             key=lambda lc: lc.severity,
         )
 
     def components(self, flt: Filter = _NO_FILTER, top: int | None = None) -> list[Count]:
         """Log counts per component, largest first (the ``top`` largest if given)."""
-        rows = self._reads.count_logs(flt.selection(), by="component")
+        found = self._reads.aggregate("log", flt.selection(), ("component",), ("count",))
+        rows = sorted(
+            (Count(str(r["component"]), r["count"]) for r in found if r["count"]),
+            key=lambda c: (-c.count, c.key),
+        )
         return rows if top is None else rows[:top]
 
     def errors(self, flt: Filter = _NO_FILTER, top: int = 10) -> ErrorSummary:
         """The ``top`` error groups and ``top`` ERROR/CRITICAL log messages, most frequent first."""
         sel = flt.selection()
-        return ErrorSummary(
-            tuple(self._reads.error_groups(sel, top)), tuple(self._reads.error_logs(sel, top))
+        return ErrorSummary(tuple(self._error_groups(sel, top)), tuple(self._error_logs(sel, top)))
+
+    def _error_groups(self, sel: Selection, top: int) -> list[ErrorGroupCount]:
+        error_sel = dataclasses.replace(sel, min_severity=None, component=None)
+        found = self._reads.aggregate("error", error_sel, ("fingerprint",), ("count", "min:time", "max:time"))
+        found = [r for r in found if r["count"]]
+        found.sort(key=lambda r: (-r["count"], -(r["max:time"] or 0)))
+        groups = []
+        for row in found[:top]:
+            page = self._reads.rows("error_group", Selection(name=row["fingerprint"]), limit=1)
+            if not page.rows:
+                continue  # the group was deleted by retention between the two reads
+            g = page.rows[0]
+            groups.append(
+                ErrorGroupCount(
+                    g["fingerprint"],
+                    g["type"],
+                    g["title"],
+                    g["status"],
+                    row["count"],
+                    g["count"],
+                    g["first_seen_ns"],
+                    g["last_seen_ns"],
+                )
+            )
+        return groups
+
+    def _error_logs(self, sel: Selection, top: int) -> list[ErrorLogCount]:
+        level = max(sel.min_severity or 0, ERROR_LEVEL)
+        found = self._reads.aggregate(
+            "log",
+            dataclasses.replace(sel, min_severity=level),
+            ("component", "message"),
+            ("count", "max:severity", "min:time", "max:time"),
         )
+        found = [r for r in found if r["count"]]
+        found.sort(key=lambda r: (-r["count"], -(r["max:time"] or 0)))
+        return [
+            ErrorLogCount(
+                r["component"], r["message"], int(r["max:severity"]), r["count"], r["min:time"], r["max:time"]
+            )
+            for r in found[:top]
+        ]
 
     def slow_operations(self, flt: Filter = _NO_FILTER, top: int = 10) -> list[OperationStats]:
-        """Operations timed by PERFORMANCE logs, slowest p95 first.
-
-        The operation is ``attributes["operation"]`` (else the message), the duration
-        ``attributes["duration"]`` in seconds; the filter's ``level`` is ignored here.
-        """
-        sel = dataclasses.replace(flt.selection(), min_severity=None)
-        samples: dict[str, list[float]] = {}
-        for operation, seconds in self._reads.operation_durations(sel):
-            samples.setdefault(operation, []).append(seconds)
-        stats = [_operation_stats(op, values) for op, values in samples.items()]
+        """Operations (spans, and PERFORMANCE logs with a ``duration`` in seconds, named by their
+        ``operation`` attribute or else their message), slowest p95 first.  The filter's ``level``
+        and ``component`` are ignored here."""
+        sel = dataclasses.replace(flt.selection(), min_severity=None, component=None)
+        found = self._reads.aggregate(
+            "operation",
+            sel,
+            ("name",),
+            ("count", "errors", "sum:duration", "max:duration", "quantiles:duration"),
+        )
+        stats = []
+        for row in found:
+            if not row["count"]:
+                continue
+            sketch = row["quantiles:duration"]
+            p50, p95, p99 = (
+                sketch.quantiles((0.5, 0.95, 0.99)) if isinstance(sketch, QuantileSketch) else (None,) * 3
+            )
+            stats.append(
+                OperationStats(
+                    operation=str(row["name"]),
+                    count=row["count"],
+                    total=float(row["sum:duration"] or 0.0),
+                    p50=p50 or 0.0,
+                    p95=p95 or 0.0,
+                    max=float(row["max:duration"] or 0.0),
+                    p99=p99 or 0.0,
+                    failed=int(row["errors"] or 0),
+                )
+            )
         stats.sort(key=lambda s: (-s.p95, -s.max, s.operation))
         return stats[:top]
 
     def usage(self, flt: Filter = _NO_FILTER) -> UsageSummary:
         """Events by name, sessions and distinct users, and LLM totals per model (``llm.request`` events)."""
-        sel = flt.selection()
-        return UsageSummary(
-            tuple(self._reads.count_events(sel)),
-            self._reads.session_totals(sel),
-            tuple(self._reads.llm_usage(sel)),
+        sel = dataclasses.replace(flt.selection(), min_severity=None, component=None)
+        events = sorted(
+            (
+                Count(str(r["name"]), r["count"])
+                for r in self._reads.aggregate("event", sel, ("name",))
+                if r["count"]
+            ),
+            key=lambda c: (-c.count, c.key),
         )
+        session_sel = dataclasses.replace(sel, name=None, text=None)
+        [totals] = self._reads.aggregate(
+            "session", session_sel, (), ("count", "distinct:user_id", "sum:failed")
+        )
+        return UsageSummary(
+            tuple(events),
+            SessionTotals(totals["count"], totals["distinct:user_id"], int(totals["sum:failed"] or 0)),
+            tuple(self.llm_usage(flt)),
+        )
+
+    def llm_usage(self, flt: Filter = _NO_FILTER) -> list[ModelUsage]:
+        """Totals of ``llm.request`` events per model, most expensive first (model ``unknown`` when
+        the event names none)."""
+        sel = dataclasses.replace(flt.selection(), min_severity=None, component=None, name=LLM_EVENT)
+        found = self._reads.aggregate(
+            "event",
+            sel,
+            ("model",),
+            (
+                "count",
+                "sum:input_tokens",
+                "sum:output_tokens",
+                "sum:cache_read_tokens",
+                "sum:cost_usd",
+                "sum:duration",
+            ),
+        )
+        models = [
+            ModelUsage(
+                str(r["model"] or "unknown"),
+                r["count"],
+                int(r["sum:input_tokens"] or 0),
+                int(r["sum:output_tokens"] or 0),
+                int(r["sum:cache_read_tokens"] or 0),
+                float(r["sum:cost_usd"] or 0.0),
+                float(r["sum:duration"] or 0.0),
+            )
+            for r in found
+            if r["count"]
+        ]
+        models.sort(key=lambda m: (-m.cost_usd, -m.requests, m.model))
+        return models
 
     def report(self, flt: Filter = _NO_FILTER, top: int = 10) -> Report:
         """Levels, components, errors, slow operations and usage for one filter."""
@@ -152,28 +278,38 @@ class Query:
     ) -> Iterator[dict[str, Any]]:
         """Matching records as plain dicts (``kind`` says which), kind by kind, each in insertion order.
 
-        Streams: rows are read in chunks, so memory stays flat.  Stops after ``flt.limit`` rows in all.
-        Kinds: ``session``, ``log``, ``event``, ``span``, ``error`` and ``metric``.
+        The fields of each kind are the store's export schema (``clisight.store.EXPORT_FIELDS``,
+        documented in docs/store.md), never its table layout.  Streams: rows are read a page at a
+        time, so memory stays flat.  Stops after ``flt.limit`` rows in all.  Kinds: ``session``,
+        ``log``, ``event``, ``span``, ``error``, ``metric`` and ``error_group``.
         """
-        sel = flt.selection()
         remaining = flt.limit
         for kind in kinds:
-            for row in self._reads.iter_rows(kind, sel):
+            for row in self._iter_rows(kind, flt.selection()):
                 if remaining is not None:
                     if remaining <= 0:
                         return
                     remaining -= 1
-                yield row
+                yield {"kind": kind, **row}
+
+    def _iter_rows(self, kind: str, sel: Selection) -> Iterator[dict[str, Any]]:
+        cursor = None
+        while True:
+            page = self._reads.rows(kind, sel, cursor=cursor, limit=_PAGE)
+            yield from page.rows
+            if len(page.rows) < _PAGE:
+                return
+            cursor = page.cursor
 
     # -- store ----------------------------------------------------------------------------------
     def doctor(self) -> StoreInfo:
-        """URL, path, file and WAL size, schema version, row counts and time span of the store."""
+        """Backend, URL, path, size, schema version, row counts and time span of the store."""
         return self._reads.info()
 
     def pipeline_losses(self, flt: Filter = _NO_FILTER) -> PipelineLosses:
         """Records emitted and dropped by the runs (sessions) in ``flt``, as each run reported at exit."""
         runs = with_drops = emitted = dropped = errors = 0
-        for row in self._reads.iter_rows("session", flt.selection()):
+        for row in self._iter_rows("session", flt.selection()):
             attrs = row.get("attributes") or {}
             if "pipeline.emitted" not in attrs:
                 continue  # a nested session, or a run that has not ended
@@ -189,10 +325,10 @@ class Query:
         )
         return PipelineLosses(runs, with_drops, emitted, dropped, errors, imported)
 
-    def vacuum(self, max_age_days: float, max_bytes: int) -> RetentionResult:
-        """Apply retention: drop records older than ``max_age_days``, then the oldest until the store
-        fits ``max_bytes``; 0 means no limit.  The one state change the CLI makes through the query layer."""
-        return self.store.apply_retention(max_age_days, max_bytes)
+    def vacuum(self, policy: RetentionPolicy) -> RetentionResult:
+        """Apply retention (see :class:`~clisight.store.RetentionPolicy`).  The one state change the
+        CLI makes through the query layer."""
+        return self.store.apply_retention(policy)
 
     def save_state(self, key: str, value: Any) -> None:
         """Persist a JSON-able value (a detector baseline) under ``key``."""
@@ -204,13 +340,17 @@ class Query:
         return self.store.load_state(key)
 
 
-def _operation_stats(operation: str, values: list[float]) -> OperationStats:
-    values.sort()
-    return OperationStats(
-        operation=operation,
-        count=len(values),
-        total=sum(values),
-        p50=percentile(values, 50, presorted=True),
-        p95=percentile(values, 95, presorted=True),
-        max=values[-1],
+def _log_line(row: dict[str, Any]) -> LogLine:
+    return LogLine(
+        row["id"],
+        row["time_ns"],
+        row["severity"],
+        row["severity_text"],
+        row["component"],
+        row["message"],
+        row["attributes"],
+        row["service"],
+        row["session_id"],
+        row["trace_id"],
+        row["span_id"],
     )

@@ -10,99 +10,151 @@ store's code to the writer thread.  The other names load on first access.
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from clisight.exceptions import UnsupportedStoreURL
 
 if TYPE_CHECKING:
     from clisight.store.base import (
-        EXPORT_KINDS,
-        RECORD_TABLES,
-        Count,
-        ErrorGroupCount,
-        ErrorLogCount,
-        LogLine,
-        ModelUsage,
+        EXPORT_FIELDS,
+        KINDS,
+        Page,
+        RetentionPolicy,
         RetentionResult,
         Selection,
-        SessionTotals,
         Store,
         StoreInfo,
     )
+    from clisight.store.memory import MemoryStore
     from clisight.store.sqlite import SqliteStore
 
 __all__ = [
-    "EXPORT_KINDS",
-    "RECORD_TABLES",
+    "BACKENDS",
+    "EXPORT_FIELDS",
+    "KINDS",
     "SUPPORTED_URLS",
-    "Count",
-    "ErrorGroupCount",
-    "ErrorLogCount",
-    "LogLine",
-    "ModelUsage",
+    "MemoryStore",
+    "Page",
+    "RetentionPolicy",
     "RetentionResult",
     "Selection",
-    "SessionTotals",
     "SqliteStore",
     "Store",
     "StoreInfo",
+    "backend_of",
     "open_store",
+    "redact_url",
     "store_path",
 ]
 
-SUPPORTED_URLS = "sqlite:///relative/path.db, sqlite:////absolute/path.db, a plain file path, memory://"
+
+class Backend(NamedTuple):
+    """One row of the URL-scheme table: the module and class that implement a scheme, and what to
+    install when the module needs an optional extra."""
+
+    module: str
+    cls: str
+    extra: str
+    example: str
+
+
+# Scheme -> backend.  The scheme picks the row; nothing else in clisight branches on the URL.
+BACKENDS: dict[str, Backend] = {
+    "sqlite": Backend(
+        "clisight.store.sqlite", "SqliteStore", "", "sqlite:///relative/path.db, sqlite:////abs/path.db"
+    ),
+    "memory": Backend("clisight.store.memory", "MemoryStore", "", "memory://"),
+    "postgresql": Backend(
+        "clisight.store.postgres", "PostgresStore", "postgres", "postgresql://user:password@host:5432/dbname"
+    ),
+}
+_ALIASES = {"postgres": "postgresql", "file": "sqlite"}
+SUPPORTED_URLS = ", ".join(b.example for b in BACKENDS.values()) + ", a plain file path"
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
-def open_store(url: str | Path, *, read_only: bool = False) -> Store:
-    """Open (lazily: nothing touches the disk until first use) the store a URL or path names.
-
-    - ``sqlite:///`` followed by a path: ``sqlite:///data/x.db`` is relative to the working
-      directory, ``sqlite:////var/x.db`` absolute (the SQLAlchemy convention);
-    - a plain path, as ``str`` or ``Path``: ``~/x.db``, ``/var/x.db``, ``x.db``;
-    - ``memory://`` (or ``sqlite:///:memory:``): a private in-memory store, shared by the threads of
-      this process and gone when closed.
-
-    Parent directories of a file are created.  ``read_only=True`` never creates, migrates or writes
-    the file (see :class:`SqliteStore`): what readers use.  Any other scheme raises
-    :class:`UnsupportedStoreURL`.
-    """
-    path = store_path(url)
-    from clisight.store.sqlite import SqliteStore
-
-    return SqliteStore(":memory:") if path is None else SqliteStore(path, read_only=read_only)
-
-
-def store_path(url: str | Path) -> Path | None:
-    """The file the store URL or path ``url`` names (unresolved), or None for an in-memory store.
-
-    Accepts what :func:`open_store` accepts and raises :class:`UnsupportedStoreURL` for the rest,
-    without loading the store's code.
-    """
+def backend_of(url: str | Path) -> str:
+    """The backend (a key of :data:`BACKENDS`) a store URL or path names; UnsupportedStoreURL otherwise."""
     if isinstance(url, Path):
-        return url
+        return "sqlite"
     text = url.strip()
     match = _SCHEME.match(text)
     if match is None:
         if not text:
             raise UnsupportedStoreURL(f"empty store URL; expected one of: {SUPPORTED_URLS}")
-        return Path(text)
+        return "sqlite"
     scheme = match.group(1).lower()
-    if scheme == "memory":
+    scheme = _ALIASES.get(scheme.split("+", 1)[0], scheme.split("+", 1)[0])
+    if scheme not in BACKENDS:
+        raise UnsupportedStoreURL(
+            f"unsupported store URL {redact_url(text)!r}; expected one of: {SUPPORTED_URLS}"
+        )
+    if scheme == "sqlite" and not (text.startswith("sqlite:///") and len(text) > len("sqlite:///")):
+        raise UnsupportedStoreURL(
+            f"unsupported store URL {redact_url(text)!r}: a SQLite URL is sqlite:/// followed by a path; "
+            f"expected one of: {SUPPORTED_URLS}"
+        )
+    return scheme
+
+
+def open_store(url: str | Path, *, read_only: bool = False) -> Store:
+    """Open (lazily: nothing touches the disk or the network until first use) the store a URL names.
+
+    - ``sqlite:///`` followed by a path: ``sqlite:///data/x.db`` is relative to the working
+      directory, ``sqlite:////var/x.db`` absolute (the SQLAlchemy convention); a plain path, as
+      ``str`` or ``Path``: ``~/x.db``, ``/var/x.db``, ``x.db``; ``sqlite:///:memory:`` a private
+      in-memory SQLite database;
+    - ``memory://``: a private in-memory store (plain Python, no SQL), gone when closed;
+    - ``postgresql://user:password@host/db`` (``postgres://`` too): a PostgreSQL database that many
+      processes and machines share (needs the ``postgres`` extra: ``pip install clisight[postgres]``).
+
+    ``read_only=True`` never creates, migrates or writes: what readers use.  Any other scheme raises
+    :class:`UnsupportedStoreURL`.
+    """
+    backend = backend_of(url)
+    if backend == "sqlite":
+        from clisight.store.sqlite import SqliteStore
+
+        path = store_path(url)
+        return SqliteStore(":memory:") if path is None else SqliteStore(path, read_only=read_only)
+    row = BACKENDS[backend]
+    try:
+        module = importlib.import_module(row.module)
+    except ImportError as exc:
+        raise UnsupportedStoreURL(
+            f"the store URL {redact_url(str(url))!r} needs the {row.extra!r} extra: "
+            f"pip install 'clisight[{row.extra}]' ({exc})"
+        ) from exc
+    factory: Any = getattr(module, row.cls)
+    store: Store = factory(str(url).strip(), read_only=read_only)
+    return store
+
+
+def store_path(url: str | Path) -> Path | None:
+    """The file the store URL or path ``url`` names (unresolved), or None for a store with no file
+    (in memory, or on a database server).
+
+    Accepts what :func:`open_store` accepts and raises :class:`UnsupportedStoreURL` for the rest,
+    without loading any store's code.
+    """
+    if isinstance(url, Path):
+        return url
+    backend = backend_of(url)
+    text = url.strip()
+    if backend != "sqlite":
         return None
-    if scheme == "sqlite" and text.startswith("sqlite:///") and len(text) > len("sqlite:///"):
-        rest = text[len("sqlite:///") :]
-        return None if rest == ":memory:" else Path(rest)
-    hint = " (PostgreSQL support is not available yet)" if scheme.startswith("postgres") else ""
-    raise UnsupportedStoreURL(
-        f"unsupported store URL {_redact_url(text)!r}{hint}; expected one of: {SUPPORTED_URLS}"
-    )
+    if not text.startswith("sqlite:///"):
+        return Path(text)
+    rest = text[len("sqlite:///") :]
+    return None if rest == ":memory:" else Path(rest)
 
 
-def _redact_url(url: str) -> str:
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (database URLs carry them)."""
     # Database URLs carry passwords (postgresql://user:secret@host); never echo them.
     return re.sub(r"(://[^/:@]*:)[^@/]*@", r"\1***@", url)
 
@@ -110,11 +162,11 @@ def _redact_url(url: str) -> str:
 def __getattr__(name: str) -> Any:
     # The store's classes and constants load on first access (importing them costs sqlite3 and
     # dataclasses), then live in this module's namespace like any other name.
-    if name == "SqliteStore":
-        from clisight.store.sqlite import SqliteStore
-
-        globals()[name] = SqliteStore
-        return SqliteStore
+    if name in ("SqliteStore", "MemoryStore"):
+        module = importlib.import_module(f"clisight.store.{name[:-5].lower()}")
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
     if name in __all__:
         from clisight.store import base
 

@@ -1,47 +1,267 @@
-"""How each kind of record becomes rows in the SQLite store (one batch, inside one transaction)."""
+"""A mapped batch (``_model.MappedBatch``) as SQLite statements, inside the caller's transaction.
+
+Rows of each table go in with one statement that reads them from one JSON array (``json_each``):
+``executemany`` releases and re-takes the GIL for every row, and while a host thread keeps the
+interpreter busy each re-take waits a whole switch interval (5 ms), so the writer would stall at a
+few hundred rows a second.  Rollup cells are upserted with ``executemany`` (a batch has few); their
+sketches and usage sums are merged by two SQL functions registered on the writer's connection.
+"""
 
 from __future__ import annotations
 
 import sqlite3
-from collections import Counter
-from collections.abc import Callable, Sequence
-from operator import itemgetter
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Final
 
 import orjson
 
-from clisight.store._records import error_fingerprint, error_title, stack_text, to_json
-from clisight.types import ERROR_LEVEL, Record, Resource, severity_name
+from clisight._sketch import QuantileSketch
+from clisight.store._model import MappedBatch, from_json, to_json
+from clisight.types import Resource
 
-_LOGS = (
-    "logs",
-    "time_ns, severity, severity_text, component, message, attributes, trace_id, span_id, session_id,"
-    " resource_id",
-)
-_EVENTS = ("events", "time_ns, name, attributes, trace_id, span_id, session_id, resource_id")
-_SPANS = (
-    "spans",
-    "trace_id, span_id, parent_span_id, name, kind, start_ns, end_ns, status, attributes, events,"
-    " session_id, resource_id",
-)
-_POINTS = (
-    "metric_points",
-    "time_ns, name, type, unit, temporality, value, histogram, attributes, session_id, resource_id",
-)
 # json_each and ->> arrived in SQLite 3.38; older libraries take the executemany path.
 _BULK = sqlite3.sqlite_version_info >= (3, 38, 0)
 _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS
+# A NUL character as orjson writes it in a JSON string (a literal backslash-u0000 in the text gives
+# a false positive, which only sends the batch down the slower exact path).
+_NUL = b"\\u0000"
+
+_LOGS = (
+    "logs",
+    "time_ns, severity, component_id, message, attributes, trace_id, span_id, session, resource_id",
+)
+_EVENTS = ("events", "time_ns, name_id, attributes, trace_id, span_id, session, resource_id")
+_SPANS = (
+    "spans",
+    "trace_id, span_id, parent_span_id, name_id, span_kind, start_ns, end_ns, status, attributes, events,"
+    " session, resource_id",
+)
+_POINTS = (
+    "metric_points",
+    "time_ns, name_id, type, unit, temporality, value, histogram, attributes, session, resource_id",
+)
+_ERRORS = (
+    "errors",
+    "group_id, time_ns, type, message, stack, attributes, trace_id, span_id, session, resource_id",
+)
+_COUNTS: Final = (
+    "INSERT INTO sessions (id, service, resource_id, start_ns, log_count, error_count, event_count,"
+    " first_ns, last_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+    " log_count = sessions.log_count + excluded.log_count,"
+    " error_count = sessions.error_count + excluded.error_count,"
+    " event_count = sessions.event_count + excluded.event_count,"
+    " start_ns = COALESCE(sessions.start_ns, excluded.start_ns),"
+    " first_ns = MIN(COALESCE(sessions.first_ns, excluded.first_ns), excluded.first_ns),"
+    " last_ns = MAX(COALESCE(sessions.last_ns, excluded.last_ns), excluded.last_ns)"
+    " RETURNING sid"
+)
+# A later record for the same session fills in what the earlier one did not know.
+_SESSIONS: Final = (
+    "INSERT INTO sessions (id, service, resource_id, start_ns, end_ns, exit_code, command, user_id,"
+    " attributes, first_ns, last_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+    " service = excluded.service, resource_id = excluded.resource_id,"
+    " start_ns = excluded.start_ns, end_ns = COALESCE(excluded.end_ns, sessions.end_ns),"
+    " exit_code = COALESCE(excluded.exit_code, sessions.exit_code),"
+    " command = COALESCE(excluded.command, sessions.command),"
+    " user_id = COALESCE(excluded.user_id, sessions.user_id),"
+    " attributes = json_patch(COALESCE(sessions.attributes, '{}'), excluded.attributes),"
+    " first_ns = MIN(COALESCE(sessions.first_ns, excluded.first_ns), excluded.first_ns),"
+    " last_ns = MAX(COALESCE(sessions.last_ns, excluded.last_ns), excluded.last_ns)"
+)
+_GROUPS: Final = (
+    "INSERT INTO error_groups (fingerprint, type, title, first_seen_ns, last_seen_ns, count)"
+    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO UPDATE SET"
+    " first_seen_ns = MIN(error_groups.first_seen_ns, excluded.first_seen_ns),"
+    " last_seen_ns = MAX(error_groups.last_seen_ns, excluded.last_seen_ns),"
+    " count = error_groups.count + excluded.count RETURNING id"
+)
 
 
-def _bulk_insert(
+def _least(column: str) -> str:
+    # SQLite's two-argument MIN() is NULL when either side is.
+    return f"COALESCE(MIN(rollups.{column}, excluded.{column}), rollups.{column}, excluded.{column})"
+
+
+def _greatest(column: str) -> str:
+    return f"COALESCE(MAX(rollups.{column}, excluded.{column}), rollups.{column}, excluded.{column})"
+
+
+_ROLLUPS: Final = (
+    "INSERT INTO rollups (res, bucket_ns, series, service, name, dim, count, errors, sum, min, max,"
+    " first_ns, last_ns, sketch, sums) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (res, series, bucket_ns, service, name, dim) DO UPDATE SET"
+    " count = rollups.count + excluded.count, errors = rollups.errors + excluded.errors,"
+    f" sum = rollups.sum + excluded.sum, min = {_least('min')}, max = {_greatest('max')},"
+    f" first_ns = {_least('first_ns')}, last_ns = {_greatest('last_ns')},"
+    " sketch = clisight_sketch_merge(rollups.sketch, excluded.sketch),"
+    " sums = clisight_sums_add(rollups.sums, excluded.sums)"
+)
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    """The two merge functions the rollup upsert calls (deterministic, so SQLite may cache them)."""
+    conn.create_function("clisight_sketch_merge", 2, _sketch_merge, deterministic=True)
+    conn.create_function("clisight_sums_add", 2, _sums_add, deterministic=True)
+
+
+def _sketch_merge(old: bytes | None, new: bytes | None) -> bytes | None:
+    if old is None or new is None:
+        return new if old is None else old
+    sketch = QuantileSketch.from_bytes(old)
+    sketch.merge(QuantileSketch.from_bytes(new))
+    return sketch.to_bytes()
+
+
+def _sums_add(old: str | None, new: str | None) -> str | None:
+    if old is None or new is None:
+        return new if old is None else old
+    total = from_json(old)
+    extra = from_json(new)
+    if not isinstance(total, dict) or not isinstance(extra, dict):
+        return new
+    for key, value in extra.items():
+        total[key] = total.get(key, 0) + value
+    return to_json(total)
+
+
+class Interner:
+    """Ids of resources and names as this process knows them.  New ids join the cache only after
+    their transaction commits (:meth:`commit`); a rollback forgets them (:meth:`rollback`)."""
+
+    def __init__(self) -> None:
+        self.resources: dict[Resource, int] = {}
+        self.names: dict[str, int] = {}
+        self._new_resources: dict[Resource, int] = {}
+        self._new_names: dict[str, int] = {}
+
+    def clear(self) -> None:
+        self.resources.clear()
+        self.names.clear()
+        self.rollback()
+
+    def commit(self) -> None:
+        self.resources.update(self._new_resources)
+        self.names.update(self._new_names)
+        self.rollback()
+
+    def rollback(self) -> None:
+        self._new_resources = {}
+        self._new_names = {}
+
+    def resource_ids(self, conn: sqlite3.Connection, resources: Iterable[Resource]) -> dict[Resource, int]:
+        out: dict[Resource, int] = {}
+        for res in resources:
+            known = self.resources.get(res) or self._new_resources.get(res)
+            if known is None:
+                key = (res.service, res.version, res.host, res.pid, res.sdk)
+                conn.execute(
+                    "INSERT INTO resources (service, version, host, pid, sdk) VALUES (?, ?, ?, ?, ?)"
+                    " ON CONFLICT DO NOTHING",
+                    key,
+                )
+                row = conn.execute(
+                    "SELECT id FROM resources"
+                    " WHERE service = ? AND version = ? AND host = ? AND pid = ? AND sdk = ?",
+                    key,
+                ).fetchone()
+                known = self._new_resources[res] = int(row[0])
+            out[res] = known
+        return out
+
+    def name_ids(self, conn: sqlite3.Connection, names: set[str]) -> dict[str, int]:
+        known = self.names
+        missing = [n for n in names if n not in known and n not in self._new_names]
+        if missing:
+            conn.executemany(
+                "INSERT INTO names (value) VALUES (?) ON CONFLICT DO NOTHING", [(n,) for n in missing]
+            )
+            for start in range(0, len(missing), 500):
+                chunk = missing[start : start + 500]
+                marks = ", ".join("?" * len(chunk))
+                for id_, value in conn.execute(
+                    f"SELECT id, value FROM names WHERE value IN ({marks})", chunk
+                ):
+                    self._new_names[value] = int(id_)
+        new = self._new_names
+        return {n: known[n] if n in known else new[n] for n in names}
+
+
+def insert_batch(conn: sqlite3.Connection, mb: MappedBatch, ids: Interner) -> None:
+    """Every row, counter, error group and rollup cell of ``mb``, inside the caller's transaction."""
+    rid = ids.resource_ids(conn, mb.resources())
+    names = {row[2] for row in mb.logs}
+    names.update(row[1] for row in mb.events)
+    names.update(row[3] for row in mb.spans)
+    names.update(row[1] for row in mb.metrics)
+    nid = ids.name_ids(conn, names) if names else {}
+    sid: dict[str, int] = {}
+    for session_id, (logs, errors, events, first, last, service, res) in mb.session_counts.items():
+        row = conn.execute(
+            _COUNTS, (session_id, service, rid[res], first, logs, errors, events, first, last)
+        ).fetchone()
+        sid[session_id] = int(row[0])
+    if mb.sessions:
+        conn.executemany(
+            _SESSIONS,
+            [
+                (s[0], s[1], rid[s[2]], s[3], s[4], s[5], s[6], s[7], to_json(s[8]), s[3], s[4] or s[3])
+                for s in mb.sessions
+            ],
+        )
+    if mb.logs:
+        _rows(
+            conn,
+            _LOGS,
+            [(r[0], r[1], nid[r[2]], r[3], r[4], r[5], r[6], _sid(sid, r[7]), rid[r[8]]) for r in mb.logs],
+            (4,),
+        )
+    if mb.events:
+        _rows(
+            conn,
+            _EVENTS,
+            [(r[0], nid[r[1]], r[2], r[3], r[4], _sid(sid, r[5]), rid[r[6]]) for r in mb.events],
+            (2,),
+        )
+    if mb.spans:
+        _rows(
+            conn,
+            _SPANS,
+            [(*r[:3], nid[r[3]], *r[4:10], _sid(sid, r[10]), rid[r[11]]) for r in mb.spans],
+            (8, 9),
+        )
+    if mb.metrics:
+        _rows(
+            conn,
+            _POINTS,
+            [(r[0], nid[r[1]], *r[2:8], _sid(sid, r[8]), rid[r[9]]) for r in mb.metrics],
+            (6, 7),
+        )
+    if mb.errors:
+        gid = {}
+        for fingerprint, (type_, title, first, last, count) in mb.error_groups.items():
+            gid[fingerprint] = int(
+                conn.execute(_GROUPS, (fingerprint, type_, title, first, last, count)).fetchone()[0]
+            )
+        _rows(
+            conn,
+            _ERRORS,
+            [(gid[r[1]], r[0], *r[2:8], _sid(sid, r[8]), rid[r[9]]) for r in mb.errors],
+            (5,),
+        )
+    if mb.rollups:
+        conn.executemany(_ROLLUPS, [(*key, *acc.row()) for key, acc in mb.rollups.items()])
+
+
+def _sid(sid: dict[str, int], session_id: str | None) -> int | None:
+    return None if session_id is None else sid[session_id]
+
+
+def _rows(
     conn: sqlite3.Connection, table: tuple[str, str], rows: list[tuple[Any, ...]], json_cols: tuple[int, ...]
 ) -> None:
-    """Insert ``rows`` in one statement that reads them from one JSON array.
+    """Insert ``rows`` with one statement reading them from one JSON array.
 
-    ``executemany`` releases and re-takes the GIL for every row; while a host thread keeps the
-    interpreter busy, each re-take waits a whole switch interval (5 ms), and the writer stalls at
-    a few hundred rows a second.  One statement per batch releases the GIL once.  Columns in
-    ``json_cols`` hold objects; ``->>`` stores them as their JSON text, and strings as themselves.
+    Columns in ``json_cols`` hold objects or None; ``->>`` stores an object as its JSON text.
     """
     name, columns = table
     width = len(rows[0])
@@ -74,300 +294,3 @@ def _rows_json(rows: list[tuple[Any, ...]], json_cols: tuple[int, ...]) -> bytes
             default=str,
             option=_JSON_OPTIONS,
         )
-
-
-# A NUL character as orjson writes it in a JSON string (a literal backslash-u0000 in the text gives
-# a false positive, which only sends the batch down the slower exact path).
-_NUL = b"\\u0000"
-
-# The fast path: logs and events of one resource, straight from the batch's JSON, no Python per row.
-# Row layout of the JSON (record fields 0-5 and 7-9): kind, time_ns, name, body, severity,
-# attributes, session_id, trace_id, span_id.
-_ROW = itemgetter(0, 1, 2, 3, 4, 5, 7, 8, 9)
-_KIND, _TIME, _SEVERITY, _RESOURCE, _SESSION = (itemgetter(i) for i in (0, 1, 4, 6, 7))
-_SEVERITY_TEXT = (
-    "CASE value->>4 WHEN 9 THEN 'INFO' WHEN 5 THEN 'DEBUG' WHEN 13 THEN 'WARNING' WHEN 17 THEN 'ERROR'"
-    " WHEN 11 THEN 'PERFORMANCE' WHEN 21 THEN 'CRITICAL' ELSE"
-    " CASE WHEN value->>4 >= 21 THEN 'CRITICAL' WHEN value->>4 >= 17 THEN 'ERROR'"
-    " WHEN value->>4 >= 13 THEN 'WARNING' WHEN value->>4 >= 11 THEN 'PERFORMANCE'"
-    " WHEN value->>4 >= 9 THEN 'INFO' WHEN value->>4 >= 5 THEN 'DEBUG' ELSE 'TRACE' END END"
-)
-_FAST_LOGS = (
-    "INSERT INTO logs (time_ns, severity, severity_text, component, message, attributes, trace_id, span_id,"
-    f" session_id, resource_id) SELECT value->>1, value->>4, {_SEVERITY_TEXT}, value->>2, value->>3,"
-    " value->>5, value->>7, value->>8, value->>6, ?1 FROM json_each(?2) WHERE value->>0 = 'log'"
-)
-_FAST_EVENTS = (
-    "INSERT INTO events (time_ns, name, attributes, trace_id, span_id, session_id, resource_id)"
-    " SELECT value->>1, value->>2, value->>5, value->>7, value->>8, value->>6, ?1 FROM json_each(?2)"
-    " WHERE value->>0 = 'event'"
-)
-_COUNTS = (
-    "INSERT INTO sessions (id, service, resource_id, start_ns, log_count, error_count, event_count)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
-    " log_count = sessions.log_count + excluded.log_count,"
-    " error_count = sessions.error_count + excluded.error_count,"
-    " event_count = sessions.event_count + excluded.event_count,"
-    " start_ns = COALESCE(sessions.start_ns, excluded.start_ns)"
-)
-_FAST_KINDS = frozenset({"log", "event"})
-
-
-def insert_records(
-    conn: sqlite3.Connection, records: Sequence[Record], resource_id: Callable[[Resource], int]
-) -> None:
-    """Insert one batch, each kind into its table, inside the caller's transaction.
-
-    Logs and events (nearly every record) of a batch from one resource take the fast path: the batch
-    is serialised once by orjson and SQLite reads the rows from that JSON, one statement per table
-    (so one GIL release per table, not per row), with only a light per-record pass in Python for
-    the session counts.  Everything else, and batches that mix resources, take the general path.
-    """
-    if _BULK and _insert_fast(conn, records, resource_id):
-        return
-    _insert_general(conn, records, resource_id)
-
-
-def _insert_fast(
-    conn: sqlite3.Connection, records: Sequence[Record], resource_id: Callable[[Resource], int]
-) -> bool:
-    """The fast path; False (having written nothing) when the batch does not qualify.
-
-    The checks and counts run as C-level passes (``map`` over ``itemgetter``): the writer shares the
-    GIL with the host program, so every microsecond of Python per record here is one the caller loses.
-    """
-    kinds = Counter(map(_KIND, records))
-    if not kinds.keys() <= _FAST_KINDS or len(set(map(id, map(_RESOURCE, records)))) != 1:
-        return False
-    try:
-        blob = orjson.dumps(list(map(_ROW, records)), default=str, option=_JSON_OPTIONS)
-    except (TypeError, ValueError):
-        return False  # an attribute orjson refuses: the general path has per-value fallbacks
-    if _NUL in blob:
-        return False  # SQLite's ->> would cut a text at its NUL; the general path binds it whole
-    first = records[0].resource
-    rid = resource_id(first)
-    n_events = kinds["event"]
-    if n_events < len(records):
-        conn.execute(_FAST_LOGS, (rid, blob))
-    if n_events:
-        conn.execute(_FAST_EVENTS, (rid, blob))
-    sessions = set(map(_SESSION, records))
-    if len(sessions) == 1:
-        # One session (the usual batch): its counts are whole-batch counts.
-        errors = (
-            sum(1 for s in map(_SEVERITY, records) if s >= ERROR_LEVEL)
-            if max(map(_SEVERITY, records)) >= ERROR_LEVEL
-            else 0
-        )
-        sid = sessions.pop()
-        counts = (
-            {}
-            if sid is None
-            else {sid: [len(records) - n_events, errors, n_events, min(map(_TIME, records))]}
-        )
-    else:
-        counts = _session_counts(records)
-    if counts:
-        service = first.service
-        conn.executemany(_COUNTS, [(sid, service, rid, c[3], c[0], c[1], c[2]) for sid, c in counts.items()])
-    return True
-
-
-def _session_counts(records: Sequence[Record]) -> dict[str, list[int]]:
-    """session id -> [logs, errors, events, earliest time] for logs and events."""
-    counts: dict[str, list[int]] = {}
-    for r in records:
-        sid = r.session_id
-        if sid is None:
-            continue
-        entry = counts.get(sid)
-        if entry is None:
-            entry = counts[sid] = [0, 0, 0, r.time_ns]
-        elif r.time_ns < entry[3]:
-            entry[3] = r.time_ns
-        if r.kind == "log":
-            entry[0] += 1
-            entry[1] += r.severity >= ERROR_LEVEL
-        else:
-            entry[2] += 1
-    return counts
-
-
-def _insert_general(
-    conn: sqlite3.Connection, records: Sequence[Record], resource_id: Callable[[Resource], int]
-) -> None:
-    logs: list[tuple[Any, ...]] = []
-    events: list[tuple[Any, ...]] = []
-    spans: list[tuple[Any, ...]] = []
-    points: list[tuple[Any, ...]] = []
-    sessions: list[tuple[Any, ...]] = []
-    errors: list[tuple[Record, int]] = []
-    # session id -> [logs, errors, events, earliest time, service, resource id]
-    counts: dict[str, list[Any]] = {}
-    for rec in records:
-        rid = resource_id(rec.resource)
-        kind = rec.kind
-        if kind == "log":
-            logs.append(
-                (
-                    rec.time_ns,
-                    rec.severity,
-                    severity_name(rec.severity),
-                    rec.name,
-                    rec.body,
-                    rec.attributes,
-                    rec.trace_id,
-                    rec.span_id,
-                    rec.session_id,
-                    rid,
-                )
-            )
-        elif kind == "event":
-            events.append(
-                (
-                    rec.time_ns,
-                    rec.name,
-                    rec.attributes,
-                    rec.trace_id,
-                    rec.span_id,
-                    rec.session_id,
-                    rid,
-                )
-            )
-        elif kind == "span":
-            attrs = rec.attributes
-            spans.append(
-                (
-                    rec.trace_id,
-                    rec.span_id,
-                    rec.parent_span_id,
-                    rec.name,
-                    str(attrs.get("span.kind", "")),
-                    rec.time_ns,
-                    rec.end_ns,
-                    rec.severity,
-                    attrs,
-                    attrs.get("span.events", []),
-                    rec.session_id,
-                    rid,
-                )
-            )
-        elif kind == "metric":
-            attrs = rec.attributes
-            histogram = attrs.get("histogram")
-            points.append(
-                (
-                    rec.time_ns,
-                    rec.name,
-                    str(attrs.get("type", "gauge")),
-                    str(attrs.get("unit", "")),
-                    str(attrs.get("temporality", "")),
-                    rec.value,
-                    histogram,
-                    attrs,
-                    rec.session_id,
-                    rid,
-                )
-            )
-        elif kind == "error":
-            errors.append((rec, rid))
-        elif kind == "session":
-            attrs = dict(rec.attributes)
-            exit_code = attrs.pop("exit_code", None)
-            command = attrs.pop("command", None)
-            user_id = attrs.pop("user_id", None)
-            sessions.append(
-                (
-                    rec.session_id or rec.name,
-                    rec.resource.service,
-                    rid,
-                    rec.time_ns,
-                    rec.end_ns,
-                    exit_code if isinstance(exit_code, int) else None,
-                    None if command is None else str(command),
-                    None if user_id is None else str(user_id),
-                    to_json(attrs),
-                )
-            )
-            continue
-        else:
-            continue
-        if rec.session_id is not None:
-            entry = counts.get(rec.session_id)
-            if entry is None:
-                entry = counts[rec.session_id] = [0, 0, 0, rec.time_ns, rec.resource.service, rid]
-            if kind == "log":
-                entry[0] += 1
-                entry[1] += rec.severity >= ERROR_LEVEL
-            elif kind == "error":
-                entry[1] += 1
-            elif kind == "event":
-                entry[2] += 1
-            entry[3] = min(entry[3], rec.time_ns)
-
-    if logs:
-        _bulk_insert(conn, _LOGS, logs, (5,))
-    if events:
-        _bulk_insert(conn, _EVENTS, events, (2,))
-    if spans:
-        _bulk_insert(conn, _SPANS, spans, (8, 9))
-    if points:
-        _bulk_insert(conn, _POINTS, points, (6, 7))
-    for rec, rid in errors:
-        _insert_error(conn, rec, rid)
-    if sessions:
-        # A later record for the same session fills in what the earlier one did not know.
-        conn.executemany(
-            "INSERT INTO sessions (id, service, resource_id, start_ns, end_ns, exit_code, command, user_id,"
-            " attributes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
-            " service = excluded.service, resource_id = excluded.resource_id,"
-            " start_ns = excluded.start_ns, end_ns = COALESCE(excluded.end_ns, sessions.end_ns),"
-            " exit_code = COALESCE(excluded.exit_code, sessions.exit_code),"
-            " command = COALESCE(excluded.command, sessions.command),"
-            " user_id = COALESCE(excluded.user_id, sessions.user_id),"
-            " attributes = json_patch(sessions.attributes, excluded.attributes)",
-            sessions,
-        )
-    if counts:
-        conn.executemany(
-            "INSERT INTO sessions (id, service, resource_id, start_ns, log_count, error_count, event_count)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
-            " log_count = sessions.log_count + excluded.log_count,"
-            " error_count = sessions.error_count + excluded.error_count,"
-            " event_count = sessions.event_count + excluded.event_count,"
-            " start_ns = COALESCE(sessions.start_ns, excluded.start_ns)",
-            [(sid, c[4], c[5], c[3], c[0], c[1], c[2]) for sid, c in counts.items()],
-        )
-
-
-def _insert_error(conn: sqlite3.Connection, rec: Record, rid: int) -> None:
-    attrs = rec.attributes
-    stack = stack_text(attrs.get("stack"))
-    given = attrs.get("fingerprint")
-    fingerprint = given if isinstance(given, str) and given else error_fingerprint(rec.name, rec.body, stack)
-    row = conn.execute(
-        "INSERT INTO error_groups (fingerprint, type, title, first_seen_ns, last_seen_ns, count)"
-        " VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (fingerprint) DO UPDATE SET"
-        " first_seen_ns = MIN(error_groups.first_seen_ns, excluded.first_seen_ns),"
-        " last_seen_ns = MAX(error_groups.last_seen_ns, excluded.last_seen_ns),"
-        " count = error_groups.count + 1 RETURNING id",
-        (fingerprint, rec.name, error_title(rec.name, rec.body), rec.time_ns, rec.time_ns),
-    ).fetchone()
-    rest = {k: v for k, v in attrs.items() if k not in ("stack", "fingerprint")}
-    conn.execute(
-        "INSERT INTO errors (group_id, time_ns, type, message, stack, attributes, trace_id, span_id,"
-        " session_id, resource_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            row[0],
-            rec.time_ns,
-            rec.name,
-            rec.body,
-            stack,
-            to_json(rest),
-            rec.trace_id,
-            rec.span_id,
-            rec.session_id,
-            rid,
-        ),
-    )

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Final, TypeVar
 
 from clisight.exceptions import SchemaError, StoreError
-from clisight.store.schema import LATEST_VERSION, MIGRATIONS, VERSION_TABLE
+from clisight.store.schema import LATEST_VERSION, MIGRATIONS, PYTHON_STEPS, VERSION_TABLE
 from clisight.types import Deadline
 
 T = TypeVar("T")
@@ -66,6 +66,7 @@ def migrate_connection(
     target: int = LATEST_VERSION,
     where: str = "",
     begin: Callable[[], object] | None = None,
+    python_step: Callable[[int], None] | None = None,
 ) -> int:
     """Apply migrations up to ``target`` (each once, in one transaction); return the version reached.
 
@@ -88,6 +89,10 @@ def migrate_connection(
             description, statements = MIGRATIONS[version - 1]
             for statement in statements:
                 conn.execute(statement)
+            if version in PYTHON_STEPS:
+                if python_step is None:
+                    raise SchemaError(f"schema version {version} needs the store's own data step")
+                python_step(version)
             conn.execute(
                 "INSERT INTO schema_version (version, applied_ns, description) VALUES (?, ?, ?)",
                 (version, time.time_ns(), description),

@@ -1,30 +1,110 @@
 """The :class:`Store` protocol every backend implements, and the plain values it reads and returns.
 
-A store owns its SQL: the query layer (``clisight.query``) asks for logs, counts and summaries
-through the read primitives below and never writes SQL itself, so a PostgreSQL backend only has
-to implement this one protocol.  Times are integers in nanoseconds since the Unix epoch.
+The protocol is small and generic, so a new view never needs a new method per backend:
+
+- ``write_batch(records)``: one transaction per batch; raw rows, session counters, error groups and
+  the per-minute/hour/day rollups all land in it (mapping shared by every backend: ``_model``).
+- ``rows(kind, selection, cursor, limit)``: records of one kind in a declared export schema
+  (:data:`EXPORT_FIELDS`, documented in ``docs/store.md``), never the table layout; the cursor is
+  opaque and stable across concurrent writes.
+- ``aggregate(kind, selection, group_by, measures)``: counts, sums, minima, maxima, quantiles from
+  mergeable sketches and distinct counts, answered from rollups whenever they can answer it and
+  from raw rows only for what they cannot (see ``_aggregate`` for the plan).
+- key-value state, retention, migrations, ``info``.
+
+Report logic (LLM usage, slow operations, error tables) lives in ``clisight.query`` on top of these.
+Times are integers in nanoseconds since the Unix epoch.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, runtime_checkable
 
 from clisight.types import Deadline, Record
 
-# Tables that hold records, in the order exports and row counts list them.
-RECORD_TABLES: Final = ("logs", "events", "spans", "metric_points", "errors", "sessions")
+# What rows() and aggregate() take as ``kind``, in the order exports list them.
+KINDS: Final = ("session", "log", "event", "span", "metric", "error", "error_group")
 
-# What an export may ask for, mapped to the table each kind lives in.
-EXPORT_KINDS: Final[dict[str, str]] = {
-    "log": "logs",
-    "event": "events",
-    "span": "spans",
-    "metric": "metric_points",
-    "error": "errors",
-    "session": "sessions",
+# The export schema: the fields every backend returns for each kind, in this order.  Stable: a
+# field may be added at the end, never renamed or removed.  ``attributes`` is a JSON object.
+_RESOURCE = ("service", "service_version", "host", "pid")
+EXPORT_FIELDS: Final[dict[str, tuple[str, ...]]] = {
+    "log": (
+        "id",
+        "time_ns",
+        "severity",
+        "severity_text",
+        "component",
+        "message",
+        "attributes",
+        *_RESOURCE,
+        "session_id",
+        "trace_id",
+        "span_id",
+    ),
+    "event": ("id", "time_ns", "name", "attributes", *_RESOURCE, "session_id", "trace_id", "span_id"),
+    "span": (
+        "id",
+        "trace_id",
+        "span_id",
+        "parent_span_id",
+        "name",
+        "span_kind",
+        "start_ns",
+        "end_ns",
+        "status",
+        "attributes",
+        "events",
+        *_RESOURCE,
+        "session_id",
+    ),
+    "metric": (
+        "id",
+        "time_ns",
+        "name",
+        "type",
+        "unit",
+        "temporality",
+        "value",
+        "histogram",
+        "attributes",
+        *_RESOURCE,
+        "session_id",
+    ),
+    "error": (
+        "id",
+        "time_ns",
+        "type",
+        "message",
+        "stack",
+        "fingerprint",
+        "attributes",
+        *_RESOURCE,
+        "session_id",
+        "trace_id",
+        "span_id",
+    ),
+    "session": (
+        "id",
+        "service",
+        "start_ns",
+        "end_ns",
+        "exit_code",
+        "command",
+        "user_id",
+        "attributes",
+        "log_count",
+        "error_count",
+        "event_count",
+    ),
+    "error_group": ("fingerprint", "type", "title", "status", "count", "first_seen_ns", "last_seen_ns"),
 }
+
+# Resolutions of the rollup tables, in seconds, finest first.
+RESOLUTIONS: Final = (60, 3600, 86_400)
+RESOLUTION_NAMES: Final = {60: "minute", 3600: "hour", 86_400: "day"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +112,14 @@ class Selection:
     """Which records a read covers; ``None`` means "no constraint".  All bounds are inclusive.
 
     - ``since_ns``/``until_ns``: record time (a span's start, a session's start).
-    - ``service``: the producing service (sessions: their own service column).
-    - ``session_id``: one session (sessions: that session's row).
-    - ``min_severity``: logs only; other tables ignore it.
+    - ``service``: the producing service.
+    - ``session_id``: one session (for ``session``: that session's row).
+    - ``min_severity``: logs only.
     - ``component``: logs only, the logger/component name.
-    - ``name``: events, spans and metric points by name, errors by exception type.
-    - ``text``: case-insensitive (ASCII) substring of a log message or an error message.
+    - ``name``: events, spans, metrics and operations by name, errors by exception type, error
+      groups by fingerprint.
+    - ``text``: case-insensitive (ASCII) substring of a log or error message.
+    - ``trace_id``: logs, events, spans and errors of one trace.
     """
 
     since_ns: int | None = None
@@ -48,87 +130,28 @@ class Selection:
     component: str | None = None
     name: str | None = None
     text: str | None = None
+    trace_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class LogLine:
-    """One stored log line.  ``id`` grows with every insert and is never reused (for live follow)."""
+class Page:
+    """One page of :meth:`Store.rows`: rows in the kind's export schema, and where to go on from.
 
-    id: int
-    time_ns: int
-    severity: int
-    severity_text: str
-    component: str
-    message: str
-    attributes: dict[str, Any]
-    service: str
-    session_id: str | None
-    trace_id: str | None
-    span_id: str | None
+    ``cursor`` is opaque; pass it back to get the rows after these (with the same order).  When no
+    row came back it is the cursor that was passed in, so a live follow keeps calling with it.
+    """
 
-
-@dataclass(frozen=True, slots=True)
-class Count:
-    """A key (level, component, event name...) and how many records have it."""
-
-    key: str
-    count: int
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorGroupCount:
-    """An error group (one fingerprint): ``count`` occurrences within the selection; ``total_count``,
-    ``first_seen_ns`` and ``last_seen_ns`` over all time."""
-
-    fingerprint: str
-    type: str
-    title: str
-    status: str
-    count: int
-    total_count: int
-    first_seen_ns: int
-    last_seen_ns: int
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorLogCount:
-    """ERROR/CRITICAL log lines with the same component and message, counted."""
-
-    component: str
-    message: str
-    severity: int
-    count: int
-    first_seen_ns: int
-    last_seen_ns: int
-
-
-@dataclass(frozen=True, slots=True)
-class SessionTotals:
-    """How many sessions a selection covers, from how many distinct (hashed) users, and how many failed."""
-
-    sessions: int
-    users: int
-    failed: int
-
-
-@dataclass(frozen=True, slots=True)
-class ModelUsage:
-    """Totals of ``llm.request`` events for one model.  Missing attributes count as zero."""
-
-    model: str
-    requests: int
-    input_tokens: int
-    output_tokens: int
-    cache_read_tokens: int
-    cost_usd: float
-    duration_s: float
+    rows: list[dict[str, Any]]
+    cursor: str | None
 
 
 @dataclass(frozen=True, slots=True)
 class StoreInfo:
-    """What ``clisight doctor`` shows about a store.  Sizes are 0 for an in-memory store."""
+    """What ``clisight doctor`` shows about a store.  Sizes are 0 where a backend cannot tell."""
 
     url: str
+    backend: str
+    server_version: str
     path: str | None
     file_bytes: int
     wal_bytes: int
@@ -139,12 +162,28 @@ class StoreInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    """How long each kind of data is kept, in days (0 keeps forever), and a size cap in bytes (0: none).
+
+    Rollups outlive raw rows: reports over old ranges still have counts and percentiles after the
+    raw records are gone.
+    """
+
+    raw_days: float = 30.0
+    minute_days: float = 90.0
+    hour_days: float = 400.0
+    day_days: float = 730.0
+    max_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class RetentionResult:
     """What :meth:`Store.apply_retention` deleted, per table, and the store size around it."""
 
     deleted: Mapping[str, int] = field(default_factory=dict)
     bytes_before: int = 0
     bytes_after: int = 0
+    seconds: float = 0.0
 
     @property
     def total_deleted(self) -> int:
@@ -153,13 +192,11 @@ class RetentionResult:
 
 @runtime_checkable
 class Store(Protocol):
-    """A place records are written to and read from.
+    """A place records are written to and read from.  Every method may be called from any thread.
 
-    Writes: ``write_batch`` stores a whole batch in one transaction or raises (nothing of the batch
-    is stored then).  A store migrates itself on first use; ``migrate`` does it explicitly.
-    ``after_fork`` runs in a forked child: the inherited connection is abandoned without being
-    closed (closing it could release the parent's locks) and a new one is opened on next use.
-    Every method may be called from any thread.
+    Writes: ``write_batch`` stores a whole batch in one transaction or raises StoreError (nothing
+    of the batch is stored then).  A store migrates itself on first use.  ``after_fork`` runs in a
+    forked child: inherited connections are abandoned without being closed.
     """
 
     url: str
@@ -175,17 +212,18 @@ class Store(Protocol):
     ) -> bool:
         """Store the batch in one transaction (raise StoreError, storing nothing, on failure); wait
         for other writers until ``deadline`` at most; with ``once_key``, store it only if that key
-        was never stored before (False when it was)."""
+        was never stored before (False when it was).  ``exit_key`` acts as ``once_key`` only while
+        the deadline is finite (the process is exiting and may also spool the batch)."""
         ...
 
     def migrate(self) -> int: ...
 
     def schema_version(self) -> int: ...
 
-    def apply_retention(self, max_age_days: float, max_bytes: int) -> RetentionResult: ...
+    def apply_retention(self, policy: RetentionPolicy) -> RetentionResult: ...
 
     def save_state(self, key: str, value: Any) -> None:
-        """Persist a JSON-able value under ``key`` (detector baselines); replaces an earlier value."""
+        """Persist a JSON-able value under ``key``; replaces an earlier value."""
 
     def load_state(self, key: str) -> Any | None:
         """The value saved under ``key``, or ``None``."""
@@ -199,37 +237,37 @@ class Store(Protocol):
     def after_fork(self) -> None: ...
 
     # -- reads ------------------------------------------------------------------------------
-    def logs(
-        self, sel: Selection, *, after_id: int | None = None, newest_first: bool = False, limit: int = 100
-    ) -> list[LogLine]:
-        """Log lines in ``sel``: oldest first after ``after_id`` (live follow), or the newest ``limit``
-        when ``newest_first`` (still returned newest first)."""
+    def rows(
+        self,
+        kind: str,
+        sel: Selection,
+        *,
+        cursor: str | None = None,
+        limit: int = 1000,
+        newest_first: bool = False,
+    ) -> Page:
+        """Up to ``limit`` records of ``kind`` in ``sel`` as dicts of :data:`EXPORT_FIELDS`.
 
-    def count_logs(self, sel: Selection, by: str) -> list[Count]:
-        """Log counts grouped ``by`` ``"severity"`` (key: the severity number as text) or ``"component"``,
-        largest first."""
+        Oldest first in the order they were stored (a later page never misses a row committed
+        after the earlier page was read), or the newest first by time with ``newest_first``.
+        """
+        ...
 
-    def error_groups(self, sel: Selection, limit: int) -> list[ErrorGroupCount]:
-        """Error groups with occurrences in ``sel``, most occurrences first."""
+    def aggregate(
+        self,
+        kind: str,
+        sel: Selection,
+        group_by: Sequence[str] = (),
+        measures: Sequence[str] = ("count",),
+        *,
+        source: str = "auto",
+    ) -> list[dict[str, Any]]:
+        """One dict per group: the ``group_by`` fields and the ``measures`` (see ``_aggregate``).
 
-    def error_logs(self, sel: Selection, limit: int) -> list[ErrorLogCount]:
-        """ERROR and CRITICAL log lines in ``sel`` grouped by component and message, most first."""
-
-    def operation_durations(self, sel: Selection) -> Iterator[tuple[str, float]]:
-        """``(operation, seconds)`` of every PERFORMANCE log in ``sel`` with a numeric ``duration``."""
-
-    def count_events(self, sel: Selection) -> list[Count]:
-        """Events in ``sel`` counted by name, largest first."""
-
-    def session_totals(self, sel: Selection) -> SessionTotals:
-        """Sessions starting in ``sel``: count, distinct users, non-zero exit codes."""
-
-    def llm_usage(self, sel: Selection) -> list[ModelUsage]:
-        """Totals of ``llm.request`` events in ``sel`` per model, most expensive first."""
-
-    def iter_rows(self, kind: str, sel: Selection) -> Iterator[dict[str, Any]]:
-        """Every row of one kind (see ``EXPORT_KINDS``) in ``sel`` as a plain dict, oldest first,
-        read in chunks so memory stays flat however many rows match."""
+        ``source="raw"`` forces a scan of raw rows (tests compare it with the rollups).
+        """
+        ...
 
     def info(self) -> StoreInfo:
-        """Size, schema version, row counts and time span of the store."""
+        """Backend, size, schema version, row counts and time span of the store."""
+        ...

@@ -160,10 +160,154 @@ _V4_ROLLUPS_STATE: Final = (
         updated_ns INTEGER NOT NULL)""",
 )
 
+# Version 5: the layout every backend shares (PostgreSQL's ``_pg_schema`` has the same columns).
+# Narrow rows: component and event/span/metric names interned in ``names``; sessions referred to by
+# an integer; no severity text (derived on read); empty attributes stored as NULL; one time index
+# per raw table (a session's or a trace's records are found through its time bounds), because
+# every wider read is answered from ``rollups``.  The v4 tables are renamed, their rows moved by
+# the store's own insert path (``sqlite._copy_v4``), then dropped.
+_V4_TABLES: Final = ("sessions", "logs", "events", "spans", "metric_points", "errors")
+_V4_INDEXES: Final = (
+    "sessions_start",
+    "sessions_service",
+    "logs_time",
+    "logs_session",
+    "logs_component",
+    "logs_severity",
+    "events_time",
+    "events_name",
+    "events_session",
+    "spans_start",
+    "spans_trace",
+    "spans_name",
+    "spans_session",
+    "metric_points_time",
+    "metric_points_name",
+    "errors_time",
+    "errors_group",
+    "errors_session",
+)
+V5_TABLES: Final = (
+    """CREATE TABLE names (
+        id INTEGER PRIMARY KEY,
+        value TEXT NOT NULL UNIQUE)""",
+    """CREATE TABLE sessions (
+        sid INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        service TEXT NOT NULL DEFAULT '',
+        resource_id INTEGER,
+        start_ns INTEGER,
+        end_ns INTEGER,
+        exit_code INTEGER,
+        command TEXT,
+        user_id TEXT,
+        attributes TEXT,
+        log_count INTEGER NOT NULL DEFAULT 0,
+        error_count INTEGER NOT NULL DEFAULT 0,
+        event_count INTEGER NOT NULL DEFAULT 0,
+        first_ns INTEGER,
+        last_ns INTEGER)""",
+    "CREATE INDEX sessions_start ON sessions (start_ns)",
+    # AUTOINCREMENT: ids never come back once retention has emptied a table (cursors use them).
+    """CREATE TABLE logs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time_ns INTEGER NOT NULL,
+        severity INTEGER NOT NULL,
+        component_id INTEGER NOT NULL,
+        message TEXT NOT NULL,
+        attributes TEXT,
+        trace_id TEXT,
+        span_id TEXT,
+        session INTEGER,
+        resource_id INTEGER NOT NULL)""",
+    "CREATE INDEX logs_time ON logs (time_ns)",
+    """CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time_ns INTEGER NOT NULL,
+        name_id INTEGER NOT NULL,
+        attributes TEXT,
+        trace_id TEXT,
+        span_id TEXT,
+        session INTEGER,
+        resource_id INTEGER NOT NULL)""",
+    "CREATE INDEX events_time ON events (time_ns)",
+    """CREATE TABLE spans (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        trace_id TEXT,
+        span_id TEXT,
+        parent_span_id TEXT,
+        name_id INTEGER NOT NULL,
+        span_kind TEXT NOT NULL DEFAULT '',
+        start_ns INTEGER NOT NULL,
+        end_ns INTEGER,
+        status INTEGER NOT NULL DEFAULT 0,
+        attributes TEXT,
+        events TEXT,
+        session INTEGER,
+        resource_id INTEGER NOT NULL)""",
+    "CREATE INDEX spans_start ON spans (start_ns)",
+    "CREATE INDEX spans_trace ON spans (trace_id)",
+    """CREATE TABLE metric_points (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time_ns INTEGER NOT NULL,
+        name_id INTEGER NOT NULL,
+        type TEXT NOT NULL DEFAULT 'gauge',
+        unit TEXT NOT NULL DEFAULT '',
+        temporality TEXT NOT NULL DEFAULT '',
+        value REAL,
+        histogram TEXT,
+        attributes TEXT,
+        session INTEGER,
+        resource_id INTEGER NOT NULL)""",
+    "CREATE INDEX metric_points_time ON metric_points (time_ns)",
+    """CREATE TABLE errors (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        group_id INTEGER NOT NULL,
+        time_ns INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        message TEXT NOT NULL,
+        stack TEXT NOT NULL DEFAULT '',
+        attributes TEXT,
+        trace_id TEXT,
+        span_id TEXT,
+        session INTEGER,
+        resource_id INTEGER NOT NULL)""",
+    "CREATE INDEX errors_time ON errors (time_ns)",
+    "CREATE INDEX errors_group ON errors (group_id, time_ns)",
+    # One cell per (resolution, series, bucket, service, name, dim): see store._model for the series.
+    """CREATE TABLE rollups (
+        res INTEGER NOT NULL,
+        series TEXT NOT NULL,
+        bucket_ns INTEGER NOT NULL,
+        service TEXT NOT NULL,
+        name TEXT NOT NULL,
+        dim TEXT NOT NULL,
+        count INTEGER NOT NULL DEFAULT 0,
+        errors INTEGER NOT NULL DEFAULT 0,
+        sum REAL NOT NULL DEFAULT 0,
+        min REAL,
+        max REAL,
+        first_ns INTEGER,
+        last_ns INTEGER,
+        sketch BLOB,
+        sums TEXT,
+        PRIMARY KEY (res, series, bucket_ns, service, name, dim)) WITHOUT ROWID""",
+)
+_V5_LAYOUT: Final = (
+    *(f"DROP INDEX IF EXISTS {name}" for name in _V4_INDEXES),
+    *(f"ALTER TABLE {table} RENAME TO v4_{table}" for table in _V4_TABLES),
+    "DROP TABLE rollups_minute",
+    *V5_TABLES,
+)
+# Runs after the statements of the same version, in the same transaction (the SQLite store's
+# ``_copy_v4`` moves the renamed tables' rows, then drops them).
+PYTHON_STEPS: Final = {5: "copy_v4"}
+
 MIGRATIONS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
     ("resources, sessions, logs, events", _V1_CORE),
     ("spans, metric points", _V2_TRACES_METRICS),
     ("error groups and errors", _V3_ERRORS),
     ("per-minute rollups, kv_state", _V4_ROLLUPS_STATE),
+    ("narrow rows, interned names, rollups per minute, hour and day", _V5_LAYOUT),
 )
 LATEST_VERSION: Final = len(MIGRATIONS)

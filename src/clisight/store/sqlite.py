@@ -1,9 +1,10 @@
 """The SQLite store: the default backend, one file shared by every process of every CLI on a machine.
 
 Many processes may write the same file at once: each batch is one ``BEGIN IMMEDIATE`` transaction and
-a busy writer waits (``busy_timeout``) instead of failing.  One connection per store object, usable
-from any thread (a lock serializes it).  ``:memory:`` gives a private in-memory store with the same
-schema.
+a busy writer waits (``busy_timeout``) instead of failing.  Writes go through one connection per
+store object (a lock serialises it); reads go through a small pool of their own connections, so
+under WAL readers never wait for the writer or for each other.  ``:memory:`` gives a private
+in-memory store with the same schema (one connection for everything).
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from clisight._fork import STORES, register_fork_steps
+from clisight._sketch import QuantileSketch
 from clisight.exceptions import SchemaError, StoreError
-from clisight.store import _records
-from clisight.store._sqlite_insert import insert_records
+from clisight.store import _aggregate, _sql
+from clisight.store._model import from_json, map_batch, to_json
+from clisight.store._sqlite_insert import Interner, insert_batch, register_functions
 from clisight.store._sqlite_schema import (
     BUSY_TIMEOUT_MS,
     apply_pragmas,
@@ -32,19 +35,14 @@ from clisight.store._sqlite_schema import (
     retry_busy,
 )
 from clisight.store.base import (
-    EXPORT_KINDS,
-    RECORD_TABLES,
-    Count,
-    ErrorGroupCount,
-    ErrorLogCount,
-    LogLine,
-    ModelUsage,
+    RESOLUTIONS,
+    Page,
+    RetentionPolicy,
     RetentionResult,
     Selection,
-    SessionTotals,
     StoreInfo,
 )
-from clisight.types import ERROR_LEVEL, PERFORMANCE, WARNING, Deadline, Record, Resource
+from clisight.types import Deadline, Record
 
 T = TypeVar("T")
 
@@ -55,19 +53,15 @@ _ABANDONED: list[sqlite3.Connection] = []
 # Every live store, so a fork in any code path (not only the pipeline's) is made safe for them.
 _LIVE_STORES: weakref.WeakSet[SqliteStore] = weakref.WeakSet()
 
-_PAGE_ROWS: Final = 1_000  # rows per read chunk when streaming
+_READERS: Final = 4  # pooled read connections kept per store
 _DELETE_CHUNK: Final = 5_000  # rows per retention transaction, so writers never wait long
-
-# Per table: (time column, name column, text column) for building WHERE clauses; None = not filterable.
-_COLUMNS: Final[dict[str, tuple[str, str | None, str | None]]] = {
-    "logs": ("time_ns", None, "message"),
-    "events": ("time_ns", "name", None),
-    "spans": ("start_ns", "name", None),
-    "metric_points": ("time_ns", "name", None),
-    "errors": ("time_ns", "type", "message"),
-    "sessions": ("start_ns", None, None),
-}
-_JSON_COLUMNS: Final = frozenset({"attributes", "events", "histogram"})
+_RAW_TABLES: Final = (
+    ("logs", "time_ns"),
+    ("events", "time_ns"),
+    ("spans", "start_ns"),
+    ("metric_points", "time_ns"),
+    ("errors", "time_ns"),
+)
 
 
 class SqliteStore:
@@ -75,29 +69,36 @@ class SqliteStore:
 
     ``read_only=True`` opens the file for reading only: it is never created, migrated or written,
     and neither it nor its directory needs to be writable.  A store an older clisight wrote reads
-    as if upgraded (tables it lacks read as empty); a missing file raises StoreError ("no store
-    at ...") on first use; writes raise StoreError.  An in-memory store is private to its owner,
-    so it is always writable and ignores ``read_only``.
+    as if upgraded where it can; a missing file raises StoreError ("no store at ...") on first
+    use; writes raise StoreError.  An in-memory store is private to its owner, so it is always
+    writable and ignores ``read_only``.
     """
+
+    backend = "sqlite"
 
     def __init__(self, path: str | Path, url: str | None = None, *, read_only: bool = False) -> None:
         self._memory = str(path) == ":memory:"
         self.read_only: bool = read_only and not self._memory
         self.path: Path | None = None if self._memory else Path(path).expanduser().resolve()
-        self.url: str = url or ("memory://" if self.path is None else f"sqlite:///{self.path}")
+        self.url: str = url or ("sqlite:///:memory:" if self.path is None else f"sqlite:///{self.path}")
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
-        self._resources: dict[Resource, int] = {}
+        self._ids = Interner()
         self._closed = False
+        self._migrated = False
         self._pid = os.getpid()
+        # The read pool: idle connections, and how many reads are under way (a fork waits for 0).
+        self._gate = threading.Condition()
+        self._idle: list[sqlite3.Connection] = []
+        self._active = 0
         _LIVE_STORES.add(self)
 
     def __repr__(self) -> str:
         return f"SqliteStore({self.url!r})"
 
-    # -- connection ---------------------------------------------------------------------------
+    # -- connections --------------------------------------------------------------------------
     def _locked(self) -> threading.RLock:
-        """The connection lock, after letting a pending fork take it first."""
+        """The writer's lock, after letting a pending fork take it first."""
         if _FORK_PENDING.is_set():
             # A thread releasing and retaking the lock in a loop would starve the forking thread.
             deadline = time.monotonic() + 1.0
@@ -111,10 +112,9 @@ class SqliteStore:
             return self._conn
         if self._closed and self._memory:
             raise StoreError(f"the store {self.url} is closed; an in-memory store cannot be reopened")
-        if self.read_only and self.path is not None:
-            self._conn = connect_read_only(self.path, self.url)
-            self._closed = False
-            return self._conn
+        if self.read_only:
+            raise StoreError(f"the store {self.url} was opened read-only; it cannot be written")
+        assert not (self.read_only and self.path is not None)
         target = ":memory:" if self.path is None else str(self.path)
         try:
             if self.path is not None:
@@ -126,7 +126,13 @@ class SqliteStore:
             raise StoreError(f"cannot open the store {self.url}: {exc}") from exc
         try:
             apply_pragmas(conn)
-            migrate_connection(conn, where=self.url, begin=lambda: _begin_immediate(conn, deadline))
+            register_functions(conn)
+            migrate_connection(
+                conn,
+                where=self.url,
+                begin=lambda: _begin_immediate(conn, deadline),
+                python_step=lambda version: self._python_step(conn, version),
+            )
         except SchemaError:
             conn.close()
             raise
@@ -135,14 +141,54 @@ class SqliteStore:
             raise StoreError(f"cannot open the store {self.url}: {exc}") from exc
         self._conn = conn
         self._closed = False
+        self._migrated = True
         return conn
 
+    def _reader(self) -> sqlite3.Connection:
+        """A pooled read connection (caller counted in ``_active``)."""
+        with self._gate:
+            if self._idle:
+                return self._idle.pop()
+        if self.path is None:
+            raise AssertionError("an in-memory store reads through its one connection")
+        return connect_read_only(self.path, self.url)
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        if self._memory:
+            with self._locked():
+                yield self._connection()
+            return
+        if not self.read_only and not self._migrated:
+            with self._locked():
+                self._connection()  # create and migrate the file before the first read
+        with self._gate:
+            if _FORK_PENDING.is_set():
+                self._gate.wait_for(lambda: not _FORK_PENDING.is_set(), timeout=1.0)
+            self._active += 1
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = self._reader()
+            yield conn
+        finally:
+            with self._gate:
+                self._active -= 1
+                if conn is not None:
+                    if len(self._idle) < _READERS:
+                        self._idle.append(conn)
+                    else:
+                        conn.close()
+                self._gate.notify_all()
+
+    def _no_reader(self) -> bool:
+        return self._active == 0
+
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        with self._locked():
-            try:
-                return self._connection().execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot read the store {self.url}: {exc}") from exc
+        try:
+            with self._reading() as conn:
+                return conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the store {self.url}: {exc}") from exc
 
     def _write(self, action: Callable[[sqlite3.Connection], T], deadline: Deadline | None = None) -> T:
         """Run ``action`` in one ``BEGIN IMMEDIATE`` transaction; roll back and raise on failure."""
@@ -163,7 +209,9 @@ class SqliteStore:
                         # writer's commit will): that copy and its fsync can outlast the deadline.
                         conn.execute("PRAGMA wal_autocheckpoint = 0")
                     conn.execute("COMMIT")
+                    self._ids.commit()
                 except BaseException:
+                    self._ids.rollback()
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
@@ -181,36 +229,52 @@ class SqliteStore:
     def migrate(self) -> int:
         """Bring the schema to the latest version; return it.  Raises SchemaError if the file is newer."""
         with self._locked():
-            return migrate_connection(self._connection(), where=self.url)
+            if self.read_only:
+                return self.schema_version()
+            return read_schema_version(self._connection())
 
     def schema_version(self) -> int:
+        if self.read_only:
+            return int(self._read("SELECT COALESCE(MAX(version), 0) FROM schema_version")[0][0])
         with self._locked():
             return read_schema_version(self._connection())
 
     def close(self) -> None:
-        """Close the connection.  A file store reopens on next use; an in-memory store's data is gone."""
+        """Close the connections.  A file store reopens on next use; an in-memory store's data is gone."""
         with self._locked():
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
             self._closed = True
+            with self._gate:
+                idle, self._idle = self._idle, []
+            for conn in idle:
+                conn.close()
 
     def after_fork(self) -> None:
-        """In a forked child: abandon the inherited connection (never closed) and reopen lazily.
+        """In a forked child: abandon the inherited connections (never closed) and reopen lazily.
 
         Runs once per child (further calls in the same process do nothing), automatically at fork.
         """
         if self._pid == os.getpid():
             return  # already done for this process; a second reset could pull the connection from a writer
         self._pid = os.getpid()
-        # The parent's lock may have been held by a thread that does not exist in the child.
+        # The parent's locks may have been held by a thread that does not exist in the child.
         self._lock = threading.RLock()
-        self._resources.clear()
+        self._gate = threading.Condition()
+        self._active = 0
+        self._ids = Interner()
+        _ABANDONED.extend(self._idle)
+        self._idle = []
         if self._memory:
             return  # the child owns a private copy of the in-memory database; keep using it
         if self._conn is not None:
             _ABANDONED.append(self._conn)
             self._conn = None
+
+    def _python_step(self, conn: sqlite3.Connection, version: int) -> None:
+        if version == 5:
+            _copy_v4(conn, self._ids)
 
     # -- writes -------------------------------------------------------------------------------
     def write_batch(
@@ -232,7 +296,7 @@ class SqliteStore:
         """
         if not records:
             return True
-        new_resources: dict[Resource, int] = {}
+        mapped = map_batch(records)
 
         def insert(conn: sqlite3.Connection) -> bool:
             key = once_key
@@ -247,45 +311,22 @@ class SqliteStore:
                 ).rowcount
                 if not seen:
                     return False
-            insert_records(conn, records, lambda res: self._resource_id(conn, res, new_resources))
+            insert_batch(conn, mapped, self._ids)
             return True
 
-        stored = self._write(insert, deadline)
-        # Only after COMMIT: ids from a rolled-back transaction don't exist.
-        with self._locked():
-            self._resources.update(new_resources)
-        return stored
-
-    def _resource_id(self, conn: sqlite3.Connection, res: Resource, new: dict[Resource, int]) -> int:
-        known = self._resources.get(res)
-        if known is None:
-            known = new.get(res)
-        if known is None:
-            key = (res.service, res.version, res.host, res.pid, res.sdk)
-            conn.execute(
-                "INSERT INTO resources (service, version, host, pid, sdk) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT DO NOTHING",
-                key,
-            )
-            row = conn.execute(
-                "SELECT id FROM resources"
-                " WHERE service = ? AND version = ? AND host = ? AND pid = ? AND sdk = ?",
-                key,
-            ).fetchone()
-            known = new[res] = int(row[0])
-        return known
+        return self._write(insert, deadline)
 
     # -- state --------------------------------------------------------------------------------
     def save_state(self, key: str, value: Any) -> None:
         self._execute_write(
             "INSERT INTO kv_state (key, value, updated_ns) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
             " value = excluded.value, updated_ns = excluded.updated_ns",
-            (key, _records.to_json(value), time.time_ns()),
+            (key, to_json(value), time.time_ns()),
         )
 
     def load_state(self, key: str) -> Any | None:
         rows = self._read("SELECT value FROM kv_state WHERE key = ?", (key,))
-        return _records.from_json(rows[0][0]) if rows else None
+        return from_json(rows[0][0]) if rows else None
 
     def state_items(self, prefix: str, since_ns: int = 0) -> list[tuple[str, Any]]:
         # Escape LIKE's wildcards: the prefix is a literal.
@@ -294,170 +335,126 @@ class SqliteStore:
             "SELECT key, value FROM kv_state WHERE key LIKE ? ESCAPE '\\' AND updated_ns >= ? ORDER BY key",
             (pattern, since_ns),
         )
-        return [(key, _records.from_json(value)) for key, value in rows]
+        return [(key, from_json(value)) for key, value in rows]
 
     # -- reads --------------------------------------------------------------------------------
-    def logs(
-        self, sel: Selection, *, after_id: int | None = None, newest_first: bool = False, limit: int = 100
-    ) -> list[LogLine]:
-        where, params = _where("logs", sel)
-        if after_id is not None:
-            where += " AND t.id > ?"
-            params.append(after_id)
-        order = "t.time_ns DESC, t.id DESC" if newest_first else "t.id"
-        rows = self._read(
-            "SELECT t.id, t.time_ns, t.severity, t.severity_text, t.component, t.message, t.attributes,"
-            " r.service, t.session_id, t.trace_id, t.span_id"
-            " FROM logs t JOIN resources r ON r.id = t.resource_id"
-            f" WHERE {where} ORDER BY {order} LIMIT ?",
-            [*params, limit],
+    def _session(self, sel: Selection) -> _sql.SessionBounds | None:
+        if sel.session_id is None:
+            return None
+        found = self._read("SELECT sid, first_ns, last_ns FROM sessions WHERE id = ?", (sel.session_id,))
+        if not found or found[0][1] is None:
+            return None
+        return _sql.SessionBounds(*found[0])
+
+    def rows(
+        self,
+        kind: str,
+        sel: Selection,
+        *,
+        cursor: str | None = None,
+        limit: int = 1000,
+        newest_first: bool = False,
+    ) -> Page:
+        sql, params = _sql.rows_query(
+            _sql.SQLITE, kind, sel, self._session(sel), cursor, max(limit, 0), newest_first
         )
-        return [
-            LogLine(row[0], row[1], row[2], row[3], row[4], row[5], _records.from_json(row[6]), *row[7:])
-            for row in rows
-        ]
-
-    def count_logs(self, sel: Selection, by: str) -> list[Count]:
-        column = {"severity": "t.severity", "component": "t.component"}.get(by)
-        if column is None:
-            raise ValueError(f"count_logs by {by!r}: expected 'severity' or 'component'")
-        where, params = _where("logs", sel)
-        rows = self._read(
-            f"SELECT {column}, COUNT(*) FROM logs t JOIN resources r ON r.id = t.resource_id WHERE {where}"
-            f" GROUP BY {column} ORDER BY COUNT(*) DESC, {column}",
-            params,
+        found = self._read(sql, params)
+        if not found:
+            return Page([], cursor)
+        return Page(
+            [_sql.to_export(kind, row) for row in found], _sql.next_cursor(kind, found[-1], newest_first)
         )
-        return [Count(str(key), count) for key, count in rows]
 
-    def error_groups(self, sel: Selection, limit: int) -> list[ErrorGroupCount]:
-        where, params = _where("errors", sel)
-        rows = self._read(
-            "SELECT g.fingerprint, g.type, g.title, g.status, COUNT(*), g.count,"
-            " g.first_seen_ns, g.last_seen_ns"
-            " FROM errors t JOIN resources r ON r.id = t.resource_id JOIN error_groups g ON g.id = t.group_id"
-            f" WHERE {where} GROUP BY g.id ORDER BY COUNT(*) DESC, g.last_seen_ns DESC LIMIT ?",
-            [*params, limit],
-        )
-        return [ErrorGroupCount(*row) for row in rows]
+    def aggregate(
+        self,
+        kind: str,
+        sel: Selection,
+        group_by: Sequence[str] = (),
+        measures: Sequence[str] = ("count",),
+        *,
+        source: str = "auto",
+    ) -> list[dict[str, Any]]:
+        parsed = _aggregate.parse(kind, group_by, measures)
+        plan = None if source == "raw" else _aggregate.plan(kind, sel, group_by, parsed)
+        if plan is None:
+            return self._raw_aggregate(kind, sel, group_by, parsed)
+        parts = [self._rollup_aggregate(plan, group_by, parsed)]
+        for resolution, start, end in plan.segments:
+            if not resolution:
+                edge = Selection(start, end - 1, sel.service, None, sel.min_severity, sel.component, sel.name)
+                parts.append(self._raw_aggregate(kind, edge, group_by, parsed))
+        return _aggregate.merge_parts(parts, group_by, parsed)
 
-    def error_logs(self, sel: Selection, limit: int) -> list[ErrorLogCount]:
-        where, params = _where("logs", sel)
-        rows = self._read(
-            "SELECT t.component, t.message, MAX(t.severity), COUNT(*), MIN(t.time_ns), MAX(t.time_ns)"
-            f" FROM logs t JOIN resources r ON r.id = t.resource_id WHERE {where} AND t.severity >= ?"
-            " GROUP BY t.component, t.message ORDER BY COUNT(*) DESC, MAX(t.time_ns) DESC LIMIT ?",
-            [*params, ERROR_LEVEL, limit],
-        )
-        return [ErrorLogCount(*row) for row in rows]
+    def _raw_aggregate(
+        self, kind: str, sel: Selection, group_by: Sequence[str], measures: Sequence[_aggregate.Measure]
+    ) -> list[dict[str, Any]]:
+        session = self._session(sel)
+        sql, params, python = _sql.raw_aggregate_query(_sql.SQLITE, kind, sel, session, group_by, measures)
+        found = self._read(sql, params)
+        if python:
+            names = [*group_by, *_sql.python_fields(measures)]
+            if "time" not in names:
+                names.append("time")
+                found = [(*row, 0) for row in found]
+            return _aggregate.python_aggregate(
+                (dict(zip(names, row, strict=True)) for row in found), group_by, measures
+            )
+        keys = [*group_by, *(m.text for m in measures)]
+        out = [dict(zip(keys, row, strict=True)) for row in found]
+        if not group_by and out and out[0][measures[0].text] is None and measures[0].op == "count":
+            return out
+        return out
 
-    def operation_durations(self, sel: Selection) -> Iterator[tuple[str, float]]:
-        where, params = _where("logs", sel)
-        sql = (
-            "SELECT t.id, COALESCE(json_extract(t.attributes, '$.operation'), t.message),"
-            " json_extract(t.attributes, '$.duration')"
-            f" FROM logs t JOIN resources r ON r.id = t.resource_id WHERE {where}"
-            " AND t.severity >= ? AND t.severity < ?"
-            " AND json_type(t.attributes, '$.duration') IN ('integer', 'real')"
-            " AND t.id > ? ORDER BY t.id LIMIT ?"
-        )
-        for row in self._pages(sql, [*params, PERFORMANCE, WARNING]):
-            yield str(row[1]), float(row[2])
-
-    def count_events(self, sel: Selection) -> list[Count]:
-        where, params = _where("events", sel)
-        rows = self._read(
-            f"SELECT t.name, COUNT(*) FROM events t JOIN resources r ON r.id = t.resource_id WHERE {where}"
-            " GROUP BY t.name ORDER BY COUNT(*) DESC, t.name",
-            params,
-        )
-        return [Count(name, count) for name, count in rows]
-
-    def session_totals(self, sel: Selection) -> SessionTotals:
-        where, params = _where("sessions", sel)
-        row = self._read(
-            "SELECT COUNT(*), COUNT(DISTINCT t.user_id),"
-            " COALESCE(SUM(t.exit_code IS NOT NULL AND t.exit_code != 0), 0)"
-            f" FROM sessions t WHERE {where}",
-            params,
-        )[0]
-        return SessionTotals(*row)
-
-    def llm_usage(self, sel: Selection) -> list[ModelUsage]:
-        where, params = _where("events", Selection(**{**_as_dict(sel), "name": "llm.request"}))
-
-        def total(key: str, cast: str) -> str:
-            return f"CAST(TOTAL(json_extract(t.attributes, '$.{key}')) AS {cast})"
-
-        rows = self._read(
-            "SELECT COALESCE(json_extract(t.attributes, '$.model'), 'unknown') AS model, COUNT(*),"
-            f" {total('input_tokens', 'INTEGER')}, {total('output_tokens', 'INTEGER')},"
-            f" {total('cache_read_tokens', 'INTEGER')}, {total('cost_usd', 'REAL')},"
-            f" {total('duration', 'REAL')}"
-            f" FROM events t JOIN resources r ON r.id = t.resource_id WHERE {where}"
-            " GROUP BY model ORDER BY 6 DESC, 2 DESC, model",
-            params,
-        )
-        return [ModelUsage(str(row[0]), *row[1:]) for row in rows]
-
-    def iter_rows(self, kind: str, sel: Selection) -> Iterator[dict[str, Any]]:
-        table = EXPORT_KINDS.get(kind)
-        if table is None:
-            raise ValueError(f"unknown record kind {kind!r}: expected one of {', '.join(EXPORT_KINDS)}")
-        where, params = _where(table, sel)
-        service = "t.service" if table == "sessions" else "r.service"
-        sql = (
-            f"SELECT t.rowid, t.*, {service} AS service_name FROM {table} t"
-            f" LEFT JOIN resources r ON r.id = t.resource_id"
-            f" WHERE {where} AND t.rowid > ? ORDER BY t.rowid LIMIT ?"
-        )
-        names: list[str] = []
-        for row in self._pages(sql, params, names):
-            item: dict[str, Any] = {"kind": kind}
-            for name, value in zip(names[1:], row[1:], strict=True):
-                if name == "service_name":
-                    item["service"] = value
-                elif name == "kind":
-                    item["span_kind"] = value  # "kind" already says which record this is
-                elif name != "service":
-                    item[name] = _records.from_json(value) if name in _JSON_COLUMNS else value
-            yield item
-
-    def _pages(self, sql: str, params: list[Any], names: list[str] | None = None) -> Iterator[Any]:
-        """Rows of ``sql`` (first column an increasing id; ends with ``id > ? ... LIMIT ?``) in chunks.
-
-        The lock is held per chunk only, so a slow consumer never blocks writers in this process.
-        """
-        last = -1
-        while True:
-            with self._locked():
-                try:
-                    cursor = self._connection().execute(sql, [*params, last, _PAGE_ROWS])
-                    rows = cursor.fetchall()
-                except sqlite3.Error as exc:
-                    raise StoreError(f"cannot read the store {self.url}: {exc}") from exc
-                if names is not None and not names:
-                    names.extend(d[0] for d in cursor.description)
-            yield from rows
-            if len(rows) < _PAGE_ROWS:
-                return
-            last = rows[-1][0]
+    def _rollup_aggregate(
+        self, plan: _aggregate.RollupPlan, group_by: Sequence[str], measures: Sequence[_aggregate.Measure]
+    ) -> list[dict[str, Any]]:
+        sql, params, sketch_sql = _sql.rollup_query(_sql.SQLITE, plan, group_by, measures)
+        found = self._read(sql, params)
+        keys = [*group_by, *(m.text for m in measures)]
+        out = [dict(zip(keys, row, strict=True)) for row in found]
+        if (
+            not group_by
+            and out
+            and all(row[m.text] is None for row in out for m in measures if m.op == "count")
+        ):
+            out = []  # no rollup row matched: SUM() over nothing
+        for row in out:
+            for m in measures:
+                if m.op in ("count", "errors") and row[m.text] is None:
+                    row[m.text] = 0
+                elif m.field == "severity" and row[m.text] is not None:
+                    row[m.text] = int(row[m.text])
+                elif m.op == "sum" and row[m.text] is None:
+                    row[m.text] = 0.0
+        if sketch_sql is not None:
+            sketches: dict[tuple[Any, ...], QuantileSketch] = {}
+            for cell in self._read(sketch_sql, params):
+                key = tuple(cell[:-1])
+                merged = sketches.get(key)
+                if merged is None:
+                    merged = sketches[key] = QuantileSketch()
+                merged.merge(QuantileSketch.from_bytes(bytes(cell[-1])))
+            for row in out:
+                sketch = sketches.get(tuple(row[g] for g in group_by))
+                for m in measures:
+                    if m.op == "quantiles":
+                        row[m.text] = sketch
+        return out
 
     def info(self) -> StoreInfo:
         counts = {}
-        for table in (*RECORD_TABLES, "error_groups", "resources"):
+        for table in (*_sql.RECORD_TABLES, "error_groups", "resources", "names", "rollups"):
             counts[table] = int(self._read(f"SELECT COUNT(*) FROM {table}")[0][0])
         bounds = self._read(
-            " UNION ALL ".join(
-                f"SELECT MIN({col}), MAX({col}) FROM {table}"
-                for table, (col, _, _) in _COLUMNS.items()
-                if table != "sessions"
-            )
+            " UNION ALL ".join(f"SELECT MIN({col}), MAX({col}) FROM {table}" for table, col in _RAW_TABLES)
         )
         lows = [low for low, _ in bounds if low is not None]
         highs = [high for _, high in bounds if high is not None]
         file_bytes, wal_bytes = self._file_sizes()
         return StoreInfo(
             self.url,
+            "sqlite",
+            sqlite3.sqlite_version,
             None if self.path is None else str(self.path),
             file_bytes,
             wal_bytes,
@@ -487,124 +484,183 @@ class SqliteStore:
 
     def _used_bytes(self) -> int:
         # Pages holding data; freed pages only leave the file at the vacuum step.
-        pages = self._read("PRAGMA page_count")[0][0] - self._read("PRAGMA freelist_count")[0][0]
-        return int(pages) * int(self._read("PRAGMA page_size")[0][0])
+        with self._locked():
+            conn = self._connection()
+            pages = (
+                conn.execute("PRAGMA page_count").fetchone()[0]
+                - conn.execute("PRAGMA freelist_count").fetchone()[0]
+            )
+            return int(pages) * int(conn.execute("PRAGMA page_size").fetchone()[0])
 
-    def _delete_in_chunks(self, table: str, condition: str, params: Sequence[Any]) -> int:
+    def _delete_in_chunks(self, table: str, key: str, condition: str, params: Sequence[Any]) -> int:
+        """Delete in transactions of ``_DELETE_CHUNK`` rows, each found through an index, so a writer
+        never waits for more than one chunk."""
         total = 0
         while True:
             sql = (
-                f"DELETE FROM {table} WHERE rowid IN"
-                f" (SELECT rowid FROM {table} WHERE {condition} LIMIT {_DELETE_CHUNK})"
+                f"DELETE FROM {table} WHERE {key} IN"
+                f" (SELECT {key} FROM {table} WHERE {condition} LIMIT {_DELETE_CHUNK})"
             )
             deleted = self._execute_write(sql, params)
             total += deleted
             if deleted < _DELETE_CHUNK:
                 return total
 
-    def apply_retention(self, max_age_days: float, max_bytes: int) -> RetentionResult:
-        """Delete records older than ``max_age_days``, then the oldest logs, events, spans and metric
-        points until the store fits in ``max_bytes``; give the space back.  0 means no limit."""
-        deleted = dict.fromkeys((*RECORD_TABLES, "error_groups"), 0)
+    def apply_retention(self, policy: RetentionPolicy) -> RetentionResult:
+        """Delete raw rows older than ``policy.raw_days``, rollups past their own ages, then the oldest
+        raw rows until the store fits ``policy.max_bytes``; give the space back."""
+        started = time.monotonic()
+        deleted = dict.fromkeys((*_sql.RECORD_TABLES, "error_groups", "rollups"), 0)
         self._checkpoint()
         before = self._size()
-        if max_age_days > 0:
-            cutoff = time.time_ns() - int(max_age_days * 86_400 * 1e9)
-            for table, (col, _, _) in _COLUMNS.items():
-                if table == "sessions":
-                    col = "COALESCE(end_ns, start_ns)"
-                deleted[table] += self._delete_in_chunks(table, f"{col} < ?", (cutoff,))
-            self._execute_write("DELETE FROM rollups_minute WHERE minute_ns < ?", (cutoff,))
+        now = time.time_ns()
+        if policy.raw_days > 0:
+            cutoff = now - int(policy.raw_days * 86_400e9)
+            for table, col in _RAW_TABLES:
+                deleted[table] += self._delete_in_chunks(table, "id", f"{col} < ?", (cutoff,))
+            deleted["sessions"] += self._delete_in_chunks(
+                "sessions",
+                "sid",
+                "start_ns < ? AND COALESCE(last_ns, end_ns, start_ns) < ?",
+                (cutoff, cutoff),
+            )
             # Markers of imported spool batches: one per exiting process that spooled; past the
             # cutoff their records are gone too.
             self._execute_write(
                 "DELETE FROM kv_state WHERE (key LIKE 'spool:%' OR key LIKE 'exit:%') AND updated_ns < ?",
                 (cutoff,),
             )
-        if max_age_days > 0 or max_bytes > 0:
+        for resolution, days in zip(
+            RESOLUTIONS, (policy.minute_days, policy.hour_days, policy.day_days), strict=True
+        ):
+            if days > 0:
+                cutoff = now - int(days * 86_400e9)
+                deleted["rollups"] += self._execute_write(
+                    "DELETE FROM rollups WHERE res = ? AND bucket_ns < ?", (resolution, cutoff)
+                )
+        if policy.raw_days > 0 or policy.max_bytes > 0:
             deleted["error_groups"] += self._delete_in_chunks(
-                "error_groups", "NOT EXISTS (SELECT 1 FROM errors e WHERE e.group_id = error_groups.id)", ()
+                "error_groups",
+                "id",
+                "NOT EXISTS (SELECT 1 FROM errors e WHERE e.group_id = error_groups.id)",
+                (),
             )
-        if max_bytes > 0:
-            self._shrink_to(max_bytes, deleted)
+        if policy.max_bytes > 0:
+            self._shrink_to(policy.max_bytes, deleted)
         self._release_space()
-        return RetentionResult(deleted, before, self._size())
+        return RetentionResult(deleted, before, self._size(), time.monotonic() - started)
 
     def _shrink_to(self, max_bytes: int, deleted: dict[str, int]) -> None:
-        tables = ("logs", "events", "spans", "metric_points")
+        tables = dict(_RAW_TABLES[:4])
         while self._used_bytes() > max_bytes:
             # Delete from whichever table holds the oldest record, about 5% of it at a time.
             oldest: tuple[int, str] | None = None
-            for table in tables:
-                col = _COLUMNS[table][0]
+            for table, col in tables.items():
                 low = self._read(f"SELECT MIN({col}) FROM {table}")[0][0]
                 if low is not None and (oldest is None or low < oldest[0]):
                     oldest = (low, table)
             if oldest is None:
                 return
             table = oldest[1]
-            col = _COLUMNS[table][0]
+            col = tables[table]
             span = self._read(f"SELECT MAX(id) - MIN(id) FROM {table}")[0][0] or 0
             chunk = max(500, int(span) // 20)
             sql = f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY {col}, id LIMIT {chunk})"
             deleted[table] += self._execute_write(sql)
 
     def _checkpoint(self) -> None:
-        if self.path is not None:
+        if self.path is not None and not self.read_only:
             # TRUNCATE empties the WAL file so its size stops counting; it gives up quietly under readers.
-            self._read("PRAGMA wal_checkpoint(TRUNCATE)")
+            with self._locked():
+                self._connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def _release_space(self) -> None:
-        if self._read("PRAGMA auto_vacuum")[0][0] == 2:
-            with self._locked():
+        with self._locked():
+            conn = self._connection()
+            if conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:
                 # executescript steps the pragma to the end; execute() would free a single page.
-                self._connection().executescript("PRAGMA incremental_vacuum;")
-        elif self._read("PRAGMA freelist_count")[0][0] > 0:
-            # Files made without incremental auto-vacuum can only shrink by a full rewrite.
-            self._read("VACUUM")
+                conn.executescript("PRAGMA incremental_vacuum;")
+            elif conn.execute("PRAGMA freelist_count").fetchone()[0] > 0:
+                # Files made without incremental auto-vacuum can only shrink by a full rewrite.
+                conn.execute("VACUUM")
         self._checkpoint()
 
 
-def _as_dict(sel: Selection) -> dict[str, Any]:
-    return {name: getattr(sel, name) for name in Selection.__slots__}
+def _copy_v4(conn: sqlite3.Connection, ids: Interner) -> None:
+    """Schema 5's data step: move the rows of the renamed v4 tables through the v5 insert path (so
+    names are interned and rollups filled), then drop them.  Error groups keep their status."""
+    from clisight.types import Resource
+
+    resources = {
+        row[0]: Resource(row[1], row[2], row[3], row[4], row[5])
+        for row in conn.execute("SELECT id, service, version, host, pid, sdk FROM resources")
+    }
+    fallback = Resource("unknown")
+    fingerprints = dict(conn.execute("SELECT id, fingerprint FROM error_groups").fetchall())
+    queries = (
+        "SELECT 'session', start_ns, service, '', 0, attributes, resource_id, id, NULL, NULL, NULL, end_ns,"
+        " NULL, exit_code, command, user_id FROM v4_sessions",
+        "SELECT 'log', time_ns, component, message, severity, attributes, resource_id, session_id, trace_id,"
+        " span_id, NULL, NULL, NULL, NULL, NULL, NULL FROM v4_logs",
+        "SELECT 'event', time_ns, name, '', 0, attributes, resource_id, session_id, trace_id, span_id, NULL,"
+        " NULL, NULL, NULL, NULL, NULL FROM v4_events",
+        "SELECT 'span', start_ns, name, '', status, attributes, resource_id, session_id, trace_id, span_id,"
+        " parent_span_id, end_ns, NULL, kind, events, NULL FROM v4_spans",
+        "SELECT 'metric', time_ns, name, '', 0, attributes, resource_id, session_id, NULL, NULL, NULL, NULL,"
+        " value, type, unit, temporality FROM v4_metric_points",
+        "SELECT 'error', time_ns, type, message, 17, attributes, resource_id, session_id, trace_id, span_id,"
+        " NULL, NULL, group_id, stack, NULL, NULL FROM v4_errors",
+    )
+    for sql in queries:
+        cursor = conn.execute(sql)
+        while True:
+            chunk = cursor.fetchmany(5000)
+            if not chunk:
+                break
+            records = [_v4_record(row, resources.get(row[6], fallback), fingerprints) for row in chunk]
+            insert_batch(conn, map_batch(records), ids)
+    for table in ("v4_errors", "v4_metric_points", "v4_spans", "v4_events", "v4_logs", "v4_sessions"):
+        conn.execute(f"DROP TABLE {table}")
 
 
-def _like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def _where(table: str, sel: Selection) -> tuple[str, list[Any]]:
-    """A WHERE clause over alias ``t`` (and ``r`` for resources) for ``sel`` on ``table``."""
-    time_col, name_col, text_col = _COLUMNS[table]
-    clauses = ["1 = 1"]
-    params: list[Any] = []
-    if sel.since_ns is not None:
-        clauses.append(f"t.{time_col} >= ?")
-        params.append(sel.since_ns)
-    if sel.until_ns is not None:
-        clauses.append(f"t.{time_col} <= ?")
-        params.append(sel.until_ns)
-    if sel.service is not None:
-        clauses.append("t.service = ?" if table == "sessions" else "r.service = ?")
-        params.append(sel.service)
-    if sel.session_id is not None:
-        clauses.append("t.id = ?" if table == "sessions" else "t.session_id = ?")
-        params.append(sel.session_id)
-    if table == "logs":
-        if sel.min_severity is not None:
-            clauses.append("t.severity >= ?")
-            params.append(sel.min_severity)
-        if sel.component is not None:
-            clauses.append("t.component = ?")
-            params.append(sel.component)
-    if name_col is not None and sel.name is not None:
-        clauses.append(f"t.{name_col} = ?")
-        params.append(sel.name)
-    if text_col is not None and sel.text:
-        clauses.append(f"t.{text_col} LIKE ? ESCAPE '\\'")
-        params.append(_like_pattern(sel.text))
-    return " AND ".join(clauses), params
+def _v4_record(row: Sequence[Any], resource: Any, fingerprints: dict[int, str]) -> Record:
+    kind = row[0]
+    attrs = from_json(row[5], {})
+    if not isinstance(attrs, dict):
+        attrs = {}
+    if kind == "session":
+        attrs |= {
+            k: v
+            for k, v in (("exit_code", row[13]), ("command", row[14]), ("user_id", row[15]))
+            if v is not None
+        }
+        return Record("session", row[1] or 0, row[2] or "", "", 0, attrs, resource, row[7], end_ns=row[11])
+    if kind == "span":
+        attrs.setdefault("span.kind", row[13] or "")
+        events = from_json(row[14], [])
+        if events:
+            attrs.setdefault("span.events", events)
+    elif kind == "metric":
+        attrs.update(type=row[13], unit=row[14], temporality=row[15])
+    elif kind == "error":
+        attrs["stack"] = row[13] or ""
+        if row[12] in fingerprints:
+            attrs["fingerprint"] = fingerprints[row[12]]
+    return Record(
+        kind,
+        row[1],
+        row[2] or "",
+        row[3] or "",
+        row[4] or 0,
+        attrs,
+        resource,
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+        row[11],
+        row[12] if kind == "metric" else None,
+    )
 
 
 _HELD_FOR_FORK: list[SqliteStore] = []
@@ -618,6 +674,8 @@ def _hold_stores_before_fork() -> None:
     # With the lock held, close the connection too: then the child inherits no SQLite state at all
     # (per-process lock tables, the WAL index mapping), which SQLite forbids carrying across fork.
     # The parent reopens lazily on its next call.
+    # Readers are let finish their statement (new ones wait for the fork), and the idle read
+    # connections are closed the same way.
     _FORK_PENDING.set()
     for store in list(_LIVE_STORES):
         if store._lock.acquire(timeout=BUSY_TIMEOUT_MS / 1000 + 5):
@@ -626,12 +684,21 @@ def _hold_stores_before_fork() -> None:
                 with contextlib.suppress(sqlite3.Error):
                     store._conn.close()
                 store._conn = None
+            store._gate.acquire()
+            store._gate.wait_for(store._no_reader, timeout=BUSY_TIMEOUT_MS / 1000)
+            idle, store._idle = store._idle, []
+            for conn in idle:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
 
 
 def _release_stores_in_parent() -> None:
-    while _HELD_FOR_FORK:
-        _HELD_FOR_FORK.pop()._lock.release()
     _FORK_PENDING.clear()
+    while _HELD_FOR_FORK:
+        store = _HELD_FOR_FORK.pop()
+        store._gate.notify_all()
+        store._gate.release()
+        store._lock.release()
 
 
 def _reset_stores_in_child() -> None:
