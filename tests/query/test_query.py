@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from clisight.query import EXPORT_ORDER, Filter, LevelCount, Query, RetentionPolicy, percentile
+from clisight.query import EXPORT_ORDER, Filter, LevelCount, Query, RetentionPolicy
 from clisight.store import SqliteStore
 from clisight.types import CRITICAL, DEBUG, ERROR_LEVEL, INFO, PERFORMANCE, WARNING, Resource
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from clisight.exceptions import StoreError, UnsupportedStoreURL
-from clisight.store import RECORD_TABLES, Selection, SqliteStore, Store, open_store
+from clisight.store import BACKENDS, MemoryStore, Selection, SqliteStore, Store, backend_of, open_store
+from clisight.store._sql import RECORD_TABLES
 
 
 def test_sqlite_url_with_absolute_path_creates_parent_directories(tmp_path: Path) -> None:
@@ -39,19 +40,35 @@ def test_plain_path_opens_a_sqlite_file(tmp_path: Path, as_path: bool) -> None:
     store.close()
 
 
+def test_the_url_scheme_picks_the_backend_from_one_table() -> None:
+    assert backend_of("sqlite:///x.db") == backend_of("x.db") == backend_of(Path("x.db")) == "sqlite"
+    assert backend_of("memory://") == "memory"
+    assert backend_of("postgresql://u:p@db/x") == backend_of("postgres://db/x") == "postgresql"
+    assert backend_of("postgresql+psycopg://db/x") == "postgresql"
+    assert set(BACKENDS) == {"sqlite", "memory", "postgresql"}
+    assert isinstance(open_store("memory://"), MemoryStore)
+    sqlite_memory = open_store("sqlite:///:memory:")
+    assert isinstance(sqlite_memory, SqliteStore) and sqlite_memory.path is None
+
+
 @pytest.mark.parametrize("url", ["memory://", "sqlite:///:memory:"])
-def test_memory_store_has_the_full_schema_and_touches_no_file(url: str) -> None:
+def test_memory_stores_hold_every_kind_and_touch_no_file(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     store = open_store(url)
     info = store.info()
-    assert info.url == "memory://" and info.path is None and info.file_bytes == 0
+    assert info.path is None and info.file_bytes == 0
     assert set(RECORD_TABLES) <= set(info.row_counts)
     store.close()
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_memory_store_is_shared_by_threads_of_one_process() -> None:
+@pytest.mark.parametrize("url", ["memory://", "sqlite:///:memory:"])
+def test_memory_store_is_shared_by_threads_of_one_process(url: str) -> None:
     from clisight.types import Record, Resource
 
-    store = open_store("memory://")
+    store = open_store(url)
     res = Resource("svc")
 
     def write(thread: int) -> None:
@@ -63,28 +80,29 @@ def test_memory_store_is_shared_by_threads_of_one_process() -> None:
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
-    counts = {c.key: c.count for c in store.count_logs(Selection(), by="component")}
+    counts = {r["component"]: r["count"] for r in store.aggregate("log", Selection(), ("component",))}
     assert counts == {"t0": 100, "t1": 100, "t2": 100, "t3": 100}
     store.close()
 
 
 @pytest.mark.parametrize(
-    "url", ["postgresql://user:secret@db/clisight", "mysql://db/x", "sqlite://host/x.db", "  "]
+    "url", ["mysql://user:secret@db/x", "sqlite://host/x.db", "  ", "mongodb://a:secret@h"]
 )
 def test_unknown_urls_raise_naming_the_supported_ones(url: str) -> None:
     with pytest.raises(UnsupportedStoreURL) as info:
         open_store(url)
     message = str(info.value)
-    assert "sqlite:///" in message and "memory://" in message
+    assert "sqlite:///" in message and "memory://" in message and "postgresql://" in message
     assert "secret" not in message
     assert isinstance(info.value, StoreError)
 
 
-def test_closed_memory_store_says_it_cannot_reopen() -> None:
-    store = open_store("memory://")
+@pytest.mark.parametrize("url", ["memory://", "sqlite:///:memory:"])
+def test_closed_memory_store_says_it_cannot_reopen(url: str) -> None:
+    store = open_store(url)
     store.close()
     with pytest.raises(StoreError, match="closed"):
-        store.logs(Selection())
+        store.rows("log", Selection())
 
 
 def test_threads_read_while_another_thread_writes(tmp_path: Path) -> None:
@@ -104,8 +122,8 @@ def test_threads_read_while_another_thread_writes(tmp_path: Path) -> None:
     def read() -> None:
         try:
             for _ in range(50):
-                store.logs(Selection(), newest_first=True, limit=10)
-                store.count_logs(Selection(), by="component")
+                store.rows("log", Selection(), newest_first=True, limit=10)
+                store.aggregate("log", Selection(), ("component",))
         except BaseException as exc:
             errors.append(exc)
 
@@ -133,9 +151,9 @@ def test_read_only_store_reads_without_changing_the_file(tmp_path: Path) -> None
     before = db.read_bytes()
     store = open_store(f"sqlite:///{db}", read_only=True)
     assert isinstance(store, SqliteStore) and store.read_only
-    assert [line.message for line in store.logs(Selection())] == ["m0", "m1", "m2"]
+    assert [r["message"] for r in store.rows("log", Selection()).rows] == ["m0", "m1", "m2"]
     assert store.info().row_counts["logs"] == 3
-    with pytest.raises(StoreError, match="readonly"):
+    with pytest.raises(StoreError, match="read-only"):
         store.save_state("k", 1)
     store.close()
     assert db.read_bytes() == before
@@ -145,13 +163,14 @@ def test_read_only_store_on_a_missing_file_says_no_store_and_creates_nothing(tmp
     target = tmp_path / "absent" / "x.db"
     store = open_store(target, read_only=True)
     with pytest.raises(StoreError, match=f"no store at {target}"):
-        store.logs(Selection())
+        store.rows("log", Selection())
     assert not (tmp_path / "absent").exists()
 
 
-def test_read_only_store_reads_an_older_schema_as_empty_new_tables_without_migrating(tmp_path: Path) -> None:
+def test_read_only_store_of_an_older_layout_asks_for_an_upgrade_and_changes_nothing(tmp_path: Path) -> None:
     import sqlite3
 
+    from clisight.exceptions import SchemaError
     from clisight.store.schema import MIGRATIONS, VERSION_TABLE
 
     db = tmp_path / "old.db"
@@ -161,12 +180,12 @@ def test_read_only_store_reads_an_older_schema_as_empty_new_tables_without_migra
         conn.execute(statement)
     conn.execute("INSERT INTO schema_version VALUES (1, 0, 'v1')")
     conn.close()
+    before = db.read_bytes()
     store = SqliteStore(db, read_only=True)
-    assert store.schema_version() == 1
-    assert store.error_groups(Selection(), 10) == [] and store.load_state("baseline") is None
-    assert store.info().row_counts["spans"] == 0
+    with pytest.raises(SchemaError, match=r"schema version 1\b.*must be upgraded"):
+        store.rows("log", Selection())
     store.close()
-    assert SqliteStore(db, read_only=True).schema_version() == 1  # still not upgraded
+    assert db.read_bytes() == before
 
 
 def test_read_only_store_refuses_a_newer_schema_and_a_foreign_database(tmp_path: Path) -> None:
@@ -181,26 +200,27 @@ def test_read_only_store_refuses_a_newer_schema_and_a_foreign_database(tmp_path:
         conn.execute("INSERT INTO schema_version VALUES (?, 0, 'future')", (LATEST_VERSION + 1,))
     conn.close()
     with pytest.raises(SchemaError, match="newer than this clisight"):
-        SqliteStore(newer, read_only=True).logs(Selection())
+        SqliteStore(newer, read_only=True).rows("log", Selection())
     foreign = tmp_path / "foreign.db"
     with sqlite3.connect(foreign) as conn:
         conn.execute("CREATE TABLE photos (x)")
     conn.close()
     with pytest.raises(SchemaError, match="not a clisight store"):
-        SqliteStore(foreign, read_only=True).logs(Selection())
+        SqliteStore(foreign, read_only=True).rows("log", Selection())
 
 
 def test_read_only_store_reads_an_empty_file_as_an_empty_store(tmp_path: Path) -> None:
     empty = tmp_path / "empty.db"
     empty.touch()
     store = SqliteStore(empty, read_only=True)
-    assert store.logs(Selection()) == [] and store.info().schema_version == 0
+    assert store.rows("log", Selection()).rows == [] and store.info().schema_version == 0
+    assert store.aggregate("log", Selection(), ("severity",)) == []
     store.close()
     assert empty.read_bytes() == b""
 
 
 def test_read_only_flag_is_ignored_by_a_private_memory_store() -> None:
-    store = open_store("memory://", read_only=True)
+    store = open_store("sqlite:///:memory:", read_only=True)
     assert isinstance(store, SqliteStore) and not store.read_only
     store.save_state("k", 1)
     assert store.load_state("k") == 1
@@ -214,8 +234,10 @@ def test_read_only_store_sees_what_a_writer_commits_after_it_opened(tmp_path: Pa
     writer = open_store(db)
     writer.write_batch([Record("log", 1, "api", "first", 9, {}, Resource("svc"))])
     reader = open_store(db, read_only=True)
-    assert [line.message for line in reader.logs(Selection())] == ["first"]
+    page = reader.rows("log", Selection())
+    assert [r["message"] for r in page.rows] == ["first"]
     writer.write_batch([Record("log", 2, "api", "second", 9, {}, Resource("svc"))])
-    assert [line.message for line in reader.logs(Selection(), after_id=1)] == ["second"]  # as tail -f polls
+    follow = reader.rows("log", Selection(), cursor=page.cursor)  # as tail -f polls
+    assert [r["message"] for r in follow.rows] == ["second"]
     reader.close()
     writer.close()

@@ -49,7 +49,11 @@ def _seed(conn: sqlite3.Connection, version: int) -> dict[str, int]:
     )
     conn.execute("INSERT INTO events (time_ns, name, resource_id) VALUES (2, 'command', 1)")
     conn.execute("INSERT INTO sessions (id, service, start_ns) VALUES ('s-old', 'old', 1)")
-    seeded = {"logs": 1, "events": 1, "sessions": 1}
+    conn.execute(
+        "INSERT INTO logs (time_ns, severity, severity_text, component, message, attributes, session_id,"
+        " resource_id) VALUES (2, 17, 'ERROR', 'old', 'in session', '{\"k\": [1, \"é\"]}', 's-old', 1)"
+    )
+    seeded = {"logs": 2, "events": 1, "sessions": 1}
     if version >= 2:
         conn.execute("INSERT INTO spans (name, start_ns, resource_id) VALUES ('op', 3, 1)")
         conn.execute(
@@ -58,8 +62,8 @@ def _seed(conn: sqlite3.Connection, version: int) -> dict[str, int]:
         seeded |= {"spans": 1, "metric_points": 1}
     if version >= 3:
         conn.execute(
-            "INSERT INTO error_groups (fingerprint, type, title, first_seen_ns, last_seen_ns, count)"
-            " VALUES ('fp', 'E', 'E: x', 5, 5, 1)"
+            "INSERT INTO error_groups (fingerprint, type, title, first_seen_ns, last_seen_ns, count, status)"
+            " VALUES ('fp', 'E', 'E: x', 5, 5, 7, 'resolved')"
         )
         conn.execute(
             "INSERT INTO errors (group_id, time_ns, type, message, resource_id) VALUES (1, 5, 'E', 'x', 1)"
@@ -81,7 +85,23 @@ def test_migrating_from_every_earlier_version_keeps_rows(db_path: Path, version:
     counts = store.info().row_counts
     for table, count in seeded.items():
         assert counts[table] == count, table
-    assert store.logs(Selection())[0].message == "kept"
+    log, in_session = store.rows("log", Selection()).rows
+    assert (log["message"], log["component"], log["service"], log["session_id"]) == (
+        "kept",
+        "old",
+        "old",
+        None,
+    )
+    assert in_session["session_id"] == "s-old" and in_session["attributes"] == {"k": [1, "é"]}
+    [session] = store.rows("session", Selection()).rows
+    assert (session["id"], session["log_count"], session["error_count"]) == ("s-old", 1, 1)
+    assert [r["message"] for r in store.rows("log", Selection(session_id="s-old")).rows] == ["in session"]
+    # The moved rows are in the rollups too: aggregates agree with a scan of the raw rows.
+    for kind in ("log", "event", "error", "operation", "metric"):
+        assert store.aggregate(kind, Selection()) == store.aggregate(kind, Selection(), source="raw"), kind
+    if version >= 3:
+        [group] = store.rows("error_group", Selection()).rows
+        assert (group["fingerprint"], group["status"], group["count"]) == ("fp", "resolved", 7)
     # The migrated store takes every kind of record.
     store.write_batch(
         [make.log(), make.event(), make.span(), make.metric(), make.error(), make.session("s1")]
@@ -89,6 +109,7 @@ def test_migrating_from_every_earlier_version_keeps_rows(db_path: Path, version:
     store.save_state("k", {"v": 1})
     assert store.load_state("k") == {"v": 1}
     assert store.info().row_counts["logs"] == seeded["logs"] + 1
+    assert not [t for (t,) in store._read("SELECT name FROM sqlite_master") if t.startswith("v4_")]
     store.close()
 
 

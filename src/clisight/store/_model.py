@@ -37,6 +37,7 @@ from typing import Any, Final
 import orjson
 
 from clisight._sketch import QuantileSketch
+from clisight.exceptions import DataError
 from clisight.store.base import RESOLUTIONS
 from clisight.types import ERROR_LEVEL, PERFORMANCE, WARNING, Record, Resource
 
@@ -271,7 +272,18 @@ class MappedBatch:
 
 
 def map_batch(records: Iterable[Record]) -> MappedBatch:
-    """Rows, counters, error groups and rollup cells for ``records``; unknown kinds are skipped."""
+    """Rows, counters, error groups and rollup cells for ``records``; unknown kinds are skipped.
+
+    Raises DataError when a record is malformed (a field of the wrong type): the batch's data, not
+    the store, is at fault, so the pipeline cleans and retries it record by record.
+    """
+    try:
+        return _map(records)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise DataError(f"a record of the batch is malformed: {type(exc).__name__}: {exc}") from exc
+
+
+def _map(records: Iterable[Record]) -> MappedBatch:
     out = MappedBatch()
     minute: dict[tuple[int, str, str, str, str], Acc] = {}
 

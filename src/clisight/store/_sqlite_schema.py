@@ -91,8 +91,11 @@ def migrate_connection(
                 conn.execute(statement)
             if version in PYTHON_STEPS:
                 if python_step is None:
-                    raise SchemaError(f"schema version {version} needs the store's own data step")
-                python_step(version)
+                    from clisight.store.sqlite import run_python_step
+
+                    run_python_step(conn, version)
+                else:
+                    python_step(version)
             conn.execute(
                 "INSERT INTO schema_version (version, applied_ns, description) VALUES (?, ?, ?)",
                 (version, time.time_ns(), description),
@@ -185,6 +188,11 @@ def shadow_missing_tables(conn: sqlite3.Connection, where: str) -> int:
             f"{where} is not a clisight store (it has tables but no schema_version table); "
             "pass the store a program using clisight writes (see `clisight doctor`)"
         )
+    if version == 0:
+        # An empty file: read it as an empty store of the latest layout.
+        for sql in latest_tables():
+            conn.execute("CREATE TEMP TABLE " + sql[len("CREATE TABLE ") :])
+        return version
     statements = [sql for _, group in MIGRATIONS[version:] for sql in group]
     creates = [sql for sql in statements if sql.startswith("CREATE TABLE ")]
     if any(not sql.startswith(("CREATE TABLE ", "CREATE INDEX ")) for sql in statements):
@@ -197,3 +205,16 @@ def shadow_missing_tables(conn: sqlite3.Connection, where: str) -> int:
     for sql in creates:
         conn.execute("CREATE TEMP TABLE " + sql[len("CREATE TABLE ") :])
     return version
+
+
+def latest_tables() -> list[str]:
+    """The CREATE TABLE statements of the latest schema (read off a migrated in-memory database)."""
+    scratch = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        migrate_connection(scratch)
+        rows = scratch.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+        ).fetchall()
+    finally:
+        scratch.close()
+    return [str(sql) for (sql,) in rows]

@@ -131,7 +131,6 @@ class SqliteStore:
                 conn,
                 where=self.url,
                 begin=lambda: _begin_immediate(conn, deadline),
-                python_step=lambda version: self._python_step(conn, version),
             )
         except SchemaError:
             conn.close()
@@ -271,10 +270,6 @@ class SqliteStore:
         if self._conn is not None:
             _ABANDONED.append(self._conn)
             self._conn = None
-
-    def _python_step(self, conn: sqlite3.Connection, version: int) -> None:
-        if version == 5:
-            _copy_v4(conn, self._ids)
 
     # -- writes -------------------------------------------------------------------------------
     def write_batch(
@@ -597,6 +592,8 @@ def _copy_v4(conn: sqlite3.Connection, ids: Interner) -> None:
     }
     fallback = Resource("unknown")
     fingerprints = dict(conn.execute("SELECT id, fingerprint FROM error_groups").fetchall())
+    # Moving the occurrences counts them again: the groups' all-time counts are put back afterwards.
+    totals = conn.execute("SELECT count, id FROM error_groups").fetchall()
     queries = (
         "SELECT 'session', start_ns, service, '', 0, attributes, resource_id, id, NULL, NULL, NULL, end_ns,"
         " NULL, exit_code, command, user_id FROM v4_sessions",
@@ -619,8 +616,15 @@ def _copy_v4(conn: sqlite3.Connection, ids: Interner) -> None:
                 break
             records = [_v4_record(row, resources.get(row[6], fallback), fingerprints) for row in chunk]
             insert_batch(conn, map_batch(records), ids)
+    conn.executemany("UPDATE error_groups SET count = ? WHERE id = ?", totals)
     for table in ("v4_errors", "v4_metric_points", "v4_spans", "v4_events", "v4_logs", "v4_sessions"):
         conn.execute(f"DROP TABLE {table}")
+
+
+def run_python_step(conn: sqlite3.Connection, version: int) -> None:
+    """A migration's data step on a bare connection (``migrate_connection``'s default)."""
+    if version == 5:
+        _copy_v4(conn, Interner())
 
 
 def _v4_record(row: Sequence[Any], resource: Any, fingerprints: dict[int, str]) -> Record:
