@@ -128,7 +128,7 @@ class RollupPlan:
 
 _MEASURE_COLUMNS: Final[dict[str, dict[str, str | None]]] = {
     # series -> measure text -> what answers it (None: cannot)
-    "log": {"count": "count", "min:time": "first_ns", "max:time": "last_ns"},
+    "log": {"count": "count"},
     "log_error": {"count": "count", "min:time": "first_ns", "max:time": "last_ns", "max:severity": "max"},
     "event": {
         "count": "count",
@@ -139,8 +139,6 @@ _MEASURE_COLUMNS: Final[dict[str, dict[str, str | None]]] = {
     "operation": {
         "count": "count",
         "errors": "errors",
-        "min:time": "first_ns",
-        "max:time": "last_ns",
         "sum:duration": "sum",
         "min:duration": "min",
         "max:duration": "max",
@@ -148,8 +146,6 @@ _MEASURE_COLUMNS: Final[dict[str, dict[str, str | None]]] = {
     },
     "metric": {
         "count": "count",
-        "min:time": "first_ns",
-        "max:time": "last_ns",
         "sum:value": "sum",
         "min:value": "min",
         "max:value": "max",

@@ -10,13 +10,13 @@ Rollup series (``series`` column), each keyed by (bucket, service, name, dim):
 ============  =====================  ==================  ==========================================
 series        name                   dim                 measures
 ============  =====================  ==================  ==========================================
-log           component              severity number     count, first/last time
+log           component              severity number     count
 log_error     component              message             count, max severity, first/last time
                                                          (logs at ERROR and above only)
 event         event name             ``model`` attr      count, first/last time, sums of the
                                                          usage fields (:data:`USAGE_FIELDS`)
 operation     operation / span name  ""                  count, errors, duration (s): sum, min,
-                                                         max, quantile sketch; first/last time
+                                                         max, quantile sketch
 metric        metric name            ""                  count, value: sum, min, max, sketch
 error         fingerprint            exception type      count, first/last time
 ============  =====================  ==================  ==========================================
@@ -319,7 +319,6 @@ def _map(records: Iterable[Record]) -> MappedBatch:
             )
             acc = cell(bucket, "log", service, rec.name, str(severity))
             acc.count += 1
-            acc.add_time(time_ns)
             if severity >= ERROR_LEVEL:
                 acc = cell(bucket, "log_error", service, rec.name, rec.body)
                 acc.count += 1
@@ -334,7 +333,6 @@ def _map(records: Iterable[Record]) -> MappedBatch:
                     acc = cell(bucket, "operation", service, name, "")
                     acc.count += 1
                     acc.errors += attrs.get("success") is False
-                    acc.add_time(time_ns)
                     acc.add_value(duration, True)
             if sid is not None:
                 entry = counts.get(sid)
@@ -395,7 +393,6 @@ def _map(records: Iterable[Record]) -> MappedBatch:
                 acc = cell(bucket, "operation", service, rec.name, "")
                 acc.count += 1
                 acc.errors += span_failed(rec.severity)
-                acc.add_time(time_ns)
                 acc.add_value(max(rec.end_ns - time_ns, 0) / 1e9, True)
         elif kind == "metric":
             histogram = attrs.get("histogram") if attrs else None
@@ -418,7 +415,6 @@ def _map(records: Iterable[Record]) -> MappedBatch:
                 _touch(counts, sid, time_ns, service, rec.resource)
             acc = cell(bucket, "metric", service, rec.name, "")
             acc.count += 1
-            acc.add_time(time_ns)
             number = _number(value)
             if number is not None:
                 acc.add_value(number, True)

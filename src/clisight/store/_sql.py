@@ -424,32 +424,33 @@ def _measure_expr(d: Dialect, exprs: dict[str, str], m: Measure) -> str:
 def rollup_query(
     d: Dialect, plan: RollupPlan, group_by: Sequence[str], measures: Sequence[Measure]
 ) -> tuple[str, list[Any], str | None]:
-    """SQL over ``rollups`` for the plan's rollup segments: grouped measures, and (when quantiles are
-    asked) a second query returning each cell's group fields and sketch, merged in Python."""
-    clauses = ["series = ?"]
+    """SQL over ``rollups`` (cells) and ``rollup_keys`` (what they count) for the plan's rollup
+    segments: grouped measures, and (when quantiles are asked) a second query returning each cell's
+    group fields and sketch, merged in Python.  Both take the same parameters."""
+    clauses = ["k.series = ?"]
     params: list[Any] = [plan.series]
+    for column, op, value in plan.filters:
+        if op == ">=int":
+            clauses.append(f"CAST(k.{column} AS BIGINT) >= ?")
+        else:
+            clauses.append(f"k.{column} = ?")
+        params.append(value)
     ranges = []
     for resolution, start, end in plan.segments:
         if resolution:
-            ranges.append("(res = ? AND bucket_ns >= ? AND bucket_ns < ?)")
+            ranges.append("(r.res = ? AND r.bucket_ns >= ? AND r.bucket_ns < ?)")
             params += [resolution, start, end]
     clauses.append("(" + " OR ".join(ranges) + ")")
-    for column, op, value in plan.filters:
-        if op == ">=int":
-            clauses.append(f"CAST({column} AS BIGINT) >= ?")
-        else:
-            clauses.append(f"{column} = ?")
-        params.append(value)
     groups = []
     for g in group_by:
         column = plan.columns[g]
         if column == "bucket":
             width = bucket_seconds(g) * 1_000_000_000
-            groups.append(f"(bucket_ns / {width}) * {width}")
+            groups.append(f"(r.bucket_ns / {width}) * {width}")
         elif g == "severity":
-            groups.append("CAST(dim AS BIGINT)")
+            groups.append("CAST(k.dim AS BIGINT)")
         else:
-            groups.append(column)
+            groups.append(f"k.{column}")
     cols = list(groups)
     for m in measures:
         source = measure_column(plan.series, m.text)
@@ -457,20 +458,22 @@ def rollup_query(
         if source == "sketch":
             cols.append("NULL")
         elif source.startswith("sums."):
-            cols.append(f"COALESCE(SUM({d.json_num('sums', source[5:])}), 0)")
+            cols.append(f"COALESCE(SUM({d.json_num('r.sums', source[5:])}), 0)")
         elif source in ("count", "errors", "sum"):
-            cols.append(f"SUM({source})")
+            cols.append(f"SUM(r.{source})")
         elif source in ("min", "first_ns"):
-            cols.append(f"MIN({source})")
+            cols.append(f"MIN(r.{source})")
         else:
-            cols.append(f"MAX({source})")
+            cols.append(f"MAX(r.{source})")
     condition = " AND ".join(clauses)
-    sql = f"SELECT {', '.join(cols)} FROM rollups WHERE {condition}"
+    source_sql = "rollups r JOIN rollup_keys k ON k.id = r.key_id"
+    sql = f"SELECT {', '.join(cols)} FROM {source_sql} WHERE {condition}"
     if groups:
         sql += " GROUP BY " + ", ".join(str(i + 1) for i in range(len(groups)))
     sketch_sql = None
     if any(m.op == "quantiles" for m in measures):
         sketch_sql = (
-            f"SELECT {', '.join([*groups, 'sketch'])} FROM rollups WHERE {condition} AND sketch IS NOT NULL"
+            f"SELECT {', '.join([*groups, 'r.sketch'])} FROM {source_sql}"
+            f" WHERE {condition} AND r.sketch IS NOT NULL"
         )
     return sql, params, sketch_sql

@@ -87,9 +87,9 @@ def _greatest(column: str) -> str:
 
 
 _ROLLUPS: Final = (
-    "INSERT INTO rollups (res, bucket_ns, series, service, name, dim, count, errors, sum, min, max,"
-    " first_ns, last_ns, sketch, sums) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (res, series, bucket_ns, service, name, dim) DO UPDATE SET"
+    "INSERT INTO rollups (res, bucket_ns, key_id, count, errors, sum, min, max,"
+    " first_ns, last_ns, sketch, sums) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (res, key_id, bucket_ns) DO UPDATE SET"
     " count = rollups.count + excluded.count, errors = rollups.errors + excluded.errors,"
     f" sum = rollups.sum + excluded.sum, min = {_least('min')}, max = {_greatest('max')},"
     f" first_ns = {_least('first_ns')}, last_ns = {_greatest('last_ns')},"
@@ -131,22 +131,27 @@ class Interner:
     def __init__(self) -> None:
         self.resources: dict[Resource, int] = {}
         self.names: dict[str, int] = {}
+        self.keys: dict[tuple[str, str, str, str], int] = {}
         self._new_resources: dict[Resource, int] = {}
         self._new_names: dict[str, int] = {}
+        self._new_keys: dict[tuple[str, str, str, str], int] = {}
 
     def clear(self) -> None:
         self.resources.clear()
         self.names.clear()
+        self.keys.clear()
         self.rollback()
 
     def commit(self) -> None:
         self.resources.update(self._new_resources)
         self.names.update(self._new_names)
+        self.keys.update(self._new_keys)
         self.rollback()
 
     def rollback(self) -> None:
         self._new_resources = {}
         self._new_names = {}
+        self._new_keys = {}
 
     def resource_ids(self, conn: sqlite3.Connection, resources: Iterable[Resource]) -> dict[Resource, int]:
         out: dict[Resource, int] = {}
@@ -184,6 +189,26 @@ class Interner:
                     self._new_names[value] = int(id_)
         new = self._new_names
         return {n: known[n] if n in known else new[n] for n in names}
+
+    def key_ids(
+        self, conn: sqlite3.Connection, keys: set[tuple[str, str, str, str]]
+    ) -> dict[tuple[str, str, str, str], int]:
+        """Ids of rollup keys (series, service, name, dim), made on first use."""
+        known, new = self.keys, self._new_keys
+        missing = [k for k in keys if k not in known and k not in new]
+        if missing:
+            conn.executemany(
+                "INSERT INTO rollup_keys (series, service, name, dim) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                missing,
+            )
+            for key in missing:
+                row = conn.execute(
+                    "SELECT id FROM rollup_keys WHERE series = ? AND service = ? AND name = ? AND dim = ?",
+                    key,
+                ).fetchone()
+                new[key] = int(row[0])
+        return {k: known[k] if k in known else new[k] for k in keys}
 
 
 def insert_batch(conn: sqlite3.Connection, mb: MappedBatch, ids: Interner) -> None:
@@ -249,7 +274,10 @@ def insert_batch(conn: sqlite3.Connection, mb: MappedBatch, ids: Interner) -> No
             (5,),
         )
     if mb.rollups:
-        conn.executemany(_ROLLUPS, [(*key, *acc.row()) for key, acc in mb.rollups.items()])
+        kid = ids.key_ids(conn, {key[2:] for key in mb.rollups})
+        conn.executemany(
+            _ROLLUPS, [(key[0], key[1], kid[key[2:]], *acc.row()) for key, acc in mb.rollups.items()]
+        )
 
 
 def _sid(sid: dict[str, int], session_id: str | None) -> int | None:

@@ -274,14 +274,20 @@ V5_TABLES: Final = (
         resource_id INTEGER NOT NULL)""",
     "CREATE INDEX errors_time ON errors (time_ns)",
     "CREATE INDEX errors_group ON errors (group_id, time_ns)",
-    # One cell per (resolution, series, bucket, service, name, dim): see store._model for the series.
-    """CREATE TABLE rollups (
-        res INTEGER NOT NULL,
+    # What a rollup cell counts: one row per (series, service, name, dim), see store._model; the
+    # cells refer to it by number, so a cell row is a few numbers and no text.
+    """CREATE TABLE rollup_keys (
+        id INTEGER PRIMARY KEY,
         series TEXT NOT NULL,
-        bucket_ns INTEGER NOT NULL,
         service TEXT NOT NULL,
         name TEXT NOT NULL,
         dim TEXT NOT NULL,
+        UNIQUE (series, service, name, dim))""",
+    # One cell per (resolution, key, bucket).  first_ns/last_ns only where a view needs them.
+    """CREATE TABLE rollups (
+        res INTEGER NOT NULL,
+        key_id INTEGER NOT NULL,
+        bucket_ns INTEGER NOT NULL,
         count INTEGER NOT NULL DEFAULT 0,
         errors INTEGER NOT NULL DEFAULT 0,
         sum REAL NOT NULL DEFAULT 0,
@@ -291,7 +297,7 @@ V5_TABLES: Final = (
         last_ns INTEGER,
         sketch BLOB,
         sums TEXT,
-        PRIMARY KEY (res, series, bucket_ns, service, name, dim)) WITHOUT ROWID""",
+        PRIMARY KEY (res, key_id, bucket_ns)) WITHOUT ROWID""",
 )
 _V5_LAYOUT: Final = (
     *(f"DROP INDEX IF EXISTS {name}" for name in _V4_INDEXES),

@@ -438,7 +438,7 @@ class SqliteStore:
 
     def info(self) -> StoreInfo:
         counts = {}
-        for table in (*_sql.RECORD_TABLES, "error_groups", "resources", "names", "rollups"):
+        for table in (*_sql.RECORD_TABLES, "error_groups", "resources", "names", "rollups", "rollup_keys"):
             counts[table] = int(self._read(f"SELECT COUNT(*) FROM {table}")[0][0])
         bounds = self._read(
             " UNION ALL ".join(f"SELECT MIN({col}), MAX({col}) FROM {table}" for table, col in _RAW_TABLES)
@@ -530,9 +530,7 @@ class SqliteStore:
         ):
             if days > 0:
                 cutoff = now - int(days * 86_400e9)
-                deleted["rollups"] += self._execute_write(
-                    "DELETE FROM rollups WHERE res = ? AND bucket_ns < ?", (resolution, cutoff)
-                )
+                deleted["rollups"] += self._delete_rollups(resolution, cutoff)
         if policy.raw_days > 0 or policy.max_bytes > 0:
             deleted["error_groups"] += self._delete_in_chunks(
                 "error_groups",
@@ -544,6 +542,20 @@ class SqliteStore:
             self._shrink_to(policy.max_bytes, deleted)
         self._release_space()
         return RetentionResult(deleted, before, self._size(), time.monotonic() - started)
+
+    def _delete_rollups(self, resolution: int, cutoff: int) -> int:
+        """Cells of one resolution older than ``cutoff``, a few hundred keys per transaction (each
+        found through the primary key), so writers never wait long."""
+        keys = [k for (k,) in self._read("SELECT id FROM rollup_keys ORDER BY id")]
+        total = 0
+        for start in range(0, len(keys), 200):
+            chunk = keys[start : start + 200]
+            marks = ", ".join("?" * len(chunk))
+            total += self._execute_write(
+                f"DELETE FROM rollups WHERE res = ? AND key_id IN ({marks}) AND bucket_ns < ?",
+                (resolution, *chunk, cutoff),
+            )
+        return total
 
     def _shrink_to(self, max_bytes: int, deleted: dict[str, int]) -> None:
         tables = dict(_RAW_TABLES[:4])
