@@ -52,6 +52,9 @@ def test_doctor_reports_store_size_schema_and_row_counts(demo_store: Path) -> No
     assert store["status"] == "ok" and store["path"] == str(demo_store)
     assert store["schema_version"] >= 1 and store["file_bytes"] > 0
     assert store["row_counts"]["logs"] > 0 and store["row_counts"]["sessions"] == 81
+    assert store["backend"] == "sqlite" and store["server_version"].count(".") == 2
+    text = invoke("doctor", "--store", str(demo_store)).stdout
+    assert f"sqlite {store['server_version']}" in text
 
 
 def test_doctor_does_not_create_a_missing_store(tmp_path: Path) -> None:

@@ -182,9 +182,11 @@ def render(out: Console, config: _config.Config, facts: dict[str, Any]) -> None:
 
     store = facts["store"]
     if store["status"] == "ok":
+        wal = f" (+ {size(store['wal_bytes'])} WAL)" if store["backend"] == "sqlite" else ""
         rows: list[tuple[str, Any]] = [
             ("url", store["url"]),
-            ("size", f"{size(store['file_bytes'])} (+ {size(store['wal_bytes'])} WAL)"),
+            ("backend", f"{store['backend']} {store['server_version']}"),
+            ("size", f"{size(store['file_bytes'])}{wal}"),
             ("schema version", store["schema_version"]),
             ("records", ", ".join(f"{k} {v:,}" for k, v in store["row_counts"].items())),
             ("time span", f"{when(store['oldest_ns'])} .. {when(store['newest_ns'])}"),
