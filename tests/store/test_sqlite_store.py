@@ -271,3 +271,18 @@ def test_write_batch_of_nothing_does_nothing(store: SqliteStore) -> None:
 def test_unknown_kinds_are_skipped(store: SqliteStore, make: Any) -> None:
     store.write_batch([Record("future-kind", 1, "x", "", 0, {}, Resource("svc")), make.log()])
     assert store.info().row_counts["logs"] == 1
+
+
+def test_a_trace_is_stored_once_by_number_and_its_records_are_found_through_its_time_span(
+    store: SqliteStore, make: Any
+) -> None:
+    trace = "ab" * 16
+    in_trace = [make.log(f"t{i}", ago_s=i)._replace(trace_id=trace, span_id="cd" * 8) for i in range(3)]
+    store.write_batch([*in_trace, make.log("other", ago_s=1)._replace(trace_id="ef" * 16), make.log("none")])
+    store.write_batch([make.log("late", ago_s=10)._replace(trace_id=trace)])  # widens the trace's span
+    assert store.info().row_counts["traces"] == 2
+    found = store.rows("log", Selection(trace_id=trace)).rows
+    assert sorted(r["message"] for r in found) == ["late", "t0", "t1", "t2"]
+    assert {r["trace_id"] for r in found} == {trace} and found[0]["span_id"] == "cd" * 8
+    assert store.rows("log", Selection(trace_id="00" * 16)).rows == []
+    assert store.aggregate("log", Selection(trace_id=trace)) == [{"count": 4}]

@@ -257,6 +257,8 @@ class MappedBatch:
     sessions: list[tuple[Any, ...]] = field(default_factory=list)
     # session id -> [logs, errors, events, earliest time, latest time, service, resource]
     session_counts: dict[str, list[Any]] = field(default_factory=dict)
+    # trace id -> [earliest time, latest time] of its records in this batch
+    traces: dict[str, list[int]] = field(default_factory=dict)
     rollups: dict[RollupKey, Acc] = field(default_factory=dict)
 
     def session_ids(self) -> set[str]:
@@ -482,6 +484,27 @@ def _map(records: Iterable[Record]) -> MappedBatch:
                     rest,
                 )
             )
+    traces = out.traces
+    for rows, trace_at, time_at in (
+        (out.logs, 5, 0),
+        (out.events, 3, 0),
+        (out.errors, 6, 0),
+        (out.spans, 0, 5),
+    ):
+        for row in rows:
+            trace_id = row[trace_at]
+            if trace_id is not None:
+                moment = row[time_at]
+                bounds = traces.get(trace_id)
+                if bounds is None:
+                    traces[trace_id] = [moment, moment]
+                elif moment < bounds[0]:
+                    bounds[0] = moment
+                elif moment > bounds[1]:
+                    bounds[1] = moment
+    for row in out.spans:
+        if row[0] is not None and row[6] is not None and row[6] > traces[row[0]][1]:
+            traces[row[0]][1] = row[6]  # a span ends after it starts
     # Hour and day cells are merges of the minute cells: the same numbers at a coarser grain.
     rollups = out.rollups
     for (bucket, series, service, name, dim), acc in minute.items():

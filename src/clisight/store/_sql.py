@@ -82,12 +82,10 @@ TABLES: Final[dict[str, tuple[str, str, str | None, str | None]]] = {
 RECORD_TABLES: Final = ("logs", "events", "spans", "metric_points", "errors", "sessions")
 _RES = "r.service, r.version, r.host, r.pid"
 _SELECT: Final[dict[str, str]] = {
-    "log": (
-        f"t.id, t.time_ns, t.severity, n.value, t.message, t.attributes, {_RES}, s.id, t.trace_id, t.span_id"
-    ),
-    "event": f"t.id, t.time_ns, n.value, t.attributes, {_RES}, s.id, t.trace_id, t.span_id",
+    "log": (f"t.id, t.time_ns, t.severity, n.value, t.message, t.attributes, {_RES}, s.id, tr.id, t.span_id"),
+    "event": f"t.id, t.time_ns, n.value, t.attributes, {_RES}, s.id, tr.id, t.span_id",
     "span": (
-        "t.id, t.trace_id, t.span_id, t.parent_span_id, n.value, t.span_kind, t.start_ns, t.end_ns,"
+        "t.id, tr.id, t.span_id, t.parent_span_id, n.value, t.span_kind, t.start_ns, t.end_ns,"
         f" t.status, t.attributes, t.events, {_RES}, s.id"
     ),
     "metric": (
@@ -96,7 +94,7 @@ _SELECT: Final[dict[str, str]] = {
     ),
     "error": (
         f"t.id, t.time_ns, t.type, t.message, t.stack, g.fingerprint, t.attributes, {_RES}, s.id,"
-        " t.trace_id, t.span_id"
+        " tr.id, t.span_id"
     ),
     "session": (
         "t.sid, t.id, t.service, t.start_ns, t.end_ns, t.exit_code, t.command, t.user_id, t.attributes,"
@@ -118,20 +116,30 @@ def _from(kind: str) -> str:
     if kind == "error":
         parts.append("JOIN error_groups g ON g.id = t.group_id")
     parts.append("LEFT JOIN sessions s ON s.sid = t.session")
+    if kind != "metric":
+        parts.append("LEFT JOIN traces tr ON tr.tid = t.trace")
     return " ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
 class SessionBounds:
-    """A session resolved to its row number and the time span of its records."""
+    """A session (or a trace) resolved to its row number and the time span of its records."""
 
     sid: int
     first_ns: int
     last_ns: int
 
 
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """The session and trace a selection names, resolved (None: not asked; MISSING: no such one)."""
+
+    session: SessionBounds | None = None
+    trace: SessionBounds | None = None
+
+
 def where(
-    d: Dialect, kind: str, sel: Selection, session: SessionBounds | None, time_col: str | None = None
+    d: Dialect, kind: str, sel: Selection, found: Resolved, time_col: str | None = None
 ) -> tuple[list[str], list[Any]]:
     """Conditions (over alias ``t``) and parameters for ``sel`` on ``kind``'s table."""
     _, tcol, name_col, text_col = TABLES[kind]
@@ -159,12 +167,12 @@ def where(
         if kind == "session":
             clauses.append("t.id = ?")
             params.append(sel.session_id)
-        elif session is None:
+        elif found.session is None:
             clauses.append("1 = 0")
         else:
             # The session's time span narrows the scan to its minutes on the time index.
             clauses.append(f"t.session = ? AND {tcol} >= ? AND {tcol} <= ?")
-            params += [session.sid, session.first_ns, session.last_ns]
+            params += [found.session.sid, found.session.first_ns, found.session.last_ns]
     if kind == "log":
         if sel.min_severity is not None:
             clauses.append("t.severity >= ?")
@@ -182,9 +190,12 @@ def where(
     if text_col is not None and sel.text:
         clauses.append(d.like_ci(f"t.{text_col}"))
         params.append(like_pattern(sel.text))
-    if sel.trace_id is not None and kind in ("log", "event", "span", "error"):
-        clauses.append("t.trace_id = ?")
-        params.append(sel.trace_id)
+    if sel.trace_id is not None:
+        if kind not in ("log", "event", "span", "error") or found.trace is None:
+            clauses.append("1 = 0")
+        else:
+            clauses.append(f"t.trace = ? AND {tcol} >= ? AND {tcol} <= ?")
+            params += [found.trace.sid, found.trace.first_ns, found.trace.last_ns]
     return clauses, params
 
 
@@ -197,7 +208,7 @@ def rows_query(
     d: Dialect,
     kind: str,
     sel: Selection,
-    session: SessionBounds | None,
+    found: Resolved,
     cursor: str | None,
     limit: int,
     newest_first: bool,
@@ -205,7 +216,7 @@ def rows_query(
     """A page of ``kind``: the first column is the row id, then the export fields but ``id``."""
     if kind not in TABLES:
         raise ValueError(f"unknown record kind {kind!r}: expected one of {', '.join(TABLES)}")
-    clauses, params = where(d, kind, sel, session)
+    clauses, params = where(d, kind, sel, found)
     idcol = "t.sid" if kind == "session" else "t.id"
     tcol = f"t.{TABLES[kind][1]}"
     if newest_first:
@@ -265,10 +276,10 @@ def to_export(kind: str, row: Sequence[Any]) -> dict[str, Any]:
 
 
 # -- aggregates ---------------------------------------------------------------------------------
-def _operation_source(d: Dialect, sel: Selection, session: SessionBounds | None) -> tuple[str, list[Any]]:
+def _operation_source(d: Dialect, sel: Selection, found: Resolved) -> tuple[str, list[Any]]:
     """Spans and PERFORMANCE logs with a duration as one relation ``o`` of operations."""
-    span_where, span_params = where(d, "span", _no_name(sel), session)
-    log_where, log_params = where(d, "log", _no_name(sel), session)
+    span_where, span_params = where(d, "span", _no_name(sel), found)
+    log_where, log_params = where(d, "log", _no_name(sel), found)
     duration = d.json_num("t.attributes", "duration")
     operation = d.json_str("t.attributes", "operation")
     spans = (
@@ -354,14 +365,12 @@ def _field_exprs(d: Dialect, kind: str) -> dict[str, str]:
     }
 
 
-def _agg_source(
-    d: Dialect, kind: str, sel: Selection, session: SessionBounds | None
-) -> tuple[str, list[str], list[Any]]:
+def _agg_source(d: Dialect, kind: str, sel: Selection, found: Resolved) -> tuple[str, list[str], list[Any]]:
     """FROM clause, conditions and parameters for raw aggregation of ``kind``."""
     if kind == "operation":
-        relation, params = _operation_source(d, sel, session)
+        relation, params = _operation_source(d, sel, found)
         return relation + " LEFT JOIN sessions s ON s.sid = t.session", [], params
-    clauses, params = where(d, kind, sel, session)
+    clauses, params = where(d, kind, sel, found)
     return _from(kind), clauses, params
 
 
@@ -369,14 +378,14 @@ def raw_aggregate_query(
     d: Dialect,
     kind: str,
     sel: Selection,
-    session: SessionBounds | None,
+    found: Resolved,
     group_by: Sequence[str],
     measures: Sequence[Measure],
 ) -> tuple[str, list[Any], bool]:
     """SQL for an aggregate over raw rows.  With ``python`` (third item) True, the query returns one
     row per record (group fields, then the fields measures need) for ``python_aggregate``."""
     exprs = _field_exprs(d, kind)
-    source, clauses, params = _agg_source(d, kind, sel, session)
+    source, clauses, params = _agg_source(d, kind, sel, found)
     groups = [_group_expr(exprs, g) for g in group_by]
     condition = " AND ".join(clauses) or "1 = 1"
     if any(m.op == "quantiles" for m in measures):

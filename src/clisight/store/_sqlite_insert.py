@@ -28,12 +28,12 @@ _NUL = b"\\u0000"
 
 _LOGS = (
     "logs",
-    "time_ns, severity, component_id, message, attributes, trace_id, span_id, session, resource_id",
+    "time_ns, severity, component_id, message, attributes, trace, span_id, session, resource_id",
 )
-_EVENTS = ("events", "time_ns, name_id, attributes, trace_id, span_id, session, resource_id")
+_EVENTS = ("events", "time_ns, name_id, attributes, trace, span_id, session, resource_id")
 _SPANS = (
     "spans",
-    "trace_id, span_id, parent_span_id, name_id, span_kind, start_ns, end_ns, status, attributes, events,"
+    "trace, span_id, parent_span_id, name_id, span_kind, start_ns, end_ns, status, attributes, events,"
     " session, resource_id",
 )
 _POINTS = (
@@ -42,7 +42,7 @@ _POINTS = (
 )
 _ERRORS = (
     "errors",
-    "group_id, time_ns, type, message, stack, attributes, trace_id, span_id, session, resource_id",
+    "group_id, time_ns, type, message, stack, attributes, trace, span_id, session, resource_id",
 )
 _COUNTS: Final = (
     "INSERT INTO sessions (id, service, resource_id, start_ns, log_count, error_count, event_count,"
@@ -67,6 +67,11 @@ _SESSIONS: Final = (
     " attributes = json_patch(COALESCE(sessions.attributes, '{}'), excluded.attributes),"
     " first_ns = MIN(COALESCE(sessions.first_ns, excluded.first_ns), excluded.first_ns),"
     " last_ns = MAX(COALESCE(sessions.last_ns, excluded.last_ns), excluded.last_ns)"
+)
+_TRACES: Final = (
+    "INSERT INTO traces (id, first_ns, last_ns) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+    " first_ns = MIN(traces.first_ns, excluded.first_ns), last_ns = MAX(traces.last_ns, excluded.last_ns)"
+    " RETURNING tid"
 )
 _GROUPS: Final = (
     "INSERT INTO error_groups (fingerprint, type, title, first_seen_ns, last_seen_ns, count)"
@@ -225,6 +230,9 @@ def insert_batch(conn: sqlite3.Connection, mb: MappedBatch, ids: Interner) -> No
             _COUNTS, (session_id, service, rid[res], first, logs, errors, events, first, last)
         ).fetchone()
         sid[session_id] = int(row[0])
+    tid: dict[str | None, int | None] = {None: None}
+    for trace_id, (first, last) in mb.traces.items():
+        tid[trace_id] = int(conn.execute(_TRACES, (trace_id, first, last)).fetchone()[0])
     if mb.sessions:
         conn.executemany(
             _SESSIONS,
@@ -237,21 +245,24 @@ def insert_batch(conn: sqlite3.Connection, mb: MappedBatch, ids: Interner) -> No
         _rows(
             conn,
             _LOGS,
-            [(r[0], r[1], nid[r[2]], r[3], r[4], r[5], r[6], _sid(sid, r[7]), rid[r[8]]) for r in mb.logs],
+            [
+                (r[0], r[1], nid[r[2]], r[3], r[4], tid[r[5]], r[6], _sid(sid, r[7]), rid[r[8]])
+                for r in mb.logs
+            ],
             (4,),
         )
     if mb.events:
         _rows(
             conn,
             _EVENTS,
-            [(r[0], nid[r[1]], r[2], r[3], r[4], _sid(sid, r[5]), rid[r[6]]) for r in mb.events],
+            [(r[0], nid[r[1]], r[2], tid[r[3]], r[4], _sid(sid, r[5]), rid[r[6]]) for r in mb.events],
             (2,),
         )
     if mb.spans:
         _rows(
             conn,
             _SPANS,
-            [(*r[:3], nid[r[3]], *r[4:10], _sid(sid, r[10]), rid[r[11]]) for r in mb.spans],
+            [(tid[r[0]], r[1], r[2], nid[r[3]], *r[4:10], _sid(sid, r[10]), rid[r[11]]) for r in mb.spans],
             (8, 9),
         )
     if mb.metrics:
@@ -270,7 +281,7 @@ def insert_batch(conn: sqlite3.Connection, mb: MappedBatch, ids: Interner) -> No
         _rows(
             conn,
             _ERRORS,
-            [(gid[r[1]], r[0], *r[2:8], _sid(sid, r[8]), rid[r[9]]) for r in mb.errors],
+            [(gid[r[1]], r[0], *r[2:6], tid[r[6]], r[7], _sid(sid, r[8]), rid[r[9]]) for r in mb.errors],
             (5,),
         )
     if mb.rollups:

@@ -161,8 +161,8 @@ _V4_ROLLUPS_STATE: Final = (
 )
 
 # Version 5: the layout every backend shares (PostgreSQL's ``_pg_schema`` has the same columns).
-# Narrow rows: component and event/span/metric names interned in ``names``; sessions referred to by
-# an integer; no severity text (derived on read); empty attributes stored as NULL; one time index
+# Narrow rows: component and event/span/metric names interned in ``names``; sessions and traces
+# referred to by integers; no severity text (derived on read); empty attributes stored as NULL; one time index
 # per raw table (a session's or a trace's records are found through its time bounds), because
 # every wider read is answered from ``rollups``.  The v4 tables are renamed, their rows moved by
 # the store's own insert path (``sqlite._copy_v4``), then dropped.
@@ -208,6 +208,13 @@ V5_TABLES: Final = (
         first_ns INTEGER,
         last_ns INTEGER)""",
     "CREATE INDEX sessions_start ON sessions (start_ns)",
+    # Traces by number too, with the time span of their records (a trace's logs are found through it).
+    """CREATE TABLE traces (
+        tid INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        first_ns INTEGER NOT NULL,
+        last_ns INTEGER NOT NULL)""",
+    "CREATE INDEX traces_last ON traces (last_ns)",
     # AUTOINCREMENT: ids never come back once retention has emptied a table (cursors use them).
     """CREATE TABLE logs (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -216,7 +223,7 @@ V5_TABLES: Final = (
         component_id INTEGER NOT NULL,
         message TEXT NOT NULL,
         attributes TEXT,
-        trace_id TEXT,
+        trace INTEGER,
         span_id TEXT,
         session INTEGER,
         resource_id INTEGER NOT NULL)""",
@@ -226,14 +233,14 @@ V5_TABLES: Final = (
         time_ns INTEGER NOT NULL,
         name_id INTEGER NOT NULL,
         attributes TEXT,
-        trace_id TEXT,
+        trace INTEGER,
         span_id TEXT,
         session INTEGER,
         resource_id INTEGER NOT NULL)""",
     "CREATE INDEX events_time ON events (time_ns)",
     """CREATE TABLE spans (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
-        trace_id TEXT,
+        trace INTEGER,
         span_id TEXT,
         parent_span_id TEXT,
         name_id INTEGER NOT NULL,
@@ -246,7 +253,7 @@ V5_TABLES: Final = (
         session INTEGER,
         resource_id INTEGER NOT NULL)""",
     "CREATE INDEX spans_start ON spans (start_ns)",
-    "CREATE INDEX spans_trace ON spans (trace_id)",
+    "CREATE INDEX spans_trace ON spans (trace)",
     """CREATE TABLE metric_points (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         time_ns INTEGER NOT NULL,
@@ -268,7 +275,7 @@ V5_TABLES: Final = (
         message TEXT NOT NULL,
         stack TEXT NOT NULL DEFAULT '',
         attributes TEXT,
-        trace_id TEXT,
+        trace INTEGER,
         span_id TEXT,
         session INTEGER,
         resource_id INTEGER NOT NULL)""",

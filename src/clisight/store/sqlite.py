@@ -333,13 +333,18 @@ class SqliteStore:
         return [(key, from_json(value)) for key, value in rows]
 
     # -- reads --------------------------------------------------------------------------------
-    def _session(self, sel: Selection) -> _sql.SessionBounds | None:
-        if sel.session_id is None:
-            return None
-        found = self._read("SELECT sid, first_ns, last_ns FROM sessions WHERE id = ?", (sel.session_id,))
-        if not found or found[0][1] is None:
-            return None
-        return _sql.SessionBounds(*found[0])
+    def _session(self, sel: Selection) -> _sql.Resolved:
+        """The session and trace ``sel`` names, as row numbers and time spans (one lookup each)."""
+        session = trace = None
+        if sel.session_id is not None:
+            rows = self._read("SELECT sid, first_ns, last_ns FROM sessions WHERE id = ?", (sel.session_id,))
+            if rows and rows[0][1] is not None:
+                session = _sql.SessionBounds(*rows[0])
+        if sel.trace_id is not None:
+            rows = self._read("SELECT tid, first_ns, last_ns FROM traces WHERE id = ?", (sel.trace_id,))
+            if rows:
+                trace = _sql.SessionBounds(*rows[0])
+        return _sql.Resolved(session, trace)
 
     def rows(
         self,
@@ -383,8 +388,9 @@ class SqliteStore:
     def _raw_aggregate(
         self, kind: str, sel: Selection, group_by: Sequence[str], measures: Sequence[_aggregate.Measure]
     ) -> list[dict[str, Any]]:
-        session = self._session(sel)
-        sql, params, python = _sql.raw_aggregate_query(_sql.SQLITE, kind, sel, session, group_by, measures)
+        sql, params, python = _sql.raw_aggregate_query(
+            _sql.SQLITE, kind, sel, self._session(sel), group_by, measures
+        )
         found = self._read(sql, params)
         if python:
             names = [*group_by, *_sql.python_fields(measures)]
@@ -438,7 +444,15 @@ class SqliteStore:
 
     def info(self) -> StoreInfo:
         counts = {}
-        for table in (*_sql.RECORD_TABLES, "error_groups", "resources", "names", "rollups", "rollup_keys"):
+        for table in (
+            *_sql.RECORD_TABLES,
+            "error_groups",
+            "resources",
+            "names",
+            "traces",
+            "rollups",
+            "rollup_keys",
+        ):
             counts[table] = int(self._read(f"SELECT COUNT(*) FROM {table}")[0][0])
         bounds = self._read(
             " UNION ALL ".join(f"SELECT MIN({col}), MAX({col}) FROM {table}" for table, col in _RAW_TABLES)
