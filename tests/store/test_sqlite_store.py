@@ -286,3 +286,18 @@ def test_a_trace_is_stored_once_by_number_and_its_records_are_found_through_its_
     assert {r["trace_id"] for r in found} == {trace} and found[0]["span_id"] == "cd" * 8
     assert store.rows("log", Selection(trace_id="00" * 16)).rows == []
     assert store.aggregate("log", Selection(trace_id=trace)) == [{"count": 4}]
+
+
+def test_the_user_attribute_is_stored_by_number_and_read_back_into_the_attributes(
+    store: SqliteStore, make: Any
+) -> None:
+    user = "u_" + "5e" * 8
+    store.write_batch(
+        [make.log("a", user_id=user, n=1), make.log("b", user_id=user), make.log("c", user_id=7)]
+    )
+    rows = store.rows("log", Selection()).rows
+    assert [r["attributes"] for r in rows] == [{"n": 1, "user_id": user}, {"user_id": user}, {"user_id": 7}]
+    assert store.path is not None
+    with sqlite3.connect(store.path) as conn:
+        stored = conn.execute("SELECT attributes, user_id IS NOT NULL FROM logs ORDER BY id").fetchall()
+    assert stored == [('{"n":1}', 1), (None, 1), ('{"user_id":7}', 0)]  # only text users move

@@ -125,6 +125,20 @@ def _number(value: Any) -> float | None:
     return None
 
 
+def _split_user(attrs: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """Attributes without ``user_id``, and the user: stored in a column of its own (the client puts
+    the context's user in every record, and an interned number is a few bytes where the text is 30).
+    Readers put it back.  Empty attributes are None."""
+    if not attrs:
+        return None, None
+    user = attrs.get("user_id")
+    if type(user) is not str:
+        return attrs, None
+    rest = dict(attrs)
+    del rest["user_id"]
+    return rest or None, user
+
+
 def _touch(counts: dict[str, list[Any]], sid: str, time_ns: int, service: str, resource: Resource) -> None:
     # A span or metric point of a session widens its time bounds without counting.
     entry = counts.get(sid)
@@ -238,18 +252,19 @@ class MappedBatch:
     """One batch as rows for every table.  Strings are not interned and attributes not serialised:
     each backend does both its own way.  ``resource`` fields hold :class:`Resource` values."""
 
-    # (time_ns, severity, component, message, attributes|None, trace_id, span_id, session_id, resource)
+    # (time_ns, severity, component, message, attributes|None, trace_id, span_id, user, session_id,
+    #  resource); ``user`` is the ``user_id`` attribute, taken out of the attributes
     logs: list[tuple[Any, ...]] = field(default_factory=list)
-    # (time_ns, name, attributes|None, trace_id, span_id, session_id, resource)
+    # (time_ns, name, attributes|None, trace_id, span_id, user, session_id, resource)
     events: list[tuple[Any, ...]] = field(default_factory=list)
     # (trace_id, span_id, parent_span_id, name, span_kind, start_ns, end_ns, status, attributes|None,
-    #  events|None, session_id, resource)
+    #  events|None, user, session_id, resource)
     spans: list[tuple[Any, ...]] = field(default_factory=list)
-    # (time_ns, name, type, unit, temporality, value, histogram|None, attributes|None, session_id,
-    #  resource)
+    # (time_ns, name, type, unit, temporality, value, histogram|None, attributes|None, user,
+    #  session_id, resource)
     metrics: list[tuple[Any, ...]] = field(default_factory=list)
-    # (time_ns, fingerprint, type, message, stack, attributes|None, trace_id, span_id, session_id,
-    #  resource)
+    # (time_ns, fingerprint, type, message, stack, attributes|None, trace_id, span_id, user,
+    #  session_id, resource)
     errors: list[tuple[Any, ...]] = field(default_factory=list)
     # fingerprint -> [type, title, first_seen_ns, last_seen_ns, count]
     error_groups: dict[str, list[Any]] = field(default_factory=dict)
@@ -306,15 +321,17 @@ def _map(records: Iterable[Record]) -> MappedBatch:
         sid = rec.session_id
         if kind == "log":
             severity = rec.severity
+            rest, user = _split_user(attrs)
             out.logs.append(
                 (
                     time_ns,
                     severity,
                     rec.name,
                     rec.body,
-                    attrs or None,
+                    rest,
                     rec.trace_id,
                     rec.span_id,
+                    user,
                     sid,
                     rec.resource,
                 )
@@ -347,9 +364,8 @@ def _map(records: Iterable[Record]) -> MappedBatch:
                 elif time_ns > entry[4]:
                     entry[4] = time_ns
         elif kind == "event":
-            out.events.append(
-                (time_ns, rec.name, attrs or None, rec.trace_id, rec.span_id, sid, rec.resource)
-            )
+            rest, user = _split_user(attrs)
+            out.events.append((time_ns, rec.name, rest, rec.trace_id, rec.span_id, user, sid, rec.resource))
             model = attrs.get("model") if attrs else None
             acc = cell(bucket, "event", service, rec.name, model if isinstance(model, str) else "")
             acc.count += 1
@@ -373,6 +389,7 @@ def _map(records: Iterable[Record]) -> MappedBatch:
                     entry[4] = time_ns
         elif kind == "span":
             span_events = attrs.get("span.events") if attrs else None
+            rest, user = _split_user(attrs)
             out.spans.append(
                 (
                     rec.trace_id,
@@ -383,8 +400,9 @@ def _map(records: Iterable[Record]) -> MappedBatch:
                     time_ns,
                     rec.end_ns,
                     rec.severity,
-                    attrs or None,
+                    rest,
                     span_events or None,
+                    user,
                     sid,
                     rec.resource,
                 )
@@ -399,6 +417,7 @@ def _map(records: Iterable[Record]) -> MappedBatch:
         elif kind == "metric":
             histogram = attrs.get("histogram") if attrs else None
             value = rec.value
+            rest, user = _split_user(attrs)
             out.metrics.append(
                 (
                     time_ns,
@@ -408,7 +427,8 @@ def _map(records: Iterable[Record]) -> MappedBatch:
                     str(attrs.get("temporality", "")) if attrs else "",
                     value,
                     histogram,
-                    attrs or None,
+                    rest,
+                    user,
                     sid,
                     rec.resource,
                 )
@@ -426,7 +446,7 @@ def _map(records: Iterable[Record]) -> MappedBatch:
             fingerprint = (
                 given if isinstance(given, str) and given else error_fingerprint(rec.name, rec.body, stack)
             )
-            rest = {k: v for k, v in attrs.items() if k not in ("stack", "fingerprint")}
+            rest, user = _split_user({k: v for k, v in attrs.items() if k not in ("stack", "fingerprint")})
             out.errors.append(
                 (
                     time_ns,
@@ -434,9 +454,10 @@ def _map(records: Iterable[Record]) -> MappedBatch:
                     rec.name,
                     rec.body,
                     stack,
-                    rest or None,
+                    rest,
                     rec.trace_id,
                     rec.span_id,
+                    user,
                     sid,
                     rec.resource,
                 )

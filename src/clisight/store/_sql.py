@@ -116,6 +116,7 @@ def _from(kind: str) -> str:
     if kind == "error":
         parts.append("JOIN error_groups g ON g.id = t.group_id")
     parts.append("LEFT JOIN sessions s ON s.sid = t.session")
+    parts.append("LEFT JOIN names u ON u.id = t.user_id")
     if kind != "metric":
         parts.append("LEFT JOIN traces tr ON tr.tid = t.trace")
     return " ".join(parts)
@@ -232,7 +233,8 @@ def rows_query(
             params.append(last)
         order = idcol
     condition = " AND ".join(clauses) or "1 = 1"
-    sql = f"SELECT {_SELECT[kind]} FROM {_from(kind)} WHERE {condition} ORDER BY {order} LIMIT ?"
+    user = ", u.value" if kind in _NAME_JOIN or kind == "error" else ""
+    sql = f"SELECT {_SELECT[kind]}{user} FROM {_from(kind)} WHERE {condition} ORDER BY {order} LIMIT ?"
     return sql, [*params, limit]
 
 
@@ -266,12 +268,15 @@ def to_export(kind: str, row: Sequence[Any]) -> dict[str, Any]:
     if kind == "error_group":
         return dict(zip(fields, row[1:], strict=True))
     values = list(row)
+    user = values.pop()  # the user_id attribute, stored in a column of its own
     if kind == "log":
         values.insert(3, severity_name(values[2]))
     item = dict(zip(fields, values, strict=True))
     for key in _JSON_FIELDS:
         if key in item:
             item[key] = from_json(item[key], {} if key == "attributes" else [] if key == "events" else None)
+    if user is not None:
+        item["attributes"]["user_id"] = user
     return item
 
 

@@ -28,21 +28,21 @@ _NUL = b"\\u0000"
 
 _LOGS = (
     "logs",
-    "time_ns, severity, component_id, message, attributes, trace, span_id, session, resource_id",
+    "time_ns, severity, component_id, message, attributes, trace, span_id, user_id, session, resource_id",
 )
-_EVENTS = ("events", "time_ns, name_id, attributes, trace, span_id, session, resource_id")
+_EVENTS = ("events", "time_ns, name_id, attributes, trace, span_id, user_id, session, resource_id")
 _SPANS = (
     "spans",
     "trace, span_id, parent_span_id, name_id, span_kind, start_ns, end_ns, status, attributes, events,"
-    " session, resource_id",
+    " user_id, session, resource_id",
 )
 _POINTS = (
     "metric_points",
-    "time_ns, name_id, type, unit, temporality, value, histogram, attributes, session, resource_id",
+    "time_ns, name_id, type, unit, temporality, value, histogram, attributes, user_id, session, resource_id",
 )
 _ERRORS = (
     "errors",
-    "group_id, time_ns, type, message, stack, attributes, trace, span_id, session, resource_id",
+    "group_id, time_ns, type, message, stack, attributes, trace, span_id, user_id, session, resource_id",
 )
 _COUNTS: Final = (
     "INSERT INTO sessions (id, service, resource_id, start_ns, log_count, error_count, event_count,"
@@ -219,11 +219,16 @@ class Interner:
 def insert_batch(conn: sqlite3.Connection, mb: MappedBatch, ids: Interner) -> None:
     """Every row, counter, error group and rollup cell of ``mb``, inside the caller's transaction."""
     rid = ids.resource_ids(conn, mb.resources())
-    names = {row[2] for row in mb.logs}
+    names: set[str | None] = {row[2] for row in mb.logs}
     names.update(row[1] for row in mb.events)
     names.update(row[3] for row in mb.spans)
     names.update(row[1] for row in mb.metrics)
-    nid = ids.name_ids(conn, names) if names else {}
+    for rows in (mb.logs, mb.events, mb.spans, mb.metrics, mb.errors):
+        names.update(row[-3] for row in rows)  # users
+    names.discard(None)
+    nid: dict[str | None, int | None] = {None: None}
+    if names:
+        nid.update(ids.name_ids(conn, {n for n in names if n is not None}))
     sid: dict[str, int] = {}
     for session_id, (logs, errors, events, first, last, service, res) in mb.session_counts.items():
         row = conn.execute(
@@ -246,7 +251,7 @@ def insert_batch(conn: sqlite3.Connection, mb: MappedBatch, ids: Interner) -> No
             conn,
             _LOGS,
             [
-                (r[0], r[1], nid[r[2]], r[3], r[4], tid[r[5]], r[6], _sid(sid, r[7]), rid[r[8]])
+                (r[0], r[1], nid[r[2]], r[3], r[4], tid[r[5]], r[6], nid[r[7]], _sid(sid, r[8]), rid[r[9]])
                 for r in mb.logs
             ],
             (4,),
@@ -255,21 +260,27 @@ def insert_batch(conn: sqlite3.Connection, mb: MappedBatch, ids: Interner) -> No
         _rows(
             conn,
             _EVENTS,
-            [(r[0], nid[r[1]], r[2], tid[r[3]], r[4], _sid(sid, r[5]), rid[r[6]]) for r in mb.events],
+            [
+                (r[0], nid[r[1]], r[2], tid[r[3]], r[4], nid[r[5]], _sid(sid, r[6]), rid[r[7]])
+                for r in mb.events
+            ],
             (2,),
         )
     if mb.spans:
         _rows(
             conn,
             _SPANS,
-            [(tid[r[0]], r[1], r[2], nid[r[3]], *r[4:10], _sid(sid, r[10]), rid[r[11]]) for r in mb.spans],
+            [
+                (tid[r[0]], r[1], r[2], nid[r[3]], *r[4:10], nid[r[10]], _sid(sid, r[11]), rid[r[12]])
+                for r in mb.spans
+            ],
             (8, 9),
         )
     if mb.metrics:
         _rows(
             conn,
             _POINTS,
-            [(r[0], nid[r[1]], *r[2:8], _sid(sid, r[8]), rid[r[9]]) for r in mb.metrics],
+            [(r[0], nid[r[1]], *r[2:8], nid[r[8]], _sid(sid, r[9]), rid[r[10]]) for r in mb.metrics],
             (6, 7),
         )
     if mb.errors:
@@ -281,7 +292,10 @@ def insert_batch(conn: sqlite3.Connection, mb: MappedBatch, ids: Interner) -> No
         _rows(
             conn,
             _ERRORS,
-            [(gid[r[1]], r[0], *r[2:6], tid[r[6]], r[7], _sid(sid, r[8]), rid[r[9]]) for r in mb.errors],
+            [
+                (gid[r[1]], r[0], *r[2:6], tid[r[6]], r[7], nid[r[8]], _sid(sid, r[9]), rid[r[10]])
+                for r in mb.errors
+            ],
             (5,),
         )
     if mb.rollups:
