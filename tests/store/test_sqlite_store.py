@@ -301,3 +301,14 @@ def test_the_user_attribute_is_stored_by_number_and_read_back_into_the_attribute
     with sqlite3.connect(store.path) as conn:
         stored = conn.execute("SELECT attributes, user_id IS NOT NULL FROM logs ORDER BY id").fetchall()
     assert stored == [('{"n":1}', 1), (None, 1), ('{"user_id":7}', 0)]  # only text users move
+
+
+def test_long_stacks_are_stored_compressed_and_read_back_exactly(store: SqliteStore, make: Any) -> None:
+    frames = "".join(f'  File "/app/mod{i}.py", line {i}, in f{i}\n    call_{i}()\n' for i in range(60))
+    long_stack = f"Traceback (most recent call last):\n{frames}ValueError: bad é \udcff"
+    store.write_batch([make.error(stack=long_stack), make.error(stack="short")])
+    assert [r["stack"] for r in store.rows("error", Selection()).rows] == [long_stack, "short"]
+    assert store.path is not None
+    with sqlite3.connect(store.path) as conn:
+        sizes = conn.execute("SELECT typeof(stack), length(stack) FROM errors ORDER BY id").fetchall()
+    assert sizes[0][0] == "blob" and sizes[0][1] < len(long_stack) / 3 and sizes[1] == ("text", 5)

@@ -7,6 +7,7 @@ Readers never see the table layout: :func:`rows_query` returns the export schema
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -277,6 +278,8 @@ def to_export(kind: str, row: Sequence[Any]) -> dict[str, Any]:
             item[key] = from_json(item[key], {} if key == "attributes" else [] if key == "events" else None)
     if user is not None:
         item["attributes"]["user_id"] = user
+    if kind == "error" and isinstance(item["stack"], bytes):
+        item["stack"] = zlib.decompress(item["stack"]).decode("utf-8", "surrogatepass")
     return item
 
 

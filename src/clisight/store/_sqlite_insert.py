@@ -10,6 +10,7 @@ sketches and usage sums are merged by two SQL functions registered on the writer
 from __future__ import annotations
 
 import sqlite3
+import zlib
 from collections.abc import Iterable
 from typing import Any, Final
 
@@ -289,20 +290,41 @@ def insert_batch(conn: sqlite3.Connection, mb: MappedBatch, ids: Interner) -> No
             gid[fingerprint] = int(
                 conn.execute(_GROUPS, (fingerprint, type_, title, first, last, count)).fetchone()[0]
             )
-        _rows(
-            conn,
-            _ERRORS,
+        # Bound parameters, not the JSON path: stacks go in compressed, as bytes (errors are few).
+        conn.executemany(
+            f"INSERT INTO {_ERRORS[0]} ({_ERRORS[1]}) VALUES ({', '.join('?' * 11)})",
             [
-                (gid[r[1]], r[0], *r[2:6], tid[r[6]], r[7], nid[r[8]], _sid(sid, r[9]), rid[r[10]])
+                (
+                    gid[r[1]],
+                    r[0],
+                    r[2],
+                    r[3],
+                    pack_stack(r[4]),
+                    None if r[5] is None else to_json(r[5]),
+                    tid[r[6]],
+                    r[7],
+                    nid[r[8]],
+                    _sid(sid, r[9]),
+                    rid[r[10]],
+                )
                 for r in mb.errors
             ],
-            (5,),
         )
     if mb.rollups:
         kid = ids.key_ids(conn, {key[2:] for key in mb.rollups})
         conn.executemany(
             _ROLLUPS, [(key[0], key[1], kid[key[2:]], *acc.row()) for key, acc in mb.rollups.items()]
         )
+
+
+_PACK_AT: Final = 256  # stacks shorter than this stay text
+
+
+def pack_stack(stack: str) -> str | bytes:
+    """A long stack as zlib-compressed bytes (tracebacks shrink about fourfold), a short one as text."""
+    if len(stack) < _PACK_AT:
+        return stack
+    return zlib.compress(stack.encode("utf-8", "surrogatepass"), 6)
 
 
 def _sid(sid: dict[str, int], session_id: str | None) -> int | None:
