@@ -8,6 +8,8 @@ import math
 import random
 import struct
 import sys
+import tracemalloc
+import zlib
 from fractions import Fraction
 
 import pytest
@@ -200,7 +202,9 @@ def test_q_outside_zero_to_one_is_rejected(q: float) -> None:
         sketch_of([1.0]).quantile(q)
 
 
-@pytest.mark.parametrize("params", [{"relative_accuracy": 0.0}, {"relative_accuracy": 1.0}, {"max_bins": 0}])
+@pytest.mark.parametrize(
+    "params", [{"relative_accuracy": 0.0}, {"relative_accuracy": 1.0}, {"max_bins": 0}, {"max_bins": 2**32}]
+)
 def test_parameters_out_of_range_are_rejected(params: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         QuantileSketch(**params)  # type: ignore[arg-type]
@@ -298,6 +302,43 @@ def test_collapsing_loses_accuracy_only_for_values_nearest_zero(high: list[float
 # -- bytes --------------------------------------------------------------------------------------------
 
 
+def spread(n: int, count: int = 1, start: float = 1.0) -> QuantileSketch:
+    """``n`` neighbouring bins holding ``count`` values each, from ``start`` up."""
+    sketch = QuantileSketch()
+    gamma = (1 + ACCURACY) / (1 - ACCURACY)
+    for i in range(n):
+        sketch.add(start * 1.001 * gamma**i, count)
+    return sketch
+
+
+def day_of_durations(n: int, sigma: float, seed: int = 1) -> QuantileSketch:
+    """What a store's day cell looks like: many lognormal durations."""
+    rng = random.Random(seed)
+    sketch = QuantileSketch()
+    sketch.add_many([rng.lognormvariate(math.log(0.05), sigma) for _ in range(n)])
+    return sketch
+
+
+def bin_count(sketch: QuantileSketch) -> int:
+    return int(repr(sketch).rsplit("bins=", 1)[1].rstrip(")"))
+
+
+# Sketches that exercise every part of the encoding: empty, zeros only, both signs, counts of every
+# width, gaps of more than a byte, collapsed stores, compressed bins.
+SAMPLES = [
+    QuantileSketch(),
+    sketch_of([0.0, -0.0]),
+    sketch_of([0.0, -3.0, 1.0, 2.0, 1e300, 1e-300, 2.0]),  # gaps of 2 bytes, a sum of 2000 bits
+    sketch_of([1e-307, 1e307, -1e-307, -1e307]),  # gaps of 4 bytes
+    sketch_of([1.0, -2.5, 7.0, 1e-3, 3.0], relative_accuracy=0.05, max_bins=2),  # collapsed
+    spread(200),
+    spread(30, count=300),  # counts of 2 bytes
+    spread(40, count=70_000),  # of 4 bytes
+    spread(5, count=2**40),  # of 8 bytes
+    day_of_durations(20_000, 1.5),
+]
+
+
 @settings(max_examples=150, deadline=None)
 @given(datasets(), st.sampled_from([0.01, 0.001, 0.05]))
 def test_bytes_round_trip_exactly(data: list[float], accuracy: float) -> None:
@@ -313,74 +354,211 @@ def test_bytes_round_trip_exactly(data: list[float], accuracy: float) -> None:
     copy.add_many(data)
     sketch.add_many(data)
     assert copy == sketch
+    assert copy.to_bytes() == sketch.to_bytes()
 
 
-def test_a_few_dozen_bins_take_well_under_200_bytes() -> None:
+@settings(max_examples=150, deadline=None)
+@given(
+    first=datasets(max_size=40),
+    later=st.lists(st.one_of(values, st.lists(values, max_size=30)), max_size=8),
+    max_bins=st.sampled_from([2048, 12, 3, 1]),
+)
+def test_a_decoded_sketch_changed_in_any_way_encodes_like_a_new_one(
+    first: list[float], later: list[float | list[float]], max_bins: int
+) -> None:
+    # A decoded sketch keeps what it decoded to encode faster; adding, merging and collapsing must all
+    # leave it encoding exactly what a sketch built from scratch does.
+    decoded = QuantileSketch.from_bytes(sketch_of(first, max_bins=max_bins).to_bytes())
+    everything = list(first)
+    for step, change in enumerate(later):
+        if isinstance(change, float):
+            decoded.add(change)
+            everything.append(change)
+        elif step % 2:
+            decoded.add_many(change)
+            everything += change
+        else:
+            part = QuantileSketch(max_bins=max_bins)
+            part.add_many(change)
+            decoded.merge(QuantileSketch.from_bytes(part.to_bytes()))
+            everything += change
+        assert decoded.to_bytes() == sketch_of(everything, max_bins=max_bins).to_bytes()
+        decoded = QuantileSketch.from_bytes(decoded.to_bytes()) if step % 3 == 2 else decoded
+
+
+def test_a_decoded_full_sketch_that_collapses_encodes_like_a_new_one() -> None:
+    # Three bins, the most max_bins allows; a value between them makes a fourth, and the lowest is folded
+    # into the next: as many bins as were decoded, but not the same ones.
+    data = [1.0, 2.0, 4.0]
+    decoded = QuantileSketch.from_bytes(sketch_of(data, max_bins=3).to_bytes())
+    decoded.add(3.0)
+    assert decoded.to_bytes() == sketch_of([*data, 3.0], max_bins=3).to_bytes()
+    decoded = QuantileSketch.from_bytes(sketch_of([-x for x in data], max_bins=3).to_bytes())
+    decoded.add_many([-3.0])
+    assert decoded.to_bytes() == sketch_of([-x for x in [*data, 3.0]], max_bins=3).to_bytes()
+
+
+@pytest.mark.parametrize("sketch", SAMPLES, ids=range(len(SAMPLES)))
+def test_every_kind_of_sketch_round_trips(sketch: QuantileSketch) -> None:
+    data = sketch.to_bytes()
+    copy = QuantileSketch.from_bytes(data)
+
+    assert copy == sketch
+    assert copy.to_bytes() == data
+    assert QuantileSketch.from_bytes(bytearray(data)) == QuantileSketch.from_bytes(memoryview(data)) == sketch
+    assert copy.quantiles(QS) == sketch.quantiles(QS)
+
+
+def test_sizes() -> None:
+    # A few dozen bins (here 30 to 60, from 80 values) take about 130 bytes; 66 of them are the fixed
+    # header, the rest the sum and the bins.
     rng = random.Random(3)
     sketch = QuantileSketch()
     sketch.add_many([rng.lognormvariate(math.log(0.05), 0.5) for _ in range(80)])
+    assert 30 <= bin_count(sketch) <= 60
+    assert len(sketch.to_bytes()) < 160
 
-    assert 30 <= int(repr(sketch).rsplit("bins=", 1)[1].rstrip(")")) <= 60
-    assert len(sketch.to_bytes()) < 200
+    # A day of durations: 50 bins of 200 000 values take about 180 bytes, 500 bins about 650.
+    narrow, wide = day_of_durations(200_000, 0.125), day_of_durations(200_000, 1.2)
+    assert 45 <= bin_count(narrow) <= 60
+    assert len(narrow.to_bytes()) < 220
+    assert 450 <= bin_count(wide) <= 550
+    assert len(wide.to_bytes()) < 800
+
+    # Neighbouring bins of equal counts compress to almost nothing.
+    assert len(spread(500).to_bytes()) < 120
 
 
 def test_every_truncation_of_a_valid_encoding_is_rejected() -> None:
-    for sketch in (QuantileSketch(), sketch_of([0.0, -3.0, 1.0, 2.0, 1e300, 1e-300, 2.0])):
+    for sketch in SAMPLES:
         data = sketch.to_bytes()
         for end in range(len(data)):
             with pytest.raises(ValueError, match="truncated"):
                 QuantileSketch.from_bytes(data[:end])
 
 
-def test_unknown_version_and_trailing_bytes_are_rejected() -> None:
-    data = sketch_of([1.0, 2.0]).to_bytes()
+def test_unknown_versions_and_trailing_bytes_are_rejected() -> None:
+    for sketch in SAMPLES:
+        data = sketch.to_bytes()
+        with pytest.raises(ValueError, match=r"unknown version 1 \(this clisight reads version 2\)"):
+            QuantileSketch.from_bytes(b"\x01" + data[1:])
+        with pytest.raises(ValueError, match="unknown version 3"):
+            QuantileSketch.from_bytes(b"\x03" + data[1:])
+        with pytest.raises(ValueError, match="1 unexpected bytes after the end"):
+            QuantileSketch.from_bytes(data + b"\x00")
 
-    with pytest.raises(ValueError, match="version 2"):
-        QuantileSketch.from_bytes(b"\x02" + data[1:])
-    with pytest.raises(ValueError, match="unexpected bytes"):
-        QuantileSketch.from_bytes(data + b"\x00")
+
+def test_a_sketch_too_large_to_encode_says_so() -> None:
+    sketch = QuantileSketch()
+    sketch.add(1.0, count=2**64)
+
+    with pytest.raises(OverflowError, match="2\\*\\*64"):
+        sketch.to_bytes()
 
 
-def varint(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+EMPTY_HEADER = struct.Struct("<BBdIQ")  # version, flags, relative_accuracy, max_bins, count
+BODY = struct.Struct("<ddQHHIIii")  # min, max, zeros, sum shift, sum length, bin counts, first indices
 
 
 def layout(
+    flags: int = 0x00,  # gap width code in bits 0-1, count width code in bits 2-3, 0x10: deflated
     accuracy: float = 0.01,
     max_bins: int = 2048,
     count: int = 2,
     low: float = 1.0,
     high: float = 2.0,
-    sum_zigzag: int = 6,  # the exact sum 3.0 is 3 << 1074 units: mantissa 3 (zigzag 6), shift 1074
     zero: int = 0,
-    # two bins: index 0 (zigzag 0) count 1; then count 1 with a gap (1 << 1 | 1), 35 - 2 indices on
-    positive: bytes = bytes([2, 0, 1, 3, 33]),
-    negative: bytes = bytes([0]),
+    shift: int = 1074,  # the exact sum 3.0 is 3 << 1074 units of 2**-1074
+    mantissa: bytes = b"\x03",
+    mantissa_size: int | None = None,
+    pos_size: int = 2,
+    neg_size: int = 0,
+    pos_first: int = 0,  # 1.0 goes to bin 0
+    neg_first: int = 0,
+    bins: bytes = b"\x23\x01\x01",  # 2.0 goes to bin 35: one gap of 35, then two counts of 1
+    deflate: bool = False,
 ) -> bytes:
-    """Version 1 of the encoding, written out by hand: the sketch of [1.0, 2.0] unless told otherwise."""
+    """Version 2 of the encoding, written out by hand: the sketch of [1.0, 2.0] unless told otherwise."""
+    if deflate:
+        bins = zlib.compress(bins, 9, -15)
+        flags |= 0x10
     return (
-        b"\x01"
-        + struct.pack("<d", accuracy)
-        + varint(max_bins)
-        + varint(count)
-        + struct.pack("<dd", low, high)
-        + varint(sum_zigzag)
-        + varint(1074)
-        + varint(zero)
-        + positive
-        + negative
+        EMPTY_HEADER.pack(2, flags, accuracy, max_bins, count)
+        + BODY.pack(
+            low,
+            high,
+            zero,
+            shift,
+            len(mantissa) if mantissa_size is None else mantissa_size,
+            pos_size,
+            neg_size,
+            pos_first,
+            neg_first,
+        )
+        + mantissa
+        + bins
     )
 
 
-def test_the_version_1_layout_does_not_change() -> None:
+def test_the_version_2_layout_does_not_change() -> None:
     # Stored sketches outlive the code that wrote them: a new layout needs a new version byte.
+    assert QuantileSketch().to_bytes() == EMPTY_HEADER.pack(2, 0, 0.01, 2048, 0)
     assert sketch_of([1.0, 2.0]).to_bytes() == layout()
+    assert len(layout()) == 70
     assert QuantileSketch.from_bytes(layout()) == sketch_of([1.0, 2.0])
+
+    # Both signs, zeros, counts two bytes wide: one plane of low bytes, then one of high bytes.
+    mixed = QuantileSketch(relative_accuracy=0.01, max_bins=100)
+    mixed.add(-3.0, count=300)  # bin 55 of the negative store
+    mixed.add(1.0)
+    mixed.add(0.0)
+    expected = layout(
+        flags=0x04,
+        max_bins=100,
+        count=302,
+        low=-3.0,
+        high=1.0,
+        zero=1,
+        mantissa=(-899).to_bytes(2, "little", signed=True),
+        pos_size=1,
+        neg_size=1,
+        neg_first=55,
+        bins=bytes([1, 300 & 0xFF, 0, 300 >> 8]),
+    )
+    assert mixed.to_bytes() == expected
+    assert QuantileSketch.from_bytes(expected) == mixed
+
+    # A count of 256 has a low byte of 0, and is no count of 0.
+    heavy = QuantileSketch()
+    heavy.add(1.0, count=256)
+    heavy.add(2.0)
+    expected = layout(flags=0x04, count=257, shift=1075, mantissa=b"\x81\x00", bins=b"\x23\x00\x01\x01\x00")
+    assert heavy.to_bytes() == expected
+    assert QuantileSketch.from_bytes(expected) == heavy
+
+    # Bins that compress are deflated (the compressed bytes depend on zlib, what they inflate to does not).
+    gamma = (1 + ACCURACY) / (1 - ACCURACY)
+    values = [1.001 * gamma**i for i in range(100)]  # bins 1 to 100, one value each
+    units = int(sum(Fraction(x) for x in values) * 2**1074)
+    shift = (units & -units).bit_length() - 1
+    mantissa = (units >> shift).to_bytes(((units >> shift).bit_length() + 8) // 8, "little", signed=True)
+    run = QuantileSketch()
+    run.add_many(values)
+    data = run.to_bytes()
+    head = layout(
+        flags=0x10,
+        count=100,
+        low=values[0],
+        high=values[-1],
+        shift=shift,
+        mantissa=mantissa,
+        pos_size=100,
+        pos_first=1,
+        bins=b"",
+    )
+    assert data[: len(head)] == head
+    assert zlib.decompress(data[len(head) :], -15) == b"\x01" * 99 + b"\x01" * 100  # 99 gaps, 100 counts
+    assert len(data) < len(head) + 20
 
 
 @pytest.mark.parametrize(
@@ -388,28 +566,92 @@ def test_the_version_1_layout_does_not_change() -> None:
     [
         ({"accuracy": 0.0}, "relative_accuracy"),
         ({"max_bins": 0}, "max_bins"),
-        ({"max_bins": 1}, "more than max_bins"),
-        ({"count": 3}, "not the total of the bins"),
-        ({"sum_zigzag": 200}, "sum lies outside"),
+        ({"max_bins": 1}, "2 positive bins, more than max_bins 1"),
+        ({"neg_size": 2**20, "count": 2**40}, "more than max_bins"),
+        ({"pos_size": 100_000, "max_bins": 200_000, "count": 2**40}, "more than there are bin indices"),
+        ({"count": 3}, "count 3 is not the total of the bins"),
+        ({"count": 1}, "count 1 is not the total of the bins"),
+        ({"zero": 5, "count": 4}, "not the total of the bins"),
+        ({"mantissa": b"\x64"}, "sum lies outside"),
+        ({"mantissa": b"\xfd"}, "sum lies outside"),  # -3.0
+        ({"shift": 5000}, "sum shift 5000 is out of range"),
+        ({"mantissa_size": 300}, "sum takes 300 bytes"),
         ({"low": 3.0}, "not finite and ordered"),
         ({"low": math.nan}, "not finite and ordered"),
+        ({"high": math.inf}, "not finite and ordered"),
         ({"low": -1.0}, "do not match the bins"),
+        ({"low": -5.0, "high": 5.0}, "do not match the bins"),
         ({"zero": 1, "count": 3}, "do not match the bins"),
-        ({"positive": bytes([2, 0, 0, 3, 33])}, "count 0"),
-        ({"positive": bytes([1]) + varint(2 * 10**6) + bytes([2])}, "out of range"),
-        ({"negative": bytes([5])}, "truncated"),
+        ({"bins": b"\x23\x00\x02"}, "a bin has count 0"),
+        # counts two bytes wide, 256 and 0: low bytes 0 and 0, high bytes 1 and 0
+        ({"bins": b"\x23\x00\x00\x01\x00", "flags": 0x04, "count": 256}, "a bin has count 0"),
+        ({"pos_first": 2 * 10**6}, "positive bin index 2000000 is out of range"),
+        ({"pos_first": 35_400, "bins": b"\xff\x01\x01"}, "positive bin index 35655 is out of range"),
+        ({"pos_first": -40_000}, "out of range"),
+        ({"bins": b"\x00\x01\x01"}, "not increasing"),
+        ({"neg_first": 5}, "negative bins are empty but start at index 5"),
+        ({"flags": 0x20}, "unknown flags 0x20"),
+        ({"pos_size": 3, "count": 3}, "truncated"),
+        ({"flags": 0x01}, "truncated"),  # gaps two bytes wide: 4 bytes of bins needed
+        ({"bins": b"\x23\x01\x01\x00"}, "1 unexpected bytes after the end"),
+        ({"bins": b"\x23\x01\x01" + b"\x00" * 100_000, "deflate": True}, "inflate beyond the 3 bytes"),
+        ({"bins": b"\x23\x01", "deflate": True}, "inflate to 2 bytes, not the 3"),
+        ({"bins": b"\x07\x00", "flags": 0x10}, "compressed bins are damaged"),
     ],
 )
 def test_inconsistent_encodings_are_rejected_with_the_reason(damage: dict[str, object], reason: str) -> None:
+    data = layout(**damage)  # type: ignore[arg-type]
+
     with pytest.raises(ValueError, match=reason):
-        QuantileSketch.from_bytes(layout(**damage))  # type: ignore[arg-type]
+        QuantileSketch.from_bytes(data)
 
 
-HEADER = b"\x01" + struct.pack("<d", 0.01)
+def test_damaged_empty_encodings_are_rejected() -> None:
+    with pytest.raises(ValueError, match="truncated before the version"):
+        QuantileSketch.from_bytes(b"")
+    with pytest.raises(ValueError, match="unknown flags 0x04"):
+        QuantileSketch.from_bytes(EMPTY_HEADER.pack(2, 0x04, 0.01, 2048, 0))
+    with pytest.raises(ValueError, match="max_bins"):
+        QuantileSketch.from_bytes(EMPTY_HEADER.pack(2, 0, 0.01, 0, 0))
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.one_of(st.binary(max_size=64), st.binary(max_size=64).map(lambda tail: HEADER + tail)))
+def test_deflated_bins_with_more_after_them_are_rejected() -> None:
+    data = layout(deflate=True)
+    assert QuantileSketch.from_bytes(data) == sketch_of([1.0, 2.0])
+
+    with pytest.raises(ValueError, match="2 unexpected bytes after the end"):
+        QuantileSketch.from_bytes(data + b"\x00\x01")
+
+
+def test_a_decompression_bomb_is_stopped_at_the_declared_size() -> None:
+    deflater = zlib.compressobj(9, zlib.DEFLATED, -15)
+    zeros = bytes(1 << 20)
+    bomb = deflater.compress(b"\x23\x01\x01") + b"".join(deflater.compress(zeros) for _ in range(64))
+    data = layout(flags=0x10, bins=bomb + deflater.flush())  # 64 MB of zeros in about 64 kB
+    assert len(data) < 100_000
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="inflate beyond"):
+            QuantileSketch.from_bytes(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 * len(data) + 200_000  # copies of the input and zlib's window, not 64 MB
+
+
+HEADER = EMPTY_HEADER.pack(2, 0, 0.01, 2048, 2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=100),
+        st.binary(max_size=100).map(lambda tail: HEADER + tail),
+        st.binary(max_size=40).map(lambda tail: layout()[:-3] + tail),
+        st.binary(max_size=40).map(lambda tail: layout(flags=0x10)[:-3] + tail),
+    )
+)
 def test_arbitrary_bytes_decode_to_a_valid_sketch_or_raise_value_error(data: bytes) -> None:
     try:
         sketch = QuantileSketch.from_bytes(data)
@@ -419,8 +661,42 @@ def test_arbitrary_bytes_decode_to_a_valid_sketch_or_raise_value_error(data: byt
     sketch.quantiles(QS)
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    flags=st.integers(0, 0x1F),
+    count=st.integers(0, 2**64 - 1),
+    zero=st.integers(0, 4),
+    pos_size=st.integers(0, 4),
+    neg_size=st.integers(0, 4),
+    pos_first=st.integers(-40_000, 40_000),
+    neg_first=st.integers(-40_000, 40_000),
+    low=st.floats(-10.0, 10.0),
+    high=st.floats(-10.0, 10.0),
+    mantissa=st.integers(-(2**70), 2**70),
+    shift=st.integers(1000, 1100),
+    bins=st.binary(max_size=40),
+    deflate=st.booleans(),
+)
+def test_structured_garbage_decodes_to_a_valid_sketch_or_raises_value_error(
+    mantissa: int, deflate: bool, flags: int, **fields: int | float | bytes
+) -> None:
+    data = layout(
+        flags=flags & 0x0F,
+        deflate=deflate,
+        mantissa=mantissa.to_bytes((mantissa.bit_length() + 8) // 8, "little", signed=True),
+        **fields,  # type: ignore[arg-type]
+    )
+    try:
+        sketch = QuantileSketch.from_bytes(data)
+    except ValueError:
+        return
+    assert QuantileSketch.from_bytes(sketch.to_bytes()) == sketch
+    answers = sketch.quantiles(QS)
+    assert all(sketch.min <= a <= sketch.max for a in answers)  # type: ignore[operator]
+
+
 @settings(max_examples=200, deadline=None)
-@given(datasets(max_size=20), st.data())
+@given(st.one_of(datasets(max_size=20), datasets(magnitudes, max_size=300)), st.data())
 def test_damaged_encodings_decode_to_a_valid_sketch_or_raise_value_error(
     data: list[float], draw: st.DataObject
 ) -> None:

@@ -14,14 +14,17 @@ of them.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import operator
 import struct
 import sys
+import zlib
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Final
 
-_VERSION: Final = 1
+_VERSION: Final = 2
 _TINY: Final = sys.float_info.min  # smallest normal float: smaller magnitudes count as zero
 _HUGE: Final = sys.float_info.max
 _UNIT_SHIFT: Final = 1074  # sums are exact integers in units of 2**-1074, the smallest float step
@@ -31,9 +34,19 @@ _PENDING: Final = 128  # values add() keeps before folding them into the exact s
 _MIN_ACCURACY: Final = 1e-6
 _log: Final = math.log  # module-level names: add() runs once per record
 _ceil: Final = math.ceil
-_DOUBLE: Final = struct.Struct("<d")
-_SUM_VARINT_BYTES: Final = 320  # an exact sum needs at most ~2170 bits: 2**(1024+1074) times a 64-bit count
+_MAX_MAX_BINS: Final = (1 << 32) - 1
+# The encoding: a fixed header, then (when count > 0) a fixed body, the exact sum, the bins.
+_HEAD: Final = struct.Struct("<BBdIQ")  # version, flags, relative_accuracy, max_bins, count
+# min, max, zero count, sum shift, sum length, positive / negative bin counts and first indices
+_BODY: Final = struct.Struct("<ddQHHIIii")
+_MAX_SUM_BYTES: Final = 280  # an exact sum needs at most ~2170 bits: 2**(1024+1074) times a 64-bit count
 _MAX_SUM_SHIFT: Final = 2200
+_COMPRESSED: Final = 0x10  # flag: the bins part is raw deflate; the low nibble holds two width codes
+_KNOWN_FLAGS: Final = 0x1F
+_COMPRESS_FROM: Final = 64  # bins parts shorter than this are never worth compressing
+# Array typecodes of 1, 2, 4 and 8 bytes, indexed by width code (log2 of the width).
+_TYPECODES: Final = tuple(next(c for c in "BHILQ" if array(c).itemsize == 1 << k) for k in range(4))
+_BIG_ENDIAN: Final = sys.byteorder == "big"  # the encoding is little-endian
 
 
 class QuantileSketch:
@@ -54,8 +67,11 @@ class QuantileSketch:
       gives the same sketch, byte for byte, as one sketch of the whole, collapsed or not, provided
       all have the same ``max_bins``.  ``sum`` is kept exactly and rounded once, when read.
     - **Compact bytes.** :meth:`to_bytes` gives a versioned encoding (a few dozen bins take well under
-      200 bytes) that :meth:`from_bytes` restores exactly; it records ``relative_accuracy``, so a
-      reader can tell whether two encodings can be merged.  ``from_bytes`` raises only ``ValueError``.
+      200 bytes, 500 bins of a day's durations well under 1000) that :meth:`from_bytes` restores
+      exactly; it records ``relative_accuracy``, so a reader can tell whether two encodings can be
+      merged.  ``from_bytes`` raises only ``ValueError``.  Both do their per-bin work in C (arrays,
+      ``zlib``), so a stored sketch of hundreds of bins is decoded, merged into and encoded again in
+      well under a millisecond.
 
     Values must be finite: NaN and infinities raise ``ValueError``.  A sketch is not thread-safe;
     one thread should own it, or callers must hold a lock.
@@ -72,21 +88,23 @@ class QuantileSketch:
         "_multiplier",
         "_neg",
         "_neg_floor",
+        "_neg_gaps",
         "_pending",
         "_pos",
         "_pos_floor",
+        "_pos_gaps",
         "_sum_units",
         "_zero",
     )
 
     def __init__(self, relative_accuracy: float = 0.01, max_bins: int = 2048) -> None:
-        """``relative_accuracy`` in [1e-6, 1): 0.01 promises 1 %; ``max_bins`` (at least 1) per sign."""
+        """``relative_accuracy`` in [1e-6, 1): 0.01 promises 1 %; ``max_bins`` (1 to 2**32 - 1) per sign."""
         if not _MIN_ACCURACY <= relative_accuracy < 1.0:
             raise ValueError(
                 f"relative_accuracy must be at least {_MIN_ACCURACY} and below 1, got {relative_accuracy!r}"
             )
-        if operator.index(max_bins) < 1:
-            raise ValueError(f"max_bins must be at least 1, got {max_bins!r}")
+        if not 1 <= operator.index(max_bins) <= _MAX_MAX_BINS:
+            raise ValueError(f"max_bins must be at least 1 and at most {_MAX_MAX_BINS}, got {max_bins!r}")
         self._accuracy = float(relative_accuracy)
         self._max_bins = operator.index(max_bins)
         self._log_gamma = math.log1p(self._accuracy) - math.log1p(-self._accuracy)
@@ -103,6 +121,12 @@ class QuantileSketch:
         # Once a store has been collapsed, its lowest index: lower indices fold straight into it.
         self._pos_floor = _NO_FLOOR
         self._neg_floor = _NO_FLOOR
+        # A decoded store's dict holds its bins in index order, and these are the gaps between them
+        # (when each fits a byte): to_bytes reuses them as long as no bin was added (the dict would be
+        # longer) and none folded (a collapse drops them).  A store's usual cycle (decode, merge a
+        # few values into bins it has, encode) then needs neither a sort nor the gaps again.
+        self._pos_gaps: bytes | None = None
+        self._neg_gaps: bytes | None = None
 
     # -- adding ---------------------------------------------------------------------------------------
 
@@ -123,6 +147,7 @@ class QuantileSketch:
                 bins[i] = bins.get(i, 0) + 1
                 if len(bins) > self._max_bins:
                     self._pos_floor = _collapse(bins, self._max_bins)
+                    self._pos_gaps = None
             elif x <= -_TINY:
                 i = _ceil(_log(-x) * self._multiplier)
                 if i < self._neg_floor:
@@ -131,6 +156,7 @@ class QuantileSketch:
                 bins[i] = bins.get(i, 0) + 1
                 if len(bins) > self._max_bins:
                     self._neg_floor = _collapse(bins, self._max_bins)
+                    self._neg_gaps = None
             elif x == x:
                 self._zero += 1
                 x += 0.0  # -0.0 becomes 0.0, so min and max do not depend on which zero came first
@@ -223,7 +249,9 @@ class QuantileSketch:
     def merge(self, other: QuantileSketch) -> None:
         """Add everything ``other`` holds; ``ValueError`` if its ``relative_accuracy`` differs.
 
-        A different ``max_bins`` is allowed: this sketch keeps its own, collapsing if needed.
+        A different ``max_bins`` is allowed: this sketch keeps its own, collapsing if needed.  The cost
+        grows with the bins of ``other`` only (unless this sketch must collapse), so folding a few new
+        values into a large stored sketch is cheap.
         """
         if not isinstance(other, QuantileSketch):
             raise TypeError(f"can only merge a QuantileSketch, not {type(other).__name__}")
@@ -234,8 +262,10 @@ class QuantileSketch:
             )
         if not other._count:
             return
-        _add_counts(self._pos, dict(other._pos))  # copies, so merging a sketch into itself works
-        _add_counts(self._neg, dict(other._neg))
+        # O(bins of other) whatever the size of this one: the store's usual merge is a few bins into many.
+        # Merging a sketch into itself reads copies, so the bins do not change under the loop reading them.
+        _add_counts(self._pos, other._pos if other is not self else dict(other._pos))
+        _add_counts(self._neg, other._neg if other is not self else dict(other._neg))
         self._settle()
         units = other._exact_sum_units()  # first: other may be self, with values pending
         self._zero += other._zero
@@ -265,8 +295,10 @@ class QuantileSketch:
         """Collapse either store that holds more than max_bins bins."""
         if len(self._pos) > self._max_bins:
             self._pos_floor = _collapse(self._pos, self._max_bins)
+            self._pos_gaps = None
         if len(self._neg) > self._max_bins:
             self._neg_floor = _collapse(self._neg, self._max_bins)
+            self._neg_gaps = None
 
     def _fold_pending(self) -> None:
         self._sum_units += _exact_units(self._pending)
@@ -362,70 +394,146 @@ class QuantileSketch:
     def to_bytes(self) -> bytes:
         """The sketch in a compact, versioned encoding that :meth:`from_bytes` restores exactly.
 
-        Layout (version 1): version byte; relative_accuracy (float64); varints max_bins, count; then, if
-        count > 0: min, max (float64); the exact sum as zigzag mantissa and shift; zero count; the
-        positive and the negative store, each as a bin count and delta-encoded (index, count) pairs.
+        The same sketch always gives the same bytes (with a given zlib), however its values were added
+        or merged.  ``OverflowError`` if it holds 2**64 values or more.
+
+        Layout (version 2, little-endian): version byte; flags byte; relative_accuracy (float64);
+        max_bins (uint32); count (uint64).  Nothing follows when count is 0.  Otherwise: min, max
+        (float64); zero count (uint64); the exact sum as ``mantissa << shift``: shift (uint16) and the
+        mantissa's length (uint16); per sign, positive then negative, its bin count (uint32) and lowest
+        index (int32); the mantissa (signed, that many bytes); then the bins part: the gaps between
+        consecutive indices (each sign's bins after its first) and the counts (positive bins, then
+        negative, each sign in index order), each as an array of unsigned integers whose width (1, 2,
+        4 or 8 bytes) the flags' low nibble gives, gaps in bits 0-1 and counts in bits 2-3 (log2 of the
+        width).  Flag 0x10 says the bins part is raw deflate (``zlib``, ``wbits=-15``), used when that
+        is shorter.
         """
-        out = bytearray((_VERSION,))
-        out += _DOUBLE.pack(self._accuracy)
-        _put_varint(out, self._max_bins)
-        _put_varint(out, self._count)
-        if self._count:
-            out += _DOUBLE.pack(self._min)
-            out += _DOUBLE.pack(self._max)
-            units = self._exact_sum_units()
-            shift = (units & -units).bit_length() - 1 if units else 0
-            _put_varint(out, _zigzag(units >> shift))
-            _put_varint(out, shift)
-            _put_varint(out, self._zero)
-            _put_store(out, self._pos)
-            _put_store(out, self._neg)
-        return bytes(out)
+        count = self._count
+        if count >> 64:
+            raise OverflowError(f"cannot encode a QuantileSketch of {count} values: the limit is 2**64 - 1")
+        if not count:
+            return _HEAD.pack(_VERSION, 0, self._accuracy, self._max_bins, 0)
+        units = self._exact_sum_units()
+        shift = (units & -units).bit_length() - 1 if units else 0
+        mantissa = units >> shift
+        sum_bytes = mantissa.to_bytes((mantissa.bit_length() + 8) // 8, "little", signed=True)
+        pos_first, pos_gaps, pos_counts = _sorted_bins(self._pos, self._pos_gaps)
+        neg_first, neg_gaps, neg_counts = _sorted_bins(self._neg, self._neg_gaps)
+        if isinstance(pos_gaps, bytes) and isinstance(neg_gaps, bytes):
+            gap_code, gaps = 0, pos_gaps + neg_gaps
+        else:
+            gap_code, gaps = _pack([*pos_gaps, *neg_gaps], 1)
+        counts = pos_counts + neg_counts
+        # The largest count is at least the average: no need to try widths too narrow for that.
+        total = count - self._zero
+        count_code, packed_counts = _pack(counts, _width_code(-(-total // len(counts))) if counts else 0)
+        flags = gap_code | count_code << 2
+        bins = gaps + packed_counts
+        if len(bins) >= _COMPRESS_FROM:
+            deflated = zlib.compress(bins, 1, -15)
+            if len(deflated) < len(bins):
+                bins = deflated
+                flags |= _COMPRESSED
+        return b"".join(
+            (
+                _HEAD.pack(_VERSION, flags, self._accuracy, self._max_bins, count),
+                _BODY.pack(
+                    self._min,
+                    self._max,
+                    self._zero,
+                    shift,
+                    len(sum_bytes),
+                    len(pos_counts),
+                    len(neg_counts),
+                    pos_first,
+                    neg_first,
+                ),
+                sum_bytes,
+                bins,
+            )
+        )
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> QuantileSketch:
+    def from_bytes(cls, data: bytes | bytearray | memoryview) -> QuantileSketch:
         """The sketch :meth:`to_bytes` encoded; ``ValueError`` saying what is wrong for anything else."""
-        reader = _Reader(bytes(data))
-        version = reader.byte("version")
-        if version != _VERSION:
-            raise _corrupt(f"unknown version {version} (this clisight reads version {_VERSION})")
-        accuracy = reader.double("relative_accuracy")
-        max_bins = reader.varint("max_bins")
+        data = bytes(data)
+        if not data:
+            raise _corrupt("truncated before the version")
+        if data[0] != _VERSION:
+            raise _corrupt(f"unknown version {data[0]} (this clisight reads version {_VERSION})")
+        if len(data) < _HEAD.size:
+            raise _corrupt("truncated in the header")
+        _, flags, accuracy, max_bins, count = _HEAD.unpack_from(data)
         try:
             sketch = cls(accuracy, max_bins)
         except ValueError as exc:
             raise _corrupt(str(exc)) from None
-        count = reader.varint("count")
-        if count:
-            low, high = reader.double("min"), reader.double("max")
-            if not -_HUGE <= low <= high <= _HUGE:
-                raise _corrupt(f"min {low!r} and max {high!r} are not finite and ordered")
-            mantissa = _unzigzag(reader.varint("sum", _SUM_VARINT_BYTES))
-            shift = reader.varint("sum shift")
-            if shift > _MAX_SUM_SHIFT:
-                raise _corrupt(f"sum shift {shift} is out of range")
-            zero = reader.varint("zero count")
-            limits = sketch._index_limits()
-            pos = _read_store(reader, "positive", max_bins, limits)
-            neg = _read_store(reader, "negative", max_bins, limits)
-            sum_units = mantissa << shift
-            if count != zero + sum(pos.values()) + sum(neg.values()):
-                raise _corrupt(f"count {count} is not the total of the bins")
-            if not count * _units(low) <= sum_units <= count * _units(high):
-                raise _corrupt("sum lies outside count * [min, max]")
-            if (
-                (pos and high < _TINY)
-                or (not pos and high >= _TINY)
-                or (neg and low > -_TINY)
-                or (not neg and low <= -_TINY)
-                or (zero and not (low < _TINY and high > -_TINY))
-            ):
-                raise _corrupt("min and max do not match the bins")
-            sketch._count, sketch._sum_units, sketch._zero = count, sum_units, zero
-            sketch._min, sketch._max = low + 0.0, high + 0.0
-            sketch._pos, sketch._neg = pos, neg
-        if reader.pos != len(reader.data):
-            raise _corrupt(f"{len(reader.data) - reader.pos} unexpected bytes after the end")
+        if flags & ~_KNOWN_FLAGS or (flags and not count):
+            raise _corrupt(f"unknown flags {flags:#04x}")
+        if not count:
+            _check_end(data, _HEAD.size)
+            return sketch
+        body_end = _HEAD.size + _BODY.size
+        if len(data) < body_end:
+            raise _corrupt("truncated in the header")
+        low, high, zero, shift, sum_size, pos_size, neg_size, pos_first, neg_first = _BODY.unpack_from(
+            data, _HEAD.size
+        )
+        if not -_HUGE <= low <= high <= _HUGE:
+            raise _corrupt(f"min {low!r} and max {high!r} are not finite and ordered")
+        if shift > _MAX_SUM_SHIFT:
+            raise _corrupt(f"sum shift {shift} is out of range")
+        if sum_size > _MAX_SUM_BYTES:
+            raise _corrupt(f"the sum takes {sum_size} bytes, more than {_MAX_SUM_BYTES}")
+        bins_start = body_end + sum_size
+        if len(data) < bins_start:
+            raise _corrupt("truncated in the sum")
+        sum_units = int.from_bytes(data[body_end:bins_start], "little", signed=True) << shift
+        limits = sketch._index_limits()
+        for size, sign in ((pos_size, "positive"), (neg_size, "negative")):
+            if size > max_bins:
+                raise _corrupt(f"{size} {sign} bins, more than max_bins {max_bins}")
+            if size > limits[1] - limits[0] + 1:
+                raise _corrupt(f"{size} {sign} bins, more than there are bin indices")
+        if zero + pos_size + neg_size > count:  # every bin holds at least one value
+            raise _corrupt(
+                f"count {count} is not the total of the bins: {zero} zeros and "
+                f"{pos_size + neg_size} bins hold more"
+            )
+        # The bins part: gaps, then counts, each an array of the width its flag bits give.
+        gap_code, count_code = flags & 3, flags >> 2 & 3
+        gap_bytes = (max(pos_size - 1, 0) + max(neg_size - 1, 0)) << gap_code
+        bins_size = gap_bytes + ((pos_size + neg_size) << count_code)
+        if flags & _COMPRESSED:
+            bins = _inflate(data[bins_start:], bins_size)
+        else:
+            if len(data) < bins_start + bins_size:
+                raise _corrupt("truncated in the bins")
+            _check_end(data, bins_start + bins_size)
+            bins = data[bins_start:]
+        if count != zero + _total(bins[gap_bytes:], count_code):
+            raise _corrupt(f"count {count} is not the total of the bins")
+        gaps = _unpack(gap_code, bins[:gap_bytes])
+        counts = _unpack(count_code, bins[gap_bytes:])
+        split = max(pos_size - 1, 0)
+        pos = _bins_from(pos_first, gaps[:split], counts[:pos_size], limits, "positive")
+        neg = _bins_from(neg_first, gaps[split:], counts[pos_size:], limits, "negative")
+        if not count * _units(low) <= sum_units <= count * _units(high):
+            raise _corrupt("sum lies outside count * [min, max]")
+        if (
+            (pos and high < _TINY)
+            or (not pos and high >= _TINY)
+            or (neg and low > -_TINY)
+            or (not neg and low <= -_TINY)
+            or (zero and not (low < _TINY and high > -_TINY))
+        ):
+            raise _corrupt("min and max do not match the bins")
+        sketch._count, sketch._sum_units, sketch._zero = count, sum_units, zero
+        sketch._min, sketch._max = low + 0.0, high + 0.0
+        sketch._pos, sketch._neg = pos, neg
+        if isinstance(gaps, bytes):  # gaps of one byte each: kept for to_bytes
+            sketch._pos_gaps = gaps[:split] if pos else None
+            sketch._neg_gaps = gaps[split:] if neg else None
         return sketch
 
     def _index_limits(self) -> tuple[int, int]:
@@ -507,6 +615,11 @@ def _exact_units(values: list[float], first: float | None = None) -> int:
 
 
 def _add_counts(bins: dict[int, int], counts: dict[int, int]) -> None:
+    """Add ``counts`` into ``bins``: O(len(counts)), however many bins there are.
+
+    A plain loop: for the store's merges of a few bins into many it beats every C-level alternative
+    tried (``dict.update`` over ``zip``/``map``), and it stays ahead at hundreds of bins.
+    """
     get = bins.get
     for index, count in counts.items():
         bins[index] = get(index, 0) + count
@@ -524,93 +637,128 @@ def _collapse(bins: dict[int, int], max_bins: int) -> int:
     return floor
 
 
-def _zigzag(n: int) -> int:
-    return n << 1 if n >= 0 else ((-n) << 1) - 1
+def _sorted_bins(bins: dict[int, int], gaps: bytes | None) -> tuple[int, bytes | list[int], tuple[int, ...]]:
+    """The lowest index (0 if none), the gaps between the indices and the counts, all in index order.
 
-
-def _unzigzag(n: int) -> int:
-    return n >> 1 if not n & 1 else -((n + 1) >> 1)
-
-
-def _put_varint(out: bytearray, n: int) -> None:
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-
-
-def _put_store(out: bytearray, bins: dict[int, int]) -> None:
-    """Bin count, then the first index (zigzag) and its count, then per bin ``count << 1 | gapped``.
-
-    Neighbouring bins (index one above the previous) cost one byte for counts below 64; a gapped bin
-    is followed by its distance minus two.
+    The gaps come as bytes when they fit, else as a list.  ``gaps``, if not None, are those of a dict in
+    index order (see ``QuantileSketch.__init__``), still valid if the dict has as many bins.
     """
-    _put_varint(out, len(bins))
-    previous = None
-    for index in sorted(bins):
-        if previous is None:
-            _put_varint(out, _zigzag(index))
-            _put_varint(out, bins[index])
-        elif index - previous == 1:
-            _put_varint(out, bins[index] << 1)
-        else:
-            _put_varint(out, bins[index] << 1 | 1)
-            _put_varint(out, index - previous - 2)
-        previous = index
+    if gaps is not None and len(gaps) + 1 == len(bins):
+        return next(iter(bins)), gaps, tuple(bins.values())
+    if not bins:
+        return 0, b"", ()
+    indices = sorted(bins)  # the bins of a decoded sketch are in order already, which sorts in one pass
+    counts = operator.itemgetter(*indices)(bins) if len(indices) > 1 else (bins[indices[0]],)
+    differences = map(operator.sub, indices[1:], indices)
+    try:
+        return indices[0], bytes(differences), counts  # gaps nearly always fit a byte
+    except ValueError:
+        return indices[0], list(map(operator.sub, indices[1:], indices)), counts
 
 
-def _read_store(reader: _Reader, sign: str, max_bins: int, limits: tuple[int, int]) -> dict[int, int]:
-    size = reader.varint(f"{sign} bin count")
-    if size > max_bins:
-        raise _corrupt(f"{size} {sign} bins, more than max_bins {max_bins}")
-    bins: dict[int, int] = {}
-    index = 0
-    for n in range(size):
-        if n == 0:
-            index = _unzigzag(reader.varint(f"{sign} bin index"))
-            count = reader.varint(f"{sign} bin count")
-        else:
-            word = reader.varint(f"{sign} bin")
-            count = word >> 1
-            index += reader.varint(f"{sign} bin gap") + 2 if word & 1 else 1
-        if count < 1:
-            raise _corrupt(f"a {sign} bin has count 0")
+def _width_code(largest: int) -> int:
+    """log2 of the fewest bytes (1, 2, 4 or 8) that hold ``largest``, a non-negative int below 2**64."""
+    return 0 if largest < 0x100 else 1 if largest < 0x10000 else 2 if largest >> 32 == 0 else 3
+
+
+def _pack(values: Sequence[int], narrowest: int) -> tuple[int, bytes]:
+    """The width code of the narrowest array (of ``narrowest`` or wider) that holds ``values``, and its bytes.
+
+    The bytes of a wider array are sent plane by plane (every first byte, then every second...): the
+    high planes of small counts are mostly zeros, which zlib compresses much better than interleaved.
+    Trying each width in turn costs less than finding the largest value first: a failed conversion
+    usually stops early, and the store's counts mostly fit the first width tried.
+    """
+    if narrowest == 0:
+        try:
+            return 0, bytes(values)  # faster than an array
+        except ValueError:
+            narrowest = 1
+    for code in range(narrowest, 4):
+        try:
+            packed = array(_TYPECODES[code], values)
+        except OverflowError:
+            continue
+        if _BIG_ENDIAN:
+            packed.byteswap()
+        data = packed.tobytes()
+        width = 1 << code
+        return code, b"".join([data[plane::width] for plane in range(width)])
+    raise OverflowError("a bin count of 2**64 or more cannot be encoded")
+
+
+def _unpack(code: int, data: bytes) -> Sequence[int]:
+    """The values :func:`_pack` gave ``data`` for, with width code ``code``."""
+    if not code:
+        return data
+    width, size = 1 << code, len(data) >> code
+    interleaved = bytearray(len(data))
+    for plane in range(width):
+        interleaved[plane::width] = data[plane * size : (plane + 1) * size]
+    unpacked = array(_TYPECODES[code])
+    unpacked.frombytes(interleaved)
+    if _BIG_ENDIAN:
+        unpacked.byteswap()
+    return unpacked
+
+
+def _total(data: bytes, code: int) -> int:
+    """The sum of the values in ``data``, packed by :func:`_pack` with ``code``; ``ValueError`` if one is 0.
+
+    Straight from the planes: a value is 0 where every plane has a 0 byte, and the sum is each plane's
+    sum of bytes in its place, so no int is made per value.
+    """
+    size = len(data) >> code
+    planes = [data[plane * size : (plane + 1) * size] for plane in range(1 << code)]
+    nonzero = 0
+    for plane in planes:
+        nonzero |= int.from_bytes(plane, "little")
+    if 0 in nonzero.to_bytes(size, "little"):
+        raise _corrupt("a bin has count 0")
+    return sum(sum(plane) << 8 * k for k, plane in enumerate(planes))
+
+
+def _inflate(data: bytes, size: int) -> bytes:
+    """The ``size`` bytes ``data`` deflates; never more than ``size + 1`` of them are produced."""
+    inflater = zlib.decompressobj(-15)
+    try:
+        bins = inflater.decompress(data, size + 1)  # a bound, so a decompression bomb stops here
+    except zlib.error as exc:
+        raise _corrupt(f"the compressed bins are damaged ({exc})") from None
+    if len(bins) > size:
+        raise _corrupt(f"the compressed bins inflate beyond the {size} bytes the header declares")
+    if not inflater.eof:
+        raise _corrupt("truncated in the compressed bins")
+    if inflater.unused_data:
+        raise _corrupt(f"{len(inflater.unused_data)} unexpected bytes after the end")
+    if len(bins) < size:
+        raise _corrupt(
+            f"the compressed bins inflate to {len(bins)} bytes, not the {size} the header declares"
+        )
+    return bins
+
+
+def _bins_from(
+    first: int, gaps: Sequence[int], counts: Sequence[int], limits: tuple[int, int], sign: str
+) -> dict[int, int]:
+    if not counts:
+        if first:
+            raise _corrupt(f"the {sign} bins are empty but start at index {first}")
+        return {}
+    indices = list(itertools.accumulate(gaps, initial=first))
+    for index in (indices[0], indices[-1]):
         if not limits[0] <= index <= limits[1]:
             raise _corrupt(f"{sign} bin index {index} is out of range")
-        bins[index] = count
+    bins = dict(zip(indices, counts, strict=True))
+    if len(bins) < len(indices):  # gaps are never negative: only a gap of 0 repeats an index
+        raise _corrupt(f"{sign} bin indices are not increasing (a gap of 0)")
     return bins
+
+
+def _check_end(data: bytes, end: int) -> None:
+    if len(data) > end:
+        raise _corrupt(f"{len(data) - end} unexpected bytes after the end")
 
 
 def _corrupt(reason: str) -> ValueError:
     return ValueError(f"not a valid QuantileSketch encoding: {reason}")
-
-
-class _Reader:
-    __slots__ = ("data", "pos")
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def byte(self, field: str) -> int:
-        if self.pos >= len(self.data):
-            raise _corrupt(f"truncated before the {field}")
-        self.pos += 1
-        return self.data[self.pos - 1]
-
-    def double(self, field: str) -> float:
-        if self.pos + 8 > len(self.data):
-            raise _corrupt(f"truncated in the {field}")
-        (x,) = _DOUBLE.unpack_from(self.data, self.pos)
-        self.pos += 8
-        return float(x)
-
-    def varint(self, field: str, max_bytes: int = 10) -> int:
-        result = shift = 0
-        for _ in range(max_bytes):
-            b = self.byte(field)
-            result |= (b & 0x7F) << shift
-            if b < 0x80:
-                return result
-            shift += 7
-        raise _corrupt(f"the {field} is longer than {max_bytes} bytes")
