@@ -175,8 +175,8 @@ def plan(
         if sel.name is not None:
             return None
         if "message" in groups or "max:severity" in wanted:
-            # The error table: ERROR and above by component and message.
-            if sel.min_severity is None or sel.min_severity > ERROR_LEVEL or "severity" in groups:
+            # The error table: ERROR and above by component and message, so exactly that selection.
+            if sel.min_severity != ERROR_LEVEL or "severity" in groups:
                 return None
             series = "log_error"
             columns |= {"component": "name", "message": "dim"}
@@ -230,8 +230,9 @@ def split(lo: float, hi: float, resolutions: Sequence[int]) -> list[tuple[int, i
             out.append((0, int(a), int(b)))
             return
         width = resolutions[level] * 1_000_000_000
-        start = a if a == -math.inf else math.ceil(a / width) * width
-        end = b if b == math.inf else math.floor(b / width) * width
+        # Integer arithmetic: times near 1.8e18 ns lose their last digits in a float.
+        start = a if a == -math.inf else -(-int(a) // width) * width
+        end = b if b == math.inf else int(b) // width * width
         if start < end:
             cut(a, start, level - 1)
             out.append((resolutions[level], _clip(start), _clip(end)))

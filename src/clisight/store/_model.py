@@ -68,10 +68,30 @@ def to_json(value: Any) -> str:
     try:
         return orjson.dumps(value, default=str, option=_JSON_OPTIONS).decode()
     except (TypeError, ValueError):
-        # Integers beyond 64 bits, recursion and the like: keep what can be kept, as text.
+        pass
+    try:
+        # An integer beyond 64 bits becomes its digits; every other value stays as it was.
+        return orjson.dumps(_wide_ints_as_text(value, 0), default=str, option=_JSON_OPTIONS).decode()
+    except (TypeError, ValueError, RecursionError):
+        # Nesting too deep and the like: keep what can be kept, as text.
         if isinstance(value, dict):
             return orjson.dumps({str(k): str(v) for k, v in value.items()}).decode()
         return orjson.dumps(str(value)).decode()
+
+
+_INT64 = range(-(2**63), 2**63)
+
+
+def _wide_ints_as_text(value: Any, depth: int) -> Any:
+    if type(value) is int:
+        return value if value in _INT64 else str(value)
+    if depth > 200:
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _wide_ints_as_text(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_wide_ints_as_text(v, depth + 1) for v in value]
+    return value
 
 
 def from_json(text: str | bytes | None, empty: Any = None) -> Any:

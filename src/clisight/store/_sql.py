@@ -285,6 +285,7 @@ def to_export(kind: str, row: Sequence[Any]) -> dict[str, Any]:
 
 # -- aggregates ---------------------------------------------------------------------------------
 def _operation_source(d: Dialect, sel: Selection, found: Resolved) -> tuple[str, list[Any]]:
+    # The name is not filtered here: an operation's name is computed (the caller filters on it).
     """Spans and PERFORMANCE logs with a duration as one relation ``o`` of operations."""
     span_where, span_params = where(d, "span", _no_name(sel), found)
     log_where, log_params = where(d, "log", _no_name(sel), found)
@@ -304,12 +305,7 @@ def _operation_source(d: Dialect, sel: Selection, found: Resolved) -> tuple[str,
         f" WHERE {' AND '.join([*log_where, 't.severity >= ?', 't.severity < ?', f'{duration} IS NOT NULL'])}"
     )
     params = [*span_params, *log_params, PERFORMANCE, WARNING]
-    relation = f"({spans} UNION ALL {logs}) t JOIN resources r ON r.id = t.resource_id"
-    conditions = []
-    if sel.name is not None:
-        conditions.append("t.name = ?")
-        params.append(sel.name)
-    return relation + (" WHERE " + " AND ".join(conditions) if conditions else ""), params
+    return f"({spans} UNION ALL {logs}) t JOIN resources r ON r.id = t.resource_id", params
 
 
 def _no_name(sel: Selection) -> Selection:
@@ -377,7 +373,11 @@ def _agg_source(d: Dialect, kind: str, sel: Selection, found: Resolved) -> tuple
     """FROM clause, conditions and parameters for raw aggregation of ``kind``."""
     if kind == "operation":
         relation, params = _operation_source(d, sel, found)
-        return relation + " LEFT JOIN sessions s ON s.sid = t.session", [], params
+        clauses = []
+        if sel.name is not None:
+            clauses.append("t.name = ?")
+            params.append(sel.name)
+        return relation + " LEFT JOIN sessions s ON s.sid = t.session", clauses, params
     clauses, params = where(d, kind, sel, found)
     return _from(kind), clauses, params
 
@@ -457,6 +457,8 @@ def rollup_query(
         if resolution:
             ranges.append("(r.res = ? AND r.bucket_ns >= ? AND r.bucket_ns < ?)")
             params += [resolution, start, end]
+    if not ranges:
+        raise ValueError("a rollup query needs at least one rollup segment in its plan")
     clauses.append("(" + " OR ".join(ranges) + ")")
     groups = []
     for g in group_by:
@@ -482,6 +484,7 @@ def rollup_query(
             cols.append(f"MIN(r.{source})")
         else:
             cols.append(f"MAX(r.{source})")
+    cols.append("COUNT(*)")  # cells read: none means the request matched nothing here
     condition = " AND ".join(clauses)
     source_sql = "rollups r JOIN rollup_keys k ON k.id = r.key_id"
     sql = f"SELECT {', '.join(cols)} FROM {source_sql} WHERE {condition}"

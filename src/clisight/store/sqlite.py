@@ -22,7 +22,7 @@ from typing import Any, Final, TypeVar
 
 from clisight._fork import STORES, register_fork_steps
 from clisight._sketch import QuantileSketch
-from clisight.exceptions import SchemaError, StoreError
+from clisight.exceptions import DataError, SchemaError, StoreError
 from clisight.store import _aggregate, _sql
 from clisight.store._model import from_json, map_batch, to_json
 from clisight.store._sqlite_insert import Interner, insert_batch, register_functions
@@ -309,7 +309,10 @@ class SqliteStore:
             insert_batch(conn, mapped, self._ids)
             return True
 
-        return self._write(insert, deadline)
+        try:
+            return self._write(insert, deadline)
+        except OverflowError as exc:  # a number SQLite cannot hold (beyond 64 bits): the data's fault
+            raise DataError(f"a record of the batch has a number beyond 64 bits: {exc}") from exc
 
     # -- state --------------------------------------------------------------------------------
     def save_state(self, key: str, value: Any) -> None:
@@ -324,11 +327,10 @@ class SqliteStore:
         return from_json(rows[0][0]) if rows else None
 
     def state_items(self, prefix: str, since_ns: int = 0) -> list[tuple[str, Any]]:
-        # Escape LIKE's wildcards: the prefix is a literal.
-        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        # The prefix is literal and case-sensitive (LIKE would ignore ASCII case).
         rows = self._read(
-            "SELECT key, value FROM kv_state WHERE key LIKE ? ESCAPE '\\' AND updated_ns >= ? ORDER BY key",
-            (pattern, since_ns),
+            "SELECT key, value FROM kv_state WHERE substr(key, 1, ?) = ? AND updated_ns >= ? ORDER BY key",
+            (len(prefix), prefix, since_ns),
         )
         return [(key, from_json(value)) for key, value in rows]
 
@@ -378,7 +380,9 @@ class SqliteStore:
         plan = None if source == "raw" else _aggregate.plan(kind, sel, group_by, parsed)
         if plan is None:
             return self._raw_aggregate(kind, sel, group_by, parsed)
-        parts = [self._rollup_aggregate(plan, group_by, parsed)]
+        parts = []
+        if any(resolution for resolution, _, _ in plan.segments):
+            parts.append(self._rollup_aggregate(plan, group_by, parsed))
         for resolution, start, end in plan.segments:
             if not resolution:
                 edge = Selection(start, end - 1, sel.service, None, sel.min_severity, sel.component, sel.name)
@@ -410,15 +414,9 @@ class SqliteStore:
         self, plan: _aggregate.RollupPlan, group_by: Sequence[str], measures: Sequence[_aggregate.Measure]
     ) -> list[dict[str, Any]]:
         sql, params, sketch_sql = _sql.rollup_query(_sql.SQLITE, plan, group_by, measures)
-        found = self._read(sql, params)
         keys = [*group_by, *(m.text for m in measures)]
-        out = [dict(zip(keys, row, strict=True)) for row in found]
-        if (
-            not group_by
-            and out
-            and all(row[m.text] is None for row in out for m in measures if m.op == "count")
-        ):
-            out = []  # no rollup row matched: SUM() over nothing
+        # The last column counts the cells read: an ungrouped query over none still returns a row.
+        out = [dict(zip(keys, row[:-1], strict=True)) for row in self._read(sql, params) if row[-1]]
         for row in out:
             for m in measures:
                 if m.op in ("count", "errors") and row[m.text] is None:
