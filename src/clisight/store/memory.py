@@ -884,10 +884,10 @@ def _prepare(mb: MappedBatch) -> dict[str, list[_Row]]:
 
 
 def _metric_value(value: Any) -> float | None:
-    # A REAL column: a number is kept as a float, NaN as NULL (SQLite stores NaN as NULL).
+    # A float, or None for what is no finite number (the SQL stores write NULL for NaN and infinities).
     if isinstance(value, int | float) and not isinstance(value, bool):
         number = float(value)
-        return None if math.isnan(number) else number
+        return number if math.isfinite(number) else None
     return None
 
 
