@@ -1581,6 +1581,23 @@ def test_retention_drops_old_raw_rows_and_rollups_answer_for_them(any_store: Sto
     assert_sketch_close(ops["quantiles:duration"], [0.005] * 12, 0.01, "percentiles outlive raw rows")
 
 
+def test_ids_are_never_given_again_after_retention_emptied_a_table(any_store: Store) -> None:
+    now = time.time_ns()
+    old = now - 40 * DAY
+    any_store.write_batch([log(old + i, f"old {i}") for i in range(5)] + [error(old, "E", "old")])
+    before = any_store.rows("log", Selection())
+    last_error = read_all(any_store, "error")[-1]["id"]
+    assert any_store.apply_retention(RetentionPolicy(raw_days=30)).deleted["logs"] == 5
+    assert read_all(any_store, "log") == []
+    any_store.write_batch([log(now, "new"), error(now, "E", "new")])
+    [fresh] = read_all(any_store, "log")
+    assert fresh["id"] > max(ids(before.rows)) and read_all(any_store, "error")[-1]["id"] > last_error
+    follow = any_store.rows("log", Selection(), cursor=before.cursor)
+    assert [row["message"] for row in follow.rows] == ["new"], (
+        "a follow from before retention sees the new row"
+    )
+
+
 def test_size_cap_deletes_the_oldest_records_first(any_store: Store) -> None:
     keep_all = RetentionPolicy(raw_days=0, minute_days=0, hour_days=0, day_days=0, max_bytes=10**12)
     any_store.migrate()
