@@ -436,7 +436,7 @@ def _map(records: Iterable[Record]) -> MappedBatch:
                 acc.add_value(max(rec.end_ns - time_ns, 0) / 1e9, True)
         elif kind == "metric":
             histogram = attrs.get("histogram") if attrs else None
-            value = rec.value
+            value = _number(rec.value)  # a float, or None for what is no finite number
             rest, user = _split_user(attrs)
             out.metrics.append(
                 (
@@ -457,9 +457,8 @@ def _map(records: Iterable[Record]) -> MappedBatch:
                 _touch(counts, sid, time_ns, service, rec.resource)
             acc = cell(bucket, "metric", service, rec.name, "")
             acc.count += 1
-            number = _number(value)
-            if number is not None:
-                acc.add_value(number, True)
+            if value is not None:
+                acc.add_value(value, True)
         elif kind == "error":
             stack = stack_text(attrs.get("stack"))
             given = attrs.get("fingerprint")

@@ -35,11 +35,22 @@ class Dialect:
     def json_is_false(self, col: str, key: str) -> str:
         return f"(json_type({col}, '$.{key}') = 'false')"
 
+    def json_text_only(self, col: str, key: str) -> str:
+        """The attribute when it is a non-empty string, else NULL (as ``_model`` reads names)."""
+        return (
+            f"(CASE WHEN json_type({col}, '$.{key}') = 'text' AND json_extract({col}, '$.{key}') <> ''"
+            f" THEN json_extract({col}, '$.{key}') END)"
+        )
+
+    def greatest(self, a: str, b: str) -> str:
+        return f"MAX({a}, {b})"
+
     def like_ci(self, expr: str) -> str:
         return f"{expr} LIKE ? ESCAPE '\\'"
 
     def real(self, expr: str) -> str:
-        return f"({expr})"
+        # As REAL: SQLite's SUM over large integers raises "integer overflow".
+        return f"CAST(({expr}) AS REAL)"
 
     def as_int(self, expr: str) -> str:
         return f"({expr})"
@@ -56,6 +67,15 @@ class PostgresDialect(Dialect):
 
     def json_is_false(self, col: str, key: str) -> str:
         return f"(({col} -> '{key}') = 'false'::jsonb)"
+
+    def json_text_only(self, col: str, key: str) -> str:
+        return (
+            f"(CASE WHEN jsonb_typeof({col} -> '{key}') = 'string' AND ({col} ->> '{key}') <> ''"
+            f" THEN ({col} ->> '{key}') END)"
+        )
+
+    def greatest(self, a: str, b: str) -> str:
+        return f"GREATEST({a}, {b})"
 
     def like_ci(self, expr: str) -> str:
         return f"{expr} ILIKE ? ESCAPE '\\'"
@@ -290,16 +310,17 @@ def _operation_source(d: Dialect, sel: Selection, found: Resolved) -> tuple[str,
     span_where, span_params = where(d, "span", _no_name(sel), found)
     log_where, log_params = where(d, "log", _no_name(sel), found)
     duration = d.json_num("t.attributes", "duration")
-    operation = d.json_str("t.attributes", "operation")
+    operation = d.json_text_only("t.attributes", "operation")
     spans = (
         "SELECT t.start_ns AS time, t.resource_id, n.value AS name,"
-        f" {d.real('(t.end_ns - t.start_ns) / 1e9')} AS duration,"
+        # A span that ends before it starts lasted 0 s, as in the rollups (_model).
+        f" {d.real(d.greatest('t.end_ns - t.start_ns', '0') + ' / 1e9')} AS duration,"
         f" {d.as_int('t.status = 2 OR t.status >= 17')} AS failed, t.session"
         " FROM spans t JOIN names n ON n.id = t.name_id"
         f" WHERE {' AND '.join([*span_where, 't.end_ns IS NOT NULL'])}"
     )
     logs = (
-        f"SELECT t.time_ns AS time, t.resource_id, COALESCE(NULLIF({operation}, ''), t.message) AS name,"
+        f"SELECT t.time_ns AS time, t.resource_id, COALESCE({operation}, t.message) AS name,"
         f" {duration} AS duration, {d.as_int(d.json_is_false('t.attributes', 'success'))} AS failed,"
         " t.session FROM logs t"
         f" WHERE {' AND '.join([*log_where, 't.severity >= ?', 't.severity < ?', f'{duration} IS NOT NULL'])}"
@@ -329,7 +350,7 @@ def _field_exprs(d: Dialect, kind: str) -> dict[str, str]:
         return {
             "service": "r.service",
             "name": "n.value",
-            "model": f"COALESCE({d.json_str('t.attributes', 'model')}, '')",
+            "model": f"COALESCE({d.json_text_only('t.attributes', 'model')}, '')",
             "session_id": "s.id",
             "time": "t.time_ns",
         } | {f: d.json_num("t.attributes", f) for f in USAGE_FIELDS}
