@@ -71,42 +71,7 @@ ANCHOR = 1_767_225_600 * 10**9 + 37 * MINUTE + 13_123_456_789  # 2026-01-01 00:3
 # Tests a backend fails today, with what is wrong: marked xfail(strict=True), so that the fix shows up
 # as an XPASS failure and the entry must go.  Key: (test name, its parameter id or that id's prefix
 # before "-"); value: the reason.
-_NEGATIVE_SPAN = (
-    "a span that ends before it starts: its rollup duration is clamped to 0 (_model: max(end - start, 0)),"
-    " its raw duration is not (_sql: (end_ns - start_ns) / 1e9; the memory store reads raw rows the same way)"
-)
-_ODD_OPERATION = (
-    "a PERFORMANCE log whose operation attribute is no string (42): rollups name it by its message"
-    " (_model), raw rows by the value (_sql: COALESCE(NULLIF(json operation, ''), message))"
-)
-_ODD_MODEL = "an event whose model is no string (3): rollups group it under '', raw rows under 3 / '3' (_sql)"
-_SUM_OVERFLOW = "SQLite's SUM over JSON integers (input_tokens 2**62, several) raises 'integer overflow'"
-_PG_NAN = "PostgresStore keeps NaN and ±inf metric values: raw sums are NaN where rollups skip them"
-KNOWN_FAILURES: dict[tuple[str, str], str] = {
-    ("test_metric_values_are_floats_and_what_is_no_finite_number_reads_as_none", "sqlite"): (
-        "SqliteStore.write_batch raises orjson's TypeError 'Integer exceeds 64-bit range' for a metric value"
-        " given as an int beyond 64 bits (neither stored as a float nor a DataError)"
-    ),
-    ("test_metric_values_are_floats_and_what_is_no_finite_number_reads_as_none", "postgres"): (
-        "PostgresStore reads NaN and ±inf metric values back as nan/inf where SQLite and memory give None"
-    ),
-}
-for _backend, _name, _why in [
-    ("sqlite", "event-tokens-by-day-without-count", [_SUM_OVERFLOW]),
-    ("sqlite", "event-usage-by-name-model", [_SUM_OVERFLOW, _ODD_MODEL]),
-    ("postgres", "event-usage-by-name-model", [_ODD_MODEL]),
-    ("postgres", "metric-every-measure-by-name", [_PG_NAN]),
-    *[
-        (b, "operation-every-measure-by-name", [_NEGATIVE_SPAN, _ODD_OPERATION])
-        for b in ("sqlite", "postgres")
-    ],
-    ("memory", "operation-every-measure-by-name", [_NEGATIVE_SPAN]),
-    *[(b, "operation-of-a-service-by-minute", [_NEGATIVE_SPAN]) for b in ("sqlite", "memory", "postgres")],
-    *[(b, "operation-ungrouped-without-count", [_NEGATIVE_SPAN]) for b in ("sqlite", "memory", "postgres")],
-]:
-    KNOWN_FAILURES["test_rollups_answer_exactly_as_raw_rows_for_random_windows", f"{_backend}-{_name}"] = (
-        "; ".join(_why)
-    )
+KNOWN_FAILURES: dict[tuple[str, str], str] = {}
 
 
 @pytest.fixture(autouse=True)

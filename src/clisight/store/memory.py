@@ -844,7 +844,12 @@ def _prepare(mb: MappedBatch) -> dict[str, list[_Row]]:
         )
         op = None
         if end is not None:
-            op = {"operation": name, "duration": (end - start) / 1e9, "failed": int(span_failed(status))}
+            # A span that ends before it starts (a clock stepped back) lasted 0 s, as in the rollups.
+            op = {
+                "operation": name,
+                "duration": max(end - start, 0) / 1e9,
+                "failed": int(span_failed(status)),
+            }
         out["spans"].append(_Row(start, values, op))
     for row in mb.metrics:
         (time_ns, name, type_, unit, temporality, value, histogram, attrs), user, sid, res = _split(row, 8)
