@@ -763,13 +763,11 @@ def _json(value: Any) -> str | None:
 def _split(row: tuple[Any, ...], lead: int) -> tuple[tuple[Any, ...], str | None, str | None, Resource]:
     """A mapped raw row as (its first ``lead`` fields, user, session id, resource).
 
-    The mapping may take a ``user_id`` attribute out into a column before the session id (SQL stores
-    intern it); a memory store keeps it in the attributes, where SQL readers put it back.
+    The mapping takes a string ``user_id`` attribute out into a column of its own (SQL stores intern
+    it); a memory store keeps it in the attributes, where SQL readers put it back.
     """
-    head, tail = row[:lead], row[lead:]
-    if len(tail) == 3:
-        return head, tail[0], tail[1], tail[2]
-    return head, None, tail[0], tail[1]
+    user, sid, res = row[lead:]
+    return row[:lead], user, sid, res
 
 
 def _attrs(attrs: dict[str, Any] | None, user: str | None) -> str | None:
