@@ -6,7 +6,7 @@ PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed-dev
 DEMO_DB ?= .demo/clisight.db
 
-.PHONY: demo test lint typecheck bench clean install
+.PHONY: demo test lint typecheck bench clean install install-postgres
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,18 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: $(STAMP)
 
+# Server binaries for the throw-away PostgreSQL clusters the tests start (tests/pg_cluster.py):
+# Debian's postgresql, installed only when no initdb is found.  Without it those tests are skipped.
+install-postgres:
+	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "install-postgres: PostgreSQL server binaries found"; \
+	else \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		echo "install-postgres: no initdb; running: $${sudo:+$$sudo }apt-get update && $${sudo:+$$sudo }apt-get install -y --no-install-recommends postgresql"; \
+		$$sudo apt-get update && $$sudo apt-get install -y --no-install-recommends postgresql \
+			|| echo "install-postgres: could not install postgresql; the PostgreSQL tests will be skipped"; \
+	fi
+
 demo: $(VENV)/.installed-cli
 	mkdir -p .demo
 	$(VENV)/bin/clisight demo --store $(DEMO_DB)
@@ -35,7 +47,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) install-postgres lint typecheck
 	CLISIGHT_RAISE_INTERNAL=1 $(VENV)/bin/pytest -n 2 --timeout=300 tests
 
 bench: $(STAMP)
