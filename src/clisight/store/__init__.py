@@ -155,8 +155,8 @@ def store_path(url: str | Path) -> Path | None:
 
 def redact_url(url: str) -> str:
     """``url`` with its password replaced by ``***`` (database URLs carry them)."""
-    # Database URLs carry passwords (postgresql://user:secret@host); never echo them.
-    return re.sub(r"(://[^/:@]*:)[^@/]*@", r"\1***@", url)
+    # Database URLs carry passwords (postgresql://user:secret@host, ...?password=secret); never echo them.
+    return re.sub(r"(?i)(password=)[^&\s]*", r"\1***", re.sub(r"(://[^/:@]*:)[^@/]*@", r"\1***@", url))
 
 
 def __getattr__(name: str) -> Any:

@@ -45,6 +45,10 @@ class Dialect:
     def greatest(self, a: str, b: str) -> str:
         return f"MAX({a}, {b})"
 
+    def as_bigint(self, expr: str) -> str:
+        """A text column holding an integer (a log cell's severity) as one."""
+        return f"CAST({expr} AS BIGINT)"
+
     def like_ci(self, expr: str) -> str:
         return f"{expr} LIKE ? ESCAPE '\\'"
 
@@ -76,6 +80,11 @@ class PostgresDialect(Dialect):
 
     def greatest(self, a: str, b: str) -> str:
         return f"GREATEST({a}, {b})"
+
+    def as_bigint(self, expr: str) -> str:
+        # Guarded: PostgreSQL may evaluate it before the series condition, on any key's dim.  (No
+        # question mark in the pattern: `?` is the placeholder.)
+        return f"(CASE WHEN {expr} ~ '^-{{0,1}}[0-9]{{1,18}}$' THEN ({expr})::bigint END)"
 
     def like_ci(self, expr: str) -> str:
         return f"{expr} ILIKE ? ESCAPE '\\'"
@@ -469,7 +478,7 @@ def rollup_query(
     params: list[Any] = [plan.series]
     for column, op, value in plan.filters:
         if op == ">=int":
-            clauses.append(f"CAST(k.{column} AS BIGINT) >= ?")
+            clauses.append(f"{d.as_bigint('k.' + column)} >= ?")
         else:
             clauses.append(f"k.{column} = ?")
         params.append(value)
@@ -488,7 +497,7 @@ def rollup_query(
             width = bucket_seconds(g) * 1_000_000_000
             groups.append(f"(r.bucket_ns / {width}) * {width}")
         elif g == "severity":
-            groups.append("CAST(k.dim AS BIGINT)")
+            groups.append(d.as_bigint("k.dim"))
         else:
             groups.append(f"k.{column}")
     cols = list(groups)

@@ -60,9 +60,8 @@ from psycopg.adapt import AdaptersMap, Buffer, Loader
 from psycopg.types.string import TextLoader
 
 from clisight._fork import STORES, register_fork_steps
-from clisight._sketch import QuantileSketch
 from clisight.exceptions import DataError, SchemaError, StoreError
-from clisight.store import _aggregate, _pg_insert, _sql, redact_url
+from clisight.store import _pg_insert, _sql, redact_url
 from clisight.store._model import MappedBatch, from_json, map_batch, to_json
 from clisight.store._pg_schema import (
     DAY_NS,
@@ -73,7 +72,8 @@ from clisight.store._pg_schema import (
     ticket_class,
 )
 from clisight.store._pg_values import decode, decode_value, encode, needs_decoding
-from clisight.store.base import RESOLUTIONS, Page, RetentionPolicy, RetentionResult, Selection, StoreInfo
+from clisight.store._sqlreads import SqlReads
+from clisight.store.base import RESOLUTIONS, RetentionPolicy, RetentionResult, Selection, StoreInfo
 from clisight.store.schema import LATEST_VERSION
 from clisight.types import Deadline, Record
 
@@ -130,11 +130,6 @@ def _placeholders(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
-def display_url(url: str) -> str:
-    """``url`` without its password (``user:password@`` or a ``password=`` parameter)."""
-    return re.sub(r"(?i)(password=)[^&\s]*", r"\1***", redact_url(url))
-
-
 def _password(url: str) -> str | None:
     found = re.search(r"://[^/:@]*:([^@/]*)@", url) or re.search(r"(?i)password=([^&\s]*)", url)
     return found.group(1) if found and found.group(1) else None
@@ -186,7 +181,7 @@ class _Watchdog:
 _watchdog = _Watchdog()
 
 
-class PostgresStore:
+class PostgresStore(SqlReads):
     """A :class:`~clisight.store.base.Store` in a PostgreSQL database.
 
     ``url`` is a libpq URL (``postgresql://`` or ``postgres://``; the password is never shown: the
@@ -195,11 +190,12 @@ class PostgresStore:
     """
 
     backend = "postgresql"
+    dialect = _sql.POSTGRES
 
     def __init__(self, url: str, *, read_only: bool = False) -> None:
         self._conninfo = re.sub(r"^postgres(?:ql)?(?:\+[\w-]+)?://", "postgresql://", url.strip())
         self._secret = _password(self._conninfo)
-        self.url: str = display_url(self._conninfo)
+        self.url: str = redact_url(self._conninfo)
         self.read_only = read_only
         self._lock = threading.RLock()
         self._conn: Connection | None = None
@@ -549,115 +545,16 @@ class PostgresStore:
         )
         return [(decode(key), from_json(value)) for key, value in rows]
 
-    # -- reads --------------------------------------------------------------------------------
-    def _session(self, sel: Selection) -> _sql.Resolved:
-        """The session and trace ``sel`` names, as row numbers and time spans (one lookup each)."""
-        session = trace = None
-        if sel.session_id is not None:
-            rows = self._read("SELECT sid, first_ns, last_ns FROM sessions WHERE id = %s", (sel.session_id,))
-            if rows and rows[0][1] is not None:
-                session = _sql.SessionBounds(*rows[0])
-        if sel.trace_id is not None:
-            rows = self._read("SELECT tid, first_ns, last_ns FROM traces WHERE id = %s", (sel.trace_id,))
-            if rows:
-                trace = _sql.SessionBounds(*rows[0])
-        return _sql.Resolved(session, trace)
+    # -- reads: rows() and aggregate() come from SqlReads ----------------------------------------
+    def _encoded(self, sel: Selection) -> Selection:
+        return _encoded(sel)
 
-    def rows(
-        self,
-        kind: str,
-        sel: Selection,
-        *,
-        cursor: str | None = None,
-        limit: int = 1000,
-        newest_first: bool = False,
-    ) -> Page:
-        sel = _encoded(sel)
-        sql, params = _sql.rows_query(
-            _sql.POSTGRES, kind, sel, self._session(sel), cursor, max(limit, 0), newest_first
-        )
-        found = self._sql_read(sql, params)
-        if not found:
-            return Page([], cursor)
-        rows = []
-        for row in found:
-            item = _sql.to_export(kind, row)
-            rows.append(decode_value(item) if needs_decoding(row) else item)
-        return Page(rows, _sql.next_cursor(kind, found[-1], newest_first))
+    def _decoded(self, value: Any) -> Any:
+        return decode(value) if isinstance(value, str) else value
 
-    def aggregate(
-        self,
-        kind: str,
-        sel: Selection,
-        group_by: Sequence[str] = (),
-        measures: Sequence[str] = ("count",),
-        *,
-        source: str = "auto",
-    ) -> list[dict[str, Any]]:
-        parsed = _aggregate.parse(kind, group_by, measures)
-        sel = _encoded(sel)
-        plan = None if source == "raw" else _aggregate.plan(kind, sel, group_by, parsed)
-        if plan is None:
-            return self._raw_aggregate(kind, sel, group_by, parsed)
-        parts = []
-        if any(resolution for resolution, _, _ in plan.segments):
-            parts.append(self._rollup_aggregate(plan, group_by, parsed))
-        for resolution, start, end in plan.segments:
-            if not resolution:
-                edge = Selection(start, end - 1, sel.service, None, sel.min_severity, sel.component, sel.name)
-                parts.append(self._raw_aggregate(kind, edge, group_by, parsed))
-        out = _aggregate.merge_parts(parts, group_by, parsed)
-        for row in out:
-            for group in group_by:
-                if isinstance(row[group], str):
-                    row[group] = decode(row[group])
-        return out
-
-    def _raw_aggregate(
-        self, kind: str, sel: Selection, group_by: Sequence[str], measures: Sequence[_aggregate.Measure]
-    ) -> list[dict[str, Any]]:
-        session = self._session(sel)
-        sql, params, python = _sql.raw_aggregate_query(_sql.POSTGRES, kind, sel, session, group_by, measures)
-        found = self._sql_read(sql, params)
-        if python:
-            names = [*group_by, *_sql.python_fields(measures)]
-            if "time" not in names:
-                names.append("time")
-                found = [(*row, 0) for row in found]
-            rows = (dict(zip(names, row, strict=True)) for row in found)
-            return _aggregate.python_aggregate(rows, group_by, measures)
-        keys = [*group_by, *(m.text for m in measures)]
-        return [dict(zip(keys, row, strict=True)) for row in found]
-
-    def _rollup_aggregate(
-        self, plan: _aggregate.RollupPlan, group_by: Sequence[str], measures: Sequence[_aggregate.Measure]
-    ) -> list[dict[str, Any]]:
-        sql, params, sketch_sql = _sql.rollup_query(_sql.POSTGRES, plan, group_by, measures)
-        keys = [*group_by, *(m.text for m in measures)]
-        # The last column counts the cells read: an ungrouped query over none still returns a row.
-        out = [dict(zip(keys, row[:-1], strict=True)) for row in self._sql_read(sql, params) if row[-1]]
-        for row in out:
-            for m in measures:
-                if m.op in ("count", "errors") and row[m.text] is None:
-                    row[m.text] = 0
-                elif m.field == "severity" and row[m.text] is not None:
-                    row[m.text] = int(row[m.text])
-                elif m.op == "sum" and row[m.text] is None:
-                    row[m.text] = 0.0
-        if sketch_sql is not None:
-            sketches: dict[tuple[Any, ...], QuantileSketch] = {}
-            for cell in self._sql_read(sketch_sql, params):
-                group = tuple(cell[:-1])
-                merged = sketches.get(group)
-                if merged is None:
-                    merged = sketches[group] = QuantileSketch()
-                merged.merge(QuantileSketch.from_bytes(bytes(cell[-1])))
-            for row in out:
-                sketch = sketches.get(tuple(row[g] for g in group_by))
-                for m in measures:
-                    if m.op == "quantiles":
-                        row[m.text] = sketch
-        return out
+    def _export(self, kind: str, row: Sequence[Any]) -> dict[str, Any]:
+        item = _sql.to_export(kind, row)
+        return decode_value(item) if needs_decoding(row) else item
 
     def info(self) -> StoreInfo:
         tables = (

@@ -21,9 +21,8 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from clisight._fork import STORES, register_fork_steps
-from clisight._sketch import QuantileSketch
 from clisight.exceptions import DataError, SchemaError, StoreError
-from clisight.store import _aggregate, _sql
+from clisight.store import _sql
 from clisight.store._model import from_json, map_batch, to_json
 from clisight.store._sqlite_insert import Interner, insert_batch, register_functions
 from clisight.store._sqlite_schema import (
@@ -34,12 +33,11 @@ from clisight.store._sqlite_schema import (
     read_schema_version,
     retry_busy,
 )
+from clisight.store._sqlreads import SqlReads
 from clisight.store.base import (
     RESOLUTIONS,
-    Page,
     RetentionPolicy,
     RetentionResult,
-    Selection,
     StoreInfo,
 )
 from clisight.types import Deadline, Record
@@ -64,7 +62,7 @@ _RAW_TABLES: Final = (
 )
 
 
-class SqliteStore:
+class SqliteStore(SqlReads):
     """A :class:`~clisight.store.base.Store` in one SQLite file (or ``:memory:``).
 
     ``read_only=True`` opens the file for reading only: it is never created, migrated or written,
@@ -75,6 +73,7 @@ class SqliteStore:
     """
 
     backend = "sqlite"
+    dialect = _sql.SQLITE
 
     def __init__(self, path: str | Path, url: str | None = None, *, read_only: bool = False) -> None:
         self._memory = str(path) == ":memory:"
@@ -334,111 +333,9 @@ class SqliteStore:
         )
         return [(key, from_json(value)) for key, value in rows]
 
-    # -- reads --------------------------------------------------------------------------------
-    def _session(self, sel: Selection) -> _sql.Resolved:
-        """The session and trace ``sel`` names, as row numbers and time spans (one lookup each)."""
-        session = trace = None
-        if sel.session_id is not None:
-            rows = self._read("SELECT sid, first_ns, last_ns FROM sessions WHERE id = ?", (sel.session_id,))
-            if rows and rows[0][1] is not None:
-                session = _sql.SessionBounds(*rows[0])
-        if sel.trace_id is not None:
-            rows = self._read("SELECT tid, first_ns, last_ns FROM traces WHERE id = ?", (sel.trace_id,))
-            if rows:
-                trace = _sql.SessionBounds(*rows[0])
-        return _sql.Resolved(session, trace)
-
-    def rows(
-        self,
-        kind: str,
-        sel: Selection,
-        *,
-        cursor: str | None = None,
-        limit: int = 1000,
-        newest_first: bool = False,
-    ) -> Page:
-        sql, params = _sql.rows_query(
-            _sql.SQLITE, kind, sel, self._session(sel), cursor, max(limit, 0), newest_first
-        )
-        found = self._read(sql, params)
-        if not found:
-            return Page([], cursor)
-        return Page(
-            [_sql.to_export(kind, row) for row in found], _sql.next_cursor(kind, found[-1], newest_first)
-        )
-
-    def aggregate(
-        self,
-        kind: str,
-        sel: Selection,
-        group_by: Sequence[str] = (),
-        measures: Sequence[str] = ("count",),
-        *,
-        source: str = "auto",
-    ) -> list[dict[str, Any]]:
-        parsed = _aggregate.parse(kind, group_by, measures)
-        plan = None if source == "raw" else _aggregate.plan(kind, sel, group_by, parsed)
-        if plan is None:
-            return self._raw_aggregate(kind, sel, group_by, parsed)
-        parts = []
-        if any(resolution for resolution, _, _ in plan.segments):
-            parts.append(self._rollup_aggregate(plan, group_by, parsed))
-        for resolution, start, end in plan.segments:
-            if not resolution:
-                edge = Selection(start, end - 1, sel.service, None, sel.min_severity, sel.component, sel.name)
-                parts.append(self._raw_aggregate(kind, edge, group_by, parsed))
-        return _aggregate.merge_parts(parts, group_by, parsed)
-
-    def _raw_aggregate(
-        self, kind: str, sel: Selection, group_by: Sequence[str], measures: Sequence[_aggregate.Measure]
-    ) -> list[dict[str, Any]]:
-        sql, params, python = _sql.raw_aggregate_query(
-            _sql.SQLITE, kind, sel, self._session(sel), group_by, measures
-        )
-        found = self._read(sql, params)
-        if python:
-            names = [*group_by, *_sql.python_fields(measures)]
-            if "time" not in names:
-                names.append("time")
-                found = [(*row, 0) for row in found]
-            return _aggregate.python_aggregate(
-                (dict(zip(names, row, strict=True)) for row in found), group_by, measures
-            )
-        keys = [*group_by, *(m.text for m in measures)]
-        out = [dict(zip(keys, row, strict=True)) for row in found]
-        if not group_by and out and out[0][measures[0].text] is None and measures[0].op == "count":
-            return out
-        return out
-
-    def _rollup_aggregate(
-        self, plan: _aggregate.RollupPlan, group_by: Sequence[str], measures: Sequence[_aggregate.Measure]
-    ) -> list[dict[str, Any]]:
-        sql, params, sketch_sql = _sql.rollup_query(_sql.SQLITE, plan, group_by, measures)
-        keys = [*group_by, *(m.text for m in measures)]
-        # The last column counts the cells read: an ungrouped query over none still returns a row.
-        out = [dict(zip(keys, row[:-1], strict=True)) for row in self._read(sql, params) if row[-1]]
-        for row in out:
-            for m in measures:
-                if m.op in ("count", "errors") and row[m.text] is None:
-                    row[m.text] = 0
-                elif m.field == "severity" and row[m.text] is not None:
-                    row[m.text] = int(row[m.text])
-                elif m.op == "sum" and row[m.text] is None:
-                    row[m.text] = 0.0
-        if sketch_sql is not None:
-            sketches: dict[tuple[Any, ...], QuantileSketch] = {}
-            for cell in self._read(sketch_sql, params):
-                key = tuple(cell[:-1])
-                merged = sketches.get(key)
-                if merged is None:
-                    merged = sketches[key] = QuantileSketch()
-                merged.merge(QuantileSketch.from_bytes(bytes(cell[-1])))
-            for row in out:
-                sketch = sketches.get(tuple(row[g] for g in group_by))
-                for m in measures:
-                    if m.op == "quantiles":
-                        row[m.text] = sketch
-        return out
+    # -- reads: rows() and aggregate() come from SqlReads ----------------------------------------
+    def _sql_read(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        return self._read(sql, params)
 
     def info(self) -> StoreInfo:
         counts = {}
