@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+
 import clisight
 from clisight.pipeline.store_sink import RETENTION_STATE_KEY, StoreSink
 from clisight.store import open_store
@@ -67,3 +69,17 @@ def test_retention_off_when_both_limits_are_zero(tmp_path: Path) -> None:
     assert count_rows(db, "logs") == 1
     assert count_rows(db, "kv_state") == 0
     sink.close()
+
+
+def test_a_database_store_spools_in_the_data_dir_and_has_no_automatic_size_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    url = "postgresql://team:s3cret@db.internal/clisight"
+    sink = StoreSink(url, retention_days=30, retention_max_mb=500)
+    other = StoreSink(url.replace("clisight", "other"), retention_max_mb=500)
+    assert sink.spool_dir is not None and other.spool_dir is not None
+    assert sink.spool_dir.parent == other.spool_dir.parent and sink.spool_dir != other.spool_dir
+    assert "s3cret" not in str(sink.spool_dir) and sink.retention_bytes == 0
+    assert StoreSink(str(tmp_path / "x.db"), retention_max_mb=500).retention_bytes == 500 * 1024 * 1024
+    assert StoreSink("memory://").spool_dir is None

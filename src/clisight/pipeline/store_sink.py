@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from clisight import _config
 from clisight._fork import warming_up
 from clisight._safety import PIPELINE_THREADS, guard
 from clisight.exceptions import StoreError
 from clisight.pipeline import spool
 from clisight.pipeline.spool import SpoolImport, import_spool, spool_dir_for
-from clisight.store import open_store, store_path
+from clisight.store import backend_of, open_store, store_path
 
 if TYPE_CHECKING:
     from clisight.store.base import Store
@@ -51,18 +53,24 @@ class StoreSink:
         self.url = url
         self.name = name
         self.retention_days = retention_days
-        self.retention_bytes = int(retention_max_mb * 1024 * 1024)
         self.rollup_days = rollup_days  # minute, hour and day rollups
         # Check the URL now: an unknown scheme is an error the caller can see (UnsupportedStoreURL),
         # not a silent dropped batch.  The store itself is made in the writer's warm-up.
         path = store_path(url)
+        # The automatic size cap is for a file on this machine; a database server's size is its
+        # owners' to manage (`clisight vacuum --max-mb` still applies one when asked).
+        self.retention_bytes = int(retention_max_mb * 1024 * 1024) if path is not None else 0
         self._store: Store | None = None
         self._next_retention_check = 0 if (retention_days or retention_max_mb) else None
         self.retention_thread: threading.Thread | None = None
-        # Beside the store's file (resolved as SqliteStore resolves it); an in-memory store has none.
+        # Beside the store's file (resolved as SqliteStore resolves it); for a database server, in
+        # this machine's data dir under a name made from the URL; an in-memory store has none.
         self.spool_dir: Path | None = None
         if path is not None and str(path) != ":memory:":
             self.spool_dir = spool_dir_for(path.expanduser().resolve())
+        elif backend_of(url) == "postgresql":
+            digest = hashlib.sha256(url.strip().encode()).hexdigest()[:16]
+            self.spool_dir = spool_dir_for(_config.default_store_path().parent / f"postgresql-{digest}")
         self._spool_checked = False
         self.spool_imported = 0
 
