@@ -79,6 +79,8 @@ class SqlReads:
         *,
         source: str = "auto",
     ) -> list[dict[str, Any]]:
+        if source not in ("auto", "raw"):
+            raise ValueError(f"unknown aggregate source {source!r}: expected 'auto' or 'raw'")
         parsed = _aggregate.parse(kind, group_by, measures)
         sel = self._encoded(sel)
         plan = None if source == "raw" else _aggregate.plan(kind, sel, group_by, parsed)
