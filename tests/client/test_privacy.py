@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sqlite3
@@ -19,19 +20,24 @@ from tests.helpers import run_python, spawn_python
 
 
 def store_bytes(db: Path) -> bytes:
-    """Everything on disk for a store: the file and any WAL/journal beside it."""
-    return b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
+    """Everything on disk for a store: the file and any WAL/journal beside it (a WAL that its last
+    connection's close removed between listing and reading is skipped)."""
+    data = []
+    for path in db.parent.glob(db.name + "*"):
+        with contextlib.suppress(FileNotFoundError):
+            data.append(path.read_bytes())
+    return b"".join(data)
 
 
 def all_rows(db: Path) -> list[tuple[str, dict[str, Any]]]:
-    with sqlite3.connect(db) as conn:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
         conn.row_factory = sqlite3.Row
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         return [(t, dict(row)) for t in tables for row in conn.execute(f"SELECT * FROM {t}")]
 
 
 def session_row(db: Path) -> dict[str, Any]:
-    with sqlite3.connect(db) as conn:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
         conn.row_factory = sqlite3.Row
         rows = [dict(r) for r in conn.execute("SELECT * FROM sessions")]
     assert len(rows) == 1, rows
@@ -39,7 +45,7 @@ def session_row(db: Path) -> dict[str, Any]:
 
 
 def user_ids(db: Path) -> set[str]:
-    with sqlite3.connect(db) as conn:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
         return {r[0] for r in conn.execute("SELECT user_id FROM sessions WHERE user_id IS NOT NULL")}
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Sequence
@@ -69,6 +68,8 @@ class StoreSink:
         if path is not None and str(path) != ":memory:":
             self.spool_dir = spool_dir_for(path.expanduser().resolve())
         elif backend_of(url) == "postgresql":
+            import hashlib  # here, not at the top: the constructor runs on the caller's path
+
             digest = hashlib.sha256(url.strip().encode()).hexdigest()[:16]
             self.spool_dir = spool_dir_for(_config.default_store_path().parent / f"postgresql-{digest}")
         self._spool_checked = False
