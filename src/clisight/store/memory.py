@@ -20,13 +20,12 @@ import os
 import platform
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
-from clisight._fork import STORES, register_fork_steps
 from clisight.exceptions import DataError, StoreError
 from clisight.store import _aggregate
+from clisight.store._forkhold import ForkHold
 from clisight.store._model import USAGE_FIELDS, Acc, MappedBatch, from_json, map_batch, span_failed, to_json
 from clisight.store.base import (
     EXPORT_FIELDS,
@@ -56,8 +55,6 @@ _ROW_OVERHEAD: Final = 64  # bytes counted per stored row on top of its text (se
 _INT64: Final = (-(2**63), 2**63 - 1)
 _ASCII_LOWER: Final = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _FORK_WAIT_S: Final = 5.0
-
-_LIVE_STORES: weakref.WeakSet[MemoryStore] = weakref.WeakSet()
 
 
 class _Row:
@@ -174,7 +171,7 @@ class MemoryStore:
         self._state: dict[str, tuple[str, int]] = {}  # key -> (JSON text, updated_ns)
         self._resources: set[Resource] = set()
         self._names: set[str] = set()
-        _LIVE_STORES.add(self)
+        _FORK.add(self)
 
     def __repr__(self) -> str:
         return f"MemoryStore({self.url!r})"
@@ -980,30 +977,5 @@ def _all(checks: list[Callable[[Mapping[str, Any]], bool]]) -> Callable[[Mapping
 
 
 # -- fork ------------------------------------------------------------------------------------------
-_HELD_FOR_FORK: list[MemoryStore] = []
-
-
-def _hold_stores_before_fork() -> None:
-    # A child must not inherit a batch half applied: wait (bounded) for every store's lock.
-    for store in list(_LIVE_STORES):
-        if store._lock.acquire(timeout=_FORK_WAIT_S):
-            _HELD_FOR_FORK.append(store)
-
-
-def _release_stores_in_parent() -> None:
-    while _HELD_FOR_FORK:
-        _HELD_FOR_FORK.pop()._lock.release()
-
-
-def _reset_stores_in_child() -> None:
-    _HELD_FOR_FORK.clear()  # after_fork gives each store a fresh lock
-    for store in list(_LIVE_STORES):
-        store.after_fork()
-
-
-register_fork_steps(
-    STORES,
-    before=_hold_stores_before_fork,
-    after_in_parent=_release_stores_in_parent,
-    after_in_child=_reset_stores_in_child,
-)
+# A child must not inherit a batch half applied: every store's lock is taken (bounded) for the fork.
+_FORK: ForkHold[MemoryStore] = ForkHold(_FORK_WAIT_S)

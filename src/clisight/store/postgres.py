@@ -49,7 +49,6 @@ import os
 import re
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Final, TypeVar
 from urllib.parse import unquote
@@ -59,9 +58,9 @@ from psycopg import errors as pg_errors
 from psycopg.adapt import AdaptersMap, Buffer, Loader
 from psycopg.types.string import TextLoader
 
-from clisight._fork import STORES, register_fork_steps
 from clisight.exceptions import DataError, SchemaError, StoreError
 from clisight.store import _pg_insert, _sql, redact_url
+from clisight.store._forkhold import ForkHold
 from clisight.store._model import MappedBatch, from_json, map_batch, to_json
 from clisight.store._pg_schema import (
     DAY_NS,
@@ -101,9 +100,6 @@ _NO_PARTITION: Final = "23514"  # check_violation, as "no partition of relation 
 # Connections a forked child inherited: kept referenced (and their sockets pointed at /dev/null), never
 # closed, because closing or collecting one sends the server a Terminate for the *parent's* session.
 _ABANDONED: list[Connection] = []
-_LIVE_STORES: weakref.WeakSet[PostgresStore] = weakref.WeakSet()
-_FORK_PENDING = threading.Event()
-_HELD_FOR_FORK: list[PostgresStore] = []
 
 
 class _NumberLoader(Loader):
@@ -209,7 +205,7 @@ class PostgresStore(SqlReads):
         self._gate = threading.Condition()
         self._idle: list[Connection] = []
         self._active = 0
-        _LIVE_STORES.add(self)
+        _FORK.add(self)
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r})"
@@ -244,11 +240,7 @@ class PostgresStore(SqlReads):
 
     def _locked(self) -> threading.RLock:
         """The writer's lock, after letting a pending fork take it first."""
-        if _FORK_PENDING.is_set():
-            give_up = time.monotonic() + 1.0
-            while _FORK_PENDING.is_set() and time.monotonic() < give_up:
-                time.sleep(0.0005)
-        return self._lock
+        return _FORK.lock(self)
 
     def _writer(self, deadline: Deadline | None = None) -> Connection:
         # Caller holds self._lock.
@@ -294,8 +286,7 @@ class PostgresStore(SqlReads):
             with self._locked():
                 self._writer()  # create and migrate the schema before the first read
         with self._gate:
-            if _FORK_PENDING.is_set():
-                self._gate.wait_for(lambda: not _FORK_PENDING.is_set(), timeout=1.0)
+            _FORK.wait_for_fork(self._gate)
             self._active += 1
             conn = self._idle.pop() if self._idle else None
         healthy = False
@@ -857,42 +848,11 @@ def _abandon(conn: Connection) -> None:
             os.close(null)
 
 
-def _no_reads(store: PostgresStore) -> bool:
-    return store._active == 0
-
-
-def _hold_stores_before_fork() -> None:
-    # No thread may be inside libpq (or OpenSSL) at fork: let the writer's statement and the reads
-    # under way finish, and hold new ones back until the fork is done.
-    _FORK_PENDING.set()
-    for store in list(_LIVE_STORES):
-        if store._lock.acquire(timeout=_LOCK_TIMEOUT_MS / 1000):
-            _HELD_FOR_FORK.append(store)
-            store._gate.acquire()
-            store._gate.wait_for(functools.partial(_no_reads, store), timeout=_LOCK_TIMEOUT_MS / 1000)
-
-
-def _release_stores_in_parent() -> None:
-    _FORK_PENDING.clear()
-    while _HELD_FOR_FORK:
-        store = _HELD_FOR_FORK.pop()
-        store._gate.notify_all()
-        store._gate.release()
-        store._lock.release()
-
-
-def _reset_stores_in_child() -> None:
+def _new_watchdog() -> None:
     global _watchdog
-    _HELD_FOR_FORK.clear()  # after_fork gives each store fresh locks
-    _FORK_PENDING.clear()
-    _watchdog = _Watchdog()  # the parent's thread does not exist here
-    for store in list(_LIVE_STORES):
-        store.after_fork()
+    _watchdog = _Watchdog()  # the parent's thread does not exist in a forked child
 
 
-register_fork_steps(
-    STORES,
-    before=_hold_stores_before_fork,
-    after_in_parent=_release_stores_in_parent,
-    after_in_child=_reset_stores_in_child,
-)
+# No thread may be inside libpq (or OpenSSL) at fork: the writer's statement and the reads under way
+# finish, new ones wait until the fork is done; a child abandons what it inherited (after_fork).
+_FORK: ForkHold[PostgresStore] = ForkHold(_LOCK_TIMEOUT_MS / 1000, in_child=_new_watchdog)

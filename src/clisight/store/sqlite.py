@@ -15,14 +15,13 @@ import os
 import sqlite3
 import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from clisight._fork import STORES, register_fork_steps
 from clisight.exceptions import DataError, SchemaError, StoreError
 from clisight.store import _sql
+from clisight.store._forkhold import ForkHold
 from clisight.store._model import from_json, map_batch, to_json
 from clisight.store._sqlite_insert import Interner, insert_batch, register_functions
 from clisight.store._sqlite_schema import (
@@ -48,8 +47,6 @@ T = TypeVar("T")
 # release the parent's locks, and garbage collection would close it if nothing referenced it.
 _ABANDONED: list[sqlite3.Connection] = []
 
-# Every live store, so a fork in any code path (not only the pipeline's) is made safe for them.
-_LIVE_STORES: weakref.WeakSet[SqliteStore] = weakref.WeakSet()
 
 _READERS: Final = 4  # pooled read connections kept per store
 _DELETE_CHUNK: Final = 5_000  # rows per retention transaction, so writers never wait long
@@ -90,7 +87,7 @@ class SqliteStore(SqlReads):
         self._gate = threading.Condition()
         self._idle: list[sqlite3.Connection] = []
         self._active = 0
-        _LIVE_STORES.add(self)
+        _FORK.add(self)
 
     def __repr__(self) -> str:
         return f"SqliteStore({self.url!r})"
@@ -98,12 +95,7 @@ class SqliteStore(SqlReads):
     # -- connections --------------------------------------------------------------------------
     def _locked(self) -> threading.RLock:
         """The writer's lock, after letting a pending fork take it first."""
-        if _FORK_PENDING.is_set():
-            # A thread releasing and retaking the lock in a loop would starve the forking thread.
-            deadline = time.monotonic() + 1.0
-            while _FORK_PENDING.is_set() and time.monotonic() < deadline:
-                time.sleep(0.0005)
-        return self._lock
+        return _FORK.lock(self)
 
     def _connection(self, deadline: Deadline | None = None) -> sqlite3.Connection:
         # Caller holds self._lock.  A writer's deadline bounds the wait for a first migration too.
@@ -161,8 +153,7 @@ class SqliteStore(SqlReads):
             with self._locked():
                 self._connection()  # create and migrate the file before the first read
         with self._gate:
-            if _FORK_PENDING.is_set():
-                self._gate.wait_for(lambda: not _FORK_PENDING.is_set(), timeout=1.0)
+            _FORK.wait_for_fork(self._gate)
             self._active += 1
         conn: sqlite3.Connection | None = None
         try:
@@ -177,9 +168,6 @@ class SqliteStore(SqlReads):
                     else:
                         conn.close()
                 self._gate.notify_all()
-
-    def _no_reader(self) -> bool:
-        return self._active == 0
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
@@ -588,49 +576,22 @@ def _v4_record(row: Sequence[Any], resource: Any, fingerprints: dict[int, str]) 
     )
 
 
-_HELD_FOR_FORK: list[SqliteStore] = []
+def _close_for_fork(store: SqliteStore) -> None:
+    # With the locks held and the reads finished, close the connections too: then the child
+    # inherits no SQLite state at all (per-process lock tables, the WAL index mapping), which SQLite
+    # forbids carrying across fork.  The parent reopens lazily on its next call.
+    if store._conn is not None and not store._memory:
+        with contextlib.suppress(sqlite3.Error):
+            store._conn.close()
+        store._conn = None
+    idle, store._idle = store._idle, []
+    for conn in idle:
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
 
 
-_FORK_PENDING = threading.Event()
-
-
-def _hold_stores_before_fork() -> None:
-    # No thread may be inside SQLite at fork: its mutexes would stay locked forever in the child.
-    # With the lock held, close the connection too: then the child inherits no SQLite state at all
-    # (per-process lock tables, the WAL index mapping), which SQLite forbids carrying across fork.
-    # The parent reopens lazily on its next call.
-    # Readers are let finish their statement (new ones wait for the fork), and the idle read
-    # connections are closed the same way.
-    _FORK_PENDING.set()
-    for store in list(_LIVE_STORES):
-        if store._lock.acquire(timeout=BUSY_TIMEOUT_MS / 1000 + 5):
-            _HELD_FOR_FORK.append(store)
-            if store._conn is not None and not store._memory:
-                with contextlib.suppress(sqlite3.Error):
-                    store._conn.close()
-                store._conn = None
-            store._gate.acquire()
-            store._gate.wait_for(store._no_reader, timeout=BUSY_TIMEOUT_MS / 1000)
-            idle, store._idle = store._idle, []
-            for conn in idle:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.close()
-
-
-def _release_stores_in_parent() -> None:
-    _FORK_PENDING.clear()
-    while _HELD_FOR_FORK:
-        store = _HELD_FOR_FORK.pop()
-        store._gate.notify_all()
-        store._gate.release()
-        store._lock.release()
-
-
-def _reset_stores_in_child() -> None:
-    _HELD_FOR_FORK.clear()  # after_fork gives each store a fresh lock
-    _FORK_PENDING.clear()
-    for store in list(_LIVE_STORES):
-        store.after_fork()
+# Every live store, so a fork in any code path (not only the pipeline's) is made safe for them.
+_FORK: ForkHold[SqliteStore] = ForkHold(BUSY_TIMEOUT_MS / 1000 + 5, prepare=_close_for_fork)
 
 
 _POLL_MS: Final = 20
@@ -651,11 +612,3 @@ def _begin_immediate(conn: sqlite3.Connection, deadline: Deadline | None) -> Non
         retry_busy(lambda: conn.execute("BEGIN IMMEDIATE"), deadline)
     finally:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-
-
-register_fork_steps(
-    STORES,
-    before=_hold_stores_before_fork,
-    after_in_parent=_release_stores_in_parent,
-    after_in_child=_reset_stores_in_child,
-)
