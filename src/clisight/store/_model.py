@@ -53,6 +53,9 @@ USAGE_FIELDS: Final = (
     "duration",
 )
 SERIES: Final = ("log", "log_error", "event", "operation", "metric", "error")
+# The number a series is stored as in a rollup cell (the cells of one series and resolution are
+# contiguous in the primary key, so a time range of one series is one range scan).
+SERIES_CODE: Final = {name: number for number, name in enumerate(SERIES, start=1)}
 _MINUTE_NS: Final = 60_000_000_000
 
 # A CPython traceback frame line; line numbers are left out so editing a file doesn't split a group.

@@ -44,7 +44,7 @@ from typing import Any, Final
 import psycopg
 
 from clisight.exceptions import DataError
-from clisight.store._model import Acc, MappedBatch, RollupKey
+from clisight.store._model import SERIES_CODE, Acc, MappedBatch, RollupKey
 from clisight.store._pg_schema import DAY_NS, ID_BLOCK
 from clisight.store._pg_values import encode as text
 from clisight.store._pg_values import encode_opt as _opt
@@ -134,9 +134,10 @@ _KEYS_SELECT: Final = (
 # The batch's cells that exist already, locked; a LATERAL lookup per cell keeps it on the primary key.
 _CELLS: Final = (
     "SELECT c.i, r.count, r.errors, r.sum, r.min, r.max, r.first_ns, r.last_ns, r.sketch, r.sums"
-    " FROM unnest(%s::int4[], %s::int4[], %s::int8[]) WITH ORDINALITY AS c(res, key_id, bucket_ns, i)"
-    " CROSS JOIN LATERAL (SELECT * FROM rollups r"
-    " WHERE r.res = c.res AND r.key_id = c.key_id AND r.bucket_ns = c.bucket_ns FOR UPDATE) r"
+    " FROM unnest(%s::int4[], %s::int2[], %s::int8[], %s::int4[])"
+    " WITH ORDINALITY AS c(res, series, bucket_ns, key_id, i)"
+    " CROSS JOIN LATERAL (SELECT * FROM rollups r WHERE r.res = c.res AND r.series = c.series"
+    " AND r.bucket_ns = c.bucket_ns AND r.key_id = c.key_id FOR UPDATE) r"
 )
 # Waits for every ticket of a smaller block of the store that is held (see ``_pg_schema.TICKETS``).
 _TURN: Final = (
@@ -149,9 +150,9 @@ _TURN: Final = (
 )
 # Merged cells written back whole (only the writer whose turn it is gets here).
 _ROLLUPS: Final = (
-    "INSERT INTO rollups (res, key_id, bucket_ns, count, errors, sum, min, max, first_ns, last_ns, sketch,"
-    " sums) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)"
-    " ON CONFLICT (res, key_id, bucket_ns) DO UPDATE SET"
+    "INSERT INTO rollups (res, series, bucket_ns, key_id, count, errors, sum, min, max, first_ns, last_ns,"
+    " sketch, sums) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)"
+    " ON CONFLICT (res, series, bucket_ns, key_id) DO UPDATE SET"
     " count = excluded.count, errors = excluded.errors, sum = excluded.sum, min = excluded.min,"
     " max = excluded.max, first_ns = excluded.first_ns, last_ns = excluded.last_ns,"
     " sketch = excluded.sketch, sums = excluded.sums"
@@ -383,7 +384,7 @@ def insert_batch(
         # Wait for the writers given smaller ids: from here on this batch's commit comes after theirs.
         with _pipeline(conn):
             conn.execute(_TURN, {"tickets": keys[1], "block": blocks[0] // ID_BLOCK})
-            found_cells = conn.execute(_CELLS, _columns(sorted(cells), 3)) if cells else None
+            found_cells = conn.execute(_CELLS, _columns(sorted(cells), 4)) if cells else None
         merged = _merged(cells, found_cells.fetchall()) if found_cells is not None else []
     else:
         merged = []
@@ -565,14 +566,14 @@ def _error_groups(mb: MappedBatch) -> Upsert | None:
     return originals, _columns((merged[k] for k in sorted(merged)), 6)
 
 
-# A rollup cell in primary-key order: (res, key_id, bucket_ns).
-_Cell = tuple[int, int, int]
+# A rollup cell in primary-key order: (res, series, bucket_ns, key_id).
+_Cell = tuple[int, int, int, int]
 
 
 def _cells(rollups: dict[RollupKey, Acc], kid: dict[RollupName, int]) -> dict[_Cell, Acc]:
     out: dict[_Cell, Acc] = {}
     for key, acc in rollups.items():
-        cell = (key[0], kid[key[2:]], key[1])
+        cell = (key[0], SERIES_CODE[key[2]], key[1], kid[key[2:]])
         have = out.get(cell)
         if have is None:
             out[cell] = acc

@@ -194,11 +194,12 @@ _V5: Final = (
         name TEXT NOT NULL,
         dim TEXT NOT NULL,
         UNIQUE (series, service, name, dim))""",
-    # One cell per (resolution, key, bucket).
+    # One cell per (resolution, series, bucket, key): a time range of one series is one key range.
     """CREATE TABLE rollups (
         res INTEGER NOT NULL,
-        key_id INTEGER NOT NULL,
+        series SMALLINT NOT NULL,
         bucket_ns BIGINT NOT NULL,
+        key_id INTEGER NOT NULL,
         count BIGINT NOT NULL DEFAULT 0,
         errors BIGINT NOT NULL DEFAULT 0,
         sum DOUBLE PRECISION NOT NULL DEFAULT 0,
@@ -208,7 +209,7 @@ _V5: Final = (
         last_ns BIGINT,
         sketch BYTEA,
         sums JSONB,
-        PRIMARY KEY (res, key_id, bucket_ns))""",
+        PRIMARY KEY (res, series, bucket_ns, key_id))""",
 )
 
 _NONE: Final = "no PostgreSQL store predates version 5"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from clisight.store._aggregate import Measure, RollupPlan, bucket_seconds, measure_column
-from clisight.store._model import USAGE_FIELDS, from_json
+from clisight.store._model import SERIES_CODE, USAGE_FIELDS, from_json
 from clisight.store.base import EXPORT_FIELDS, Selection
 from clisight.types import PERFORMANCE, WARNING, severity_name
 
@@ -474,8 +474,8 @@ def rollup_query(
     """SQL over ``rollups`` (cells) and ``rollup_keys`` (what they count) for the plan's rollup
     segments: grouped measures, and (when quantiles are asked) a second query returning each cell's
     group fields and sketch, merged in Python.  Both take the same parameters."""
-    clauses = ["k.series = ?"]
-    params: list[Any] = [plan.series]
+    clauses = ["r.series = ?"]
+    params: list[Any] = [SERIES_CODE[plan.series]]
     for column, op, value in plan.filters:
         if op == ">=int":
             clauses.append(f"{d.as_bigint('k.' + column)} >= ?")

@@ -17,7 +17,7 @@ from typing import Any, Final
 import orjson
 
 from clisight._sketch import QuantileSketch
-from clisight.store._model import MappedBatch, from_json, to_json
+from clisight.store._model import SERIES_CODE, MappedBatch, from_json, to_json
 from clisight.types import Resource
 
 # json_each and ->> arrived in SQLite 3.38; older libraries take the executemany path.
@@ -93,9 +93,9 @@ def _greatest(column: str) -> str:
 
 
 _ROLLUPS: Final = (
-    "INSERT INTO rollups (res, bucket_ns, key_id, count, errors, sum, min, max,"
-    " first_ns, last_ns, sketch, sums) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (res, key_id, bucket_ns) DO UPDATE SET"
+    "INSERT INTO rollups (res, series, bucket_ns, key_id, count, errors, sum, min, max,"
+    " first_ns, last_ns, sketch, sums) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (res, series, bucket_ns, key_id) DO UPDATE SET"
     " count = rollups.count + excluded.count, errors = rollups.errors + excluded.errors,"
     f" sum = rollups.sum + excluded.sum, min = {_least('min')}, max = {_greatest('max')},"
     f" first_ns = {_least('first_ns')}, last_ns = {_greatest('last_ns')},"
@@ -313,7 +313,11 @@ def insert_batch(conn: sqlite3.Connection, mb: MappedBatch, ids: Interner) -> No
     if mb.rollups:
         kid = ids.key_ids(conn, {key[2:] for key in mb.rollups})
         conn.executemany(
-            _ROLLUPS, [(key[0], key[1], kid[key[2:]], *acc.row()) for key, acc in mb.rollups.items()]
+            _ROLLUPS,
+            [
+                (key[0], SERIES_CODE[key[2]], key[1], kid[key[2:]], *acc.row())
+                for key, acc in mb.rollups.items()
+            ],
         )
 
 

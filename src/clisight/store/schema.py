@@ -295,11 +295,14 @@ V5_TABLES: Final = (
         name TEXT NOT NULL,
         dim TEXT NOT NULL,
         UNIQUE (series, service, name, dim))""",
-    # One cell per (resolution, key, bucket).  first_ns/last_ns only where a view needs them.
+    # One cell per (resolution, series, bucket, key), in that order: a time range of one series at
+    # one resolution is one range of the primary key.  ``series`` is _model.SERIES_CODE's number.
+    # first_ns/last_ns only where a view needs them.
     """CREATE TABLE rollups (
         res INTEGER NOT NULL,
-        key_id INTEGER NOT NULL,
+        series INTEGER NOT NULL,
         bucket_ns INTEGER NOT NULL,
+        key_id INTEGER NOT NULL,
         count INTEGER NOT NULL DEFAULT 0,
         errors INTEGER NOT NULL DEFAULT 0,
         sum REAL NOT NULL DEFAULT 0,
@@ -309,7 +312,7 @@ V5_TABLES: Final = (
         last_ns INTEGER,
         sketch BLOB,
         sums TEXT,
-        PRIMARY KEY (res, key_id, bucket_ns)) WITHOUT ROWID""",
+        PRIMARY KEY (res, series, bucket_ns, key_id)) WITHOUT ROWID""",
 )
 _V5_LAYOUT: Final = (
     *(f"DROP INDEX IF EXISTS {name}" for name in _V4_INDEXES),

@@ -22,7 +22,7 @@ from typing import Any, Final, TypeVar
 from clisight.exceptions import DataError, SchemaError, StoreError
 from clisight.store import _sql
 from clisight.store._forkhold import ForkHold
-from clisight.store._model import from_json, map_batch, to_json
+from clisight.store._model import SERIES_CODE, from_json, map_batch, to_json
 from clisight.store._sqlite_insert import Interner, insert_batch, register_functions
 from clisight.store._sqlite_schema import (
     BUSY_TIMEOUT_MS,
@@ -441,17 +441,20 @@ class SqliteStore(SqlReads):
         return RetentionResult(deleted, before, self._size(), time.monotonic() - started)
 
     def _delete_rollups(self, resolution: int, cutoff: int) -> int:
-        """Cells of one resolution older than ``cutoff``, a few hundred keys per transaction (each
-        found through the primary key), so writers never wait long."""
-        keys = [k for (k,) in self._read("SELECT id FROM rollup_keys ORDER BY id")]
+        """Cells of one resolution older than ``cutoff``, series by series and a bounded stretch of
+        time per transaction (one range of the primary key each), so writers never wait long."""
         total = 0
-        for start in range(0, len(keys), 200):
-            chunk = keys[start : start + 200]
-            marks = ", ".join("?" * len(chunk))
-            total += self._execute_write(
-                f"DELETE FROM rollups WHERE res = ? AND key_id IN ({marks}) AND bucket_ns < ?",
-                (resolution, *chunk, cutoff),
-            )
+        step = resolution * 10**9 * 360  # 6 hours of minute cells, 15 days of hour cells...
+        for code in SERIES_CODE.values():
+            low = self._read(
+                "SELECT MIN(bucket_ns) FROM rollups WHERE res = ? AND series = ?", (resolution, code)
+            )[0][0]
+            while low is not None and low < cutoff:
+                low = min(low + step, cutoff)
+                total += self._execute_write(
+                    "DELETE FROM rollups WHERE res = ? AND series = ? AND bucket_ns < ?",
+                    (resolution, code, low),
+                )
         return total
 
     def _shrink_to(self, max_bytes: int, deleted: dict[str, int]) -> None:
