@@ -81,6 +81,9 @@ def run_raw(schema_source: Path, target: Path) -> float:
         "attributes": orjson.dumps({"status": 200, "path": "/v1/messages", "duration_ms": 12.5}).decode(),
         "session_id": "0123456789abcdef0123456789abcdef",
         "resource_id": 1,
+        # schema 5: the component and the session by number
+        "component_id": 1,
+        "session": 1,
     }
     now = time.time_ns()
     rows = [tuple(now + i if c == "time_ns" else values.get(c) for c in cols) for i in range(N)]
