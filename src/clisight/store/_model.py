@@ -29,6 +29,7 @@ else its message; failed when ``success`` is false).
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -39,7 +40,7 @@ import orjson
 from clisight._sketch import QuantileSketch
 from clisight.exceptions import DataError
 from clisight.store.base import RESOLUTIONS
-from clisight.types import ERROR_LEVEL, PERFORMANCE, WARNING, Record, Resource
+from clisight.types import ERROR_LEVEL, PERFORMANCE, WARNING, Deadline, Record, Resource
 
 _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS
 
@@ -135,6 +136,14 @@ def error_title(error_type: str, message: str) -> str:
     return title if len(title) <= 200 else title[:199] + "…"
 
 
+def batch_key(once_key: str | None, exit_key: str, deadline: Deadline | None) -> str | None:
+    """The key a batch is stored under at most once: ``once_key``, or ``exit_key`` while the deadline
+    is finite (the process is exiting and may spool a copy of the batch too); None for no key."""
+    if once_key is None and exit_key and deadline is not None and deadline.at != math.inf:
+        return exit_key
+    return once_key
+
+
 def span_failed(status: int) -> bool:
     """A span status that means failure: OTLP's ERROR (2) or a severity at ERROR and above."""
     return status == 2 or status >= ERROR_LEVEL
@@ -162,15 +171,41 @@ def _split_user(attrs: dict[str, Any]) -> tuple[dict[str, Any] | None, str | Non
     return rest or None, user
 
 
-def _touch(counts: dict[str, list[Any]], sid: str, time_ns: int, service: str, resource: Resource) -> None:
-    # A span or metric point of a session widens its time bounds without counting.
+def _session_entry(
+    counts: dict[str, list[Any]], sid: str, time_ns: int, service: str, resource: Resource
+) -> list[Any]:
+    """The counters of session ``sid`` in this batch, their time bounds widened to ``time_ns``."""
     entry = counts.get(sid)
     if entry is None:
-        counts[sid] = [0, 0, 0, time_ns, time_ns, service, resource]
+        entry = counts[sid] = [0, 0, 0, time_ns, time_ns, service, resource]
     elif time_ns < entry[3]:
         entry[3] = time_ns
     elif time_ns > entry[4]:
         entry[4] = time_ns
+    return entry
+
+
+class IdCache:
+    """Ids of resources, names and rollup keys as this process knows them, for a SQL backend's
+    interner.  New ids join the cache only after their transaction commits (:meth:`commit`); a
+    rollback forgets them (:meth:`rollback`)."""
+
+    def __init__(self) -> None:
+        self.resources: dict[Resource, int] = {}
+        self.names: dict[str, int] = {}
+        self.keys: dict[tuple[str, str, str, str], int] = {}
+        self.rollback()
+
+    def commit(self) -> None:
+        self.resources.update(self._new_resources)
+        self.names.update(self._new_names)
+        self.keys.update(self._new_keys)
+        self.rollback()
+
+    def rollback(self) -> None:
+        self._new_resources: dict[Resource, int] = {}
+        self._new_names: dict[str, int] = {}
+        self._new_keys: dict[tuple[str, str, str, str], int] = {}
 
 
 # -- rollups ------------------------------------------------------------------------------------
@@ -377,15 +412,9 @@ def _map(records: Iterable[Record]) -> MappedBatch:
                     acc.errors += attrs.get("success") is False
                     acc.add_value(duration, True)
             if sid is not None:
-                entry = counts.get(sid)
-                if entry is None:
-                    entry = counts[sid] = [0, 0, 0, time_ns, time_ns, service, rec.resource]
+                entry = _session_entry(counts, sid, time_ns, service, rec.resource)
                 entry[0] += 1
                 entry[1] += severity >= ERROR_LEVEL
-                if time_ns < entry[3]:
-                    entry[3] = time_ns
-                elif time_ns > entry[4]:
-                    entry[4] = time_ns
         elif kind == "event":
             rest, user = _split_user(attrs)
             out.events.append((time_ns, rec.name, rest, rec.trace_id, rec.span_id, user, sid, rec.resource))
@@ -402,14 +431,7 @@ def _map(records: Iterable[Record]) -> MappedBatch:
                             sums[key] = sums.get(key, 0.0) + number
                             acc.sums = sums
             if sid is not None:
-                entry = counts.get(sid)
-                if entry is None:
-                    entry = counts[sid] = [0, 0, 0, time_ns, time_ns, service, rec.resource]
-                entry[2] += 1
-                if time_ns < entry[3]:
-                    entry[3] = time_ns
-                elif time_ns > entry[4]:
-                    entry[4] = time_ns
+                _session_entry(counts, sid, time_ns, service, rec.resource)[2] += 1
         elif kind == "span":
             span_events = attrs.get("span.events") if attrs else None
             rest, user = _split_user(attrs)
@@ -431,7 +453,7 @@ def _map(records: Iterable[Record]) -> MappedBatch:
                 )
             )
             if sid is not None:
-                _touch(counts, sid, time_ns, service, rec.resource)
+                _session_entry(counts, sid, time_ns, service, rec.resource)  # bounds only, no count
             if rec.end_ns is not None:
                 acc = cell(bucket, "operation", service, rec.name, "")
                 acc.count += 1
@@ -457,7 +479,7 @@ def _map(records: Iterable[Record]) -> MappedBatch:
                 )
             )
             if sid is not None:
-                _touch(counts, sid, time_ns, service, rec.resource)
+                _session_entry(counts, sid, time_ns, service, rec.resource)  # bounds only, no count
             acc = cell(bucket, "metric", service, rec.name, "")
             acc.count += 1
             if value is not None:
@@ -501,14 +523,7 @@ def _map(records: Iterable[Record]) -> MappedBatch:
             acc.count += 1
             acc.add_time(time_ns)
             if sid is not None:
-                entry = counts.get(sid)
-                if entry is None:
-                    entry = counts[sid] = [0, 0, 0, time_ns, time_ns, service, rec.resource]
-                entry[1] += 1
-                if time_ns < entry[3]:
-                    entry[3] = time_ns
-                elif time_ns > entry[4]:
-                    entry[4] = time_ns
+                _session_entry(counts, sid, time_ns, service, rec.resource)[1] += 1
         elif kind == "session":
             rest = dict(attrs)
             exit_code = rest.pop("exit_code", None)

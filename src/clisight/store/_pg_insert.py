@@ -44,7 +44,7 @@ from typing import Any, Final
 import psycopg
 
 from clisight.exceptions import DataError
-from clisight.store._model import SERIES_CODE, Acc, MappedBatch, RollupKey
+from clisight.store._model import SERIES_CODE, Acc, IdCache, MappedBatch, RollupKey
 from clisight.store._pg_schema import DAY_NS, ID_BLOCK
 from clisight.store._pg_values import encode as text
 from clisight.store._pg_values import encode_opt as _opt
@@ -174,26 +174,8 @@ def _columns(rows: Iterable[Sequence[Any]], width: int) -> list[list[Any]]:
 
 
 # -- interning ----------------------------------------------------------------------------------
-class Interner:
-    """Ids of resources, names and rollup keys as this process knows them.  New ids join the cache
-    only after their transaction commits (:meth:`commit`); a rollback forgets them (:meth:`rollback`)."""
-
-    def __init__(self) -> None:
-        self.resources: dict[Resource, int] = {}
-        self.names: dict[str, int] = {}
-        self.keys: dict[RollupName, int] = {}
-        self.rollback()
-
-    def commit(self) -> None:
-        self.resources.update(self._new_resources)
-        self.names.update(self._new_names)
-        self.keys.update(self._new_keys)
-        self.rollback()
-
-    def rollback(self) -> None:
-        self._new_resources: dict[Resource, int] = {}
-        self._new_names: dict[str, int] = {}
-        self._new_keys: dict[RollupName, int] = {}
+class Interner(IdCache):
+    """The ids of resources, names and rollup keys, looked up or made in PostgreSQL."""
 
     def resource_ids(self, cur: Cursor, resources: Iterable[Resource]) -> dict[Resource, int]:
         out: dict[Resource, int] = {}

@@ -17,7 +17,7 @@ from typing import Any, Final
 import orjson
 
 from clisight._sketch import QuantileSketch
-from clisight.store._model import SERIES_CODE, MappedBatch, from_json, to_json
+from clisight.store._model import SERIES_CODE, IdCache, MappedBatch, from_json, to_json
 from clisight.types import Resource
 
 # json_each and ->> arrived in SQLite 3.38; older libraries take the executemany path.
@@ -130,34 +130,8 @@ def _sums_add(old: str | None, new: str | None) -> str | None:
     return to_json(total)
 
 
-class Interner:
-    """Ids of resources and names as this process knows them.  New ids join the cache only after
-    their transaction commits (:meth:`commit`); a rollback forgets them (:meth:`rollback`)."""
-
-    def __init__(self) -> None:
-        self.resources: dict[Resource, int] = {}
-        self.names: dict[str, int] = {}
-        self.keys: dict[tuple[str, str, str, str], int] = {}
-        self._new_resources: dict[Resource, int] = {}
-        self._new_names: dict[str, int] = {}
-        self._new_keys: dict[tuple[str, str, str, str], int] = {}
-
-    def clear(self) -> None:
-        self.resources.clear()
-        self.names.clear()
-        self.keys.clear()
-        self.rollback()
-
-    def commit(self) -> None:
-        self.resources.update(self._new_resources)
-        self.names.update(self._new_names)
-        self.keys.update(self._new_keys)
-        self.rollback()
-
-    def rollback(self) -> None:
-        self._new_resources = {}
-        self._new_names = {}
-        self._new_keys = {}
+class Interner(IdCache):
+    """The ids of resources, names and rollup keys, looked up or made in SQLite."""
 
     def resource_ids(self, conn: sqlite3.Connection, resources: Iterable[Resource]) -> dict[Resource, int]:
         out: dict[Resource, int] = {}
