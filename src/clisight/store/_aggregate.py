@@ -251,6 +251,34 @@ def _clip(x: float) -> int:
     return -_BIG if x == -math.inf else _BIG if x == math.inf else int(x)
 
 
+def answer(
+    kind: str,
+    sel: Selection,
+    group_by: Sequence[str],
+    measures: Sequence[str],
+    source: str,
+    rollups: Callable[[RollupPlan, list[Measure]], list[dict[str, Any]]],
+    raw: Callable[[Selection, list[Measure]], list[dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    """An aggregate, every backend alike: parse and plan the request, read the rollup segments with
+    ``rollups`` and the raw ones (or everything, when no rollup can answer or ``source="raw"``) with
+    ``raw``, and merge the parts."""
+    if source not in ("auto", "raw"):
+        raise ValueError(f"unknown aggregate source {source!r}: expected 'auto' or 'raw'")
+    parsed = parse(kind, group_by, measures)
+    found = None if source == "raw" else plan(kind, sel, group_by, parsed)
+    if found is None:
+        return raw(sel, parsed)
+    parts = []
+    if any(resolution for resolution, _, _ in found.segments):
+        parts.append(rollups(found, parsed))
+    for resolution, start, end in found.segments:
+        if not resolution:
+            edge = Selection(start, end - 1, sel.service, None, sel.min_severity, sel.component, sel.name)
+            parts.append(raw(edge, parsed))
+    return merge_parts(parts, group_by, parsed)
+
+
 # -- merging ----------------------------------------------------------------------------------
 def empty_value(m: Measure) -> Any:
     """A measure's value over no rows."""

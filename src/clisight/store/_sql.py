@@ -314,8 +314,10 @@ def to_export(kind: str, row: Sequence[Any]) -> dict[str, Any]:
 
 # -- aggregates ---------------------------------------------------------------------------------
 def _operation_source(d: Dialect, sel: Selection, found: Resolved) -> tuple[str, list[Any]]:
-    # The name is not filtered here: an operation's name is computed (the caller filters on it).
-    """Spans and PERFORMANCE logs with a duration as one relation ``o`` of operations."""
+    """Spans and PERFORMANCE logs with a duration as one relation ``t`` of operations.
+
+    The name is not filtered here: an operation's name is computed, and the caller filters on it.
+    """
     span_where, span_params = where(d, "span", _no_name(sel), found)
     log_where, log_params = where(d, "log", _no_name(sel), found)
     duration = d.json_num("t.attributes", "duration")
@@ -427,10 +429,7 @@ def raw_aggregate_query(
     groups = [_group_expr(exprs, g) for g in group_by]
     condition = " AND ".join(clauses) or "1 = 1"
     if any(m.op == "quantiles" for m in measures):
-        fields = sorted(
-            {m.field for m in measures if m.field} | ({"failed"} if _needs_failed(measures) else set())
-        )
-        cols = [*groups, *(exprs[f] for f in fields)]
+        cols = [*groups, *(exprs[f] for f in python_fields(measures))]
         return f"SELECT {', '.join(cols)} FROM {source} WHERE {condition}", params, True
     cols = [*groups, *(_measure_expr(d, exprs, m) for m in measures)]
     sql = f"SELECT {', '.join(cols)} FROM {source} WHERE {condition}"

@@ -66,7 +66,6 @@ def migrate_connection(
     target: int = LATEST_VERSION,
     where: str = "",
     begin: Callable[[], object] | None = None,
-    python_step: Callable[[int], None] | None = None,
 ) -> int:
     """Apply migrations up to ``target`` (each once, in one transaction); return the version reached.
 
@@ -90,12 +89,9 @@ def migrate_connection(
             for statement in statements:
                 conn.execute(statement)
             if version in PYTHON_STEPS:
-                if python_step is None:
-                    from clisight.store.sqlite import run_python_step
+                from clisight.store.sqlite import run_python_step  # the data step uses the insert path
 
-                    run_python_step(conn, version)
-                else:
-                    python_step(version)
+                run_python_step(conn, version)
             conn.execute(
                 "INSERT INTO schema_version (version, applied_ns, description) VALUES (?, ?, ?)",
                 (version, time.time_ns(), description),

@@ -79,24 +79,16 @@ class SqlReads:
         *,
         source: str = "auto",
     ) -> list[dict[str, Any]]:
-        if source not in ("auto", "raw"):
-            raise ValueError(f"unknown aggregate source {source!r}: expected 'auto' or 'raw'")
-        parsed = _aggregate.parse(kind, group_by, measures)
         sel = self._encoded(sel)
-        plan = None if source == "raw" else _aggregate.plan(kind, sel, group_by, parsed)
-        if plan is None:
-            out = self._raw_aggregate(kind, sel, group_by, parsed)
-        else:
-            parts = []
-            if any(resolution for resolution, _, _ in plan.segments):
-                parts.append(self._rollup_aggregate(plan, group_by, parsed))
-            for resolution, start, end in plan.segments:
-                if not resolution:
-                    edge = Selection(
-                        start, end - 1, sel.service, None, sel.min_severity, sel.component, sel.name
-                    )
-                    parts.append(self._raw_aggregate(kind, edge, group_by, parsed))
-            out = _aggregate.merge_parts(parts, group_by, parsed)
+        out = _aggregate.answer(
+            kind,
+            sel,
+            group_by,
+            measures,
+            source,
+            lambda plan, parsed: self._rollup_aggregate(plan, group_by, parsed),
+            lambda part, parsed: self._raw_aggregate(kind, part, group_by, parsed),
+        )
         for row in out:
             for group in group_by:
                 row[group] = self._decoded(row[group])

@@ -26,7 +26,16 @@ from typing import Any, Final
 from clisight.exceptions import DataError, StoreError
 from clisight.store import _aggregate
 from clisight.store._forkhold import ForkHold
-from clisight.store._model import USAGE_FIELDS, Acc, MappedBatch, from_json, map_batch, span_failed, to_json
+from clisight.store._model import (
+    USAGE_FIELDS,
+    Acc,
+    MappedBatch,
+    batch_key,
+    from_json,
+    map_batch,
+    span_failed,
+    to_json,
+)
 from clisight.store.base import (
     EXPORT_FIELDS,
     RESOLUTIONS,
@@ -246,9 +255,7 @@ class MemoryStore:
         mapped = map_batch(records)  # DataError for a malformed record, as in every store
         _check_integers(mapped)
         prepared = _prepare(mapped)
-        key = once_key
-        if key is None and exit_key and deadline is not None and deadline.at != math.inf:
-            key = exit_key
+        key = batch_key(once_key, exit_key, deadline)
         self._acquire(deadline)
         try:
             if key is not None:
@@ -417,21 +424,16 @@ class MemoryStore:
         *,
         source: str = "auto",
     ) -> list[dict[str, Any]]:
-        if source not in ("auto", "raw"):
-            raise ValueError(f"unknown aggregate source {source!r}: expected 'auto' or 'raw'")
-        parsed = _aggregate.parse(kind, group_by, measures)
-        plan = None if source == "raw" else _aggregate.plan(kind, sel, group_by, parsed)
         with self._open():
-            if plan is None:
-                return _aggregate.python_aggregate(self._fields(kind, sel), group_by, parsed)
-            parts = [self._rollup_part(plan, group_by, parsed)]
-            for resolution, start, end in plan.segments:
-                if not resolution:
-                    edge = Selection(
-                        start, end - 1, sel.service, None, sel.min_severity, sel.component, sel.name
-                    )
-                    parts.append(_aggregate.python_aggregate(self._fields(kind, edge), group_by, parsed))
-        return _aggregate.merge_parts(parts, group_by, parsed)
+            return _aggregate.answer(
+                kind,
+                sel,
+                group_by,
+                measures,
+                source,
+                lambda plan, parsed: self._rollup_part(plan, group_by, parsed),
+                lambda part, parsed: _aggregate.python_aggregate(self._fields(kind, part), group_by, parsed),
+            )
 
     def _rollup_part(
         self, plan: _aggregate.RollupPlan, group_by: Sequence[str], measures: Sequence[_aggregate.Measure]

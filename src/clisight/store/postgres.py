@@ -61,7 +61,7 @@ from psycopg.types.string import TextLoader
 from clisight.exceptions import DataError, SchemaError, StoreError
 from clisight.store import _pg_insert, _sql, redact_url
 from clisight.store._forkhold import ForkHold
-from clisight.store._model import MappedBatch, from_json, map_batch, to_json
+from clisight.store._model import MappedBatch, batch_key, from_json, map_batch, to_json
 from clisight.store._pg_schema import (
     DAY_NS,
     MIGRATIONS,
@@ -399,9 +399,7 @@ class PostgresStore(SqlReads):
         if self.read_only:
             raise StoreError(f"the store {self.url} was opened read-only; it cannot be written")
         mapped = map_batch(records)
-        key = once_key
-        if key is None and exit_key and deadline is not None and deadline.at != math.inf:
-            key = exit_key
+        key = batch_key(once_key, exit_key, deadline)
         days = _pg_insert.days_needed(mapped)
         with self._locked():
             for attempt in (0, 1):

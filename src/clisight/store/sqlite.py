@@ -22,7 +22,7 @@ from typing import Any, Final, TypeVar
 from clisight.exceptions import DataError, SchemaError, StoreError
 from clisight.store import _sql
 from clisight.store._forkhold import ForkHold
-from clisight.store._model import SERIES_CODE, from_json, map_batch, to_json
+from clisight.store._model import SERIES_CODE, batch_key, from_json, map_batch, to_json
 from clisight.store._sqlite_insert import Interner, insert_batch, register_functions
 from clisight.store._sqlite_schema import (
     BUSY_TIMEOUT_MS,
@@ -281,9 +281,7 @@ class SqliteStore(SqlReads):
         mapped = map_batch(records)
 
         def insert(conn: sqlite3.Connection) -> bool:
-            key = once_key
-            if key is None and exit_key and deadline is not None and deadline.at != math.inf:
-                key = exit_key
+            key = batch_key(once_key, exit_key, deadline)
             if key is not None:
                 # The key's value is the batch's size, so doctor can say how many records came in.
                 seen = conn.execute(
