@@ -161,6 +161,26 @@ def test_usage_summarizes_events_sessions_users_and_llm_cost(query: Query, make:
     assert query.usage(Filter(name="command")).llm == usage.llm  # LLM totals always read llm.request
 
 
+def test_float_sums_do_not_depend_on_how_records_were_batched(tmp_path: Path, make: Any) -> None:
+    # The pipeline's batch boundaries depend on thread timing; the same workload must report
+    # the same totals however it was split (0.1 + 0.2 + ... in different groupings differs in
+    # its last bits).
+    durations = [0.1, 0.2, 0.3, 1.7, 0.013, 2.9, 0.07, 358.0, 0.041, 0.6] * 3
+    records = [
+        make.event("llm.request", model="m", cost_usd=d / 7, duration=d, ago_s=i)
+        for i, d in enumerate(durations)
+    ]
+    totals = []
+    for size in (1, 3, 7, len(records)):
+        with Query(f"sqlite:///{tmp_path / f'split-{size}.db'}") as query:
+            for start in range(0, len(records), size):
+                query.store.write_batch(records[start : start + size])
+            [usage] = query.llm_usage()
+            totals.append((usage.cost_usd, usage.duration_s))
+    assert len(set(totals)) == 1, totals
+    assert totals[0][1] == pytest.approx(sum(durations))
+
+
 def test_report_bundles_every_section(query: Query, make: Any) -> None:
     query.store.write_batch(
         [

@@ -197,7 +197,7 @@ class Query:
                 OperationStats(
                     operation=str(row["name"]),
                     count=row["count"],
-                    total=float(row["sum:duration"] or 0.0),
+                    total=_float_sum(row["sum:duration"]),
                     p50=p50 or 0.0,
                     p95=p95 or 0.0,
                     max=float(row["max:duration"] or 0.0),
@@ -253,8 +253,8 @@ class Query:
                 int(r["sum:input_tokens"] or 0),
                 int(r["sum:output_tokens"] or 0),
                 int(r["sum:cache_read_tokens"] or 0),
-                float(r["sum:cost_usd"] or 0.0),
-                float(r["sum:duration"] or 0.0),
+                _float_sum(r["sum:cost_usd"]),
+                _float_sum(r["sum:duration"]),
             )
             for r in found
             if r["count"]
@@ -338,6 +338,15 @@ class Query:
         """The value saved under ``key``, or ``None``; read with the writer, as state usually is
         loaded to be saved again (and a missing store then gets created)."""
         return self.store.load_state(key)
+
+
+def _float_sum(value: Any) -> float:
+    """A float sum as reported: the store adds batch sums in whatever order batches were written,
+    so the last bits of a sum differ between two runs of the same workload (358.661 against
+    358.66099999999994). Twelve significant digits keep every real digit and drop that noise."""
+    if value is None:
+        return 0.0
+    return float(f"{float(value):.12g}")
 
 
 def _log_line(row: dict[str, Any]) -> LogLine:
