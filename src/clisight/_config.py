@@ -84,6 +84,18 @@ def _level(value: Any) -> int:
     raise ValueError
 
 
+def _prices_param(value: Any) -> dict[str, Any]:
+    from clisight import _prices
+
+    try:
+        overrides = _prices.load_overrides(value)
+    except OSError as exc:
+        raise ValueError(str(exc)) from None
+    for fields in overrides.values():
+        _prices.parse_price(fields)
+    return overrides
+
+
 class Param(NamedTuple):
     """One configuration parameter: its name, parser, default, what is allowed, and its doc line."""
 
@@ -233,6 +245,51 @@ PARAMS: tuple[Param, ...] = (
         500.0,
         "megabytes >= 0 (0 means no limit)",
         "Delete the oldest records when the store grows past this size.",
+    ),
+)
+# LLM usage (clisight.llm): prices, what is kept of a call, and budgets.
+PARAMS += (
+    Param(
+        "llm_prices",
+        _prices_param,
+        {},
+        "a table of model -> {input, output, cache_read, cache_write}, JSON text, or a JSON file path",
+        "Override or add LLM prices (US dollars per million tokens) over the shipped table.",
+    ),
+    Param(
+        "llm_capture_content",
+        _bool,
+        False,
+        "true or false",
+        "Store prompts and completions given to clisight.llm.record (scrubbed); off by default.",
+    ),
+    Param(
+        "llm_budget_daily_usd",
+        _non_negative_float,
+        0.0,
+        "dollars >= 0 (0: no budget)",
+        "Warn (a WARNING record and the budget callback) when today's LLM cost in this process crosses it.",
+    ),
+    Param(
+        "llm_budget_session_usd",
+        _non_negative_float,
+        0.0,
+        "dollars >= 0 (0: no budget)",
+        "Warn when one session's LLM cost crosses it.",
+    ),
+    Param(
+        "llm_budget_daily_tokens",
+        _non_negative_float,
+        0.0,
+        "tokens >= 0 (0: no budget)",
+        "Warn when today's LLM tokens (all kinds) in this process cross it.",
+    ),
+    Param(
+        "llm_budget_session_tokens",
+        _non_negative_float,
+        0.0,
+        "tokens >= 0 (0: no budget)",
+        "Warn when one session's LLM tokens (all kinds) cross it.",
     ),
 )
 PARAMS_BY_NAME = {p.name: p for p in PARAMS}
