@@ -98,7 +98,7 @@ def instrument(app: Any) -> Any:
             return app
         if "typer.main.Typer" in kinds:
             _instrument_typer(app)
-        elif "click.core.Command" in kinds:
+        elif "click.core.Command" in kinds or "typer._click.core.Command" in kinds:
             _instrument_click(app)
         elif "argparse.ArgumentParser" in kinds:
             _instrument_argparse(app)
@@ -111,7 +111,7 @@ def instrument(app: Any) -> Any:
 
 
 def _instrument_click(command: Any) -> None:
-    _hook_click()
+    _hook_click(_click_core_of(type(command)))
     original = command.main
 
     def main(*args: Any, **kwargs: Any) -> Any:
@@ -122,7 +122,15 @@ def _instrument_click(command: Any) -> None:
 
 
 def _instrument_typer(app: Any) -> None:
-    _hook_click()
+    # typer >= 0.20 carries its own copy of click (typer._click); older ones use click itself.
+    try:
+        import typer._click.core as vendored  # type: ignore[import-not-found,unused-ignore]
+
+        _hook_click(vendored)
+    except ImportError:
+        import click.core
+
+        _hook_click(click.core)
     cls = type(app)
 
     def __call__(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -140,17 +148,23 @@ def _prog_name(kwargs: dict[str, Any]) -> str:
     return os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
 
 
-_click_hooked = [False]
+def _click_core_of(cls: type) -> Any:
+    for base in cls.__mro__:
+        if base.__qualname__ == "Command" and base.__module__.endswith("click.core"):
+            return sys.modules[base.__module__]
+    raise TypeError(f"not a click command: {cls.__qualname__}")
 
 
-def _hook_click() -> None:
-    """Wrap ``click.Command.make_context`` once: while an instrumented run goes on, each level of the
-    command tree names the path and notes the options it was given."""
-    if _click_hooked[0]:
+_click_hooked: set[str] = set()
+
+
+def _hook_click(core: Any) -> None:
+    """Wrap ``Command.make_context`` of a click (or typer's vendored click) once: while an
+    instrumented run goes on, each level of the command tree names the path and notes the options
+    it was given; otherwise it does nothing."""
+    if core.__name__ in _click_hooked:
         return
-    import click
-
-    original = click.Command.make_context
+    original = core.Command.make_context
 
     def make_context(self: Any, info_name: Any, args: Any, parent: Any = None, **extra: Any) -> Any:
         run = _current[-1] if _current else None
@@ -166,8 +180,8 @@ def _hook_click() -> None:
             ctx._clisight_path = path
         return ctx
 
-    click.Command.make_context = make_context  # type: ignore[method-assign]
-    _click_hooked[0] = True
+    core.Command.make_context = make_context
+    _click_hooked.add(core.__name__)
 
 
 def _run_wrapped(call: Callable[..., Any], prog: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -191,6 +205,11 @@ def _run_wrapped(call: Callable[..., Any], prog: str, args: tuple[Any, ...], kwa
     except BaseException as exc:
         with guard():
             _capture(exc, run)
+            # The exception leaves the program's main: the process exits 1 unless the program
+            # catches it.  Noted here because typer replaces the interpreter's excepthook.
+            client = _core._client
+            if client is not None:
+                client.exit_code = 1
         raise
     finally:
         _current.remove(run)
