@@ -243,11 +243,32 @@ def _number(value: object) -> float | None:
     return number if number == number and abs(number) != float("inf") else None
 
 
-def _reset_for_tests() -> None:
-    _state.__init__()  # type: ignore[misc]
+def instrument_anthropic() -> bool:
+    """Record every call of the ``anthropic`` SDK (see ``clisight.client.llm_sdk``); False when it
+    is not installed.  Opt-in, once per process."""
+    from clisight.client.llm_sdk import instrument_anthropic as instrument
+
+    return instrument()
+
+
+def instrument_openai() -> bool:
+    """Record every chat completion of the ``openai`` SDK (see ``clisight.client.llm_sdk``); False
+    when it is not installed.  Opt-in, once per process."""
+    from clisight.client.llm_sdk import instrument_openai as instrument
+
+    return instrument()
 
 
 # ``clisight.llm`` is this module: ``clisight.llm.record(...)``.
 llm = sys.modules[__name__]
 
-__all__ = ["BudgetAlert", "cost", "llm", "prices", "record", "set_budget"]
+__all__ = [
+    "BudgetAlert",
+    "cost",
+    "instrument_anthropic",
+    "instrument_openai",
+    "llm",
+    "prices",
+    "record",
+    "set_budget",
+]
