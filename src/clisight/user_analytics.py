@@ -39,6 +39,7 @@ from clisight._safety import guard
 from clisight.client import context as _ctx
 from clisight.client import core as _core
 from clisight.client.instrument import SPAN_PREFIX
+from clisight.types import ERROR_LEVEL
 
 ACTION_PREFIX: Final = "action:"
 CONVERSATION_EVENT: Final = "conversation"
@@ -97,7 +98,7 @@ class UserAnalytics:
                 SPAN_PREFIX + str(command),
                 start,
                 end,
-                1 if success else 2,
+                0 if success else ERROR_LEVEL,
                 attrs,
                 ctx,
                 ctx.trace_id or build.new_trace_id(),

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from clisight.client.instrument import options_used
 from clisight.query import Query
 from clisight.store.base import Selection
+from clisight.types import ERROR_LEVEL
 from tests.helpers import GENEROUS_EXIT
 
 CLICK_APP = """
@@ -143,7 +144,7 @@ def test_click_app_records_command_path_options_and_exit_code(
     assert command["command"] == path
     assert command["exit_code"] == code
     assert command["options"] == options
-    assert command["status"] == (1 if code == 0 else 2)
+    assert command["status"] == (0 if code == 0 else ERROR_LEVEL)
     session = command["session"]
     assert session["command"] == path and session["exit_code"] == code
     assert session["attributes"]["python"] == ".".join(map(str, sys.version_info[:3]))

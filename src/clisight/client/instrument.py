@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import os
 import sys
 import time
@@ -31,10 +32,11 @@ from typing import Any, Final
 from clisight._safety import guard
 from clisight.client import context as _ctx
 from clisight.client import core as _core
+from clisight.types import ERROR_LEVEL
 
 SPAN_PREFIX: Final = "command:"
 HELP_FLAGS: Final = frozenset({"--help", "-h"})
-_OK, _FAILED = 1, 2  # OTLP span status
+_OK, _FAILED = 0, ERROR_LEVEL  # span status, as clisight.span sets it
 
 
 class Run:
@@ -131,12 +133,13 @@ def _instrument_typer(app: Any) -> None:
         import click.core
 
         _hook_click(click.core)
-    cls = type(app)
+    cls: type = type(app)
+    original = cls.__call__
 
     def __call__(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return _run_wrapped(super(instrumented, self).__call__, _prog_name(kwargs), args, kwargs)
+        return _run_wrapped(functools.partial(original, self), _prog_name(kwargs), args, kwargs)
 
-    instrumented = type(cls.__name__, (cls,), {"__call__": __call__, "__module__": cls.__module__})
+    instrumented: type = type(cls.__name__, (cls,), {"__call__": __call__, "__module__": cls.__module__})
     app.__class__ = instrumented
     app._clisight_instrumented = True
 

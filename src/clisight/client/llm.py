@@ -217,7 +217,8 @@ def _check_budgets(client: _core.Client, ctx: _ctx.Context, usd: float, tokens: 
         callback = _state.callback
     build = client.records
     for alert in crossed:
-        fields = {"budget.scope": alert.scope, "budget.key": alert.key, "budget.measure": alert.measure}
+        fields: dict[str, Any] = {"budget.scope": alert.scope, "budget.key": alert.key}
+        fields["budget.measure"] = alert.measure
         fields.update({"budget.limit": alert.limit, "budget.value": alert.value})
         unit = "$" if alert.measure == "usd" else ""
         what = "tokens" if alert.measure == "tokens" else "cost"

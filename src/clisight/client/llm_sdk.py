@@ -67,8 +67,19 @@ def instrument_openai() -> bool:
 class Call:
     """What is known of one call so far; recorded once."""
 
-    __slots__ = ("model", "provider", "recorded", "request", "start", "text", "tokens", "tool_calls")
-    __slots__ += ("stop_reason", "ttft", "usage_seen")
+    __slots__ = (
+        "model",
+        "provider",
+        "recorded",
+        "request",
+        "start",
+        "stop_reason",
+        "text",
+        "tokens",
+        "tool_calls",
+        "ttft",
+        "usage_seen",
+    )
 
     def __init__(self, provider: str, request: dict[str, Any]) -> None:
         self.provider = provider
@@ -97,7 +108,10 @@ class Call:
         capture = _llm._state.capture_content
         _llm.record(
             self.model,
-            *self.tokens,
+            input_tokens=self.tokens[0],
+            output_tokens=self.tokens[1],
+            cache_read_tokens=self.tokens[2],
+            cache_creation_tokens=self.tokens[3],
             latency=time.perf_counter() - self.start,
             ttft=self.ttft,
             tool_calls=len(self.tool_calls),
