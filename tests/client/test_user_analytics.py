@@ -141,7 +141,7 @@ def test_loguru_sink_routes_records_with_extra_fields(tmp_path: Path) -> None:
     try:
         loguru.logger.bind(request_id="r-1").success("uploaded {}", "a.txt")
         try:
-            1 / 0
+            _ = 1 / 0
         except ZeroDivisionError:
             loguru.logger.exception("math")
     finally:
