@@ -5,8 +5,8 @@ Everything is built from the store's generic reads.  Commands are the ``command:
 that ``clisight.instrument`` and ``UserAnalytics.track_command_usage`` record (count, failures and
 duration percentiles come from the operation rollups), LLM use from the ``llm.request`` event
 rollups (tokens and cost per model), conversation trends from the ``conversation.*`` metric
-rollups; none of these reads raw rows.  Journeys read the raw ``journey`` events of the range (one
-row per step a user took) and retention the sessions' hashed user ids.
+rollups; none of these reads raw rows.  Journeys (paths, funnels) read the raw ``journey`` events
+of the range (one row per step a user took); retention groups the sessions by hashed user id and day.
 """
 
 from __future__ import annotations
@@ -411,15 +411,12 @@ def funnel(actors: dict[str, list[tuple[int, str]]], steps: Sequence[str], windo
 def retention(store: Store, sel: Selection, weeks: int = 8) -> list[Cohort]:
     """Weekly retention cohorts of users (hashed ids): each user's cohort is the UTC week (from
     Monday) of their first session in ``sel``; ``active[k]`` counts the cohort's users with a session
-    ``k`` weeks later.  Journey steps count as activity too."""
+    ``k`` weeks later.  Read as one aggregate of sessions by user and day."""
     seen: dict[str, set[int]] = defaultdict(set)
     session_sel = dataclasses.replace(sel, name=None, min_severity=None, component=None, text=None)
-    for row in _iter_rows(store, "session", session_sel):
-        if row.get("user_id") and row.get("start_ns") is not None:
-            seen[str(row["user_id"])].add(_week(int(row["start_ns"])))
-    for actor, steps in journey_steps(store, sel).items():
-        if actor.startswith("u_"):
-            seen[actor].update(_week(t) for t, _ in steps)
+    for row in store.aggregate("session", session_sel, ("user_id", "bucket:86400"), ("count",)):
+        if row["user_id"] and row["count"]:
+            seen[str(row["user_id"])].add(_week(int(row["bucket:86400"])))
     return cohorts(seen, weeks)
 
 
