@@ -28,16 +28,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import git_rev, machine  # noqa: E402
-from gen_store import DEFAULT_KINDS, DEFAULT_LEVELS, Mix, fill  # noqa: E402
+from _common import git_rev, machine
+from gen_store import DEFAULT_KINDS, DEFAULT_LEVELS, Mix, fill
 
-from clisight.pipeline.store_sink import StoreSink  # noqa: E402
-from clisight.pipeline.writer import Pipeline  # noqa: E402
-from clisight.query import Filter, Query  # noqa: E402
-from clisight.query import analytics as qa  # noqa: E402
-from clisight.query import usage as uq  # noqa: E402
-from clisight.store import _aggregate  # noqa: E402
-from clisight.types import ERROR_LEVEL, Record, Resource  # noqa: E402
+from clisight.pipeline.store_sink import StoreSink
+from clisight.pipeline.writer import Pipeline
+from clisight.query import Filter, Query
+from clisight.query import analytics as qa
+from clisight.query import usage as uq
+from clisight.store import _aggregate
+from clisight.types import ERROR_LEVEL, Record, Resource
 
 TARGET_MS = 200.0
 DAY = 86_400 * 10**9
@@ -171,25 +171,25 @@ def main(argv: list[str] | None = None) -> int:
             (
                 "usage daily, 30 days",
                 lambda: uq.daily(store, month),
-                describe_plan("event", uq._llm(month), ("bucket:3600", "model"), llm_measures),
+                describe_plan("event", uq._llm(month), ("bucket:86400", "model"), llm_measures),
             ),
             (
                 "usage monthly, 30 days",
                 lambda: uq.monthly(store, month),
-                describe_plan("event", uq._llm(month), ("bucket:3600", "model"), llm_measures),
+                describe_plan("event", uq._llm(month), ("bucket:86400", "model"), llm_measures),
             ),
             (
                 "usage blocks, 7 days",
                 lambda: uq.blocks(store, week, now),
                 describe_plan(
-                    "event", uq._llm(week), ("bucket:60", "model"), (*llm_measures, "min:time", "max:time")
+                    "event", uq._llm(week), ("bucket:3600", "model"), (*llm_measures, "min:time", "max:time")
                 ),
             ),
             (
                 "usage blocks, 30 days",
                 lambda: uq.blocks(store, month, now),
                 describe_plan(
-                    "event", uq._llm(month), ("bucket:60", "model"), (*llm_measures, "min:time", "max:time")
+                    "event", uq._llm(month), ("bucket:3600", "model"), (*llm_measures, "min:time", "max:time")
                 ),
             ),
             (
@@ -215,6 +215,13 @@ def main(argv: list[str] | None = None) -> int:
                 "the five reads above, twice (this week and the one before)",
             ),
             (
+                "funnel install>first_run>first_chat, 7 days",
+                lambda: qa.funnel(
+                    qa.journey_steps(store, week), ["install", "first_run", "first_chat"], 86_400
+                ),
+                "raw rows of the journey events (name selection)",
+            ),
+            (
                 "funnel install>first_run>first_chat, 30 days",
                 lambda: qa.funnel(
                     qa.journey_steps(store, month), ["install", "first_run", "first_chat"], 86_400
@@ -224,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             (
                 "retention, 8 weekly cohorts",
                 lambda: qa.retention(store, month, 8),
-                "raw rows: sessions and journey events",
+                describe_plan("session", month, ("user_id", "bucket:86400"), ("count",)),
             ),
         ]
         for name, fn, plan_used in cases:

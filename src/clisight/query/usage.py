@@ -3,8 +3,9 @@ session and 5-hour billing block, from the ``llm.request`` events (``clisight.ll
 instrumentation and ``clisight usage import-claude-code`` all write them).
 
 Days and months are local to ``tz`` (the machine's zone by default), folded from the hourly
-rollups; sessions read raw events (a session's are few); blocks read the per-minute rollups, whose
-first and last times per minute keep the block boundaries exact.
+rollups; sessions read raw events; blocks read the hourly rollups too: a block starts on the hour
+and lasts whole hours, so no hour cell straddles two blocks, and each cell's first and last request
+times keep the 5-hour gap rule exact.
 
 A **billing block** (Claude's 5-hour usage window, as ccusage computes it) starts at the hour of the
 first request after the previous block ended, lasts 5 hours, and also ends early when 5 hours pass
@@ -19,6 +20,7 @@ not know has ``cost_usd`` None and is listed in ``unpriced_models``: never $0.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
@@ -51,12 +53,15 @@ class Tokens:
         return self.input_tokens + self.output_tokens + self.cache_creation_tokens + self.cache_read_tokens
 
     def add_row(self, row: dict[str, Any], priced: bool) -> None:
-        self.requests += int(row["count"] or 0)
-        for name in TOKEN_FIELDS:
-            setattr(self, name, getattr(self, name) + int(row[f"sum:{name}"] or 0))
+        count = int(row["count"] or 0)
+        self.requests += count
+        self.input_tokens += int(row["sum:input_tokens"] or 0)
+        self.output_tokens += int(row["sum:output_tokens"] or 0)
+        self.cache_creation_tokens += int(row["sum:cache_creation_tokens"] or 0)
+        self.cache_read_tokens += int(row["sum:cache_read_tokens"] or 0)
         self.cost_usd = round(self.cost_usd + float(row["sum:cost_usd"] or 0.0), 10)
         if not priced:
-            self.unpriced_requests += int(row["count"] or 0)
+            self.unpriced_requests += count
 
     def add(self, other: Tokens) -> None:
         for name in ("requests", *TOKEN_FIELDS, "unpriced_requests"):
@@ -107,11 +112,19 @@ def _llm(sel: Selection) -> Selection:
     return dataclasses.replace(sel, name=LLM_EVENT, min_severity=None, component=None, text=None)
 
 
+_PRICED_CACHE: dict[tuple[int, str], bool] = {}
+
+
 def _priced(model: str, row: dict[str, Any], is_priced: Any) -> bool:
     """Whether ``model`` has a price: by ``is_priced(model)``, else by the shipped price table."""
-    if is_priced is not None:
-        return bool(is_priced(model))
-    return _prices.shipped().find(model) is not None
+    key = (id(is_priced), model)
+    found = _PRICED_CACHE.get(key)
+    if found is None:
+        found = bool(is_priced(model)) if is_priced is not None else _prices.shipped().find(model) is not None
+        if len(_PRICED_CACHE) > 4096:
+            _PRICED_CACHE.clear()
+        _PRICED_CACHE[key] = found
+    return found
 
 
 def daily(store: Store, sel: Selection, tz: tzinfo | None = None, is_priced: Any = None) -> list[UsageRow]:
@@ -125,14 +138,28 @@ def monthly(store: Store, sel: Selection, tz: tzinfo | None = None, is_priced: A
 
 
 def _by_period(store: Store, sel: Selection, tz: tzinfo | None, fmt: str, is_priced: Any) -> list[UsageRow]:
+    # Day cells when local days are UTC days over the whole range (30 cells a model a month, not 720).
+    bucket = "bucket:86400" if _utc_days(sel, tz) else "bucket:3600"
     rows: dict[str, UsageRow] = {}
-    for row in store.aggregate("event", _llm(sel), ("bucket:3600", "model"), _MEASURES):
+    for row in store.aggregate("event", _llm(sel), (bucket, "model"), _MEASURES):
         if not row["count"]:
             continue
-        key = datetime.fromtimestamp(int(row["bucket:3600"]) / 1e9, tz).strftime(fmt)
+        key = datetime.fromtimestamp(int(row[bucket]) / 1e9, tz).strftime(fmt)
         model = str(row["model"] or "unknown")
         rows.setdefault(key, UsageRow(key)).add(model, row, _priced(model, row, is_priced))
     return [rows[k] for k in sorted(rows)]
+
+
+def _utc_days(sel: Selection, tz: tzinfo | None) -> bool:
+    """Whether local time is UTC at both ends of ``sel`` (and now)."""
+    moments = [sel.since_ns, sel.until_ns, time.time_ns()]
+    for moment in moments:
+        if moment is None:
+            continue
+        offset = datetime.fromtimestamp(moment / 1e9, tz).astimezone(tz).utcoffset()
+        if offset is not None and offset.total_seconds() != 0:
+            return False
+    return True
 
 
 def sessions(store: Store, sel: Selection, is_priced: Any = None) -> list[UsageRow]:
@@ -166,7 +193,7 @@ def blocks(
     cells: list[dict[str, Any]] = [
         r
         for r in store.aggregate(
-            "event", _llm(sel), ("bucket:60", "model"), (*_MEASURES, "min:time", "max:time")
+            "event", _llm(sel), ("bucket:3600", "model"), (*_MEASURES, "min:time", "max:time")
         )
         if r["count"]
     ]
