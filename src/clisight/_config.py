@@ -96,6 +96,20 @@ def _prices_param(value: Any) -> dict[str, Any]:
     return overrides
 
 
+BUDGETS = ("daily_usd", "session_usd", "daily_tokens", "session_tokens")
+
+
+def _budgets_param(value: Any) -> dict[str, float]:
+    if isinstance(value, str):
+        pairs = [part.split("=", 1) for part in value.split(",") if part.strip()]
+        if any(len(pair) != 2 for pair in pairs):
+            raise ValueError
+        value = {k.strip(): v.strip() for k, v in pairs}
+    if not isinstance(value, Mapping) or set(value) - set(BUDGETS):
+        raise ValueError
+    return {str(k): _non_negative_float(v) for k, v in value.items()}
+
+
 class Param(NamedTuple):
     """One configuration parameter: its name, parser, default, what is allowed, and its doc line."""
 
@@ -257,39 +271,18 @@ PARAMS += (
         "Override or add LLM prices (US dollars per million tokens) over the shipped table.",
     ),
     Param(
-        "llm_capture_content",
+        "llm_content",
         _bool,
         False,
         "true or false",
         "Store prompts and completions given to clisight.llm.record (scrubbed); off by default.",
     ),
     Param(
-        "llm_budget_daily_usd",
-        _non_negative_float,
-        0.0,
-        "dollars >= 0 (0: no budget)",
-        "Warn (a WARNING record and the budget callback) when today's LLM cost in this process crosses it.",
-    ),
-    Param(
-        "llm_budget_session_usd",
-        _non_negative_float,
-        0.0,
-        "dollars >= 0 (0: no budget)",
-        "Warn when one session's LLM cost crosses it.",
-    ),
-    Param(
-        "llm_budget_daily_tokens",
-        _non_negative_float,
-        0.0,
-        "tokens >= 0 (0: no budget)",
-        "Warn when today's LLM tokens (all kinds) in this process cross it.",
-    ),
-    Param(
-        "llm_budget_session_tokens",
-        _non_negative_float,
-        0.0,
-        "tokens >= 0 (0: no budget)",
-        "Warn when one session's LLM tokens (all kinds) cross it.",
+        "llm_budgets",
+        _budgets_param,
+        {},
+        "daily_usd, session_usd, daily_tokens, session_tokens: a table or 'daily_usd=5,session_tokens=2e5'",
+        "LLM budgets; crossing one records a WARNING and calls the budget callback (0 or absent: none).",
     ),
 )
 PARAMS_BY_NAME = {p.name: p for p in PARAMS}

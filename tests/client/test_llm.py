@@ -142,7 +142,7 @@ def test_prompts_are_not_stored_unless_enabled_and_then_scrubbed(tmp_path: Path)
     assert "prompt" not in _events(db)[0]["attributes"]
     clisight.shutdown()
     db2 = tmp_path / "s2.db"
-    clisight.init(store=db2, llm_capture_content=True)
+    clisight.init(store=db2, llm_content=True)
     clisight.llm.record(
         model="gpt-4o", input_tokens=1, prompt="my key is sk-ant-api03-" + "a" * 40, completion="ok"
     )
@@ -156,7 +156,7 @@ def test_prompts_are_not_stored_unless_enabled_and_then_scrubbed(tmp_path: Path)
 
 def test_budgets_warn_once_per_session_and_day_and_call_back(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
-    clisight.init(store=db, llm_budget_session_usd=0.03)
+    clisight.init(store=db, llm_budgets={"session_usd": 0.03})
     alerts: list[llm.BudgetAlert] = []
     clisight.llm.set_budget(daily_tokens=20_000, on_exceeded=alerts.append)
     for _ in range(4):  # 4 x 0.013275 $ and 4 x 7345 tokens
@@ -282,3 +282,19 @@ def test_openai_sdk_sync_async_and_streaming_calls_give_exact_totals(tmp_path: P
     assert round(mini["sum:cost_usd"], 9) == round(4 * MINI_CALL, 9)
     missing = [e["attributes"] for e in _events(db) if e["attributes"].get("usage_missing")]
     assert len(missing) == 1 and missing[0]["stop_reason"] == "stop"
+
+
+def test_budgets_and_prices_come_from_the_configuration_table() -> None:
+    from clisight import _config
+    from clisight.exceptions import ConfigError
+
+    env = {
+        "CLISIGHT_LLM_BUDGETS": "daily_usd=5, session_tokens=2e5",
+        "CLISIGHT_LLM_PRICES": '{"x": {"input": 1}}',
+    }
+    config = _config.resolve(environ=env, pyproject=False)
+    assert config["llm_budgets"] == {"daily_usd": 5.0, "session_tokens": 200_000.0}
+    assert config["llm_prices"] == {"x": {"input": 1}}
+    for bad in ({"CLISIGHT_LLM_BUDGETS": "weekly_usd=5"}, {"CLISIGHT_LLM_PRICES": '{"x": {"input": -1}}'}):
+        with pytest.raises(ConfigError):
+            _config.resolve(environ=bad, pyproject=False)

@@ -9,10 +9,10 @@ per model, so reports never scan raw rows)::
 - **Cost**: from the price table (``clisight/data/llm_prices.json``, dated; the ``llm_prices``
   parameter overrides or adds models).  A model the table does not know is recorded with
   ``priced=False`` and no ``cost_usd``: reports call its cost unknown, never $0.
-- **Content**: ``prompt=`` and ``completion=`` are dropped unless ``llm_capture_content`` is on; then
+- **Content**: ``prompt=`` and ``completion=`` are dropped unless ``llm_content`` is on; then
   they are kept, scrubbed by the redactor like every value.
 - **Budgets**: per day (this process's calls of the current UTC day) and per session, on cost or
-  tokens (``llm_budget_*`` parameters, or :func:`set_budget`).  Crossing one records a WARNING log
+  tokens (the ``llm_budgets`` parameter, or :func:`set_budget`).  Crossing one records a WARNING log
   and an ``llm.budget_exceeded`` event, and calls the budget callback, once per budget and day or
   session.
 
@@ -69,12 +69,13 @@ class _State:
             return
         config = client.config
         self.prices = _prices.table(config["llm_prices"])
-        self.capture_content = bool(config["llm_capture_content"])
+        self.capture_content = bool(config["llm_content"])
+        budgets = config["llm_budgets"]
         self.limits = {
-            ("day", "usd"): config["llm_budget_daily_usd"],
-            ("session", "usd"): config["llm_budget_session_usd"],
-            ("day", "tokens"): config["llm_budget_daily_tokens"],
-            ("session", "tokens"): config["llm_budget_session_tokens"],
+            ("day", "usd"): budgets.get("daily_usd", 0.0),
+            ("session", "usd"): budgets.get("session_usd", 0.0),
+            ("day", "tokens"): budgets.get("daily_tokens", 0.0),
+            ("session", "tokens"): budgets.get("session_tokens", 0.0),
         }
         self.totals.clear()
         self.alerted.clear()
@@ -114,7 +115,7 @@ def set_budget(
     session_tokens: float | None = None,
     on_exceeded: Callable[[BudgetAlert], Any] | None = None,
 ) -> None:
-    """Set budgets for the running client (over the ``llm_budget_*`` parameters; 0 removes one) and
+    """Set budgets for the running client (over the ``llm_budgets`` parameter; 0 removes one) and
     the callback called with a :class:`BudgetAlert` when one is crossed."""
     with guard():
         client = _core._client
