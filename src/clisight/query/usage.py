@@ -116,7 +116,10 @@ _PRICED_CACHE: dict[tuple[int, str], bool] = {}
 
 
 def _priced(model: str, row: dict[str, Any], is_priced: Any) -> bool:
-    """Whether ``model`` has a price: by ``is_priced(model)``, else by the shipped price table."""
+    """Whether a row's requests have a cost: recorded with one (a provider's own figure, or the
+    price table when recorded), else ``is_priced(model)`` (by default the shipped price table)."""
+    if row["sum:cost_usd"]:
+        return True
     key = (id(is_priced), model)
     found = _PRICED_CACHE.get(key)
     if found is None:
