@@ -84,9 +84,10 @@ def test_journey_steps_are_recorded_with_the_user_and_not_under_do_not_track(tmp
         clisight.track_user_journey("signup", plan="free")
     clisight.flush(10)
     with Query(db) as q:
-        [step] = q.reader.rows("event", Selection(name="journey"), limit=10).rows
+        [step] = q.reader.rows("event", Selection(name="journey:signup"), limit=10).rows
     assert step["attributes"]["step"] == "signup" and step["attributes"]["plan"] == "free"
     assert step["attributes"]["user_id"].startswith("u_") and "alice" not in str(step)
+    assert step["attributes"]["actor"] == step["attributes"]["model"] == step["attributes"]["user_id"]
     out = run_python(
         f"""
         import clisight

@@ -20,9 +20,9 @@ WEEK = 7 * 24 * HOUR
 
 
 def journey(user: str, step: str, hours: float) -> Record:
-    return Record(
-        "event", T0 + int(hours * HOUR), "journey", "", 0, {"step": step, "user_id": user}, SVC, f"s-{user}"
-    )
+    """A step as clisight.track_user_journey records it (the actor is also the rollups' dimension)."""
+    attrs = {"step": step, "user_id": user, "actor": user, "model": user}
+    return Record("event", T0 + int(hours * HOUR), "journey:" + step, "", 0, attrs, SVC, f"s-{user}")
 
 
 def session(user: str, week: int, n: int = 0) -> Record:

@@ -149,7 +149,7 @@ def funnel(steps: tuple[str, ...], window: str, days: float, store: str | None, 
     """Conversion through STEPS (in order) within a window, and each step's drop-off."""
     seconds = _duration(window)
     with open_store(store).query as query:
-        actors = qa.journey_steps(query.reader, _since(days))
+        actors = qa.journey_steps(query.reader, _since(days), steps)
     found = qa.funnel(actors, steps, seconds)
     if as_json:
         echo_json(qa.as_dict(found))

@@ -5,8 +5,9 @@ Everything is built from the store's generic reads.  Commands are the ``command:
 that ``clisight.instrument`` and ``UserAnalytics.track_command_usage`` record (count, failures and
 duration percentiles come from the operation rollups), LLM use from the ``llm.request`` event
 rollups (tokens and cost per model), conversation trends from the ``conversation.*`` metric
-rollups; none of these reads raw rows.  Journeys (paths, funnels) read the raw ``journey`` events
-of the range (one row per step a user took); retention groups the sessions by hashed user id and day.
+rollups, and journeys (paths, funnels) from the per-minute rollup cells of each ``journey:<step>``
+event by actor; none of these reads raw rows.  Retention groups the sessions by hashed user id and
+day.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from clisight.store.base import Selection, Store
 
 COMMAND_PREFIX: Final = "command:"
 LLM_EVENT: Final = "llm.request"
-JOURNEY_EVENT: Final = "journey"
+JOURNEY_PREFIX: Final = "journey:"
 CONVERSATION_METRICS: Final = ("conversation.messages", "conversation.tokens", "conversation.response_time")
 WEEKDAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 DAY_NS: Final = 86_400 * 10**9
@@ -339,18 +340,42 @@ def rules(
 # -- journeys -----------------------------------------------------------------------------------------
 
 
-def journey_steps(store: Store, sel: Selection) -> dict[str, list[tuple[int, str]]]:
-    """Each actor's journey steps in ``sel``, oldest first: the hashed user, else the session."""
-    sel = dataclasses.replace(sel, name=JOURNEY_EVENT, min_severity=None, component=None, text=None)
+def journey_steps(
+    store: Store, sel: Selection, steps: Sequence[str] | None = None
+) -> dict[str, list[tuple[int, str]]]:
+    """Each actor's journey steps in ``sel`` (only ``steps`` when given), oldest first.
+
+    Read from the per-minute rollup cells of each ``journey:<step>`` event (the actor is the cells'
+    dimension, see ``clisight.client.journey``): a step taken several times by one actor within one
+    minute counts as its first and its last time in that minute.
+    """
+    base = dataclasses.replace(sel, name=None, min_severity=None, component=None, text=None)
+    if steps is None:
+        names = [
+            str(r["name"])
+            for r in store.aggregate("event", base, ("name",), ("count",))
+            if str(r["name"]).startswith(JOURNEY_PREFIX) and r["count"]
+        ]
+    else:
+        names = [JOURNEY_PREFIX + step for step in dict.fromkeys(steps)]
     actors: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for row in _iter_rows(store, "event", sel):
-        attrs = row.get("attributes") or {}
-        actor = attrs.get("user_id") or row.get("session_id")
-        step = attrs.get("step")
-        if actor and isinstance(step, str):
-            actors[str(actor)].append((int(row["time_ns"]), step))
-    for steps in actors.values():
-        steps.sort()
+    for name in names:
+        step = name[len(JOURNEY_PREFIX) :]
+        cells = store.aggregate(
+            "event",
+            dataclasses.replace(base, name=name),
+            ("model", "bucket:60"),
+            ("count", "min:time", "max:time"),
+        )
+        for cell in cells:
+            if not cell["count"] or not cell["model"]:
+                continue
+            taken = actors[str(cell["model"])]
+            taken.append((int(cell["min:time"]), step))
+            if cell["count"] > 1 and cell["max:time"] != cell["min:time"]:
+                taken.append((int(cell["max:time"]), step))
+    for taken in actors.values():
+        taken.sort()
     return dict(actors)
 
 
