@@ -39,6 +39,7 @@ STATE_PREFIX: Final = "claude_code:"
 SEEN_KEY: Final = STATE_PREFIX + "seen"
 SESSIONS_KEY: Final = STATE_PREFIX + "sessions"
 BATCH: Final = 2000
+SAVE_EVERY_S: Final = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +205,8 @@ class ClaudeCodeImport:
         seen = set(self.load_state(SEEN_KEY) or [])
         sessions: dict[str, list[Any]] = dict(self.load_state(SESSIONS_KEY) or {})
         touched: set[str] = set()
+        pending: dict[str, Any] = {}  # offsets read, saved with the seen ids every few seconds
+        next_save = time.monotonic() + SAVE_EVERY_S
         for path in files:
             key = STATE_PREFIX + "offset:" + str(path.resolve())
             state = self.load_state(key) or {}
@@ -246,11 +249,13 @@ class ClaudeCodeImport:
                 self.write(records[start : start + BATCH], f"{key}:{offset}-{new_offset}:{start}")
             result.files_read += 1
             result.bytes_read += new_offset - offset
-            # Offsets and seen ids after the records: a crash in between re-reads, never loses.
-            self.save_state(SEEN_KEY, sorted(seen))
-            self.save_state(key, {"offset": new_offset, "inode": stat.st_ino, "size": stat.st_size})
+            pending[key] = {"offset": new_offset, "inode": stat.st_ino, "size": stat.st_size}
+            if time.monotonic() >= next_save:
+                self._save(seen, pending)
+                next_save = time.monotonic() + SAVE_EVERY_S
             if progress:
                 progress(new_offset - offset)
+        self._save(seen, pending)
         session_records = [self.session(sid, *sessions[sid]) for sid in sorted(touched)]
         if session_records:
             marker = hashlib.sha256(repr(sorted((s, sessions[s][:2]) for s in touched)).encode()).hexdigest()
@@ -258,6 +263,15 @@ class ClaudeCodeImport:
         self.save_state(SESSIONS_KEY, sessions)
         result.sessions = len(touched)
         return result
+
+    def _save(self, seen: set[str], pending: dict[str, Any]) -> None:
+        """The seen ids, then the offsets read: after the records they cover, so an import stopped
+        in between reads those lines again (and skips what it stored), never loses them."""
+        if pending:
+            self.save_state(SEEN_KEY, sorted(seen))
+            for key, value in pending.items():
+                self.save_state(key, value)
+            pending.clear()
 
     def _resource(self, version: str) -> Resource:
         return Resource(SERVICE, version=version, host=self.host, pid=0)
