@@ -217,6 +217,22 @@ def test_argparse_app_records_command_path_options_and_exit_code(
         assert error["type"] == "KeyError"
 
 
+def test_do_not_track_records_no_command_and_keeps_the_exit_code(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    script = tmp_path / "app.py"
+    script.write_text(textwrap.dedent(CLICK_APP))
+    env = {**os.environ, "DO_NOT_TRACK": "1", "CLISIGHT_EXIT_TIMEOUT": str(GENEROUS_EXIT)}
+    proc = subprocess.run(
+        [sys.executable, str(script), str(db), "quit", "4"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert proc.returncode == 4
+    assert not db.exists() or _commands(db) == []
+
+
 def test_instrumenting_something_else_never_raises_into_the_program(monkeypatch: pytest.MonkeyPatch) -> None:
     import clisight
     from clisight import _safety

@@ -168,15 +168,24 @@ def _numbers(tokens: usage_query.Tokens) -> list[str]:
 
 
 @click.group(epilog=EPILOG, invoke_without_command=True)
+@_options
 @click.pass_context
-def usage(ctx: click.Context) -> None:
+def usage(
+    ctx: click.Context,
+    store: str | None,
+    as_json: bool,
+    since: int | None,
+    until: int | None,
+    service: str | None,
+    breakdown: bool,
+) -> None:
     """LLM tokens and cost: per day, month, session and 5-hour billing block.
 
-    Without a subcommand: the daily report.  Reads the llm.request events that clisight.llm.record,
-    the SDK instrumentation and import-claude-code write.
+    Without a subcommand: the daily report (the options here apply to it).  Reads the llm.request
+    events that clisight.llm.record, the SDK instrumentation and import-claude-code write.
     """
     if ctx.invoked_subcommand is None:
-        _report("daily", None, False, None, None, None, False)
+        _report("daily", store, as_json, since, until, service, breakdown)
 
 
 def _subcommand(kind: str, doc: str) -> click.Command:
