@@ -166,7 +166,8 @@ def command_stats(store: Store, sel: Selection) -> list[CommandStats]:
 
 
 def activity(store: Store, sel: Selection, tz: tzinfo | None = None) -> tuple[list[int], list[int]]:
-    """Commands run and usage events, counted by local hour of day (24) and weekday (7, Monday first)."""
+    """Commands run and usage events, counted by hour of day (24) and weekday (7, Monday first) in
+    ``tz`` (None: local time)."""
     sel = dataclasses.replace(sel, name=None, min_severity=None, component=None, text=None)
     hours, weekdays = [0] * 24, [0] * 7
     rows = [
@@ -471,7 +472,8 @@ def _week(time_ns: int) -> int:
 
 
 def _local(bucket_ns: Any, tz: tzinfo | None) -> datetime:
-    return datetime.fromtimestamp(int(bucket_ns) / 1e9, tz or UTC)
+    """The time of an hour bucket in ``tz`` (None: the machine's local time)."""
+    return datetime.fromtimestamp(int(bucket_ns) / 1e9, tz)
 
 
 def _iter_rows(store: Store, kind: str, sel: Selection) -> Iterator[dict[str, Any]]:
