@@ -243,3 +243,30 @@ def test_parse_line_reads_usage_or_says_what_is_wrong(usage: dict[str, Any], tim
         return
     assert found is not None and found.time_ns > 0
     assert found.input_tokens == (usage.get("input_tokens") or 0)
+
+
+def test_an_interrupted_import_rerun_after_the_file_grew_stores_nothing_twice(
+    tmp_path: Path, utc: None
+) -> None:
+    from clisight.cli._claude_code import ClaudeCodeImport, store_writer, transcript_files
+
+    _, second = write_transcripts(tmp_path / "claude")
+    db = tmp_path / "s.db"
+    write, close = store_writer(str(db))
+    query = Query(db)
+
+    def save_state_then_die(key: str, value: Any) -> None:
+        if not key.endswith(":claim"):
+            raise KeyboardInterrupt  # killed after its records were stored, before its offsets were
+        query.save_state(key, value)
+
+    files = transcript_files([tmp_path / "claude"])
+    with pytest.raises(KeyboardInterrupt):
+        ClaudeCodeImport(query.load_state, save_state_then_die, write).run(files)
+    close()
+    query.close()
+    with second.open("a") as file:
+        file.write(entry("2025-06-02T05:00:00.000Z", "s2", SONNET, (7, 0, 0, 0), "msg_8", "req_8") + "\n")
+    _import(db, tmp_path / "claude")
+    totals = _report(db, "daily")["totals"]
+    assert totals["requests"] == 7 and totals["input_tokens"] == 115 + 1002 + 7

@@ -13,7 +13,9 @@ session record (``command`` ``claude``, start and end from its entries, the proj
 - **Malformed lines** (not JSON, or an assistant entry whose fields have the wrong types) are
   skipped and reported with file and line number.
 - Writes go through the pipeline's store sink, each file's new entries in batches stored at most
-  once (keyed by file and offsets), so an import killed half way and re-run stores nothing twice.
+  once, keyed by file and byte range; the ranges a run is about to write are claimed in the state
+  first, so a re-run after an interruption cuts the same ranges (even when the file grew since) and
+  stores nothing twice.
 """
 
 from __future__ import annotations
@@ -219,9 +221,26 @@ class ClaudeCodeImport:
                     progress(0)
                 continue
             lines, new_offset = read_new_lines(path, offset)
+            # The byte ranges this run writes as keyed batches ("cuts"): those an interrupted run
+            # claimed from the same offset first, so its batches get the same keys and are not
+            # stored twice even when the file grew since.
+            claim_key = key + ":claim"
+            claim = self.load_state(claim_key) or {}
+            cuts = (
+                [c for c in claim.get("cuts", []) if offset < c <= new_offset]
+                if claim.get("start") == offset
+                else []
+            )
+            if not cuts or cuts[-1] < new_offset:
+                cuts.append(new_offset)
+            self.save_state(claim_key, {"start": offset, "cuts": cuts})
             project = path.parent.name
-            records: list[Record] = []
+            chunks: list[list[Record]] = [[] for _ in cuts]
+            chunk, position = 0, offset
             for number, line in lines:
+                position += len(line) + 1
+                while position > cuts[chunk]:
+                    chunk += 1
                 result.lines += 1
                 try:
                     entry = parse_line(line, project)
@@ -237,7 +256,7 @@ class ClaudeCodeImport:
                         continue
                     seen.add(dedupe)
                 result.entries += 1
-                records.append(self.event(entry))
+                chunks[chunk].append(self.event(entry))
                 bounds = sessions.get(entry.session_id)
                 if bounds is None:
                     sessions[entry.session_id] = [entry.time_ns, entry.time_ns, project, entry.version]
@@ -245,11 +264,15 @@ class ClaudeCodeImport:
                     bounds[0], bounds[1] = min(bounds[0], entry.time_ns), max(bounds[1], entry.time_ns)
                     bounds[3] = entry.version or bounds[3]
                 touched.add(entry.session_id)
-            for start in range(0, len(records), BATCH):
-                self.write(records[start : start + BATCH], f"{key}:{offset}-{new_offset}:{start}")
+            begin = offset
+            for records, end in zip(chunks, cuts, strict=True):
+                for start in range(0, len(records), BATCH):
+                    self.write(records[start : start + BATCH], f"{key}:{begin}-{end}:{start}")
+                begin = end
             result.files_read += 1
             result.bytes_read += new_offset - offset
             pending[key] = {"offset": new_offset, "inode": stat.st_ino, "size": stat.st_size}
+            pending[claim_key] = None  # done: the next run starts from new_offset
             if time.monotonic() >= next_save:
                 self._save(seen, pending)
                 next_save = time.monotonic() + SAVE_EVERY_S
