@@ -173,10 +173,10 @@ def main(argv: list[str] | None = None) -> int:
             describe_plan(
                 "event",
                 dataclasses.replace(month, name="journey:install"),
-                ("model", "bucket:60"),
+                ("model", "bucket:3600"),
                 ("count", "min:time", "max:time"),
             )
-            + ", one read per step"
+            + ", one read per step (hour cells: a 1-day window)"
         )
         cases: list[tuple[str, Callable[[], Any], str]] = [
             (
@@ -228,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
             (
                 "funnel install>first_run>first_chat, 7 days",
                 lambda: qa.funnel(
-                    qa.journey_steps(store, week, ["install", "first_run", "first_chat"]),
+                    qa.journey_steps(
+                        store, week, ["install", "first_run", "first_chat"], qa.journey_resolution(86_400)
+                    ),
                     ["install", "first_run", "first_chat"],
                     86_400,
                 ),
@@ -237,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
             (
                 "funnel install>first_run>first_chat, 30 days",
                 lambda: qa.funnel(
-                    qa.journey_steps(store, month, ["install", "first_run", "first_chat"]),
+                    qa.journey_steps(
+                        store, month, ["install", "first_run", "first_chat"], qa.journey_resolution(86_400)
+                    ),
                     ["install", "first_run", "first_chat"],
                     86_400,
                 ),

@@ -82,6 +82,8 @@ def test_funnel_counts_ordered_steps_within_the_window(journeys: Any) -> None:
     ]
     assert [s.conversion for s in found.steps] == [1.0, 0.75, 0.5]
     assert [s.step_conversion for s in found.steps] == [1.0, 0.75, 0.666667]
+    by_hour = qa.journey_steps(journeys, EVERYTHING, ["install", "first_run", "first_chat"], resolution=3600)
+    assert qa.funnel(by_hour, ["install", "first_run", "first_chat"], window_s=86_400) == found
     wide = qa.funnel(actors, ["install", "first_run", "first_chat"], window_s=3 * 86_400)
     assert [s.entered for s in wide.steps] == [4, 4, 3]  # u_b now makes it; u_c never chats after running
 

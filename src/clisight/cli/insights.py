@@ -122,7 +122,8 @@ def _since(days: float) -> Any:
 def paths(after: str | None, days: float, top: int, store: str | None, as_json: bool) -> None:
     """The most common next steps of user journeys (clisight.track_user_journey)."""
     with open_store(store).query as query:
-        actors = qa.journey_steps(query.reader, _since(days))
+        # Minutes over a week or less (the order of steps taken close together), hours beyond.
+        actors = qa.journey_steps(query.reader, _since(days), None, 60 if days <= 7 else 3600)
     found = qa.next_steps(actors, after, top)
     if as_json:
         echo_json(qa.as_dict(found))
@@ -149,7 +150,7 @@ def funnel(steps: tuple[str, ...], window: str, days: float, store: str | None, 
     """Conversion through STEPS (in order) within a window, and each step's drop-off."""
     seconds = _duration(window)
     with open_store(store).query as query:
-        actors = qa.journey_steps(query.reader, _since(days), steps)
+        actors = qa.journey_steps(query.reader, _since(days), steps, qa.journey_resolution(seconds))
     found = qa.funnel(actors, steps, seconds)
     if as_json:
         echo_json(qa.as_dict(found))

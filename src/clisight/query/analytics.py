@@ -342,13 +342,14 @@ def rules(
 
 
 def journey_steps(
-    store: Store, sel: Selection, steps: Sequence[str] | None = None
+    store: Store, sel: Selection, steps: Sequence[str] | None = None, resolution: int = 60
 ) -> dict[str, list[tuple[int, str]]]:
     """Each actor's journey steps in ``sel`` (only ``steps`` when given), oldest first.
 
-    Read from the per-minute rollup cells of each ``journey:<step>`` event (the actor is the cells'
-    dimension, see ``clisight.client.journey``): a step taken several times by one actor within one
-    minute counts as its first and its last time in that minute.
+    Read from the rollup cells of each ``journey:<step>`` event (the actor is the cells' dimension,
+    see ``clisight.client.journey``), per minute or, with ``resolution=3600``, per hour (fewer cells
+    over long ranges): a step taken several times by one actor within one cell counts as its first
+    and its last time in that cell.
     """
     base = dataclasses.replace(sel, name=None, min_severity=None, component=None, text=None)
     if steps is None:
@@ -378,6 +379,11 @@ def journey_steps(
     for taken in actors.values():
         taken.sort()
     return dict(actors)
+
+
+def journey_resolution(window_s: float) -> int:
+    """The rollup cells a journey view needs: minutes for windows under a day, else hours."""
+    return 60 if window_s < 86_400 else 3600
 
 
 def next_steps(
