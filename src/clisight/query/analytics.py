@@ -348,10 +348,17 @@ def journey_steps(
 
     Read from the rollup cells of each ``journey:<step>`` event (the actor is the cells' dimension,
     see ``clisight.client.journey``), per minute or, with ``resolution=3600``, per hour (fewer cells
-    over long ranges): a step taken several times by one actor within one cell counts as its first
-    and its last time in that cell.
+    over long ranges), the range widened to whole cells: a step taken several times by one actor
+    within one cell counts as its first and its last time in that cell.
     """
     base = dataclasses.replace(sel, name=None, min_severity=None, component=None, text=None)
+    # Whole cells only: the range widened to the cells' edges is read from rollups alone (no
+    # partial cells from raw rows at the ends).
+    cell = resolution * 10**9
+    if base.since_ns is not None:
+        base = dataclasses.replace(base, since_ns=base.since_ns - base.since_ns % cell)
+    if base.until_ns is not None:
+        base = dataclasses.replace(base, until_ns=base.until_ns - base.until_ns % cell + cell - 1)
     if steps is None:
         names = [
             str(r["name"])
