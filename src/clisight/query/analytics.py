@@ -354,11 +354,11 @@ def journey_steps(
     base = dataclasses.replace(sel, name=None, min_severity=None, component=None, text=None)
     # Whole cells only: the range widened to the cells' edges is read from rollups alone (no
     # partial cells from raw rows at the ends).
-    cell = resolution * 10**9
+    width = resolution * 10**9
     if base.since_ns is not None:
-        base = dataclasses.replace(base, since_ns=base.since_ns - base.since_ns % cell)
+        base = dataclasses.replace(base, since_ns=base.since_ns - base.since_ns % width)
     if base.until_ns is not None:
-        base = dataclasses.replace(base, until_ns=base.until_ns - base.until_ns % cell + cell - 1)
+        base = dataclasses.replace(base, until_ns=base.until_ns - base.until_ns % width + width - 1)
     if steps is None:
         names = [
             str(r["name"])
