@@ -5,8 +5,8 @@ restricted to events (``--mix event=100``: ``command.run``, ``tool.call``, ``con
 ``llm.request`` with tokens and cost, over 30 days, through the real pipeline), plus what
 clisight's usage analytics records on top: ``command:<path>`` operations (as ``clisight.instrument``
 writes them), ``conversation.*`` metrics and ``journey`` steps of a few thousand users.  Then times
-each query of ``clisight.query.usage`` and ``clisight.query.analytics`` (median of 5 after one warm
-run) and prints the plan the store used for each aggregate (rollup resolutions and raw edges, or a
+each query of ``clisight.query.usage`` and ``clisight.query.analytics`` (median and best of 7 after
+one warm run) and prints the plan the store used for each aggregate (rollup resolutions and raw edges, or a
 raw scan).
 
 Usage::
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import random
 import statistics
 import sys
@@ -98,14 +99,15 @@ def extras(url: str, now_ns: int, days: float, seed: int = 1) -> int:
     return n
 
 
-def timed(fn: Callable[[], Any], repeats: int = 5) -> tuple[float, Any]:
-    result = fn()  # warm: page cache, sqlite statement cache
+def timed(fn: Callable[[], Any], repeats: int = 7) -> tuple[float, float]:
+    """(median, best) milliseconds of ``repeats`` runs after a warm one (page cache, statements)."""
+    fn()
     times = []
     for _ in range(repeats):
         begin = time.perf_counter()
-        result = fn()
+        fn()
         times.append((time.perf_counter() - begin) * 1000)
-    return statistics.median(times), result
+    return statistics.median(times), min(times)
 
 
 def describe_plan(kind: str, sel: Any, group_by: tuple[str, ...], measures: tuple[str, ...]) -> str:
@@ -172,7 +174,12 @@ def main(argv: list[str] | None = None) -> int:
         journey_plan = (
             describe_plan(
                 "event",
-                dataclasses.replace(month, name="journey:install"),
+                dataclasses.replace(
+                    month,
+                    name="journey:install",
+                    since_ns=month.since_ns - month.since_ns % 3_600_000_000_000,
+                    until_ns=month.until_ns - month.until_ns % 3_600_000_000_000 + 3_599_999_999_999,
+                ),
                 ("model", "bucket:3600"),
                 ("count", "min:time", "max:time"),
             )
@@ -254,10 +261,9 @@ def main(argv: list[str] | None = None) -> int:
             ),
         ]
         for name, fn, plan_used in cases:
-            ms, _ = timed(fn)
-            results.append(
-                {"query": name, "median_ms": round(ms, 1), "plan": plan_used, "ok": ms < TARGET_MS}
-            )
+            ms, best = timed(fn)
+            row = {"query": name, "median_ms": round(ms, 1), "best_ms": round(best, 1), "plan": plan_used}
+            results.append({**row, "ok": ms < TARGET_MS})
     header = {
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
@@ -271,10 +277,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for key, value in header.items():
         print(f"{key}: {value}")
-    print(f"\n{'query':58} {'median ms':>10}  plan")
+    print(f"load average: {os.getloadavg()[0]:.1f}")
+    print(f"\n{'query':58} {'median ms':>10} {'best ms':>8}  plan")
     for r in results:
         flag = "" if r["ok"] else f"  (over {TARGET_MS:.0f} ms)"
-        print(f"{r['query']:58} {r['median_ms']:>10.1f}  {r['plan']}{flag}")
+        print(f"{r['query']:58} {r['median_ms']:>10.1f} {r['best_ms']:>8.1f}  {r['plan']}{flag}")
     return 0
 
 
