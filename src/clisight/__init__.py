@@ -27,19 +27,25 @@ _LAZY: dict[str, str] = {
     "LoggingHandler": "clisight.client.stdlib",
     "Logger": "clisight.client.logger",
     "StructuredLogger": "clisight.client.structured_logger",
+    "UserAnalytics": "clisight.user_analytics",
     "capture_exception": "clisight.client.errors",
     "capture_warnings": "clisight.client.stdlib",
     "flush": "clisight.client.core",
     "get_logger": "clisight.client.logger",
     "init": "clisight.client.core",
+    "instrument": "clisight.client.instrument",
+    "llm": "clisight.client.llm",
+    "loguru_sink": "clisight.client.integrations",
     "pipeline_stats": "clisight.client.core",
     "session": "clisight.client.analytics",
     "set_command": "clisight.client.analytics",
     "set_session_context": "clisight.client.analytics",
     "shutdown": "clisight.client.core",
     "span": "clisight.client.tracing",
+    "structlog_processor": "clisight.client.integrations",
     "traced": "clisight.client.tracing",
     "track": "clisight.client.analytics",
+    "track_user_journey": "clisight.client.journey",
 }
 
 # A literal list, so type checkers see the exports; tests/test_public_api.py pins it to _LAZY.
@@ -48,20 +54,26 @@ __all__ = [
     "Logger",
     "LoggingHandler",
     "StructuredLogger",
+    "UserAnalytics",
     "__version__",
     "capture_exception",
     "capture_warnings",
     "flush",
     "get_logger",
     "init",
+    "instrument",
+    "llm",
+    "loguru_sink",
     "pipeline_stats",
     "session",
     "set_command",
     "set_session_context",
     "shutdown",
     "span",
+    "structlog_processor",
     "traced",
     "track",
+    "track_user_journey",
 ]
 
 if TYPE_CHECKING:
@@ -76,6 +88,11 @@ if TYPE_CHECKING:
     from clisight.client.core import pipeline_stats as pipeline_stats
     from clisight.client.core import shutdown as shutdown
     from clisight.client.errors import capture_exception as capture_exception
+    from clisight.client.instrument import instrument as instrument
+    from clisight.client.integrations import loguru_sink as loguru_sink
+    from clisight.client.integrations import structlog_processor as structlog_processor
+    from clisight.client.journey import track_user_journey as track_user_journey
+    from clisight.client.llm import llm as llm
     from clisight.client.logger import Logger as Logger
     from clisight.client.logger import get_logger as get_logger
     from clisight.client.stdlib import LoggingHandler as LoggingHandler
@@ -84,6 +101,7 @@ if TYPE_CHECKING:
     from clisight.client.tracing import span as span
     from clisight.client.tracing import traced as traced
     from clisight.detect import AnomalyDetector as AnomalyDetector
+    from clisight.user_analytics import UserAnalytics as UserAnalytics
 
 
 def __getattr__(name: str) -> Any:

@@ -84,6 +84,32 @@ def _level(value: Any) -> int:
     raise ValueError
 
 
+def _prices_param(value: Any) -> dict[str, Any]:
+    from clisight import _prices
+
+    try:
+        overrides = _prices.load_overrides(value)
+    except OSError as exc:
+        raise ValueError(str(exc)) from None
+    for fields in overrides.values():
+        _prices.parse_price(fields)
+    return overrides
+
+
+BUDGETS = ("daily_usd", "session_usd", "daily_tokens", "session_tokens")
+
+
+def _budgets_param(value: Any) -> dict[str, float]:
+    if isinstance(value, str):
+        pairs = [part.split("=", 1) for part in value.split(",") if part.strip()]
+        if any(len(pair) != 2 for pair in pairs):
+            raise ValueError
+        value = {k.strip(): v.strip() for k, v in pairs}
+    if not isinstance(value, Mapping) or set(value) - set(BUDGETS):
+        raise ValueError
+    return {str(k): _non_negative_float(v) for k, v in value.items()}
+
+
 class Param(NamedTuple):
     """One configuration parameter: its name, parser, default, what is allowed, and its doc line."""
 
@@ -233,6 +259,30 @@ PARAMS: tuple[Param, ...] = (
         500.0,
         "megabytes >= 0 (0 means no limit)",
         "Delete the oldest records when the store grows past this size.",
+    ),
+)
+# LLM usage (clisight.llm): prices, what is kept of a call, and budgets.
+PARAMS += (
+    Param(
+        "llm_prices",
+        _prices_param,
+        {},
+        "a table of model -> {input, output, cache_read, cache_write}, JSON text, or a JSON file path",
+        "Override or add LLM prices (US dollars per million tokens) over the shipped table.",
+    ),
+    Param(
+        "llm_content",
+        _bool,
+        False,
+        "true or false",
+        "Store prompts and completions given to clisight.llm.record (scrubbed); off by default.",
+    ),
+    Param(
+        "llm_budgets",
+        _budgets_param,
+        {},
+        "daily_usd, session_usd, daily_tokens, session_tokens: a table or 'daily_usd=5,session_tokens=2e5'",
+        "LLM budgets; crossing one records a WARNING and calls the budget callback (0 or absent: none).",
     ),
 )
 PARAMS_BY_NAME = {p.name: p for p in PARAMS}

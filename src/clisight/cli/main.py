@@ -13,8 +13,10 @@ from clisight.cli.demo import demo
 from clisight.cli.detect import detect
 from clisight.cli.doctor import doctor
 from clisight.cli.export import export
+from clisight.cli.insights import insights
 from clisight.cli.report import report
 from clisight.cli.tail import tail
+from clisight.cli.usage import usage
 from clisight.cli.vacuum import vacuum
 
 EPILOG = """\b
@@ -24,6 +26,8 @@ Examples:
   clisight tail -f --level warning   follow new warnings and errors live
   clisight export --format csv --kind events -o events.csv
   clisight doctor                    configuration, store and what is collected
+  clisight usage daily --breakdown   LLM tokens and cost per day and model
+  clisight insights --days 7         commands, activity, cost trends and what changed
 
 \b
 The store is the configured one (CLISIGHT_STORE, [tool.clisight] store = ..., or the
@@ -37,7 +41,7 @@ def cli() -> None:
     """Local-first observability for command-line programs: read what your CLI recorded."""
 
 
-for command in (demo, tail, report, doctor, export, vacuum, detect):
+for command in (demo, tail, report, doctor, export, vacuum, detect, usage, insights):
     cli.add_command(command)
 
 

@@ -316,6 +316,8 @@ def _run_shape() -> dict[str, Any]:
         "argv_shape": _argv_shape(sys.argv[1:]),
         "tty": sys.stdout.isatty() if sys.stdout else False,
         "ci": bool(os.environ.get("CI")),
+        "python": ".".join(map(str, sys.version_info[:3])),
+        "os": sys.platform,
     }
 
 
@@ -359,7 +361,8 @@ def _install_hooks(client: Client) -> None:
                     current.exit_code = 1
                     from clisight.client.errors import capture_exception
 
-                    capture_exception(value, component="uncaught", severity=ERROR_LEVEL + 4)
+                    if not getattr(value, "_clisight_captured", False):  # instrument() recorded it
+                        capture_exception(value, component="uncaught", severity=ERROR_LEVEL + 4)
         previous_hook(tp, value, tb)
 
     sys.excepthook = excepthook
