@@ -23,7 +23,7 @@ from clisight._safety import guard, internal_errors, last_internal_error
 from clisight.client import context as _ctx
 from clisight.client.records import RecordBuilder
 from clisight.pipeline.base import Sink
-from clisight.pipeline.redact import NullRedactor, PatternRedactor, Redactor
+from clisight.pipeline.redact import PatternRedactor, Redactor, redactor_from_config
 from clisight.pipeline.writer import Pipeline, SinkStats
 from clisight.types import ERROR_LEVEL, Resource
 
@@ -48,13 +48,7 @@ class Client:
         )
         self.level: int = config["level"]
         self.usage: bool = config["usage"] and not config["disabled"]
-        self.redactor: Redactor = (
-            PatternRedactor(
-                config["redact_keys"], emails=config["redact_emails"], max_chars=config["max_field_chars"]
-            )
-            if config["redact"]
-            else NullRedactor(config["max_field_chars"])
-        )
+        self.redactor: Redactor = redactor_from_config(config)
         # The redactor's message cache (an empty dict when redaction is off), read by the hot path.
         self.redaction_cache: dict[str, str] = getattr(self.redactor, "cache", {})
         self.store_url = store_url(config["store"])

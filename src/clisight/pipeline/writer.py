@@ -376,6 +376,20 @@ class Pipeline:
             else:
                 self._overflow(ch, record)
 
+    def offer(self, records: Sequence[Record]) -> bool:
+        """Queue all of ``records`` for every sink, or none of them: False (and nothing counted)
+        when a queue has no room for them all, so a receiver can answer "retry later" instead of
+        accepting records it would drop.  Safe against the writer threads, which only take records
+        out; callers that offer concurrently must hold one lock (the server offers from one loop)."""
+        n = len(records)
+        if self.closed or any(len(ch.queue) + n > ch.queue_size for ch in self.channels):
+            return False
+        for ch in self.channels:
+            ch.queue.extend(records)
+            if len(ch.queue) >= ch.batch_size:
+                ch.wake.set()
+        return True
+
     def _overflow(self, ch: Channel, record: Record) -> None:
         if self.block and not ch.closed:
             deadline = time.monotonic() + self.block_timeout
