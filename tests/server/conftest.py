@@ -17,9 +17,9 @@ pytest.importorskip("uvicorn", reason="the server extra (uvicorn, starlette) is 
 
 import uvicorn
 
-from clisight.pipeline.writer import Pipeline
 from clisight.pipeline.redact import PatternRedactor
 from clisight.pipeline.store_sink import StoreSink
+from clisight.pipeline.writer import Pipeline
 from clisight.query import Filter, Query
 from clisight.server.app import create_app
 
