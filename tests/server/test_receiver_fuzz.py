@@ -94,7 +94,7 @@ OTLP_KEYS = st.sampled_from(
         "dataPoints",
         "logRecords",
         "body",
-    ]  # fmt: skip
+    ]
 )
 
 
