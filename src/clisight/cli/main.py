@@ -14,6 +14,7 @@ from clisight.cli.detect import detect
 from clisight.cli.doctor import doctor
 from clisight.cli.export import export
 from clisight.cli.report import report
+from clisight.cli.serve import serve
 from clisight.cli.tail import tail
 from clisight.cli.vacuum import vacuum
 
@@ -24,6 +25,7 @@ Examples:
   clisight tail -f --level warning   follow new warnings and errors live
   clisight export --format csv --kind events -o events.csv
   clisight doctor                    configuration, store and what is collected
+  clisight serve                     receive OpenTelemetry (OTLP/HTTP) on 127.0.0.1:4318
 
 \b
 The store is the configured one (CLISIGHT_STORE, [tool.clisight] store = ..., or the
@@ -37,7 +39,7 @@ def cli() -> None:
     """Local-first observability for command-line programs: read what your CLI recorded."""
 
 
-for command in (demo, tail, report, doctor, export, vacuum, detect):
+for command in (demo, tail, report, doctor, export, vacuum, detect, serve):
     cli.add_command(command)
 
 

@@ -77,17 +77,8 @@ class Client:
             from clisight.exceptions import ConfigWarning, UnsupportedStoreURL
             from clisight.pipeline.store_sink import StoreSink
 
-            retention = {
-                "retention_days": self.config["retention_days"],
-                "retention_max_mb": self.config["retention_max_mb"],
-                "rollup_days": (
-                    self.config["rollup_minute_days"],
-                    self.config["rollup_hour_days"],
-                    self.config["rollup_day_days"],
-                ),
-            }
             try:
-                sinks.append(StoreSink(self.store_url, **retention))
+                sinks.append(StoreSink.from_config(self.store_url, self.config))
             except UnsupportedStoreURL as error:
                 if self.config.source("store") in ("keyword argument", "default"):
                     raise  # the program's own code chose it
@@ -100,7 +91,7 @@ class Client:
                     stacklevel=4,
                 )
                 self.store_url = str(_config.default_store_path())
-                sinks.append(StoreSink(self.store_url, **retention))
+                sinks.append(StoreSink.from_config(self.store_url, self.config))
         if self.config["jsonl_path"]:
             from clisight.pipeline.jsonl import JsonlSink
 
