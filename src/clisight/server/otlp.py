@@ -12,7 +12,10 @@ span                      ``span``: ids as lower-case hex, status error -> sever
                           ``span.kind``, ``status.message``, ``span.events``, ``otel.links``
 log record                ``log`` (component = instrumentation scope name), or ``event`` when
                           it has an ``event_name``, or no severity and a dotted name as its body
-                          (``claude_code.api_request``: how Claude Code sends its events)
+                          (``claude_code.api_request``: how Claude Code sends its events); an
+                          ``error`` when it carries ``exception.type`` and is an ``exception``
+                          event or of severity ERROR or above; a ``session`` update for the
+                          ``clisight.session`` event (what clisight's own exporter sends)
 metric data point         ``metric``, one per point: ``type`` (counter, updowncounter, gauge,
                           histogram, exponential_histogram, summary), ``unit``, ``temporality``;
                           a cumulative sum's value is the delta since the previous point of
@@ -58,7 +61,19 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
 
 from clisight.pipeline.redact import Redactor, as_text
-from clisight.types import ERROR_LEVEL, EVENT, INFO, LOG, METRIC, SEVERITY_NUMBERS, SPAN, Record, Resource
+from clisight.types import (
+    ERROR,
+    ERROR_LEVEL,
+    EVENT,
+    INFO,
+    LOG,
+    METRIC,
+    SESSION,
+    SEVERITY_NUMBERS,
+    SPAN,
+    Record,
+    Resource,
+)
 
 PROTOBUF: Final = "application/x-protobuf"
 JSON: Final = "application/json"
@@ -362,6 +377,30 @@ class Mapper:
                         body if not severity and isinstance(body, str) and _EVENT_BODY.fullmatch(body) else ""
                     )
                     session = self._session(attrs)
+                    if "exception.type" in attrs and (event == "exception" or severity >= ERROR_LEVEL):
+                        out.records.append(
+                            self._exception(
+                                time_ns, body, severity, attrs, resource, session, trace_id, span_id
+                            )
+                        )
+                        continue
+                    if event == "clisight.session" and session:
+                        end = attrs.pop("session.end_ns", None)
+                        attrs.pop("session.id", None)
+                        out.records.append(
+                            Record(
+                                SESSION,
+                                time_ns,
+                                resource.service,
+                                "",
+                                0,
+                                attrs,
+                                resource,
+                                session,
+                                end_ns=end if type(end) is int and end >= time_ns else None,
+                            )
+                        )
+                        continue
                     if event:
                         if body is not None and body != event:
                             attrs = {**attrs, "body": self.redactor.attributes({"body": body})["body"]}
@@ -384,6 +423,42 @@ class Mapper:
                             span_id,
                         )
                     )
+
+    @staticmethod
+    def _exception(
+        time_ns: int,
+        body: Any,
+        severity: int,
+        attrs: dict[str, Any],
+        resource: Resource,
+        session: str | None,
+        trace_id: str | None,
+        span_id: str | None,
+    ) -> Record:
+        """A log record about an exception (``exception.*`` attributes) as an error occurrence."""
+        rest = {
+            k: v
+            for k, v in attrs.items()
+            if k not in ("exception.type", "exception.message", "exception.stacktrace")
+        }
+        stack = attrs.get("exception.stacktrace")
+        if isinstance(stack, str) and stack:
+            rest["stack"] = stack
+        message = attrs.get("exception.message")
+        if not isinstance(message, str):
+            message = body if isinstance(body, str) else ""
+        return Record(
+            ERROR,
+            time_ns,
+            as_text(attrs["exception.type"]) or "Exception",
+            message,
+            severity or ERROR_LEVEL,
+            rest,
+            resource,
+            session,
+            trace_id,
+            span_id,
+        )
 
     def _metrics(self, request: ExportMetricsServiceRequest, out: Mapped) -> None:
         for resource_metrics in request.resource_metrics:
