@@ -92,6 +92,16 @@ class Client:
                 )
                 self.store_url = str(_config.default_store_path())
                 sinks.append(StoreSink.from_config(self.store_url, self.config))
+        if self.config["otlp_endpoint"]:
+            import hashlib
+
+            from clisight.pipeline.otlp import OtlpHttpSink
+            from clisight.pipeline.spool import spool_dir_for
+
+            endpoint = self.config["otlp_endpoint"].strip()
+            digest = hashlib.sha256(endpoint.encode()).hexdigest()[:16]
+            spool = spool_dir_for(_config.default_store_path().parent / f"otlp-{digest}")
+            sinks.append(OtlpHttpSink(None if endpoint == "env" else endpoint, spool_dir=spool))
         if self.config["jsonl_path"]:
             from clisight.pipeline.jsonl import JsonlSink
 

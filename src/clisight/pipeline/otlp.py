@@ -33,12 +33,9 @@ with the same spool sends it first: at least once (a batch cut off mid-replay ma
 from __future__ import annotations
 
 import contextlib
-import email.utils
-import gzip
 import os
 import random
 import time
-import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -62,6 +59,8 @@ def _env(env: Mapping[str, str], signal: str, name: str) -> str | None:
 
 def parse_headers(text: str) -> dict[str, str]:
     """``OTEL_EXPORTER_OTLP_HEADERS``: ``key=value`` pairs separated by commas, URL-encoded."""
+    import urllib.parse
+
     headers = {}
     for item in text.split(","):
         key, sep, value = item.partition("=")
@@ -77,6 +76,8 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
@@ -395,6 +396,8 @@ class OtlpHttpSink:
         """POST one request with the retry rules; the items refused for good (0 when all taken).
         Raises ``ConnectionError`` (an OSError: the pipeline's "destination down") when the
         backend stays unreachable or busy until the attempts or the deadline run out."""
+        import gzip
+
         import httpx
 
         url = self.urls[signal]
