@@ -193,3 +193,25 @@ def test_with_a_token_requests_without_it_are_401(tmp_path: Path) -> None:
             assert http.post("/v1/traces", content=b"", headers=wrong).status_code == 401
             right = {**PB, "Authorization": "Bearer s3cret-token"}
             assert http.post("/v1/traces", content=b"", headers=right).status_code == 200
+
+
+def test_metrics_exposes_pipeline_and_receiver_counters_for_prometheus(
+    served: Served, http: httpx.Client
+) -> None:
+    assert http.post("/v1/traces", content=pb_request(3).SerializeToString(), headers=PB).status_code == 200
+    assert http.post("/v1/traces", content=b"\x0a\xff", headers=PB).status_code == 400
+    assert served.pipeline.flush(timeout=10)
+    answer = http.get("/metrics")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain; version=0.0.4")
+    samples = {}
+    for line in answer.text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    assert samples['clisight_receiver_requests_total{signal="traces",status="200"}'] == 1
+    assert samples['clisight_receiver_requests_total{signal="traces",status="400"}'] == 1
+    assert samples['clisight_receiver_items_total{signal="traces",outcome="accepted"}'] == 3
+    assert samples['clisight_pipeline_records_total{sink="store",outcome="stored"}'] == 3
+    assert samples['clisight_pipeline_queue_depth{sink="store"}'] == 0
+    assert "# TYPE clisight_pipeline_records_total counter" in answer.text

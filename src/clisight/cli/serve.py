@@ -138,6 +138,7 @@ def serve(
         max_body=int(max_body_mb * 1024 * 1024),
         token=token,
         allowed_hosts=[host, *allow_host],
+        pipeline_stats=pipeline.stats,
     )
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
     click.echo(clean(banner(host, port, shown_url, bool(token)), multiline=True), err=True)

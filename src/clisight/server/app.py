@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from clisight.pipeline.redact import Redactor
+from clisight.pipeline.writer import SinkStats
 from clisight.server.otlp import (
     JSON,
     PROTOBUF,
@@ -205,10 +206,22 @@ def create_app(
     max_body: int = DEFAULT_MAX_BODY,
     token: str | None = None,
     allowed_hosts: Iterable[str] = (),
+    pipeline_stats: Callable[[], Sequence[SinkStats]] | None = None,
 ) -> Starlette:
-    """The server's ASGI app: the OTLP receiver, behind the guard."""
+    """The server's ASGI app: the OTLP receiver and ``/metrics``, behind the guard."""
     receiver = Receiver(queue, redactor, max_body)
-    app = Starlette(routes=receiver.routes())
+
+    async def metrics(request: Request) -> Response:
+        from clisight.server import prometheus
+
+        sinks = pipeline_stats() if pipeline_stats is not None else []
+        stats = receiver.stats
+        items = [(sig, "accepted", n) for sig, n in stats.accepted.items()]
+        items += [(sig, "rejected", n) for sig, n in stats.rejected.items()]
+        body = prometheus.render(sinks, stats.requests.items(), items)
+        return Response(body, media_type=prometheus.CONTENT_TYPE)
+
+    app = Starlette(routes=[*receiver.routes(), Route("/metrics", metrics, methods=["GET"])])
     app.state.receiver = receiver
     app.add_middleware(Guard, allowed_hosts=LOOPBACK_NAMES | set(allowed_hosts), token=token)
     return app
