@@ -209,8 +209,17 @@ def any_value(value: AnyValue) -> Any:
     return None
 
 
+_SCALARS: Final = frozenset({"string_value", "int_value", "double_value", "bool_value"})
+
+
 def attributes(pairs: Iterable[KeyValue]) -> dict[str, Any]:
-    return {kv.key: any_value(kv.value) for kv in pairs}
+    out = {}
+    for kv in pairs:
+        value = kv.value
+        which = value.WhichOneof("value")
+        # Scalars (nearly every attribute) read directly; arrays, maps and bytes converted.
+        out[kv.key] = getattr(value, which) if which in _SCALARS else any_value(value)
+    return out
 
 
 def _hex(raw: bytes, size: int) -> str | None:
