@@ -16,6 +16,7 @@ from clisight.cli.export import export
 from clisight.cli.report import report
 from clisight.cli.serve import serve
 from clisight.cli.tail import tail
+from clisight.cli.traces import traces
 from clisight.cli.vacuum import vacuum
 
 EPILOG = """\b
@@ -26,6 +27,7 @@ Examples:
   clisight export --format csv --kind events -o events.csv
   clisight doctor                    configuration, store and what is collected
   clisight serve                     receive OpenTelemetry (OTLP/HTTP) on 127.0.0.1:4318
+  clisight traces show ID            one trace's spans as a waterfall
 
 \b
 The store is the configured one (CLISIGHT_STORE, [tool.clisight] store = ..., or the
@@ -39,7 +41,7 @@ def cli() -> None:
     """Local-first observability for command-line programs: read what your CLI recorded."""
 
 
-for command in (demo, tail, report, doctor, export, vacuum, detect, serve):
+for command in (demo, tail, report, doctor, export, vacuum, detect, serve, traces):
     cli.add_command(command)
 
 

@@ -66,6 +66,12 @@ class Query:
     def url(self) -> str:
         return self.store.url
 
+    @property
+    def reader(self) -> Store:
+        """The store reads go through (read-only when opened from a URL or path); the analytics
+        modules of this package (``query.analytics``, ``query.usage``) build on it."""
+        return self._reads
+
     def close(self) -> None:
         """Close the store if this Query opened it."""
         if self._owned:
