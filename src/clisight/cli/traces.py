@@ -72,8 +72,9 @@ def traces(
         click.echo("No traces." if opened.exists else NO_DATA_HINT)
         return
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for column in ("Trace", "Root span", "Service"):
-        table.add_column(column, overflow="fold")
+    table.add_column("Trace", no_wrap=True)
+    table.add_column("Root span", overflow="fold", min_width=12)
+    table.add_column("Service", overflow="fold")
     for column in ("Started", "Duration", "Spans", "Errors"):
         table.add_column(column, justify="right", no_wrap=True)
     for t in found:
