@@ -41,7 +41,8 @@ class Served:
 def serve(tmp_path: Path, **options: Any) -> Iterator[Served]:
     store_url = f"sqlite:///{tmp_path / 'served.db'}"
     pipeline = Pipeline([StoreSink(store_url)], queue_size=options.pop("queue_size", 20_000))
-    app = create_app(pipeline, PatternRedactor(), pipeline_stats=pipeline.stats, **options)
+    query = Query(store_url)
+    app = create_app(pipeline, PatternRedactor(), pipeline_stats=pipeline.stats, query=query, **options)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -60,6 +61,7 @@ def serve(tmp_path: Path, **options: Any) -> Iterator[Served]:
         thread.join(timeout=10)
         sock.close()
         pipeline.shutdown(timeout=10)
+        query.close()
 
 
 @pytest.fixture

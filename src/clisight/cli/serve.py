@@ -128,7 +128,6 @@ def serve(
     url = resolve_store_url(store)
     opened = open_store(url, must_exist=False)  # an unknown scheme or unreachable server fails here, cleanly
     shown_url = opened.query.url
-    opened.query.close()
     config = _config.resolve({"store": url})
     sink = StoreSink.from_config(url, config)
     pipeline = Pipeline([sink], queue_size=QUEUE_SIZE, batch_size=BATCH_SIZE)
@@ -139,6 +138,7 @@ def serve(
         token=token,
         allowed_hosts=[host, *allow_host],
         pipeline_stats=pipeline.stats,
+        query=opened.query,
     )
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
     click.echo(clean(banner(host, port, shown_url, bool(token)), multiline=True), err=True)
@@ -152,6 +152,7 @@ def serve(
     finally:
         for sig, handler in quiet.items():
             signal.signal(sig, handler)
+        opened.query.close()
         finished = pipeline.shutdown(timeout=10)
         [stats] = pipeline.stats()
         receiver = app.state.receiver

@@ -25,10 +25,11 @@ from typing import Any, Final, Protocol
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from clisight.pipeline.redact import Redactor
 from clisight.pipeline.writer import SinkStats
+from clisight.query import Query
 from clisight.server.otlp import (
     JSON,
     PROTOBUF,
@@ -207,8 +208,10 @@ def create_app(
     token: str | None = None,
     allowed_hosts: Iterable[str] = (),
     pipeline_stats: Callable[[], Sequence[SinkStats]] | None = None,
+    query: Query | None = None,
 ) -> Starlette:
-    """The server's ASGI app: the OTLP receiver and ``/metrics``, behind the guard."""
+    """The server's ASGI app behind the guard: the OTLP receiver, ``/metrics``, and with a
+    ``query`` the REST API under ``/api/v1``."""
     receiver = Receiver(queue, redactor, max_body)
 
     async def metrics(request: Request) -> Response:
@@ -221,7 +224,12 @@ def create_app(
         body = prometheus.render(sinks, stats.requests.items(), items)
         return Response(body, media_type=prometheus.CONTENT_TYPE)
 
-    app = Starlette(routes=[*receiver.routes(), Route("/metrics", metrics, methods=["GET"])])
+    routes: list[BaseRoute] = [*receiver.routes(), Route("/metrics", metrics, methods=["GET"])]
+    if query is not None:
+        from clisight.server.api import create_api
+
+        routes.append(Mount("/api/v1", app=create_api(query, pipeline_stats)))
+    app = Starlette(routes=routes)
     app.state.receiver = receiver
     app.add_middleware(Guard, allowed_hosts=LOOPBACK_NAMES | set(allowed_hosts), token=token)
     return app
