@@ -15,6 +15,7 @@ from clisight.cli._text import clean
 DEFAULT_PORT = 4318  # OTLP/HTTP's registered port
 QUEUE_SIZE = 100_000  # records held for the writer: a few seconds of a busy collector
 BATCH_SIZE = 2_048
+MAX_CONCURRENT = 64  # requests being read or decoded at once
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:
@@ -140,7 +141,12 @@ def serve(
         pipeline_stats=pipeline.stats,
         query=opened.query,
     )
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
+    # At most MAX_CONCURRENT requests in flight (uvicorn answers 503 beyond): with the body limit and
+    # the bounded write queue, the server's memory has a ceiling whatever the clients do.
+    config_ = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="off", limit_concurrency=MAX_CONCURRENT
+    )
+    server = uvicorn.Server(config_)
     click.echo(clean(banner(host, port, shown_url, bool(token)), multiline=True), err=True)
     # uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again with the handlers it
     # found in place: quiet ones, so the process lives on to write what it received, then exits 0.
