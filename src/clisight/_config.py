@@ -136,6 +136,14 @@ PARAMS: tuple[Param, ...] = (
     ),
     Param("jsonl_path", _str, "", "a file path", "Also write every record as JSON lines to this file."),
     Param(
+        "otlp_endpoint",
+        _str,
+        "",
+        "a URL, or 'env'",
+        "Also send every record to this OTLP/HTTP endpoint (base URL; 'env': the OTEL_EXPORTER_OTLP_* "
+        "variables).",
+    ),
+    Param(
         "jsonl_max_bytes",
         _positive_int,
         50 * 1024 * 1024,

@@ -7,7 +7,8 @@
     ├── StoreError                the store cannot be opened, read or migrated
     │   ├── UnsupportedStoreURL   the store URL's scheme is not one clisight knows
     │   └── SchemaError           the database's schema is newer than this clisight, or damaged
-    └── DataError                 input data (a CSV, an OTLP body...) is malformed; says where
+    ├── DataError                 input data (a CSV, an OTLP body...) is malformed; says where
+    └── SinkRejected              a sink's destination refused records for good (an OTLP 400)
 
     ConfigWarning (a UserWarning) a configuration value from the environment or pyproject.toml was
                                   invalid; ``clisight.init`` used the default instead of failing
@@ -52,6 +53,16 @@ class SchemaError(StoreError):
 
 class DataError(ClisightError, ValueError):
     """Input data is malformed; the message says where (file, line, field)."""
+
+
+class SinkRejected(ClisightError):
+    """A sink's destination refused ``rejected`` records of a batch for good (an OTLP collector's
+    400, or its ``partial_success``): the pipeline counts them dropped and the rest stored, and
+    never sends the batch again."""
+
+    def __init__(self, rejected: int, reason: str) -> None:
+        self.rejected = rejected
+        super().__init__(reason)
 
 
 class ConfigWarning(UserWarning):

@@ -15,7 +15,9 @@ from clisight.cli.doctor import doctor
 from clisight.cli.export import export
 from clisight.cli.insights import insights
 from clisight.cli.report import report
+from clisight.cli.serve import serve
 from clisight.cli.tail import tail
+from clisight.cli.traces import traces
 from clisight.cli.usage import usage
 from clisight.cli.vacuum import vacuum
 
@@ -28,6 +30,8 @@ Examples:
   clisight doctor                    configuration, store and what is collected
   clisight usage daily --breakdown   LLM tokens and cost per day and model
   clisight insights --days 7         commands, activity, cost trends and what changed
+  clisight serve                     receive OpenTelemetry (OTLP/HTTP) on 127.0.0.1:4318
+  clisight traces show ID            one trace's spans as a waterfall
 
 \b
 The store is the configured one (CLISIGHT_STORE, [tool.clisight] store = ..., or the
@@ -41,7 +45,7 @@ def cli() -> None:
     """Local-first observability for command-line programs: read what your CLI recorded."""
 
 
-for command in (demo, tail, report, doctor, export, vacuum, detect, usage, insights):
+for command in (demo, tail, report, doctor, export, vacuum, detect, usage, insights, serve, traces):
     cli.add_command(command)
 
 

@@ -23,7 +23,7 @@ from clisight._safety import guard, internal_errors, last_internal_error
 from clisight.client import context as _ctx
 from clisight.client.records import RecordBuilder
 from clisight.pipeline.base import Sink
-from clisight.pipeline.redact import NullRedactor, PatternRedactor, Redactor
+from clisight.pipeline.redact import PatternRedactor, Redactor, redactor_from_config
 from clisight.pipeline.writer import Pipeline, SinkStats
 from clisight.types import ERROR_LEVEL, Resource
 
@@ -48,13 +48,7 @@ class Client:
         )
         self.level: int = config["level"]
         self.usage: bool = config["usage"] and not config["disabled"]
-        self.redactor: Redactor = (
-            PatternRedactor(
-                config["redact_keys"], emails=config["redact_emails"], max_chars=config["max_field_chars"]
-            )
-            if config["redact"]
-            else NullRedactor(config["max_field_chars"])
-        )
+        self.redactor: Redactor = redactor_from_config(config)
         # The redactor's message cache (an empty dict when redaction is off), read by the hot path.
         self.redaction_cache: dict[str, str] = getattr(self.redactor, "cache", {})
         self.store_url = store_url(config["store"])
@@ -83,17 +77,8 @@ class Client:
             from clisight.exceptions import ConfigWarning, UnsupportedStoreURL
             from clisight.pipeline.store_sink import StoreSink
 
-            retention = {
-                "retention_days": self.config["retention_days"],
-                "retention_max_mb": self.config["retention_max_mb"],
-                "rollup_days": (
-                    self.config["rollup_minute_days"],
-                    self.config["rollup_hour_days"],
-                    self.config["rollup_day_days"],
-                ),
-            }
             try:
-                sinks.append(StoreSink(self.store_url, **retention))
+                sinks.append(StoreSink.from_config(self.store_url, self.config))
             except UnsupportedStoreURL as error:
                 if self.config.source("store") in ("keyword argument", "default"):
                     raise  # the program's own code chose it
@@ -106,7 +91,17 @@ class Client:
                     stacklevel=4,
                 )
                 self.store_url = str(_config.default_store_path())
-                sinks.append(StoreSink(self.store_url, **retention))
+                sinks.append(StoreSink.from_config(self.store_url, self.config))
+        if self.config["otlp_endpoint"]:
+            import hashlib
+
+            from clisight.pipeline.otlp import OtlpHttpSink
+            from clisight.pipeline.spool import spool_dir_for
+
+            endpoint = self.config["otlp_endpoint"].strip()
+            digest = hashlib.sha256(endpoint.encode()).hexdigest()[:16]
+            spool = spool_dir_for(_config.default_store_path().parent / f"otlp-{digest}")
+            sinks.append(OtlpHttpSink(None if endpoint == "env" else endpoint, spool_dir=spool))
         if self.config["jsonl_path"]:
             from clisight.pipeline.jsonl import JsonlSink
 

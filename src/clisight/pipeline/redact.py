@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+if TYPE_CHECKING:
+    from clisight import _config
 
 REDACTED: Final = "[REDACTED]"
 
@@ -349,3 +352,12 @@ class NullRedactor:
             if isinstance(val, str) and len(val) > limit:
                 return {k: truncate(v, limit) if isinstance(v, str) else v for k, v in attrs.items()}
         return attrs
+
+
+def redactor_from_config(config: _config.Config) -> Redactor:
+    """The redactor a configuration asks for: the patterns and extra keys, or none at all."""
+    if config["redact"]:
+        return PatternRedactor(
+            config["redact_keys"], emails=config["redact_emails"], max_chars=config["max_field_chars"]
+        )
+    return NullRedactor(config["max_field_chars"])

@@ -75,6 +75,16 @@ class StoreSink:
         self._spool_checked = False
         self.spool_imported = 0
 
+    @classmethod
+    def from_config(cls, url: str, config: _config.Config) -> StoreSink:
+        """The sink for ``url`` with the configuration's retention settings."""
+        return cls(
+            url,
+            retention_days=config["retention_days"],
+            retention_max_mb=config["retention_max_mb"],
+            rollup_days=(config["rollup_minute_days"], config["rollup_hour_days"], config["rollup_day_days"]),
+        )
+
     @property
     def store(self) -> Store:
         if self._store is None:

@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 from clisight._fork import PIPELINES, register_fork_steps, warming_up
 from clisight._safety import PIPELINE_THREADS, guard, record_internal_error
 from clisight._values import clean_record, safe_str
-from clisight.exceptions import StoreError
+from clisight.exceptions import SinkRejected, StoreError
 from clisight.pipeline import spool as _spool
 from clisight.pipeline.base import Sink
 from clisight.pipeline.spool import Spool
@@ -94,6 +94,9 @@ class Channel:
         self.write = _write_call(sink)
         spool_dir = getattr(sink, "spool_dir", None)
         self.spool = Spool(spool_dir) if spool_dir is not None else None
+        # A sink whose destination is remote (an OTLP collector) spools what it could not send while
+        # that destination was down, not only at exit; its next process sends it.
+        self.spool_when_down = bool(getattr(sink, "spool_when_down", False))
         self._reset()
 
     def _reset(self) -> None:
@@ -258,6 +261,10 @@ class Channel:
         if _is_sink_down(exc):
             self._lose(batch, key)
             return
+        if isinstance(exc, SinkRejected):  # refused for good: never sent again
+            rejected = min(max(exc.rejected, 0), len(batch))
+            self._settle(key, stored=len(batch) - rejected, dropped=rejected)
+            return
         # The batch's data, not the sink: clean every value and retry, then halve to find the culprits.
         # The parts are written without the batch's key: it is settled here, not spooled whole.
         with self.lock:
@@ -289,10 +296,12 @@ class Channel:
         return self.spilling or (self.closed and self.deadline.expired())
 
     def _lose(self, batch: Sequence[Record], key: str = "", spool: bool = True) -> None:
-        """Records the sink did not take: spooled when the exit deadline stopped them, else dropped."""
-        if spool and self.spool is not None and self._out_of_time():
+        """Records the sink did not take: spooled when the exit deadline stopped them (or, for a sink
+        that asks, whenever its destination is down), else dropped."""
+        out_of_time = self._out_of_time()
+        if spool and self.spool is not None and (out_of_time or self.spool_when_down):
             with self.lock:
-                if not self.spilled and (not key or self.abandoned_key != key):
+                if out_of_time and not self.spilled and (not key or self.abandoned_key != key):
                     # Back to the front of the queue: the exiting thread spools it with the rest,
                     # in one fsync'd append.
                     self.queue.extendleft(reversed(batch))
@@ -300,8 +309,9 @@ class Channel:
                     if key and self.inflight_key == key:
                         self.inflight = None
                     return
-            # The exiting thread has spooled already: append ourselves, under the batch's key (it
-            # may also spool this batch as in flight; the import stores one copy).
+            # The exiting thread has spooled already (or the destination is down): append ourselves,
+            # under the batch's key (the exiting thread may also spool this batch as in flight; the
+            # import stores one copy).
             if self.spool.append(batch, key or None):
                 self._settle(key, spooled=len(batch))
                 return
@@ -375,6 +385,20 @@ class Pipeline:
                     ch.wake.set()
             else:
                 self._overflow(ch, record)
+
+    def offer(self, records: Sequence[Record]) -> bool:
+        """Queue all of ``records`` for every sink, or none of them: False (and nothing counted)
+        when a queue has no room for them all, so a receiver can answer "retry later" instead of
+        accepting records it would drop.  Safe against the writer threads, which only take records
+        out; callers that offer concurrently must hold one lock (the server offers from one loop)."""
+        n = len(records)
+        if self.closed or any(len(ch.queue) + n > ch.queue_size for ch in self.channels):
+            return False
+        for ch in self.channels:
+            ch.queue.extend(records)
+            if len(ch.queue) >= ch.batch_size:
+                ch.wake.set()
+        return True
 
     def _overflow(self, ch: Channel, record: Record) -> None:
         if self.block and not ch.closed:

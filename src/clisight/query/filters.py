@@ -31,20 +31,25 @@ def parse_time(text: str, now: datetime | None = None) -> int:
     """
     word = text.strip().lower()
     now = now or datetime.now(UTC)
-    if word == "now":
-        return to_ns(now)
-    match = _AGO.match(word)
-    if match:
-        return to_ns(now - timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)]))
-    if word.isdigit():
-        return int(word)
     try:
-        return to_ns(datetime.fromisoformat(text.strip()))
+        if word == "now":
+            found = to_ns(now)
+        elif match := _AGO.match(word):
+            found = to_ns(now - timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)]))
+        elif word.isdigit():
+            found = int(word)
+        else:
+            found = to_ns(datetime.fromisoformat(text.strip()))
+    except OverflowError:  # 1000000d ago: before year 1
+        found = -1
     except ValueError:
         raise DataError(
             f"cannot read time {text!r}: expected a duration ago (15m, 2h, 7d), 'now', "
             "an ISO date such as 2024-05-01 or 2024-05-01T12:00, or nanoseconds since the epoch"
         ) from None
+    if not 0 <= found < 2**63:  # what a store can hold: 1970 to 2262
+        raise DataError(f"time {text!r} is out of range: clisight keeps times from 1970 to 2262")
+    return found
 
 
 def parse_level(level: int | str) -> int:

@@ -1,0 +1,359 @@
+"""Spans per second *stored* (queryable, not merely answered 200) by an OTLP/HTTP receiver.
+
+One client, the same for every receiver, in one run: 4 threads posting protobuf
+``ExportTraceServiceRequest`` bodies of 512 spans with 10 attributes each.  For each receiver the
+script starts it on 127.0.0.1, sends ``--spans`` spans, and polls the receiver's database until
+every span is in it; it reports:
+
+- stored spans/s: spans / (time from the first request to the last span stored);
+- answered spans/s: spans / (time from the first request to the last 200);
+- drain: time from the last 200 to the last span stored;
+- refused: requests answered 429/503 (the client retries them after Retry-After);
+- peak RSS of the receiver process.
+
+Receivers:
+
+- ``clisight serve`` (the installed command, its default settings, a fresh SQLite store);
+- ``plain``: a plain Python receiver in this file (http.server, opentelemetry-proto decode, one
+  batched SQLite insert of every span's columns and JSON attributes per request): the floor a
+  receiver pays to decode and store;
+- ``phoenix`` (``--phoenix``): Arize Phoenix, when ``arize-phoenix`` is importable by
+  ``--phoenix-python`` (it is not a dependency of clisight; install it in a venv of its own).
+
+Usage: ``python bench/bench_serve.py [--spans 204800] [--phoenix --phoenix-python PATH]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import git_rev, machine
+
+BATCH = 512
+THREADS = 4
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def bodies(total: int) -> list[bytes]:
+    """Distinct requests (fresh ids) of BATCH spans with 10 attributes each."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    out = []
+    now = time.time_ns()
+    for start in range(0, total, BATCH):
+        request = ExportTraceServiceRequest()
+        resource = request.resource_spans.add()
+        kv = resource.resource.attributes.add(key="service.name")
+        kv.value.string_value = "bench-service"
+        scope = resource.scope_spans.add()
+        scope.scope.name = "bench"
+        for i in range(start, min(start + BATCH, total)):
+            span = scope.spans.add()
+            span.trace_id = (i // 8 + 1).to_bytes(16, "big")
+            span.span_id = (i + 1).to_bytes(8, "big")
+            if i % 8:
+                span.parent_span_id = (i - i % 8 + 1).to_bytes(8, "big")
+            span.name = f"op-{i % 20}"
+            span.kind = 2
+            span.start_time_unix_nano = now + i * 1000
+            span.end_time_unix_nano = now + i * 1000 + 250_000
+            for a in range(10):
+                attr = span.attributes.add(key=f"attr.{a}")
+                if a % 3 == 0:
+                    attr.value.int_value = i * a
+                elif a % 3 == 1:
+                    attr.value.string_value = f"value-{i % 97}-{a}"
+                else:
+                    attr.value.double_value = i / (a + 1)
+        out.append(request.SerializeToString())
+    return out
+
+
+def send_all(url: str, payloads: list[bytes]) -> tuple[float, float, int]:
+    """(first request time, last 200 time, refusals) posting from THREADS threads."""
+    import httpx
+
+    lock = threading.Lock()
+    queue = list(reversed(payloads))
+    refused = [0]
+    first = time.perf_counter()
+
+    def worker() -> None:
+        with httpx.Client(timeout=60) as client:
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    body = queue.pop()
+                while True:
+                    answer = client.post(
+                        url, content=body, headers={"Content-Type": "application/x-protobuf"}
+                    )
+                    if answer.status_code == 200:
+                        break
+                    if answer.status_code in (429, 503):
+                        with lock:
+                            refused[0] += 1
+                        time.sleep(float(answer.headers.get("retry-after", "1")) / 10)
+                        continue
+                    raise RuntimeError(f"{url} answered {answer.status_code}: {answer.text[:200]}")
+
+    threads = [threading.Thread(target=worker) for _ in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return first, time.perf_counter(), refused[0]
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the receiver exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the receiver did not listen in time")
+
+
+def count_rows(db: Path, table: str) -> int:
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
+class RssPeak:
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self.process = psutil.Process(pid)
+        self.peak = 0
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while self.running:
+            try:
+                rss = sum(p.memory_info().rss for p in [self.process, *self.process.children(recursive=True)])
+            except Exception:
+                return
+            self.peak = max(self.peak, rss)
+            time.sleep(0.05)
+
+    def stop(self) -> int:
+        self.running = False
+        self.thread.join(timeout=5)
+        return self.peak
+
+
+def measure(
+    name: str,
+    command: list[str],
+    port: int,
+    url: str,
+    count: object,
+    payloads: list[bytes],
+    spans: int,
+    env: dict[str, str] | None = None,
+) -> dict[str, float | str]:
+    proc = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})}
+    )
+    try:
+        wait_port(port, proc)
+        rss = RssPeak(proc.pid)
+        first, answered, refused = send_all(url, payloads)
+        deadline = time.monotonic() + 600
+        while count() < spans:  # type: ignore[operator]
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name}: only {count()} of {spans} spans stored after 10 minutes")  # type: ignore[operator]
+            time.sleep(0.02)
+        stored = time.perf_counter()
+        peak = rss.stop()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return {
+        "receiver": name,
+        "stored_per_s": spans / (stored - first),
+        "answered_per_s": spans / (answered - first),
+        "drain_s": stored - answered,
+        "refused": refused,
+        "rss_mb": peak / 2**20,
+    }
+
+
+# -- the plain receiver ------------------------------------------------------------------------------
+
+
+def plain_receiver(port: int, db: str) -> None:
+    import orjson
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    con = sqlite3.connect(db, check_same_thread=False, isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.execute(
+        "CREATE TABLE spans (trace_id BLOB, span_id BLOB, parent BLOB, name TEXT, kind INT,"
+        " start_ns INT, end_ns INT, status INT, service TEXT, attributes TEXT)"
+    )
+    lock = threading.Lock()
+
+    def value(v: object) -> object:
+        which = v.WhichOneof("value")  # type: ignore[attr-defined]
+        return getattr(v, which) if which else None
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            request = ExportTraceServiceRequest.FromString(body)
+            rows = []
+            for rs in request.resource_spans:
+                service = next(
+                    (value(kv.value) for kv in rs.resource.attributes if kv.key == "service.name"), ""
+                )
+                for ss in rs.scope_spans:
+                    for s in ss.spans:
+                        attrs = orjson.dumps({kv.key: value(kv.value) for kv in s.attributes}).decode()
+                        rows.append(
+                            (
+                                s.trace_id,
+                                s.span_id,
+                                s.parent_span_id,
+                                s.name,
+                                s.kind,
+                                s.start_time_unix_nano,
+                                s.end_time_unix_nano,
+                                s.status.code,
+                                service,
+                                attrs,
+                            )
+                        )
+            with lock:
+                con.execute("BEGIN")
+                con.executemany("INSERT INTO spans VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+                con.execute("COMMIT")
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--spans", type=int, default=BATCH * 400)
+    parser.add_argument("--phoenix", action="store_true")
+    parser.add_argument("--phoenix-python", default=sys.executable)
+    parser.add_argument("--plain-receiver", nargs=2, metavar=("PORT", "DB"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.plain_receiver:
+        plain_receiver(int(args.plain_receiver[0]), args.plain_receiver[1])
+        return
+    payloads = bodies(args.spans)
+    spans = args.spans
+    print(f"# {machine()}; rev {git_rev()}; {time.strftime('%Y-%m-%d')}")
+    print(f"# {spans} spans in {len(payloads)} requests of {BATCH}, {THREADS} client threads, 10 attributes")
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        clisight = str(Path(sys.executable).with_name("clisight"))
+        port, db = free_port(), Path(tmp) / "serve.db"
+        results.append(
+            measure(
+                "clisight serve",
+                [clisight, "serve", "--port", str(port), "--store", str(db)],
+                port,
+                f"http://127.0.0.1:{port}/v1/traces",
+                lambda: count_rows(db, "spans"),
+                payloads,
+                spans,
+                {"CLISIGHT_HOME": tmp},
+            )
+        )
+        port, plain_db = free_port(), Path(tmp) / "plain.db"
+        results.append(
+            measure(
+                "plain receiver",
+                [sys.executable, __file__, "--plain-receiver", str(port), str(plain_db)],
+                port,
+                f"http://127.0.0.1:{port}/v1/traces",
+                lambda: count_rows(plain_db, "spans"),
+                payloads,
+                spans,
+            )
+        )
+        if args.phoenix:
+            results.append(phoenix(args.phoenix_python, Path(tmp), payloads, spans))
+    floor = results[1]["stored_per_s"]
+    print(
+        "| receiver | stored spans/s | x plain | answered spans/s | last 200 -> stored | 429/503 | peak RSS |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        print(
+            f"| {r['receiver']} | {r['stored_per_s']:,.0f} | {r['stored_per_s'] / floor:.2f} | "  # type: ignore[operator]
+            f"{r['answered_per_s']:,.0f} | {r['drain_s']:.2f} s | {r['refused']} | {r['rss_mb']:.0f} MB |"
+        )
+
+
+def phoenix(python: str, tmp: Path, payloads: list[bytes], spans: int) -> dict[str, float | str]:
+    port = free_port()
+    work = tmp / "phoenix"
+    work.mkdir()
+    db = work / "phoenix.db"
+    env = {
+        "PHOENIX_WORKING_DIR": str(work),
+        "PHOENIX_PORT": str(port),
+        "PHOENIX_HOST": "127.0.0.1",
+        "PHOENIX_GRPC_PORT": str(free_port()),
+        "PHOENIX_SQL_DATABASE_URL": f"sqlite:///{db}",
+    }
+    return measure(
+        "Arize Phoenix",
+        [python, "-m", "phoenix.server.main", "serve"],
+        port,
+        f"http://127.0.0.1:{port}/v1/traces",
+        lambda: count_rows(db, "spans"),
+        payloads,
+        spans,
+        env,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,235 @@
+"""The ASGI application of ``clisight serve``: the OTLP/HTTP receiver behind a guard.
+
+Responses follow the OTLP/HTTP specification:
+
+- 200 with an empty ``Export*ServiceResponse`` (in the request's encoding), or with
+  ``partial_success`` and the count of rejected items when some were invalid;
+- 400 with a ``google.rpc.Status`` (code 3, INVALID_ARGUMENT) whose message says what was wrong:
+  malformed protobuf or JSON, bad gzip, a bad id;
+- 413 when the body is over the limit, counted after decompression (a gzip bomb stops there);
+- 415 for a content type other than ``application/x-protobuf`` or ``application/json``, or a
+  content encoding other than gzip;
+- 429 with ``Retry-After`` when the write queue has no room for the request's records: a 200 is
+  only answered once every record of the request is in the queue, never accepted and dropped;
+- 401 without the bearer token when one is set, 403 for a ``Host`` header not on the allow-list
+  (DNS rebinding: a web page cannot make a browser talk to this server under another name).
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from typing import Any, Final, Protocol
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from clisight.pipeline.redact import Redactor
+from clisight.pipeline.writer import SinkStats
+from clisight.query import Query
+from clisight.server.otlp import (
+    JSON,
+    PROTOBUF,
+    SIGNALS,
+    BadRequest,
+    Mapper,
+    TooLarge,
+    decode,
+    encode_response,
+)
+from clisight.types import Record
+
+DEFAULT_MAX_BODY: Final = 20 * 1024 * 1024
+LOOPBACK_NAMES: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+RETRY_AFTER_S: Final = 1
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class RecordQueue(Protocol):
+    """Where received records go: :class:`clisight.pipeline.Pipeline` in the server."""
+
+    def offer(self, records: Sequence[Record]) -> bool: ...
+
+
+class ReceiverStats:
+    """Requests and items by signal and HTTP status, for ``/metrics`` and the health page."""
+
+    def __init__(self) -> None:
+        self.requests: Counter[tuple[str, int]] = Counter()
+        self.accepted: Counter[str] = Counter()
+        self.rejected: Counter[str] = Counter()
+
+
+def _status_body(content_type: str, code: int, message: str) -> bytes:
+    """A ``google.rpc.Status``: protobuf fields 1 (code) and 2 (message), or its JSON form."""
+    if content_type != PROTOBUF:
+        import orjson
+
+        return orjson.dumps({"code": code, "message": message})
+    text = message.encode()
+    return b"\x08" + _varint(code) + b"\x12" + _varint(len(text)) + text
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _error(status: int, reason: str, content_type: str = JSON, **headers: str) -> Response:
+    media = PROTOBUF if content_type == PROTOBUF else JSON
+    return Response(_status_body(media, 3 if status == 400 else 0, reason), status, headers, media)
+
+
+class Receiver:
+    """The three ``/v1/*`` endpoints."""
+
+    def __init__(self, queue: RecordQueue, redactor: Redactor, max_body: int = DEFAULT_MAX_BODY) -> None:
+        self.queue = queue
+        self.mapper = Mapper(redactor)
+        self.max_body = max_body
+        self.stats = ReceiverStats()
+
+    def routes(self) -> list[Route]:
+        return [
+            Route(f"/v1/{signal}", self._endpoint(signal), methods=["POST"], name=f"otlp-{signal}")
+            for signal in SIGNALS
+        ]
+
+    def _endpoint(self, signal: str) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            response = await self.export(signal, request)
+            self.stats.requests[(signal, response.status_code)] += 1
+            return response
+
+        return endpoint
+
+    async def export(self, signal: str, request: Request) -> Response:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in (PROTOBUF, JSON):
+            return _error(
+                415,
+                f"unsupported Content-Type {content_type or '(none)'!r}: send {PROTOBUF} or {JSON}",
+            )
+        encoding = request.headers.get("content-encoding", "").strip().lower()
+        if encoding not in ("", "identity", "gzip"):
+            return _error(415, f"unsupported Content-Encoding {encoding!r}: send gzip or none", content_type)
+        try:
+            body = await self._read(request)
+            if encoding == "gzip":
+                from clisight.server.otlp import gunzip
+
+                body = gunzip(body, self.max_body)
+            mapped = self.mapper.map(signal, decode(signal, content_type, body))
+        except BadRequest as exc:  # TooLarge included
+            return _error(exc.status, str(exc), content_type)
+        if mapped.records and not self.queue.offer(mapped.records):
+            return _error(
+                429,
+                "the write queue is full: retry later",
+                content_type,
+                **{"Retry-After": str(RETRY_AFTER_S)},
+            )
+        self.stats.accepted[signal] += len(mapped.records)
+        self.stats.rejected[signal] += mapped.rejected
+        return Response(
+            encode_response(signal, content_type, mapped.rejected, mapped.reason),
+            200,
+            media_type=content_type,
+        )
+
+    async def _read(self, request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            raise TooLarge(f"the body is over the limit of {self.max_body} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.max_body:
+                raise TooLarge(f"the body is over the limit of {self.max_body} bytes")
+        return bytes(body)
+
+
+class Guard:
+    """ASGI middleware: the ``Host`` allow-list, then the bearer token (compared in constant time)."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str], token: str | None) -> None:
+        self.app = app
+        self.allowed = frozenset(h.lower().strip("[]") for h in allowed_hosts)
+        self.expected = f"Bearer {token}".encode() if token else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        host = _hostname(headers.get(b"host", b"").decode("latin-1"))
+        if host not in self.allowed:
+            response: Response = JSONResponse(
+                {"code": 7, "message": f"Host {host or '(none)'!r} is not allowed; see --allow-host"}, 403
+            )
+        elif self.expected is not None and not hmac.compare_digest(
+            headers.get(b"authorization", b""), self.expected
+        ):
+            response = JSONResponse(
+                {"code": 16, "message": "a bearer token is required (Authorization: Bearer ...)"},
+                401,
+                {"WWW-Authenticate": "Bearer"},
+            )
+        else:
+            await self.app(scope, receive, send)
+            return
+        await response(scope, receive, send)
+
+
+def _hostname(host: str) -> str:
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def create_app(
+    queue: RecordQueue,
+    redactor: Redactor,
+    *,
+    max_body: int = DEFAULT_MAX_BODY,
+    token: str | None = None,
+    allowed_hosts: Iterable[str] = (),
+    pipeline_stats: Callable[[], Sequence[SinkStats]] | None = None,
+    query: Query | None = None,
+) -> Starlette:
+    """The server's ASGI app behind the guard: the OTLP receiver, ``/metrics``, and with a
+    ``query`` the REST API under ``/api/v1``."""
+    receiver = Receiver(queue, redactor, max_body)
+
+    async def metrics(request: Request) -> Response:
+        from clisight.server import prometheus
+
+        sinks = pipeline_stats() if pipeline_stats is not None else []
+        stats = receiver.stats
+        items = [(sig, "accepted", n) for sig, n in stats.accepted.items()]
+        items += [(sig, "rejected", n) for sig, n in stats.rejected.items()]
+        body = prometheus.render(sinks, stats.requests.items(), items)
+        return Response(body, media_type=prometheus.CONTENT_TYPE)
+
+    routes: list[BaseRoute] = [*receiver.routes(), Route("/metrics", metrics, methods=["GET"])]
+    if query is not None:
+        from clisight.server.api import create_api
+
+        routes.append(Mount("/api/v1", app=create_api(query, pipeline_stats)))
+    app = Starlette(routes=routes)
+    app.state.receiver = receiver
+    app.add_middleware(Guard, allowed_hosts=LOOPBACK_NAMES | set(allowed_hosts), token=token)
+    return app

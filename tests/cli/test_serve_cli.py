@@ -1,0 +1,115 @@
+"""``clisight serve`` as users run it: the installed command in a subprocess, on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+pytest.importorskip("uvicorn", reason="the server extra is not installed")
+
+from clisight.query import Filter, Query
+from tests.cli.clirun import CLISIGHT, run_clisight
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def claude_code_logs() -> bytes:
+    """What Claude Code's telemetry sends: events as log records named by their body, no severity."""
+
+    def attr(key: str, value: dict[str, object]) -> dict[str, object]:
+        return {"key": key, "value": value}
+
+    record = {
+        "timeUnixNano": str(time.time_ns()),
+        "body": {"stringValue": "claude_code.api_request"},
+        "attributes": [
+            attr("session.id", {"stringValue": "cc-session-1"}),
+            attr("model", {"stringValue": "claude-sonnet-4-5"}),
+            attr("input_tokens", {"intValue": "1200"}),
+            attr("output_tokens", {"intValue": "340"}),
+            attr("cost_usd", {"doubleValue": 0.0087}),
+        ],
+    }
+    resource = {"attributes": [attr("service.name", {"stringValue": "claude-code"})]}
+    return orjson.dumps(
+        {
+            "resourceLogs": [
+                {
+                    "resource": resource,
+                    "scopeLogs": [{"scope": {"name": "com.anthropic.claude_code"}, "logRecords": [record]}],
+                }
+            ]
+        }
+    )
+
+
+def test_serve_receives_claude_code_events_and_writes_them_before_it_stops(tmp_path: Path) -> None:
+    port, db = free_port(), tmp_path / "served.db"
+    proc = subprocess.Popen(
+        [str(CLISIGHT), "serve", "--port", str(port), "--store", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CLISIGHT_HOME": str(tmp_path / "home")},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.communicate(timeout=10)
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "clisight serve did not listen within 30 s"
+                time.sleep(0.05)
+        answer = httpx.post(
+            f"http://127.0.0.1:{port}/v1/logs",
+            content=claude_code_logs(),
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stderr
+    assert f"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{port}" in stderr
+    assert "CLAUDE_CODE_ENABLE_TELEMETRY=1" in stderr
+    assert "1 records accepted, 1 stored, 0 dropped" in stderr
+    with Query(f"sqlite:///{db}") as query:
+        [event] = list(query.export(Filter(), kinds=("event",)))
+    assert (event["name"], event["service"], event["session_id"]) == (
+        "claude_code.api_request",
+        "claude-code",
+        "cc-session-1",
+    )
+    assert event["attributes"]["input_tokens"] == 1200 and event["attributes"]["cost_usd"] == 0.0087
+
+
+def test_serve_refuses_a_public_address_without_a_token(tmp_path: Path) -> None:
+    proc = run_clisight("serve", "--host", "0.0.0.0", "--store", str(tmp_path / "x.db"), timeout=30)
+    assert proc.returncode == 2
+    assert "--token" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_serve_says_when_the_port_is_taken(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = run_clisight("serve", "--port", str(port), "--store", str(tmp_path / "x.db"), timeout=30)
+    assert proc.returncode == 1
+    assert f"could not listen on 127.0.0.1:{port}" in proc.stderr and "Traceback" not in proc.stderr

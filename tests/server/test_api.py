@@ -1,0 +1,126 @@
+"""The REST API over HTTP on 127.0.0.1: pages with cursors, filters, traces, reports, clear errors;
+and schemathesis against its OpenAPI schema."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from clisight.types import ERROR_LEVEL, INFO, WARNING, Record, Resource
+from tests.server.conftest import Served
+
+APP = Resource("api-app", version="1.0")
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+@pytest.fixture
+def filled(served: Served) -> Iterator[tuple[Served, httpx.Client]]:
+    now = time.time_ns()
+    records = [
+        Record("log", now - 5_000 + i, "api", f"request {i}", WARNING if i % 2 else INFO, {"i": i}, APP, "s1")
+        for i in range(5)
+    ]
+    records += [
+        Record("span", now, "handle", "", 0, {}, APP, "s1", TRACE, "00f067aa0ba902b7", None, now + 10**8),
+        Record(
+            "span",
+            now + 1,
+            "db",
+            "",
+            ERROR_LEVEL,
+            {},
+            APP,
+            "s1",
+            TRACE,
+            "00f067aa0ba902b8",
+            "00f067aa0ba902b7",
+            now + 5 * 10**7,
+        ),
+        Record(
+            "event", now, "llm.request", "", 0, {"model": "m", "input_tokens": 10, "cost_usd": 0.5}, APP, "s1"
+        ),
+        Record(
+            "error", now, "KeyError", "missing 'x'", ERROR_LEVEL, {"stack": "", "component": "api"}, APP, "s1"
+        ),
+    ]
+    for record in records:
+        served.pipeline.emit(record)
+    assert served.pipeline.flush(timeout=10)
+    with httpx.Client(base_url=f"{served.url}/api/v1", timeout=10) as client:
+        yield served, client
+
+
+def test_records_page_through_with_cursors_newest_first(filled: tuple[Served, httpx.Client]) -> None:
+    _, api = filled
+    seen, cursor = [], None
+    for _ in range(5):
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = api.get("/records/log", params=params).json()
+        assert page["kind"] == "log"
+        seen += [row["message"] for row in page["rows"]]
+        cursor = page["cursor"]
+        if len(page["rows"]) < 2:
+            break
+    assert seen == [f"request {i}" for i in (4, 3, 2, 1, 0)]
+    oldest = api.get("/records/log", params={"order": "oldest", "limit": 1}).json()
+    assert oldest["rows"][0]["message"] == "request 0"
+
+
+def test_records_filters_by_level_text_trace_and_kind(filled: tuple[Served, httpx.Client]) -> None:
+    _, api = filled
+    warnings = api.get("/records/log", params={"level": "warning"}).json()["rows"]
+    assert sorted(r["message"] for r in warnings) == ["request 1", "request 3"]
+    assert [r["message"] for r in api.get("/records/log", params={"q": "QUEST 4"}).json()["rows"]] == [
+        "request 4"
+    ]
+    spans = api.get("/records/span", params={"trace_id": TRACE.upper()}).json()["rows"]
+    assert sorted(s["name"] for s in spans) == ["db", "handle"]
+    assert api.get("/records/log", params={"service": "other"}).json()["rows"] == []
+
+
+def test_traces_errors_usage_report_and_health(filled: tuple[Served, httpx.Client]) -> None:
+    _, api = filled
+    [trace] = api.get("/traces").json()
+    assert (trace["trace_id"], trace["root"], trace["spans"], trace["errors"]) == (TRACE, "handle", 2, 1)
+    tree = api.get(f"/traces/{TRACE}").json()
+    assert [(s["name"], s["depth"]) for s in tree["spans"]] == [("handle", 0), ("db", 1)]
+    errors = api.get("/errors").json()
+    assert errors["groups"][0]["type"] == "KeyError" and errors["total"] >= 1
+    usage = api.get("/usage").json()
+    assert usage["llm"][0]["model"] == "m" and usage["llm_cost_usd"] == 0.5
+    report = api.get("/report", params={"since": "1h"}).json()
+    assert report["total_logs"] == 5
+    health = api.get("/health").json()
+    assert health["status"] == "ok" and health["pipeline"][0]["stored"] == 9
+
+
+def test_bad_parameters_are_clear_json_errors(filled: tuple[Served, httpx.Client]) -> None:
+    _, api = filled
+    not_a_time = api.get("/records/log", params={"since": "yesterday-ish"})
+    assert not_a_time.status_code == 422 and "since" in not_a_time.text  # not of the documented form
+    no_such_date = api.get("/records/log", params={"since": "2024-02-31"})
+    assert no_such_date.status_code == 400 and "2024-02-31" in no_such_date.json()["detail"]
+    bad_level = api.get("/records/log", params={"level": "loud"})
+    assert bad_level.status_code == 422 and "level" in bad_level.text
+    assert api.get("/records/log", params={"limit": 0}).status_code == 422
+    assert api.get("/records/nope").status_code == 422
+    missing = api.get(f"/traces/{'0' * 32}")
+    assert missing.status_code == 404 and "no span" in missing.json()["detail"]
+    assert api.get("/records/log", params={"cursor": "not-a-cursor"}).status_code == 400
+
+
+def test_the_openapi_schema_lists_every_route(served: Served) -> None:
+    schema = httpx.get(f"{served.url}/api/v1/openapi.json", timeout=10).json()
+    assert schema["info"]["title"] == "clisight API"
+    assert {
+        "/health",
+        "/records/{kind}",
+        "/traces",
+        "/traces/{trace_id}",
+        "/errors",
+        "/usage",
+        "/report",
+    } <= set(schema["paths"])
