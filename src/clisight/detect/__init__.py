@@ -21,8 +21,9 @@ from clisight.detect.detectors import (
     SeasonalDetector,
     ZScoreDetector,
 )
-from clisight.detect.ensemble import DEFAULT_THRESHOLD, CombinedDetector, EnsembleDetector
+from clisight.detect.ensemble import CombinedDetector, EnsembleDetector
 from clisight.detect.metric_baseline import AnomalyDetector
+from clisight.detect.novelty import DEFAULT_THRESHOLD, NoveltyDetector
 from clisight.detect.security import SecurityFinding, SecurityMonitor
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "EnsembleDetector",
     "EwmaDetector",
     "MadDetector",
+    "NoveltyDetector",
     "SeasonalDetector",
     "SecurityFinding",
     "SecurityMonitor",

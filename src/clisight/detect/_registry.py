@@ -15,16 +15,18 @@ from clisight.detect.detectors import (
     ZScoreDetector,
 )
 from clisight.detect.ensemble import EnsembleDetector, lengths_for_probation
+from clisight.detect.novelty import NoveltyDetector
 
 __all__ = ["DEFAULT_DETECTOR", "DETECTORS", "detector_from_state", "has_alert_level", "make_detector"]
 
 #: Name of the default detector (the one the NAB figures and ``clisight detect`` use).
-DEFAULT_DETECTOR = "ensemble"
+DEFAULT_DETECTOR = "novelty"
 
 #: Every single-series detector by name.
 DETECTORS: dict[str, type[StatefulDetector]] = {
     cls.kind: cls
     for cls in (
+        NoveltyDetector,
         EnsembleDetector,
         ZScoreDetector,
         EwmaDetector,
@@ -42,13 +44,16 @@ def make_detector(
     """A new detector by name (see :data:`DETECTORS`), with optional constructor parameters.
 
     ``series_length``, when the whole series is known in advance (a CSV file, a benchmark file),
-    lets the default detector size its point-counted windows to the series' learning period,
-    NAB's ``min(15 % of the rows, 750)``; parameters given explicitly win.
+    sets the learning period of the detectors that have one to NAB's ``min(15 % of the rows, 750)``
+    (the default detector's ``probation``; without it a live series gets 750); parameters given
+    explicitly win.
     """
     try:
         cls = DETECTORS[name]
     except KeyError:
         raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(sorted(DETECTORS))}") from None
+    if series_length is not None and cls is NoveltyDetector:
+        params = {"probation": max(2, probation_length(series_length)), **params}
     if series_length is not None and cls is EnsembleDetector:
         params = {**lengths_for_probation(probation_length(series_length)), **params}
     return cls(**params)

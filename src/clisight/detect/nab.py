@@ -35,7 +35,7 @@ from clisight.detect._nabscore import (
     scored_points,
 )
 from clisight.detect._registry import DEFAULT_DETECTOR, DETECTORS, has_alert_level, make_detector
-from clisight.detect.ensemble import DEFAULT_THRESHOLD
+from clisight.detect.novelty import DEFAULT_THRESHOLD
 
 __all__ = [
     "ALERT_LEVEL_GRID",

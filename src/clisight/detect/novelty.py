@@ -1,0 +1,325 @@
+"""The default detector: novelty of coarse value contexts, scored against the series' own novelty rate.
+
+:class:`NoveltyDetector` does three plain things per point, with no constant counted in points
+except through the series' learning period ``probation`` (NAB's: 15 % of a series' rows, at most
+750; the default 750 is what a live series of unknown length gets):
+
+1. **Quantise** the value on a coarse grid: ``levels`` equal bins spanning the range seen during
+   the learning period, and logarithmic bins (1, 2, 4, ... bin widths away) beyond it, so noise
+   inside the usual range and the size of a heavy-tailed burst barely matter.
+2. **Context novelty** (after the Contextual Anomaly Detector): the point's contexts are the last
+   one, two and three quantised values, and, when the learning period spans two days or more, the
+   pair (this value, the value one day earlier).  A context never seen before is one novelty.
+3. **Self-normalised score** (after Numenta's anomaly likelihood): the novelties of the last
+   ``probation / 60`` points are compared with the series' own long-run novelty rate: the score is
+   the Poisson tail probability of seeing that many, as ``log(p) / log(1e-10)`` clipped to
+   ``[0, 1]``.  A noisy series, which keeps making new contexts, needs far more to alert than a
+   clean one.
+
+After an alert, scores stay below ``alert_level`` for the same short window unless a point's tail
+probability is smaller than the one that alerted (a stronger anomaly always gets through).
+
+Memory is bounded: at most ``probation`` buffered values during learning, a day of quantised values,
+and a context set capped at :data:`MAX_CONTEXTS`.  The state is JSON-serialisable.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from clisight.detect._base import StatefulDetector
+
+__all__ = ["DEFAULT_PROBATION", "DEFAULT_THRESHOLD", "MAX_CONTEXTS", "NoveltyDetector"]
+
+#: The score at or above which a point is an anomaly; chosen by leave-one-category-out on the NAB
+#: development subset (``bench/nab_protocol.py``).
+DEFAULT_THRESHOLD = 0.5
+
+#: The learning period of a series whose length is unknown: NAB's cap (750 rows).
+DEFAULT_PROBATION = 750
+
+#: Contexts remembered at most; past that, new contexts still count as novel but are not stored.
+MAX_CONTEXTS = 50_000
+
+_LOG_FLOOR = math.log(1e-10)  # tail probability that scores 1, as in Numenta's log-likelihood
+_SPAN = 64  # quantised levels are clipped into [0, 64) to build integer context keys
+_ZERO = 32  # index of the lowest in-range bin
+
+
+class NoveltyDetector(StatefulDetector):
+    """Context novelty on a coarse, range-relative grid, scored by the series' own novelty rate."""
+
+    __slots__ = (
+        "_lag_slots",
+        "_window",
+        "_mask",
+        "mask_fraction",
+        "recent_fraction",
+        "orders",
+        "alert_level",
+        "buffer",
+        "count",
+        "first_time",
+        "hist",
+        "hist_sum",
+        "lag",
+        "levels",
+        "lo",
+        "mask_left",
+        "mask_p",
+        "prev",
+        "prev2",
+        "probation",
+        "rate",
+        "rel_std",
+        "min_std",
+        "season_period",
+        "seen",
+        "step",
+        "use_season",
+        "value_max",
+        "value_min",
+        "width",
+    )
+    kind = "novelty"
+    _params = (
+        "probation",
+        "levels",
+        "alert_level",
+        "value_min",
+        "value_max",
+        "season_period",
+        "use_season",
+        "rel_std",
+        "min_std",
+        "mask_fraction",
+        "recent_fraction",
+        "orders",
+    )
+    _fields = (
+        "count",
+        "buffer",
+        "lo",
+        "width",
+        "prev",
+        "prev2",
+        "hist",
+        "hist_sum",
+        "rate",
+        "mask_left",
+        "mask_p",
+        "first_time",
+        "step",
+        "lag",
+        "seen",
+    )
+
+    def __init__(
+        self,
+        probation: int = DEFAULT_PROBATION,
+        levels: int = 8,
+        alert_level: float = DEFAULT_THRESHOLD,
+        value_min: float | None = None,
+        value_max: float | None = None,
+        season_period: float = 86400.0,
+        use_season: bool = True,
+        rel_std: float = 0.01,
+        min_std: float = 1e-9,
+        mask_fraction: float = 1 / 6,
+        recent_fraction: float = 1 / 60,
+        orders: int = 3,
+    ) -> None:
+        if probation < 2:
+            raise ValueError(f"probation must be >= 2 points, got {probation!r}")
+        if not 1 <= levels <= 24:
+            raise ValueError(f"levels must be between 1 and 24, got {levels!r}")
+        self.probation = int(probation)
+        self.levels = int(levels)
+        self.alert_level = alert_level
+        self.value_min = value_min
+        self.value_max = value_max
+        self.season_period = season_period
+        self.use_season = use_season
+        self.rel_std = rel_std
+        self.min_std = min_std
+        if not 1 <= orders <= 3:
+            raise ValueError(f"orders must be 1, 2 or 3, got {orders!r}")
+        self.mask_fraction = mask_fraction
+        self.recent_fraction = recent_fraction
+        self.orders = orders
+        self._window = max(1, round(self.probation * recent_fraction))
+        self._mask = max(1, round(self.probation * mask_fraction))
+        self.count = 0
+        self.buffer: list[list[float]] = []  # [timestamp, value] during the learning period
+        self.lo = 0.0
+        self.width = 0.0
+        self.prev = -1
+        self.prev2 = -1
+        self.hist: list[int] = [0] * self._window
+        self.hist_sum = 0
+        self.rate = 0.0
+        self.mask_left = 0
+        self.mask_p = 0.0
+        self.first_time: float | None = None
+        self.step: float | None = None
+        self.lag: list[int] = []
+        self.seen: set[int] = set()
+        self._lag_slots = 0
+
+    @property
+    def warmup_points(self) -> int:
+        return self.probation
+
+    # -- state ---------------------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        state = super().to_state()
+        state["state"]["seen"] = sorted(self.seen)
+        return state
+
+    def _restored(self) -> None:
+        self.seen = set(self.seen)
+        self._lag_slots = len(self.lag)
+
+    # -- scoring -------------------------------------------------------------------------------
+    def update(self, timestamp: float, value: float) -> float:
+        n = self.count
+        self.count = n + 1
+        if n < self.probation:
+            self.buffer.append([timestamp, value])
+            if n + 1 == self.probation:
+                self._learn_probation()
+            return 0.0
+        p = self._observe(timestamp, value)
+        score = math.log(p) / _LOG_FLOOR if p < 1.0 else 0.0
+        if score > 1.0:
+            score = 1.0
+        level = self.alert_level
+        if self.mask_left > 0:
+            self.mask_left -= 1
+            strongest = self.mask_p
+            if p < strongest:
+                self.mask_p = p
+            # the same incident growing, or a weaker one: through only if twice as surprising
+            if score >= level and math.log(p) > 2.0 * math.log(strongest):
+                return math.nextafter(level, 0.0)
+        if score >= level:
+            self.mask_left = self._mask
+            self.mask_p = p
+        return score
+
+    def _learn_probation(self) -> None:
+        values = [v for _t, v in self.buffer]
+        lo = min(values) if self.value_min is None else self.value_min
+        hi = max(values) if self.value_max is None else self.value_max
+        mid = abs(sum(values) / len(values))
+        self.lo = lo
+        self.width = max((hi - lo) / self.levels, self.rel_std * mid, self.min_std)
+        if self.use_season and len(self.buffer) >= 2:
+            step = self.buffer[1][0] - self.buffer[0][0]
+            if step > 0:
+                slots = round(self.season_period / step)
+                # the day-lag context needs the learning period to hold at least two days
+                if 4 <= slots <= self.probation // 2:
+                    self.step = step
+                    self._lag_slots = slots
+                    self.lag = [-1] * slots
+        self.first_time = self.buffer[0][0]
+        buffer = self.buffer
+        self.buffer = []
+        # learn every context of the period, and its novelty rate over its second half
+        half = len(buffer) // 2
+        novel_late = 0
+        for i, (t, v) in enumerate(buffer):
+            k = self._novelties(i, v)
+            if i >= half:
+                novel_late += k
+        self.rate = max(novel_late / max(1, len(buffer) - half), 1.0 / self.probation)
+
+    def _quantise(self, value: float) -> int:
+        u = (value - self.lo) / self.width
+        top = self.levels
+        if u < 0.0:
+            q = -1 - int(math.log2(1.0 - u))
+        elif u >= top:
+            q = top + int(math.log2(u - top + 1.0))
+        else:
+            q = int(u)
+        q += _ZERO
+        return 0 if q < 0 else (_SPAN - 1 if q >= _SPAN else q)
+
+    def _novelties(self, index: int, value: float) -> int:
+        """Count the point's contexts never seen before, and remember them."""
+        q = self._quantise(value)
+        seen = self.seen
+        a = self.prev
+        b = self.prev2
+        keys = [(1 << 24) | q]
+        orders = self.orders
+        if a >= 0 and orders > 1:
+            keys.append((2 << 24) | (a << 6) | q)
+            if b >= 0 and orders > 2:
+                keys.append((3 << 24) | (b << 12) | (a << 6) | q)
+        novel = 0
+        for key in keys:
+            if key not in seen:
+                novel += 1
+                if len(seen) < MAX_CONTEXTS:
+                    seen.add(key)
+        slots = self._lag_slots
+        if slots:
+            j = index % slots
+            lag = self.lag
+            d = lag[j]
+            if d >= 0:
+                key = (4 << 24) | (d << 6) | q
+                if key not in seen:
+                    novel += 1
+                    if len(seen) < MAX_CONTEXTS:
+                        seen.add(key)
+            if not novel:  # a novel point is no reference for the same time tomorrow
+                lag[j] = q
+            elif d < 0:
+                lag[j] = q
+        self.prev2 = a
+        self.prev = q
+        return novel
+
+    def _observe(self, timestamp: float, value: float) -> float:
+        """Tail probability of the recent novelties given the series' rate; then learn the point."""
+        k_new = self._novelties(self.count - 1, value)
+        hist = self.hist
+        i = self.count % len(hist)
+        k = self.hist_sum + k_new - hist[i]
+        hist[i] = k_new
+        self.hist_sum = k
+        rate = self.rate
+        p = _poisson_tail(k, rate * len(hist)) if k > 0 else 1.0
+        # the long-run rate forgets over the learning period, never below one novelty per period
+        rate += (k_new - rate) / self.probation
+        floor = 1.0 / self.probation
+        self.rate = rate if rate > floor else floor
+        return p
+
+
+def _poisson_tail(k: int, mu: float) -> float:
+    """``P(N >= k)`` for ``N ~ Poisson(mu)``, accurate far into the tail."""
+    if k <= 0:
+        return 1.0
+    if k <= mu:
+        # the bulk: 1 - P(N < k)
+        term = math.exp(-mu)
+        total = term
+        for i in range(1, k):
+            term *= mu / i
+            total += term
+        return max(1.0 - total, 1e-300)
+    log_term = -mu + k * math.log(mu) - math.lgamma(k + 1)
+    term = 1.0
+    total = 1.0
+    i = k
+    while term > 1e-12 * total:
+        i += 1
+        term *= mu / i
+        total += term
+    return max(math.exp(log_term) * total, 1e-300)
