@@ -48,27 +48,30 @@ from clisight.detect.nab import NabFile, load_corpus
 
 DEFAULT_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "nab"
 CATEGORIES = ("artificialNoAnomaly", "artificialWithAnomaly", "realAWSCloudwatch")
-GRID = tuple(round(0.20 + 0.02 * i, 2) for i in range(36))  # thresholds tried: 0.20 .. 0.90
+GRID = tuple(round(0.04 + 0.02 * i, 2) for i in range(44))  # thresholds tried: 0.04 .. 0.90
 FIVE_MIN = 300.0
 
 
 # -- running and scoring ---------------------------------------------------------------------------
 Params = dict[str, Any]
-_cache: dict[tuple[int, float, str, bool], list[list[float]]] = {}
+_cache: dict[tuple[int, float, str, bool], list[float]] = {}
+_alive: list[NabFile] = []  # files whose id() keys the cache stay alive, so no id is reused
 
 
 def run(files: Sequence[NabFile], threshold: float, params: Params | None = None, hint: bool = True) -> list[list[float]]:
     """Per-row scores of the default detector, built as the NAB runner builds it, at ``threshold``."""
-    key = (id(files), threshold, repr(sorted((params or {}).items())), hint)
-    if key not in _cache:
-        out = []
-        for f in files:
+    tag = repr(sorted((params or {}).items()))
+    out = []
+    for f in files:
+        key = (id(f), threshold, tag, hint)
+        if key not in _cache:
+            _alive.append(f)
             extra = {"series_length": len(f.values)} if hint else {}
             det = make_detector(DEFAULT_DETECTOR, alert_level=threshold, **extra, **(params or {}))
             update = det.update
-            out.append([update(t, v) for t, v in zip(f.timestamps, f.values, strict=True)])
-        _cache[key] = out
-    return _cache[key]
+            _cache[key] = [update(t, v) for t, v in zip(f.timestamps, f.values, strict=True)]
+        out.append(_cache[key])
+    return out
 
 
 def score(files: Sequence[NabFile], scores: Sequence[Sequence[float]], threshold: float, profile: str = "standard") -> float:
@@ -305,7 +308,7 @@ ABLATIONS: dict[str, Params] = {
     "mask after an alert of 1 point": {"mask_fraction": 1e-9},
 }
 CONSTANTS: dict[str, tuple[float, ...]] = {
-    "levels": (4, 5, 6, 8, 10, 12, 16),
+    "levels": (5, 6, 7, 8, 10, 12),
     "recent_fraction": (1 / 120, 1 / 90, 1 / 75, 1 / 60, 1 / 48, 1 / 40, 1 / 30),
     "mask_fraction": (1 / 12, 1 / 9, 1 / 7.5, 1 / 6, 1 / 4.8, 1 / 4, 1 / 3),
 }

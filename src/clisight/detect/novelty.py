@@ -34,7 +34,7 @@ __all__ = ["DEFAULT_PROBATION", "DEFAULT_THRESHOLD", "MAX_CONTEXTS", "NoveltyDet
 
 #: The score at or above which a point is an anomaly; chosen by leave-one-category-out on the NAB
 #: development subset (``bench/nab_protocol.py``).
-DEFAULT_THRESHOLD = 0.5
+DEFAULT_THRESHOLD = 0.18
 
 #: The learning period of a series whose length is unknown: NAB's cap (750 rows).
 DEFAULT_PROBATION = 750
@@ -57,6 +57,7 @@ class NoveltyDetector(StatefulDetector):
         "mask_fraction",
         "recent_fraction",
         "orders",
+        "memory",
         "alert_level",
         "buffer",
         "count",
@@ -71,7 +72,9 @@ class NoveltyDetector(StatefulDetector):
         "prev",
         "prev2",
         "probation",
-        "rate",
+        "_levels",
+        "kmean",
+        "kvar",
         "rel_std",
         "min_std",
         "season_period",
@@ -96,6 +99,7 @@ class NoveltyDetector(StatefulDetector):
         "mask_fraction",
         "recent_fraction",
         "orders",
+        "memory",
     )
     _fields = (
         "count",
@@ -106,7 +110,8 @@ class NoveltyDetector(StatefulDetector):
         "prev2",
         "hist",
         "hist_sum",
-        "rate",
+        "kmean",
+        "kvar",
         "mask_left",
         "mask_p",
         "first_time",
@@ -118,7 +123,7 @@ class NoveltyDetector(StatefulDetector):
     def __init__(
         self,
         probation: int = DEFAULT_PROBATION,
-        levels: int = 8,
+        levels: int | None = None,
         alert_level: float = DEFAULT_THRESHOLD,
         value_min: float | None = None,
         value_max: float | None = None,
@@ -129,13 +134,16 @@ class NoveltyDetector(StatefulDetector):
         mask_fraction: float = 1 / 6,
         recent_fraction: float = 1 / 60,
         orders: int = 3,
+        memory: float = 1.0,
     ) -> None:
         if probation < 2:
             raise ValueError(f"probation must be >= 2 points, got {probation!r}")
-        if not 1 <= levels <= 24:
+        if levels is not None and not 1 <= levels <= 24:
             raise ValueError(f"levels must be between 1 and 24, got {levels!r}")
         self.probation = int(probation)
-        self.levels = int(levels)
+        self.levels = levels
+        # order-3 contexts number levels**3: as many as the learning period can show once each
+        self._levels = int(levels) if levels is not None else max(3, round(self.probation ** (1 / 3)))
         self.alert_level = alert_level
         self.value_min = value_min
         self.value_max = value_max
@@ -148,6 +156,7 @@ class NoveltyDetector(StatefulDetector):
         self.mask_fraction = mask_fraction
         self.recent_fraction = recent_fraction
         self.orders = orders
+        self.memory = memory
         self._window = max(1, round(self.probation * recent_fraction))
         self._mask = max(1, round(self.probation * mask_fraction))
         self.count = 0
@@ -158,7 +167,8 @@ class NoveltyDetector(StatefulDetector):
         self.prev2 = -1
         self.hist: list[int] = [0] * self._window
         self.hist_sum = 0
-        self.rate = 0.0
+        self.kmean = 0.0
+        self.kvar = 0.0
         self.mask_left = 0
         self.mask_p = 0.0
         self.first_time: float | None = None
@@ -214,7 +224,7 @@ class NoveltyDetector(StatefulDetector):
         hi = max(values) if self.value_max is None else self.value_max
         mid = abs(sum(values) / len(values))
         self.lo = lo
-        self.width = max((hi - lo) / self.levels, self.rel_std * mid, self.min_std)
+        self.width = max((hi - lo) / self._levels, self.rel_std * mid, self.min_std)
         if self.use_season and len(self.buffer) >= 2:
             step = self.buffer[1][0] - self.buffer[0][0]
             if step > 0:
@@ -227,18 +237,21 @@ class NoveltyDetector(StatefulDetector):
         self.first_time = self.buffer[0][0]
         buffer = self.buffer
         self.buffer = []
-        # learn every context of the period, and its novelty rate over its second half
+        # learn every context of the period, and the distribution of the recent novelty count
+        # over its second half (the first half is still filling the context set)
         half = len(buffer) // 2
-        novel_late = 0
-        for i, (t, v) in enumerate(buffer):
-            k = self._novelties(i, v)
+        late: list[int] = []
+        for i, (_t, v) in enumerate(buffer):
+            k = self._recent(i, v)
             if i >= half:
-                novel_late += k
-        self.rate = max(novel_late / max(1, len(buffer) - half), 1.0 / self.probation)
+                late.append(k)
+        mean = sum(late) / len(late)
+        self.kmean = mean
+        self.kvar = sum((k - mean) ** 2 for k in late) / len(late)
 
     def _quantise(self, value: float) -> int:
         u = (value - self.lo) / self.width
-        top = self.levels
+        top = self._levels
         if u < 0.0:
             q = -1 - int(math.log2(1.0 - u))
         elif u >= top:
@@ -285,20 +298,28 @@ class NoveltyDetector(StatefulDetector):
         self.prev = q
         return novel
 
-    def _observe(self, timestamp: float, value: float) -> float:
-        """Tail probability of the recent novelties given the series' rate; then learn the point."""
-        k_new = self._novelties(self.count - 1, value)
+    def _recent(self, index: int, value: float) -> int:
+        """Learn the point; return the novelties of the last ``probation * recent_fraction`` points."""
+        k_new = self._novelties(index, value)
         hist = self.hist
-        i = self.count % len(hist)
+        i = index % len(hist)
         k = self.hist_sum + k_new - hist[i]
         hist[i] = k_new
         self.hist_sum = k
-        rate = self.rate
-        p = _poisson_tail(k, rate * len(hist)) if k > 0 else 1.0
-        # the long-run rate forgets over the learning period, never below one novelty per period
-        rate += (k_new - rate) / self.probation
-        floor = 1.0 / self.probation
-        self.rate = rate if rate > floor else floor
+        return k
+
+    def _observe(self, timestamp: float, value: float) -> float:
+        """Tail probability of the recent novelty count against the series' own; then learn it."""
+        k = self._recent(self.count - 1, value)
+        window = len(self.hist)
+        # never less than one novelty per learning period is expected
+        mean = max(self.kmean, window / self.probation)
+        p = _count_tail(k, mean, max(self.kvar, mean)) if k > 0 else 1.0
+        # mean and variance forget over the learning period
+        alpha = 1.0 / (self.probation * self.memory)
+        d = k - self.kmean
+        self.kmean += alpha * d
+        self.kvar = (1.0 - alpha) * (self.kvar + alpha * d * d)
         return p
 
 
@@ -322,4 +343,31 @@ def _poisson_tail(k: int, mu: float) -> float:
         i += 1
         term *= mu / i
         total += term
+    return max(math.exp(log_term) * total, 1e-300)
+
+
+
+def _count_tail(k: int, mean: float, var: float) -> float:
+    """``P(N >= k)`` for a count with this mean and variance: negative binomial when overdispersed
+    (novelties come in bursts), Poisson otherwise."""
+    if var <= mean * (1.0 + 1e-9):
+        return _poisson_tail(k, mean)
+    r = mean * mean / (var - mean)
+    pi = 1.0 - mean / var
+    log_first = r * math.log1p(-pi)  # log P(N = 0)
+    if k <= mean:
+        term = math.exp(log_first)
+        total = term
+        for i in range(k - 1):
+            term *= (i + r) / (i + 1) * pi
+            total += term
+        return max(1.0 - total, 1e-300)
+    log_term = math.lgamma(k + r) - math.lgamma(r) - math.lgamma(k + 1) + log_first + k * math.log(pi)
+    term = 1.0
+    total = 1.0
+    i = k
+    while term > 1e-12 * total:
+        term *= (i + r) / (i + 1) * pi
+        total += term
+        i += 1
     return max(math.exp(log_term) * total, 1e-300)
