@@ -9,6 +9,7 @@ from clisight.detect._base import Detector, StateError, squash
 from clisight.detect._registry import (
     DEFAULT_DETECTOR,
     DETECTORS,
+    default_threshold,
     detector_from_state,
     has_alert_level,
     make_detector,
@@ -44,6 +45,7 @@ __all__ = [
     "SecurityMonitor",
     "StateError",
     "ZScoreDetector",
+    "default_threshold",
     "detector_from_state",
     "has_alert_level",
     "make_detector",

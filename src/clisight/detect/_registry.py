@@ -14,13 +14,28 @@ from clisight.detect.detectors import (
     SeasonalDetector,
     ZScoreDetector,
 )
-from clisight.detect.ensemble import EnsembleDetector, lengths_for_probation
-from clisight.detect.novelty import NoveltyDetector
+from clisight.detect.ensemble import ENSEMBLE_THRESHOLD, EnsembleDetector, lengths_for_probation
+from clisight.detect.novelty import DEFAULT_THRESHOLD, NoveltyDetector
 
-__all__ = ["DEFAULT_DETECTOR", "DETECTORS", "detector_from_state", "has_alert_level", "make_detector"]
+__all__ = [
+    "DEFAULT_DETECTOR",
+    "DETECTORS",
+    "MIN_PROBATION",
+    "default_threshold",
+    "detector_from_state",
+    "has_alert_level",
+    "make_detector",
+]
 
 #: Name of the default detector (the one the NAB figures and ``clisight detect`` use).
 DEFAULT_DETECTOR = "novelty"
+
+#: The shortest learning period a known series length gives the default detector (the warm-up most
+#: other detectors use): NAB's rule alone would let a 40-point file learn from 6.
+MIN_PROBATION = 30
+
+#: The score the single-technique detectors give at their ``half`` deviation.
+_HALF_SCORE = 0.5
 
 #: Every single-series detector by name.
 DETECTORS: dict[str, type[StatefulDetector]] = {
@@ -53,10 +68,23 @@ def make_detector(
     except KeyError:
         raise ValueError(f"unknown detector {name!r}; choose one of {', '.join(sorted(DETECTORS))}") from None
     if series_length is not None and cls is NoveltyDetector:
-        params = {"probation": max(2, probation_length(series_length)), **params}
+        params = {"probation": max(MIN_PROBATION, probation_length(series_length)), **params}
     if series_length is not None and cls is EnsembleDetector:
         params = {**lengths_for_probation(probation_length(series_length)), **params}
     return cls(**params)
+
+
+def default_threshold(name: str = DEFAULT_DETECTOR) -> float:
+    """The threshold a detector's scores are compared with unless told otherwise.
+
+    The default detector's was chosen by the development protocol (``bench/nab_protocol.py``); the
+    ensemble's was tuned with its defaults; the single-technique detectors score 0.5 at ``half``.
+    """
+    if name == NoveltyDetector.kind:
+        return DEFAULT_THRESHOLD
+    if name == EnsembleDetector.kind:
+        return ENSEMBLE_THRESHOLD
+    return _HALF_SCORE
 
 
 def has_alert_level(name: str) -> bool:

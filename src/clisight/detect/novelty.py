@@ -34,7 +34,7 @@ __all__ = ["DEFAULT_PROBATION", "DEFAULT_THRESHOLD", "MAX_CONTEXTS", "NoveltyDet
 
 #: The score at or above which a point is an anomaly; chosen by leave-one-category-out on the NAB
 #: development subset (``bench/nab_protocol.py``).
-DEFAULT_THRESHOLD = 0.18
+DEFAULT_THRESHOLD = 0.16
 
 #: The learning period of a series whose length is unknown: NAB's cap (750 rows).
 DEFAULT_PROBATION = 750
@@ -51,6 +51,7 @@ class NoveltyDetector(StatefulDetector):
     """Context novelty on a coarse, range-relative grid, scored by the series' own novelty rate."""
 
     __slots__ = (
+        "_extreme",
         "_lag_slots",
         "_window",
         "_mask",
@@ -58,6 +59,7 @@ class NoveltyDetector(StatefulDetector):
         "recent_fraction",
         "orders",
         "memory",
+        "graded",
         "alert_level",
         "buffer",
         "count",
@@ -100,6 +102,7 @@ class NoveltyDetector(StatefulDetector):
         "recent_fraction",
         "orders",
         "memory",
+        "graded",
     )
     _fields = (
         "count",
@@ -135,6 +138,7 @@ class NoveltyDetector(StatefulDetector):
         recent_fraction: float = 1 / 60,
         orders: int = 3,
         memory: float = 1.0,
+        graded: bool = True,
     ) -> None:
         if probation < 2:
             raise ValueError(f"probation must be >= 2 points, got {probation!r}")
@@ -157,6 +161,7 @@ class NoveltyDetector(StatefulDetector):
         self.recent_fraction = recent_fraction
         self.orders = orders
         self.memory = memory
+        self.graded = graded
         self._window = max(1, round(self.probation * recent_fraction))
         self._mask = max(1, round(self.probation * mask_fraction))
         self.count = 0
@@ -176,6 +181,7 @@ class NoveltyDetector(StatefulDetector):
         self.lag: list[int] = []
         self.seen: set[int] = set()
         self._lag_slots = 0
+        self._extreme = False  # whether the last point was a new extreme (set by every update)
 
     @property
     def warmup_points(self) -> int:
@@ -207,11 +213,9 @@ class NoveltyDetector(StatefulDetector):
         level = self.alert_level
         if self.mask_left > 0:
             self.mask_left -= 1
-            strongest = self.mask_p
-            if p < strongest:
-                self.mask_p = p
-            # the same incident growing, or a weaker one: through only if twice as surprising
-            if score >= level and math.log(p) > 2.0 * math.log(strongest):
+            # the same incident growing, or a weaker one, stays masked; through go a value beyond
+            # any seen so far and a point twice as surprising (in log probability) as the alert's
+            if score >= level and not self._extreme and math.log(p) > 2.0 * math.log(self.mask_p):
                 return math.nextafter(level, 0.0)
         if score >= level:
             self.mask_left = self._mask
@@ -273,12 +277,19 @@ class NoveltyDetector(StatefulDetector):
             keys.append((2 << 24) | (a << 6) | q)
             if b >= 0 and orders > 2:
                 keys.append((3 << 24) | (b << 12) | (a << 6) | q)
+        new_value = keys[0] not in seen
         novel = 0
         for key in keys:
             if key not in seen:
                 novel += 1
                 if len(seen) < MAX_CONTEXTS:
                     seen.add(key)
+        outside = q >= _ZERO + self._levels or q < _ZERO
+        # a value never seen before, outside the learned range, is a new extreme
+        self._extreme = new_value and outside
+        if novel and outside and self.graded:
+            # a new context beyond the learned range: one more novelty per doubling of the distance
+            novel += q - _ZERO - self._levels if q >= _ZERO else _ZERO - 1 - q
         slots = self._lag_slots
         if slots:
             j = index % slots
