@@ -1,4 +1,4 @@
-"""The development protocol of issue 9: does the default detector generalise beyond the series it was built on?
+"""Issue 9's development protocol: does the default detector generalise beyond the series it was built on?
 
     nice .venv/bin/python bench/nab_protocol.py [--nab DIR] [--quick]
 
@@ -38,7 +38,6 @@ from typing import Any
 from clisight.detect import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, make_detector
 from clisight.detect._nabscore import (
     PROFILES,
-    ScoredPoints,
     normalised_score,
     probation_length,
     score_file,
@@ -58,7 +57,9 @@ _cache: dict[tuple[int, float, str, bool], list[float]] = {}
 _alive: list[NabFile] = []  # files whose id() keys the cache stay alive, so no id is reused
 
 
-def run(files: Sequence[NabFile], threshold: float, params: Params | None = None, hint: bool = True) -> list[list[float]]:
+def run(
+    files: Sequence[NabFile], threshold: float, params: Params | None = None, hint: bool = True
+) -> list[list[float]]:
     """Per-row scores of the default detector, built as the NAB runner builds it, at ``threshold``."""
     tag = repr(sorted((params or {}).items()))
     out = []
@@ -74,13 +75,21 @@ def run(files: Sequence[NabFile], threshold: float, params: Params | None = None
     return out
 
 
-def score(files: Sequence[NabFile], scores: Sequence[Sequence[float]], threshold: float, profile: str = "standard") -> float:
+def score(
+    files: Sequence[NabFile], scores: Sequence[Sequence[float]], threshold: float, profile: str = "standard"
+) -> float:
     prof = PROFILES[profile]
     raw = sum(score_file(s, threshold, f.points, prof).raw for f, s in zip(files, scores, strict=True))
     return normalised_score(raw, sum(f.points.n_windows for f in files), prof)
 
 
-def score_at(files: Sequence[NabFile], t: float, params: Params | None = None, profile: str = "standard", hint: bool = True) -> float:
+def score_at(
+    files: Sequence[NabFile],
+    t: float,
+    params: Params | None = None,
+    profile: str = "standard",
+    hint: bool = True,
+) -> float:
     return score(files, run(files, t, params, hint), t, profile)
 
 
@@ -238,7 +247,9 @@ def base_signal(kind: str, n: int, step: float, rng: random.Random) -> tuple[lis
     return vs, [0.0] * n, 1.5
 
 
-def plant(kind: str, vs: list[float], season: list[float], noise: float, at: int, length: int, rng: random.Random) -> None:
+def plant(
+    kind: str, vs: list[float], season: list[float], noise: float, at: int, length: int, rng: random.Random
+) -> None:
     """Add one anomaly of ``kind`` starting at row ``at`` (lasting ``length`` rows where it ends)."""
     n = len(vs)
     sd = statistics.pstdev(vs) or 1.0
@@ -324,12 +335,17 @@ def main() -> int:
     dev = load_corpus(args.nab)
     cats = by_category(dev)
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
     except OSError:
         commit = "?"
     print(f"# issue-9 protocol, detector {DEFAULT_DETECTOR!r}, shipped threshold {DEFAULT_THRESHOLD}")
-    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit}, python {platform.python_version()}, "
-          f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    print(
+        f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit}, "
+        f"python {platform.python_version()}, "
+        f"{platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
+    )
 
     print("\n## 1. leave-one-category-out (threshold chosen on the other two, standard profile)")
     chosen = []
@@ -346,21 +362,31 @@ def main() -> int:
             shown = f"{s:6.1f}"
         else:
             shown = "   n/a"  # no windows: NAB's normalisation is undefined, only false alarms count
-        print(f"  held out {held:24} threshold {t:.2f} (chosen on the other two)  standard {shown}  "
-              f"windows hit {tp}, missed {fn}, false alarms {fp}")
+        print(
+            f"  held out {held:24} threshold {t:.2f} (chosen on the other two)  standard {shown}  "
+            f"windows hit {tp}, missed {fn}, false alarms {fp}"
+        )
     mean = sum(held_scores) / len(held_scores)
     print(f"  mean over the held-out categories with windows: {mean:.1f} (target >= 65, none < 55)")
     step1 = statistics.median(chosen)
-    print(f"  threshold chosen by step 1 (median of the three choices): {step1:.2f}; shipped: {DEFAULT_THRESHOLD}")
+    print(
+        f"  threshold chosen by step 1 (median of the three choices): {step1:.2f}; "
+        f"shipped: {DEFAULT_THRESHOLD}"
+    )
 
     t0 = DEFAULT_THRESHOLD
-    print(f"\n## 2. threshold plateau on the dev subset, shipped t = {t0} (target: within 4 points on [0.8t, 1.2t])")
+    print(
+        f"\n## 2. threshold plateau on the dev subset, shipped t = {t0} "
+        "(target: within 4 points on [0.8t, 1.2t])"
+    )
     base = score_at(dev, t0)
     worst = 0.0
     for t in [round(t0 * (0.8 + 0.05 * i), 3) for i in range(9)]:
         s = score_at(dev, t)
         worst = max(worst, abs(s - base))
-        print(f"  t {t:5.3f}  standard {s:6.1f}  low-FP {score_at(dev, t, profile='reward_low_FP_rate'):6.1f}")
+        print(
+            f"  t {t:5.3f}  standard {s:6.1f}  low-FP {score_at(dev, t, profile='reward_low_FP_rate'):6.1f}"
+        )
     print(f"  largest change from {base:.1f}: {worst:.1f} points")
 
     print(f"\n## 3. transformed dev series at t = {t0} (target: standard >= 60 each)")
@@ -368,18 +394,29 @@ def main() -> int:
         tf = [fn_(f) for f in dev]
         sc = run(tf, t0)
         tp, fn, fp = counts(tf, sc, t0)
-        print(f"  {label:38} standard {score(tf, sc, t0):6.1f}  low-FP {score(tf, sc, t0, 'reward_low_FP_rate'):6.1f}  "
-              f"hit {tp} missed {fn} false alarms {fp}")
+        print(
+            f"  {label:38} standard {score(tf, sc, t0):6.1f}  "
+            f"low-FP {score(tf, sc, t0, 'reward_low_FP_rate'):6.1f}  "
+            f"hit {tp} missed {fn} false alarms {fp}"
+        )
 
-    print(f"\n## 4. synthetic labelled set ({len(BASES)} bases x {len(KINDS)} kinds + clean, 5-min and hourly) at t = {t0}")
+    print(
+        f"\n## 4. synthetic labelled set ({len(BASES)} bases x {len(KINDS)} kinds + clean, "
+        f"5-min and hourly) at t = {t0}"
+    )
     syn = synthetic_set()
     sc = run(syn, t0)
     tp, fn, fp = counts(syn, sc, t0)
-    print(f"  all {len(syn)} series: standard {score(syn, sc, t0):6.1f}  low-FP {score(syn, sc, t0, 'reward_low_FP_rate'):6.1f}  "
-          f"low-FN {score(syn, sc, t0, 'reward_low_FN_rate'):6.1f}  hit {tp} missed {fn} false alarms {fp}")
-    for group, keep in [*((b, lambda f, b=b: f"/{b}/" in f.name) for b in BASES),
-                        *((k, lambda f, k=k: f.name.endswith("/" + k)) for k in KINDS),
-                        *((c, lambda f, c=c: f.name.startswith(c + "/")) for c in ("5min", "hourly"))]:
+    print(
+        f"  all {len(syn)} series: standard {score(syn, sc, t0):6.1f}  "
+        f"low-FP {score(syn, sc, t0, 'reward_low_FP_rate'):6.1f}  "
+        f"low-FN {score(syn, sc, t0, 'reward_low_FN_rate'):6.1f}  hit {tp} missed {fn} false alarms {fp}"
+    )
+    for group, keep in [
+        *((b, lambda f, b=b: f"/{b}/" in f.name) for b in BASES),
+        *((k, lambda f, k=k: f.name.endswith("/" + k)) for k in KINDS),
+        *((c, lambda f, c=c: f.name.startswith(c + "/")) for c in ("5min", "hourly")),
+    ]:
         part = [f for f in syn if keep(f)]
         psc = run(part, t0)
         tp, fn, fp = counts(part, psc, t0)
@@ -387,7 +424,10 @@ def main() -> int:
         print(f"    {group:14} standard {shown}  hit {tp} missed {fn} false alarms {fp}")
     print(f"  its own best threshold: {choose(curve(syn)):.2f}")
 
-    print(f"\n## 5. whole dev subset at the shipped threshold {t0} (targets: standard >= 72, low-FP >= 62, AWS >= 75)")
+    print(
+        f"\n## 5. whole dev subset at the shipped threshold {t0} "
+        "(targets: standard >= 72, low-FP >= 62, AWS >= 75)"
+    )
     sc = run(dev, t0)
     for prof in PROFILES:
         print(f"  {prof:20} {score(dev, sc, t0, prof):6.1f}")
@@ -399,26 +439,39 @@ def main() -> int:
         r = score_file(s, t0, f.points, PROFILES["standard"])
         print(f"    {f.name:58} {r.raw:7.3f} hit {r.tp} missed {r.fn} fp {r.fp}")
 
-    print("\n## ablation (standard; dev at the shipped threshold and at its own best; synthetic at the shipped one)")
+    print(
+        "\n## ablation (standard; dev at the shipped threshold and at its own best; "
+        "synthetic at the shipped one)"
+    )
     for label, params in ABLATIONS.items():
         c = curve(dev, params)
         best = max(c, key=lambda t: c[t])
-        print(f"  {label:44} dev {score_at(dev, t0, params):6.1f}  (best {c[best]:5.1f} at {best:.2f})  "
-              f"AWS {score_at(aws, t0, params):6.1f}  synthetic {score_at(syn, t0, params):6.1f}")
+        print(
+            f"  {label:44} dev {score_at(dev, t0, params):6.1f}  (best {c[best]:5.1f} at {best:.2f})  "
+            f"AWS {score_at(aws, t0, params):6.1f}  synthetic {score_at(syn, t0, params):6.1f}"
+        )
 
     print("\n## length hint: the NAB runner tells the detector the series length (so its probation period)")
-    for label, hint in (("with the length (NAB runner, clisight detect)", True), ("without: live default, probation 750", False)):
+    for label, hint in (
+        ("with the length (NAB runner, clisight detect)", True),
+        ("without: live default, probation 750", False),
+    ):
         dsc = run(dev, t0, hint=hint)
         ysc = run(syn, t0, hint=hint)
         print(f"  {label:48} dev standard {score(dev, dsc, t0):6.1f}  synthetic {score(syn, ysc, t0):6.1f}")
 
     if not args.quick:
-        print("\n## constants: the score around each (dev standard / AWS / synthetic, at the shipped threshold)")
+        print(
+            "\n## constants: the score around each (dev standard / AWS / synthetic, at the shipped threshold)"
+        )
         for name, values in CONSTANTS.items():
             for v in values:
                 p = {name: v}
-                print(f"  {name:16} {v:8.4g}  dev {score_at(dev, t0, p):6.1f}  AWS {score_at(aws, t0, p):6.1f}  "
-                      f"synthetic {score_at(syn, t0, p):6.1f}")
+                print(
+                    f"  {name:16} {v:8.4g}  dev {score_at(dev, t0, p):6.1f}  "
+                    f"AWS {score_at(aws, t0, p):6.1f}  "
+                    f"synthetic {score_at(syn, t0, p):6.1f}"
+                )
 
     print("\n## throughput of the default detector (dev subset, one update per point)")
     best_rate = 0.0

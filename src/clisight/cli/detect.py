@@ -463,9 +463,11 @@ def detect(
     if has_alert_level(detector):
         options.setdefault("alert_level", threshold)  # its masking after an alert follows the threshold
     series = read_series(file, column, timestamp_column, delimiter=delimiter, sort=sort_rows)
+    # the whole series is known, so as in NAB a detector with a learning period learns from its
+    # first 15 % (the other detectors keep the defaults they have in live use)
+    known = {"series_length": len(series.values)} if "probation" in DETECTORS[detector]._params else {}
     try:
-        # the whole series is known, so as in NAB the detector learns from its first 15 %
-        instance = make_detector(detector, series_length=len(series.values), **options)
+        instance = make_detector(detector, **known, **options)
     except TypeError as exc:
         raise click.BadParameter(str(exc), param_hint="--param") from None
     except ValueError as exc:

@@ -51,34 +51,36 @@ class NoveltyDetector(StatefulDetector):
     """Context novelty on a coarse, range-relative grid, scored by the series' own novelty rate."""
 
     __slots__ = (
-        "_extreme",
+        "_dist",
         "_lag_slots",
-        "_window",
+        "_levels",
         "_mask",
-        "mask_fraction",
-        "recent_fraction",
-        "orders",
-        "memory",
-        "graded",
+        "_new_value",
+        "_window",
         "alert_level",
         "buffer",
         "count",
         "first_time",
+        "graded",
         "hist",
         "hist_sum",
+        "kmean",
+        "kvar",
         "lag",
         "levels",
         "lo",
+        "mask_far",
+        "mask_fraction",
         "mask_left",
         "mask_p",
+        "memory",
+        "min_std",
+        "orders",
         "prev",
         "prev2",
         "probation",
-        "_levels",
-        "kmean",
-        "kvar",
+        "recent_fraction",
         "rel_std",
-        "min_std",
         "season_period",
         "seen",
         "step",
@@ -117,6 +119,7 @@ class NoveltyDetector(StatefulDetector):
         "kvar",
         "mask_left",
         "mask_p",
+        "mask_far",
         "first_time",
         "step",
         "lag",
@@ -176,12 +179,16 @@ class NoveltyDetector(StatefulDetector):
         self.kvar = 0.0
         self.mask_left = 0
         self.mask_p = 0.0
+        self.mask_far = 0
         self.first_time: float | None = None
         self.step: float | None = None
         self.lag: list[int] = []
         self.seen: set[int] = set()
         self._lag_slots = 0
-        self._extreme = False  # whether the last point was a new extreme (set by every update)
+        # set by every update: whether the point's value was never seen, and how many doublings of
+        # the bin width it lies outside the learned range (0 inside)
+        self._new_value = False
+        self._dist = 0
 
     @property
     def warmup_points(self) -> int:
@@ -213,13 +220,20 @@ class NoveltyDetector(StatefulDetector):
         level = self.alert_level
         if self.mask_left > 0:
             self.mask_left -= 1
-            # the same incident growing, or a weaker one, stays masked; through go a value beyond
-            # any seen so far and a point twice as surprising (in log probability) as the alert's
-            if score >= level and not self._extreme and math.log(p) > 2.0 * math.log(self.mask_p):
+            # the same incident growing, or a weaker one, stays masked; through go a new value four
+            # times as far from the learned range as any in the incident, and a point twice as
+            # surprising (in log probability) as the one that alerted
+            far = self.mask_far
+            dist = self._dist
+            if dist > far:
+                self.mask_far = dist
+            farther = self._new_value and dist >= far + 2
+            if score >= level and not farther and math.log(p) > 2.0 * math.log(self.mask_p):
                 return math.nextafter(level, 0.0)
         if score >= level:
             self.mask_left = self._mask
             self.mask_p = p
+            self.mask_far = self._dist
         return score
 
     def _learn_probation(self) -> None:
@@ -284,12 +298,13 @@ class NoveltyDetector(StatefulDetector):
                 novel += 1
                 if len(seen) < MAX_CONTEXTS:
                     seen.add(key)
-        outside = q >= _ZERO + self._levels or q < _ZERO
-        # a value never seen before, outside the learned range, is a new extreme
-        self._extreme = new_value and outside
-        if novel and outside and self.graded:
+        top = _ZERO + self._levels
+        dist = q - top + 1 if q >= top else (_ZERO - q if q < _ZERO else 0)
+        self._new_value = new_value
+        self._dist = dist
+        if novel and dist and self.graded:
             # a new context beyond the learned range: one more novelty per doubling of the distance
-            novel += q - _ZERO - self._levels if q >= _ZERO else _ZERO - 1 - q
+            novel += dist - 1
         slots = self._lag_slots
         if slots:
             j = index % slots
@@ -301,9 +316,7 @@ class NoveltyDetector(StatefulDetector):
                     novel += 1
                     if len(seen) < MAX_CONTEXTS:
                         seen.add(key)
-            if not novel:  # a novel point is no reference for the same time tomorrow
-                lag[j] = q
-            elif d < 0:
+            if not novel or d < 0:  # a novel point is no reference for the same time tomorrow
                 lag[j] = q
         self.prev2 = a
         self.prev = q
@@ -355,7 +368,6 @@ def _poisson_tail(k: int, mu: float) -> float:
         term *= mu / i
         total += term
     return max(math.exp(log_term) * total, 1e-300)
-
 
 
 def _count_tail(k: int, mean: float, var: float) -> float:
