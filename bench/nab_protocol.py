@@ -317,6 +317,7 @@ ABLATIONS: dict[str, Params] = {
     "contexts of order 1 only (value novelty)": {"orders": 1},
     "contexts of order 1-2": {"orders": 2},
     "mask after an alert of 1 point": {"mask_fraction": 1e-9},
+    "no extra novelty for distance beyond the range": {"graded": False},
 }
 CONSTANTS: dict[str, tuple[float, ...]] = {
     "levels": (5, 6, 7, 8, 10, 12),

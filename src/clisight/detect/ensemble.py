@@ -1,4 +1,4 @@
-"""The default detector: several cheap views of one series fused into one score in ``[0, 1]``.
+"""The previous default detector: several cheap views of one series fused into one score in ``[0, 1]``.
 
 :class:`EnsembleDetector` runs, in one plain-Python update loop with no per-point allocation:
 
