@@ -9,7 +9,8 @@ except through the series' learning period ``probation`` (NAB's: 15 % of a serie
    inside the usual range and the size of a heavy-tailed burst barely matter.
 2. **Context novelty** (after the Contextual Anomaly Detector): the point's contexts are the last
    one, two and three quantised values, and, when the learning period spans two days or more, the
-   pair (this value, the value one day earlier).  A context never seen before is one novelty.
+   pair (this value, the value one day earlier, unless that one was itself novel).  A context never
+   seen before is one novelty.
 3. **Self-normalised score** (after Numenta's anomaly likelihood): the novelties of the last
    ``probation / 60`` points are compared with the series' own long-run novelty rate: the score is
    the Poisson tail probability of seeing that many, as ``log(p) / log(1e-10)`` clipped to
@@ -48,7 +49,15 @@ _ZERO = 32  # index of the lowest in-range bin
 
 
 class NoveltyDetector(StatefulDetector):
-    """Context novelty on a coarse, range-relative grid, scored by the series' own novelty rate."""
+    """Context novelty on a coarse, range-relative grid, scored by the series' own novelty rate.
+
+    ``probation`` is the one timescale (points learned from before any score; the recent window is
+    ``probation * recent_fraction`` points, the mask after an alert ``probation * mask_fraction``, the
+    count statistics forget over ``probation * memory``).  ``levels`` defaults to the cube root of
+    ``probation``.  ``value_min`` / ``value_max`` fix the range instead of learning it (neither the
+    NAB harness nor ``clisight detect`` passes them).  ``orders``, ``use_season`` and ``graded`` switch
+    parts off, for the ablation in ``bench/nab_protocol.py``.
+    """
 
     __slots__ = (
         "_dist",
