@@ -12,13 +12,16 @@ except through the series' learning period ``probation`` (NAB's: 15 % of a serie
    pair (this value, the value one day earlier, unless that one was itself novel).  A context never
    seen before is one novelty.
 3. **Self-normalised score** (after Numenta's anomaly likelihood): the novelties of the last
-   ``probation / 60`` points are compared with the series' own long-run novelty rate: the score is
-   the Poisson tail probability of seeing that many, as ``log(p) / log(1e-10)`` clipped to
-   ``[0, 1]``.  A noisy series, which keeps making new contexts, needs far more to alert than a
-   clean one.
+   ``probation / 60`` points are compared with the series' own recent counts: the score is the
+   tail probability of seeing that many under a negative binomial with their mean and variance
+   (novelties come in bursts; both forget over the learning period, and at least one novelty per
+   learning period is expected), as ``log(p) / log(1e-10)`` clipped to ``[0, 1]``.  A noisy
+   series, which keeps making new contexts, needs far more to alert than a clean one.  A new
+   context beyond the learned range counts once more per doubling of its distance from it.
 
-After an alert, scores stay below ``alert_level`` for the same short window unless a point's tail
-probability is smaller than the one that alerted (a stronger anomaly always gets through).
+After an alert, scores stay below ``alert_level`` for ``probation / 6`` points, except for a point
+twice as surprising (in log probability) as the one that alerted, or a new value four times as far
+beyond the learned range as any in the incident: a stronger anomaly always gets through.
 
 Memory is bounded: at most ``probation`` buffered values during learning, a day of quantised values,
 and a context set capped at :data:`MAX_CONTEXTS`.  The state is JSON-serialisable.
