@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import random
 import re
 import subprocess
@@ -54,9 +55,16 @@ def run(*args: str):
     return CliRunner().invoke(detect, list(args))
 
 
+# The tests below that count the anomalies in the 1-minute series above name the ensemble: they are
+# about the command's output.  The default detector learns from 15 % of such a 1,600-point series
+# (240 points) and gives this noise a few false alarms at its shipped threshold; its own story is
+# test_the_default_finds_one_level_shift_in_an_hourly_series_once (and tests/detect).
+ENSEMBLE = ("--detector", "ensemble")
+
+
 def test_planted_spike_and_level_shift_are_both_reported(tmp_path):
     csv_path = write_series(tmp_path / "planted.csv", spike=True, shift=True)
-    result = run(str(csv_path))
+    result = run(str(csv_path), *ENSEMBLE)
     assert result.exit_code == 0, result.output
     assert "2 anomalies found" in result.output
     lines = [int(n) for n in re.findall(r"^│\s*(\d+)\s*│", result.output, re.MULTILINE)]
@@ -67,7 +75,7 @@ def test_planted_spike_and_level_shift_are_both_reported(tmp_path):
 
 def test_same_series_without_them_reports_nothing(tmp_path):
     csv_path = write_series(tmp_path / "clean.csv", spike=False, shift=False)
-    result = run(str(csv_path))
+    result = run(str(csv_path), *ENSEMBLE)
     assert result.exit_code == 0, result.output
     assert "no anomalies found" in result.output
     assert "▲" not in result.output
@@ -75,10 +83,10 @@ def test_same_series_without_them_reports_nothing(tmp_path):
 
 def test_json_output_lists_the_anomalies(tmp_path):
     csv_path = write_series(tmp_path / "planted.csv", spike=True, shift=True, iso=True)
-    result = run(str(csv_path), "--json")
+    result = run(str(csv_path), "--json", *ENSEMBLE)
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
-    assert payload["points"] == 1600 and payload["detector"] == "ensemble"
+    assert payload["points"] == 1600 and payload["detector"] == "ensemble" and payload["threshold"] == 0.5
     lines = [a["line"] for a in payload["anomalies"]]
     assert lines[0] == SPIKE_AT + 2
     assert SHIFT_AT + 2 <= lines[1] <= SHIFT_AT + 12
@@ -228,22 +236,40 @@ def test_header_without_rows_and_a_file_that_is_not_text(tmp_path):
 
 
 def test_series_shorter_than_the_warm_up_says_nothing_could_be_judged(tmp_path):
-    csv_path = write_series(tmp_path / "short.csv", spike=False, shift=False, points=40)
+    csv_path = write_series(tmp_path / "short.csv", spike=False, shift=False, points=25)
     result = run(str(csv_path))
     assert result.exit_code == 0, result.output
     assert (
-        "series has 40 points; the ensemble detector needs at least 301 to warm up "
-        "(it only learns from the first 300); nothing could be judged"
+        "series has 25 points; the novelty detector needs at least 31 to warm up "
+        "(it only learns from the first 30); nothing could be judged"
     ) in result.stdout
+    assert "-p probation=N" in result.stdout
     assert "no anomalies found" not in result.output
     result = run(str(csv_path), "--json")
     payload = json.loads(result.stdout)
-    assert (payload["points"], payload["warmup"], payload["judged"]) == (40, 300, 0)
+    assert (payload["points"], payload["warmup"], payload["judged"]) == (25, 30, 0)
     assert "nothing could be judged" in result.stderr
-    result = run(str(csv_path), "-p", "warmup=10", "--json")  # a shorter warm-up judges the rest
-    assert json.loads(result.stdout)["judged"] == 30 and result.stderr == ""
+    result = run(str(csv_path), "-p", "probation=10", "--json")  # a shorter warm-up judges the rest
+    assert json.loads(result.stdout)["judged"] == 15 and result.stderr == ""
     result = run(str(csv_path), "--detector", "mad", "-p", "warmup=10")
     assert "found" in result.stdout and "nothing could be judged" not in result.output
+
+
+def test_the_default_finds_one_level_shift_in_an_hourly_series_once(tmp_path):
+    rows = []
+    for i in range(3000):  # 125 days of hourly values with a daily cycle; the level rises at row 2000
+        value = 200.0 + 30.0 * math.sin(2 * math.pi * i / 24) + (80.0 if i >= 2000 else 0.0)
+        stamp = datetime.fromtimestamp(T0 + 3600 * i, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        rows.append(f"{stamp},{value:.3f}")
+    csv_path = tmp_path / "hourly.csv"
+    csv_path.write_text("timestamp,value\n" + "\n".join(rows) + "\n")
+    result = run(str(csv_path), "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["detector"] == "novelty" and payload["warmup"] == 450  # 15 % of the rows, as in NAB
+    assert [(a["line"], a["points"]) for a in payload["anomalies"]] == [(2000 + 2, 1)]
+    result = run(str(csv_path))
+    assert "1 anomaly found" in result.output
 
 
 _NOTES = st.text(alphabet=",;\t|\"' ab\n\r", max_size=6)
@@ -357,7 +383,10 @@ def test_real_process_prints_anomalies_and_fails_cleanly(tmp_path):
     csv_path = write_series(tmp_path / "planted.csv", spike=True, shift=True)
     code = "from clisight.cli.detect import detect; detect()"
     ok = subprocess.run(
-        [sys.executable, "-c", code, str(csv_path), "--json"], capture_output=True, text=True, timeout=30
+        [sys.executable, "-c", code, str(csv_path), "--json", *ENSEMBLE],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert ok.returncode == 0, ok.stderr
     assert len(json.loads(ok.stdout)["anomalies"]) == 2
@@ -378,6 +407,6 @@ def test_installed_command_warns_on_stderr_and_keeps_json_on_stdout(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.startswith("Warning: ") and "out of time order, read in file order" in proc.stderr
     json.loads(proc.stdout)
-    proc = run_clisight("detect", str(csv_path), "--sort", "--json", timeout=30)
+    proc = run_clisight("detect", str(csv_path), "--sort", "--json", *ENSEMBLE, timeout=30)
     assert proc.returncode == 0 and proc.stderr == ""
     assert len(json.loads(proc.stdout)["anomalies"]) == 2

@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clisight.detect import (
-    DEFAULT_THRESHOLD,
     DETECTORS,
     BinomialRateDetector,
     CombinedDetector,
@@ -21,6 +20,7 @@ from clisight.detect import (
     SeasonalDetector,
     StateError,
     ZScoreDetector,
+    default_threshold,
     detector_from_state,
     make_detector,
     squash,
@@ -30,11 +30,11 @@ from clisight.detect.detectors import binomial_upper_tail
 VALUE_DETECTORS = sorted(name for name in DETECTORS if name != "binomial")
 STEP_WITHIN = 5
 T0 = 1_700_000_000.0
+HALF = 0.5  # what the single-technique detectors (and the ensemble) score at their alert level
 
 
 def warmup_of(name: str) -> int:
-    detector = make_detector(name)
-    return int(getattr(detector, "warmup", 30))
+    return make_detector(name).warmup_points or 30
 
 
 def series(level: float, n: int, noise: float, seed: int) -> list[float]:
@@ -49,7 +49,7 @@ def test_constant_series_never_fires_after_warmup(name, level):
     detector = make_detector(name)
     for i in range(warmup_of(name) + 400):
         score = detector.update(T0 + 60.0 * i, level)
-        assert score < DEFAULT_THRESHOLD
+        assert score < default_threshold(name)
 
 
 @pytest.mark.parametrize("name", VALUE_DETECTORS)
@@ -64,7 +64,7 @@ def test_a_10x_step_always_fires_within_a_few_points(name, level, noise, seed):
     before = warmup_of(name) + 100
     values = series(level, before, noise, seed) + series(10 * level, STEP_WITHIN, noise, seed + 1)
     scores = [detector.update(T0 + 60.0 * i, v) for i, v in enumerate(values)]
-    assert max(scores[before:]) >= DEFAULT_THRESHOLD
+    assert max(scores[before:]) >= default_threshold(name)
 
 
 @pytest.mark.parametrize("name", VALUE_DETECTORS)
@@ -85,7 +85,8 @@ def test_state_survives_a_json_round_trip(name, seed, split):
 @settings(max_examples=15, deadline=None)
 @given(st.lists(st.floats(-1e9, 1e9), min_size=1, max_size=400))
 def test_scores_are_always_between_0_and_1(name, values):
-    detector = make_detector(name, warmup=5) if name != "ensemble" else EnsembleDetector(warmup=5)
+    short = {"probation": 5} if name == "novelty" else {"warmup": 5}
+    detector = make_detector(name, **short)
     for i, v in enumerate(values):
         assert 0.0 <= detector.update(T0 + 60.0 * i, v) <= 1.0
 
@@ -101,7 +102,7 @@ def test_spike_fires_once_and_the_ensemble_then_cools_down():
     values = series(100.0, 1000, 0.02, 1)
     values[700] = values[701] = 400.0
     scores = [detector.update(T0 + 300.0 * i, v) for i, v in enumerate(values)]
-    fired = [i for i, s in enumerate(scores) if s >= DEFAULT_THRESHOLD]
+    fired = [i for i, s in enumerate(scores) if s >= HALF]
     assert fired == [700]
 
 
@@ -112,12 +113,12 @@ def test_ensemble_learns_a_daily_pattern_and_flags_a_missed_rise():
     rng = random.Random(7)
     values = [daily(i) + rng.gauss(0, 1) for i in range(288 * 8)]
     quiet = EnsembleDetector()
-    assert max(quiet.update(T0 + 300.0 * i, v) for i, v in enumerate(values)) < DEFAULT_THRESHOLD
+    assert max(quiet.update(T0 + 300.0 * i, v) for i, v in enumerate(values)) < HALF
     for i in range(288 * 6 + 144, 288 * 6 + 200):
         values[i] = 20.0 + rng.gauss(0, 1)  # the rise that did not happen
     detector = EnsembleDetector()
     scores = [detector.update(T0 + 300.0 * i, v) for i, v in enumerate(values)]
-    fired = [i for i, s in enumerate(scores) if s >= DEFAULT_THRESHOLD]
+    fired = [i for i, s in enumerate(scores) if s >= HALF]
     assert fired and 288 * 6 + 144 <= fired[0] < 288 * 6 + 160
 
 
@@ -127,7 +128,7 @@ def test_ewma_forgets_an_old_level():
         detector.update(float(i), 10.0 + (i % 2))
     for i in range(100, 200):
         detector.update(float(i), 50.0 + (i % 2))
-    assert detector.update(200.0, 50.5) < DEFAULT_THRESHOLD
+    assert detector.update(200.0, 50.5) < HALF
 
 
 def test_mad_ignores_an_isolated_outlier_in_its_baseline():
@@ -136,8 +137,8 @@ def test_mad_ignores_an_isolated_outlier_in_its_baseline():
     values[30] = 1000.0
     for i, v in enumerate(values):
         detector.update(float(i), v)
-    assert detector.update(61.0, 10.05) < DEFAULT_THRESHOLD
-    assert detector.update(62.0, 13.0) >= DEFAULT_THRESHOLD
+    assert detector.update(61.0, 10.05) < HALF
+    assert detector.update(62.0, 13.0) >= HALF
 
 
 def test_seasonal_knows_busy_hours_from_quiet_ones():
@@ -148,8 +149,8 @@ def test_seasonal_knows_busy_hours_from_quiet_ones():
             busy = 9 <= hour < 18
             detector.update(T0 + day * 86400 + hour * 3600, (100.0 if busy else 5.0) + rng.gauss(0, 2))
     day = 21
-    assert detector.update(T0 + day * 86400 + 10 * 3600, 101.0) < DEFAULT_THRESHOLD  # busy at 10:00: normal
-    assert detector.update(T0 + day * 86400 + 3 * 3600, 100.0) >= DEFAULT_THRESHOLD  # busy at 03:00: not
+    assert detector.update(T0 + day * 86400 + 10 * 3600, 101.0) < HALF  # busy at 10:00: normal
+    assert detector.update(T0 + day * 86400 + 3 * 3600, 100.0) >= HALF  # busy at 03:00: not
 
 
 def test_cusum_catches_a_small_sustained_shift_a_zscore_misses():
@@ -159,8 +160,8 @@ def test_cusum_catches_a_small_sustained_shift_a_zscore_misses():
     zscore = ZScoreDetector(warmup=50)
     c = [cusum.update(float(i), v) for i, v in enumerate(values)]
     z = [zscore.update(float(i), v) for i, v in enumerate(values)]
-    assert max(c[300:]) >= DEFAULT_THRESHOLD
-    assert max(c[:300]) < DEFAULT_THRESHOLD
+    assert max(c[300:]) >= HALF
+    assert max(c[:300]) < HALF
     assert max(z[300:]) < 0.9
 
 
@@ -168,17 +169,17 @@ def test_binomial_one_error_in_two_requests_is_not_an_alarm():
     detector = BinomialRateDetector(window=1)
     for i in range(100):
         detector.update(float(i), 2.0 if i % 10 == 0 else 0.0, 100.0)  # ~0.2 % errors
-    assert detector.update(100.0, 1.0, 2.0) < DEFAULT_THRESHOLD
-    assert detector.update(101.0, 30.0, 100.0) >= DEFAULT_THRESHOLD
+    assert detector.update(100.0, 1.0, 2.0) < HALF
+    assert detector.update(101.0, 30.0, 100.0) >= HALF
 
 
 def test_binomial_per_request_outcomes_flag_a_burst_of_failures():
     detector = BinomialRateDetector(window=20)
     rng = random.Random(2)
     scores = [detector.update(float(i), 1.0 if rng.random() < 0.01 else 0.0) for i in range(2000)]
-    assert max(scores[200:]) < DEFAULT_THRESHOLD
+    assert max(scores[200:]) < HALF
     burst = [detector.update(float(2000 + i), 1.0 if i % 2 == 0 else 0.0) for i in range(20)]
-    assert max(burst) >= DEFAULT_THRESHOLD
+    assert max(burst) >= HALF
 
 
 def test_binomial_tail_matches_hand_values():
@@ -207,7 +208,7 @@ def test_combined_detector_takes_the_max_and_round_trips():
         combined.update(float(i), 1.0 + 0.01 * (i % 3))
     state = json.loads(json.dumps(combined.to_state()))
     restored = CombinedDetector.from_state(state)
-    assert restored.update(21.0, 5.0) == combined.update(21.0, 5.0) >= DEFAULT_THRESHOLD
+    assert restored.update(21.0, 5.0) == combined.update(21.0, 5.0) >= HALF
 
 
 def test_state_of_another_kind_is_refused():
@@ -254,5 +255,5 @@ def test_a_false_alarm_just_before_a_10x_step_does_not_hide_it(name, level, nois
     before = warmup_of(name) + 100
     values = series(level, before, noise, seed) + series(10 * level, STEP_WITHIN, noise, seed + 1)
     scores = [detector.update(T0 + 60.0 * i, v) for i, v in enumerate(values)]
-    assert max(scores[:before]) >= DEFAULT_THRESHOLD  # the false alarm is there
-    assert max(scores[before:]) >= DEFAULT_THRESHOLD
+    assert max(scores[:before]) >= default_threshold(name)  # the false alarm is there
+    assert max(scores[before:]) >= default_threshold(name)

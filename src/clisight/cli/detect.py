@@ -15,7 +15,14 @@ from typing import Any
 
 import click
 
-from clisight.detect import DEFAULT_DETECTOR, DEFAULT_THRESHOLD, DETECTORS, has_alert_level, make_detector
+from clisight.detect import (
+    DEFAULT_DETECTOR,
+    DEFAULT_THRESHOLD,
+    DETECTORS,
+    default_threshold,
+    has_alert_level,
+    make_detector,
+)
 
 __all__ = [
     "SNIFFED_DELIMITERS",
@@ -403,9 +410,9 @@ def _delimiter_option(ctx: click.Context, param: click.Parameter, value: str | N
 @click.option(
     "--threshold",
     type=click.FloatRange(0.0, 1.0),
-    default=DEFAULT_THRESHOLD,
-    show_default=True,
-    help="Score (0-1) at or above which a point is an anomaly.",
+    default=None,
+    help=f"Score (0-1) at or above which a point is an anomaly. [default: the detector's own; "
+    f"{DEFAULT_THRESHOLD} for {DEFAULT_DETECTOR}]",
 )
 @click.option(
     "--param",
@@ -413,7 +420,7 @@ def _delimiter_option(ctx: click.Context, param: click.Parameter, value: str | N
     "params",
     multiple=True,
     metavar="NAME=VALUE",
-    help="Detector parameter, repeatable (e.g. -p warmup=50).",
+    help="Detector parameter, repeatable (e.g. -p probation=50, or -p warmup=50 for most others).",
 )
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the anomalies as JSON instead of a table and chart."
@@ -425,7 +432,7 @@ def detect(
     delimiter: str | None,
     sort_rows: bool,
     detector: str,
-    threshold: float,
+    threshold: float | None,
     params: tuple[str, ...],
     as_json: bool,
 ) -> None:
@@ -435,8 +442,9 @@ def detect(
     --delimiter is given.  Each row is one point: the value comes from --column, the time from
     --timestamp.  Rows are read in file order, with a warning naming the first row out of time order
     or with a repeated timestamp; --sort sorts them by time.  The detector reads the series once, as
-    it would live, so its warm-up (the first 300 points for the default detector) is never reported;
-    a series no longer than the warm-up says that nothing could be judged.
+    it would live, so its warm-up is never reported (the default detector learns from the first 15 %
+    of the rows, at least 30 and at most 750, as in the NAB benchmark); a series no longer than the
+    warm-up says that nothing could be judged.
 
     Prints each anomaly (CSV line, time, value, score from 0 to 1) and a small chart of the series
     with the anomalies marked; --json prints the same as JSON.  Exit status is 0 whether or not
@@ -450,15 +458,20 @@ def detect(
       clisight detect export.tsv --delimiter tab --sort
     """
     options = _parse_params(params)
+    if threshold is None:
+        threshold = default_threshold(detector)
     if has_alert_level(detector):
-        options.setdefault("alert_level", threshold)  # its cooldown follows the threshold
+        options.setdefault("alert_level", threshold)  # its masking after an alert follows the threshold
+    series = read_series(file, column, timestamp_column, delimiter=delimiter, sort=sort_rows)
+    # the whole series is known, so as in NAB a detector with a learning period learns from its
+    # first 15 % (the other detectors keep the defaults they have in live use)
+    known = {"series_length": len(series.values)} if "probation" in DETECTORS[detector]._params else {}
     try:
-        instance = make_detector(detector, **options)
+        instance = make_detector(detector, **known, **options)
     except TypeError as exc:
         raise click.BadParameter(str(exc), param_hint="--param") from None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--param") from None
-    series = read_series(file, column, timestamp_column, delimiter=delimiter, sort=sort_rows)
     for warning in series.warnings:
         click.echo(f"Warning: {warning}", err=True)
     update = instance.update
@@ -466,10 +479,11 @@ def detect(
     anomalies = find_anomalies(series, scores, threshold)
     n = len(series.values)
     warmup = instance.warmup_points
+    knob = "probation" if "probation" in DETECTORS[detector]._params else "warmup"
     too_short = (
         f"series has {n} point{'' if n == 1 else 's'}; the {detector} detector needs at least "
         f"{warmup + 1} to warm up (it only learns from the first {warmup}); nothing could be judged. "
-        f"Give it a longer series, or a shorter warm-up with -p warmup=N"
+        f"Give it a longer series, or a shorter warm-up with -p {knob}=N"
         if n <= warmup
         else None
     )

@@ -9,6 +9,7 @@ from clisight.detect._base import Detector, StateError, squash
 from clisight.detect._registry import (
     DEFAULT_DETECTOR,
     DETECTORS,
+    default_threshold,
     detector_from_state,
     has_alert_level,
     make_detector,
@@ -21,8 +22,9 @@ from clisight.detect.detectors import (
     SeasonalDetector,
     ZScoreDetector,
 )
-from clisight.detect.ensemble import DEFAULT_THRESHOLD, CombinedDetector, EnsembleDetector
+from clisight.detect.ensemble import CombinedDetector, EnsembleDetector
 from clisight.detect.metric_baseline import AnomalyDetector
+from clisight.detect.novelty import DEFAULT_THRESHOLD, NoveltyDetector
 from clisight.detect.security import SecurityFinding, SecurityMonitor
 
 __all__ = [
@@ -37,11 +39,13 @@ __all__ = [
     "EnsembleDetector",
     "EwmaDetector",
     "MadDetector",
+    "NoveltyDetector",
     "SeasonalDetector",
     "SecurityFinding",
     "SecurityMonitor",
     "StateError",
     "ZScoreDetector",
+    "default_threshold",
     "detector_from_state",
     "has_alert_level",
     "make_detector",

@@ -1,4 +1,4 @@
-"""The default detector: several cheap views of one series fused into one score in ``[0, 1]``.
+"""The previous default detector: several cheap views of one series fused into one score in ``[0, 1]``.
 
 :class:`EnsembleDetector` runs, in one plain-Python update loop with no per-point allocation:
 
@@ -27,7 +27,7 @@ from typing import Any
 from clisight.detect._base import StateError, StatefulDetector
 
 __all__ = [
-    "DEFAULT_THRESHOLD",
+    "ENSEMBLE_THRESHOLD",
     "POINT_DEFAULTS",
     "REFERENCE_PROBATION",
     "CombinedDetector",
@@ -35,8 +35,9 @@ __all__ = [
     "lengths_for_probation",
 ]
 
-#: The threshold shipped with the default detector, chosen on the NAB development subset.
-DEFAULT_THRESHOLD = 0.5
+#: The threshold this detector's defaults were tuned for on the NAB development subset (it was the
+#: default detector before :class:`~clisight.detect.novelty.NoveltyDetector`).
+ENSEMBLE_THRESHOLD = 0.5
 
 #: A score this close to 1 alerts even during a cooldown: the cooldown merges the alerts of one
 #: incident, but must not hide a far larger one that follows (a false alarm just before a 10x step).
@@ -163,7 +164,7 @@ class EnsembleDetector(StatefulDetector):
         density_window: int = POINT_DEFAULTS["density_window"],
         warmup: int = POINT_DEFAULTS["warmup"],
         cooldown: int = POINT_DEFAULTS["cooldown"],
-        alert_level: float = DEFAULT_THRESHOLD,
+        alert_level: float = ENSEMBLE_THRESHOLD,
         level_half: float = 1.6,
         short_power: float = 0.0,
         density_power: float = 0.0,

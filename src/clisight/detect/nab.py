@@ -34,8 +34,14 @@ from clisight.detect._nabscore import (
     score_file,
     scored_points,
 )
-from clisight.detect._registry import DEFAULT_DETECTOR, DETECTORS, has_alert_level, make_detector
-from clisight.detect.ensemble import DEFAULT_THRESHOLD
+from clisight.detect._registry import (
+    DEFAULT_DETECTOR,
+    DETECTORS,
+    default_threshold,
+    has_alert_level,
+    make_detector,
+)
+from clisight.detect.novelty import DEFAULT_THRESHOLD
 
 __all__ = [
     "ALERT_LEVEL_GRID",
@@ -116,7 +122,7 @@ def run_detector(
 
 
 #: Alert levels tried by ``--optimise`` for detectors whose cooldown is keyed to their alert level.
-ALERT_LEVEL_GRID = tuple(round(0.30 + 0.02 * i, 2) for i in range(31))
+ALERT_LEVEL_GRID = tuple(round(0.04 + 0.02 * i, 2) for i in range(44))
 
 
 def run_benchmark(
@@ -214,7 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
-        "--threshold", type=float, default=None, help=f"detection threshold (default {DEFAULT_THRESHOLD})"
+        "--threshold",
+        type=float,
+        default=None,
+        help=f"detection threshold (default: the detector's own, {DEFAULT_THRESHOLD} for {DEFAULT_DETECTOR})",
     )
     group.add_argument(
         "--optimise", action="store_true", help="report the best threshold per profile instead"
@@ -224,7 +233,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not (args.data_dir / "windows.json").is_file():
         parser.error(f"{args.data_dir} has no windows.json: not a NAB data folder")
-    threshold = None if args.optimise else (DEFAULT_THRESHOLD if args.threshold is None else args.threshold)
+    if args.optimise:
+        threshold = None
+    else:
+        threshold = default_threshold(args.detector) if args.threshold is None else args.threshold
     result = run_benchmark(load_corpus(args.data_dir), args.detector, threshold)
     if args.json:
         payload = {

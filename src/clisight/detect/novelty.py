@@ -1,0 +1,408 @@
+"""The default detector: novelty of coarse value contexts, scored against the series' own novelty rate.
+
+:class:`NoveltyDetector` does three plain things per point, with no constant counted in points
+except through the series' learning period ``probation`` (NAB's: 15 % of a series' rows, at most
+750; the default 750 is what a live series of unknown length gets):
+
+1. **Quantise** the value on a coarse grid: ``levels`` equal bins spanning the range seen during
+   the learning period, and logarithmic bins (1, 2, 4, ... bin widths away) beyond it, so noise
+   inside the usual range and the size of a heavy-tailed burst barely matter.
+2. **Context novelty** (after the Contextual Anomaly Detector): the point's contexts are the last
+   one, two and three quantised values, and, when the learning period spans two days or more, the
+   pair (this value, the value one day earlier, unless that one was itself novel).  A context never
+   seen before is one novelty.
+3. **Self-normalised score** (after Numenta's anomaly likelihood): the novelties of the last
+   ``probation / 60`` points are compared with the series' own recent counts: the score is the
+   tail probability of seeing that many under a negative binomial with their mean and variance
+   (novelties come in bursts; both forget over the learning period, and at least one novelty per
+   learning period is expected), as ``log(p) / log(1e-10)`` clipped to ``[0, 1]``.  A noisy
+   series, which keeps making new contexts, needs far more to alert than a clean one.  A new
+   context beyond the learned range counts once more per doubling of its distance from it.
+
+After an alert, scores stay below ``alert_level`` for ``probation / 6`` points, except for a point
+twice as surprising (in log probability) as the one that alerted, or a new value four times as far
+beyond the learned range as any in the incident: a stronger anomaly always gets through.
+
+Memory is bounded: at most ``probation`` buffered values during learning, a day of quantised values,
+and a context set capped at :data:`MAX_CONTEXTS`.  The state is JSON-serialisable.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from clisight.detect._base import StatefulDetector
+
+__all__ = ["DEFAULT_PROBATION", "DEFAULT_THRESHOLD", "MAX_CONTEXTS", "NoveltyDetector"]
+
+#: The score at or above which a point is an anomaly; chosen by leave-one-category-out on the NAB
+#: development subset (``bench/nab_protocol.py``).
+DEFAULT_THRESHOLD = 0.16
+
+#: The learning period of a series whose length is unknown: NAB's cap (750 rows).
+DEFAULT_PROBATION = 750
+
+#: Contexts remembered at most; past that, new contexts still count as novel but are not stored.
+MAX_CONTEXTS = 50_000
+
+_LOG_FLOOR = math.log(1e-10)  # tail probability that scores 1, as in Numenta's log-likelihood
+_SPAN = 64  # quantised levels are clipped into [0, 64) to build integer context keys
+_ZERO = 32  # index of the lowest in-range bin
+
+
+class NoveltyDetector(StatefulDetector):
+    """Context novelty on a coarse, range-relative grid, scored by the series' own novelty rate.
+
+    ``probation`` is the one timescale (points learned from before any score; the recent window is
+    ``probation * recent_fraction`` points, the mask after an alert ``probation * mask_fraction``, the
+    count statistics forget over ``probation * memory``).  ``levels`` defaults to the cube root of
+    ``probation``.  ``value_min`` / ``value_max`` fix the range instead of learning it (neither the
+    NAB harness nor ``clisight detect`` passes them).  ``orders``, ``use_season`` and ``graded`` switch
+    parts off, for the ablation in ``bench/nab_protocol.py``.
+    """
+
+    __slots__ = (
+        "_dist",
+        "_lag_slots",
+        "_levels",
+        "_mask",
+        "_new_value",
+        "_window",
+        "alert_level",
+        "buffer",
+        "count",
+        "first_time",
+        "graded",
+        "hist",
+        "hist_sum",
+        "kmean",
+        "kvar",
+        "lag",
+        "levels",
+        "lo",
+        "mask_far",
+        "mask_fraction",
+        "mask_left",
+        "mask_p",
+        "memory",
+        "min_std",
+        "orders",
+        "prev",
+        "prev2",
+        "probation",
+        "recent_fraction",
+        "rel_std",
+        "season_period",
+        "seen",
+        "step",
+        "use_season",
+        "value_max",
+        "value_min",
+        "width",
+    )
+    kind = "novelty"
+    _params = (
+        "probation",
+        "levels",
+        "alert_level",
+        "value_min",
+        "value_max",
+        "season_period",
+        "use_season",
+        "rel_std",
+        "min_std",
+        "mask_fraction",
+        "recent_fraction",
+        "orders",
+        "memory",
+        "graded",
+    )
+    _fields = (
+        "count",
+        "buffer",
+        "lo",
+        "width",
+        "prev",
+        "prev2",
+        "hist",
+        "hist_sum",
+        "kmean",
+        "kvar",
+        "mask_left",
+        "mask_p",
+        "mask_far",
+        "first_time",
+        "step",
+        "lag",
+        "seen",
+    )
+
+    def __init__(
+        self,
+        probation: int = DEFAULT_PROBATION,
+        levels: int | None = None,
+        alert_level: float = DEFAULT_THRESHOLD,
+        value_min: float | None = None,
+        value_max: float | None = None,
+        season_period: float = 86400.0,
+        use_season: bool = True,
+        rel_std: float = 0.01,
+        min_std: float = 1e-9,
+        mask_fraction: float = 1 / 6,
+        recent_fraction: float = 1 / 60,
+        orders: int = 3,
+        memory: float = 1.0,
+        graded: bool = True,
+    ) -> None:
+        if probation < 2:
+            raise ValueError(f"probation must be >= 2 points, got {probation!r}")
+        if levels is not None and not 1 <= levels <= 24:
+            raise ValueError(f"levels must be between 1 and 24, got {levels!r}")
+        self.probation = int(probation)
+        self.levels = levels
+        # order-3 contexts number levels**3: as many as the learning period can show once each
+        self._levels = int(levels) if levels is not None else max(3, round(self.probation ** (1 / 3)))
+        self.alert_level = alert_level
+        self.value_min = value_min
+        self.value_max = value_max
+        self.season_period = season_period
+        self.use_season = use_season
+        self.rel_std = rel_std
+        self.min_std = min_std
+        if not 1 <= orders <= 3:
+            raise ValueError(f"orders must be 1, 2 or 3, got {orders!r}")
+        self.mask_fraction = mask_fraction
+        self.recent_fraction = recent_fraction
+        self.orders = orders
+        self.memory = memory
+        self.graded = graded
+        self._window = max(1, round(self.probation * recent_fraction))
+        self._mask = max(1, round(self.probation * mask_fraction))
+        self.count = 0
+        self.buffer: list[list[float]] = []  # [timestamp, value] during the learning period
+        self.lo = 0.0
+        self.width = 0.0
+        self.prev = -1
+        self.prev2 = -1
+        self.hist: list[int] = [0] * self._window
+        self.hist_sum = 0
+        self.kmean = 0.0
+        self.kvar = 0.0
+        self.mask_left = 0
+        self.mask_p = 0.0
+        self.mask_far = 0
+        self.first_time: float | None = None
+        self.step: float | None = None
+        self.lag: list[int] = []
+        self.seen: set[int] = set()
+        self._lag_slots = 0
+        # set by every update: whether the point's value was never seen, and how many doublings of
+        # the bin width it lies outside the learned range (0 inside)
+        self._new_value = False
+        self._dist = 0
+
+    @property
+    def warmup_points(self) -> int:
+        return self.probation
+
+    # -- state ---------------------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        state = super().to_state()
+        state["state"]["seen"] = sorted(self.seen)
+        return state
+
+    def _restored(self) -> None:
+        self.seen = set(self.seen)
+        self._lag_slots = len(self.lag)
+
+    # -- scoring -------------------------------------------------------------------------------
+    def update(self, timestamp: float, value: float) -> float:
+        n = self.count
+        self.count = n + 1
+        if n < self.probation:
+            self.buffer.append([timestamp, value])
+            if n + 1 == self.probation:
+                self._learn_probation()
+            return 0.0
+        p = self._observe(timestamp, value)
+        score = math.log(p) / _LOG_FLOOR if p < 1.0 else 0.0
+        if score > 1.0:
+            score = 1.0
+        level = self.alert_level
+        if self.mask_left > 0:
+            self.mask_left -= 1
+            # the same incident growing, or a weaker one, stays masked; through go a new value four
+            # times as far from the learned range as any in the incident, and a point twice as
+            # surprising (in log probability) as the one that alerted
+            far = self.mask_far
+            dist = self._dist
+            if dist > far:
+                self.mask_far = dist
+            farther = self._new_value and dist >= far + 2
+            if score >= level and not farther and math.log(p) > 2.0 * math.log(self.mask_p):
+                return math.nextafter(level, 0.0)
+        if score >= level:
+            self.mask_left = self._mask
+            self.mask_p = p
+            self.mask_far = self._dist
+        return score
+
+    def _learn_probation(self) -> None:
+        values = [v for _t, v in self.buffer]
+        lo = min(values) if self.value_min is None else self.value_min
+        hi = max(values) if self.value_max is None else self.value_max
+        mid = abs(sum(values) / len(values))
+        self.lo = lo
+        self.width = max((hi - lo) / self._levels, self.rel_std * mid, self.min_std)
+        if self.use_season and len(self.buffer) >= 2:
+            step = self.buffer[1][0] - self.buffer[0][0]
+            if step > 0:
+                slots = round(self.season_period / step)
+                # the day-lag context needs the learning period to hold at least two days
+                if 4 <= slots <= self.probation // 2:
+                    self.step = step
+                    self._lag_slots = slots
+                    self.lag = [-1] * slots
+        self.first_time = self.buffer[0][0]
+        buffer = self.buffer
+        self.buffer = []
+        # learn every context of the period, and the distribution of the recent novelty count
+        # over its second half (the first half is still filling the context set)
+        half = len(buffer) // 2
+        late: list[int] = []
+        for i, (_t, v) in enumerate(buffer):
+            k = self._recent(i, v)
+            if i >= half:
+                late.append(k)
+        mean = sum(late) / len(late)
+        self.kmean = mean
+        self.kvar = sum((k - mean) ** 2 for k in late) / len(late)
+
+    def _quantise(self, value: float) -> int:
+        u = (value - self.lo) / self.width
+        top = self._levels
+        if u < 0.0:
+            q = -1 - int(math.log2(1.0 - u))
+        elif u >= top:
+            q = top + int(math.log2(u - top + 1.0))
+        else:
+            q = int(u)
+        q += _ZERO
+        return 0 if q < 0 else (_SPAN - 1 if q >= _SPAN else q)
+
+    def _novelties(self, index: int, value: float) -> int:
+        """Count the point's contexts never seen before, and remember them."""
+        q = self._quantise(value)
+        seen = self.seen
+        a = self.prev
+        b = self.prev2
+        keys = [(1 << 24) | q]
+        orders = self.orders
+        if a >= 0 and orders > 1:
+            keys.append((2 << 24) | (a << 6) | q)
+            if b >= 0 and orders > 2:
+                keys.append((3 << 24) | (b << 12) | (a << 6) | q)
+        new_value = keys[0] not in seen
+        novel = 0
+        for key in keys:
+            if key not in seen:
+                novel += 1
+                if len(seen) < MAX_CONTEXTS:
+                    seen.add(key)
+        top = _ZERO + self._levels
+        dist = q - top + 1 if q >= top else (_ZERO - q if q < _ZERO else 0)
+        self._new_value = new_value
+        self._dist = dist
+        if novel and dist and self.graded:
+            # a new context beyond the learned range: one more novelty per doubling of the distance
+            novel += dist - 1
+        slots = self._lag_slots
+        if slots:
+            j = index % slots
+            lag = self.lag
+            d = lag[j]
+            if d >= 0:
+                key = (4 << 24) | (d << 6) | q
+                if key not in seen:
+                    novel += 1
+                    if len(seen) < MAX_CONTEXTS:
+                        seen.add(key)
+            if not novel or d < 0:  # a novel point is no reference for the same time tomorrow
+                lag[j] = q
+        self.prev2 = a
+        self.prev = q
+        return novel
+
+    def _recent(self, index: int, value: float) -> int:
+        """Learn the point; return the novelties of the last ``probation * recent_fraction`` points."""
+        k_new = self._novelties(index, value)
+        hist = self.hist
+        i = index % len(hist)
+        k = self.hist_sum + k_new - hist[i]
+        hist[i] = k_new
+        self.hist_sum = k
+        return k
+
+    def _observe(self, timestamp: float, value: float) -> float:
+        """Tail probability of the recent novelty count against the series' own; then learn it."""
+        k = self._recent(self.count - 1, value)
+        window = len(self.hist)
+        # never less than one novelty per learning period is expected
+        mean = max(self.kmean, window / self.probation)
+        p = _count_tail(k, mean, max(self.kvar, mean)) if k > 0 else 1.0
+        # mean and variance forget over the learning period
+        alpha = 1.0 / (self.probation * self.memory)
+        d = k - self.kmean
+        self.kmean += alpha * d
+        self.kvar = (1.0 - alpha) * (self.kvar + alpha * d * d)
+        return p
+
+
+def _poisson_tail(k: int, mu: float) -> float:
+    """``P(N >= k)`` for ``N ~ Poisson(mu)``, accurate far into the tail."""
+    if k <= 0:
+        return 1.0
+    if k <= mu:
+        # the bulk: 1 - P(N < k)
+        term = math.exp(-mu)
+        total = term
+        for i in range(1, k):
+            term *= mu / i
+            total += term
+        return max(1.0 - total, 1e-300)
+    log_term = -mu + k * math.log(mu) - math.lgamma(k + 1)
+    term = 1.0
+    total = 1.0
+    i = k
+    while term > 1e-12 * total:
+        i += 1
+        term *= mu / i
+        total += term
+    return max(math.exp(log_term) * total, 1e-300)
+
+
+def _count_tail(k: int, mean: float, var: float) -> float:
+    """``P(N >= k)`` for a count with this mean and variance: negative binomial when overdispersed
+    (novelties come in bursts), Poisson otherwise."""
+    if var <= mean * (1.0 + 1e-9):
+        return _poisson_tail(k, mean)
+    r = mean * mean / (var - mean)
+    pi = 1.0 - mean / var
+    log_first = r * math.log1p(-pi)  # log P(N = 0)
+    if k <= mean:
+        term = math.exp(log_first)
+        total = term
+        for i in range(k - 1):
+            term *= (i + r) / (i + 1) * pi
+            total += term
+        return max(1.0 - total, 1e-300)
+    log_term = math.lgamma(k + r) - math.lgamma(r) - math.lgamma(k + 1) + log_first + k * math.log(pi)
+    term = 1.0
+    total = 1.0
+    i = k
+    while term > 1e-12 * total:
+        term *= (i + r) / (i + 1) * pi
+        total += term
+        i += 1
+    return max(math.exp(log_term) * total, 1e-300)

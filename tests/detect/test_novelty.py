@@ -1,0 +1,175 @@
+"""The default detector: context novelty scored against the series' own novelty, with bounded state."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clisight.detect import (
+    DEFAULT_DETECTOR,
+    DEFAULT_THRESHOLD,
+    NoveltyDetector,
+    default_threshold,
+    detector_from_state,
+    make_detector,
+)
+from clisight.detect._registry import MIN_PROBATION
+from clisight.detect.novelty import DEFAULT_PROBATION, MAX_CONTEXTS, _count_tail, _poisson_tail
+
+T0 = 1_700_000_000.0
+HOUR = 3600.0
+
+
+def daily(n: int, noise: float, seed: int, shift_at: int | None = None, shift: float = 0.0) -> list[float]:
+    rng = random.Random(seed)
+    values = []
+    for i in range(n):
+        v = 200.0 + 30.0 * math.sin(2 * math.pi * i / 24) + rng.gauss(0.0, noise)
+        if shift_at is not None and i >= shift_at:
+            v += shift
+        values.append(v)
+    return values
+
+
+def alerts(detector: NoveltyDetector, values: list[float], step: float = HOUR) -> list[int]:
+    level = detector.alert_level
+    return [i for i, v in enumerate(values) if detector.update(T0 + step * i, v) >= level]
+
+
+def test_it_is_the_default_and_its_threshold_is_the_shipped_one():
+    assert DEFAULT_DETECTOR == "novelty"
+    assert default_threshold() == DEFAULT_THRESHOLD == NoveltyDetector().alert_level
+
+
+def test_the_learning_period_follows_a_known_length_as_in_nab():
+    assert make_detector("novelty", series_length=4000).warmup_points == 600  # 15 %
+    assert make_detector("novelty", series_length=100_000).warmup_points == 750  # NAB's cap
+    assert make_detector("novelty", series_length=40).warmup_points == MIN_PROBATION
+    assert make_detector("novelty").warmup_points == DEFAULT_PROBATION  # a live series
+    assert make_detector("novelty", series_length=4000, probation=99).warmup_points == 99
+
+
+def test_nothing_scores_during_the_learning_period_even_a_huge_jump():
+    detector = NoveltyDetector(probation=50)
+    scores = [detector.update(T0 + i, 1.0 if i < 25 else 1e9) for i in range(50)]
+    assert scores == [0.0] * 50
+
+
+def test_a_level_shift_in_an_hourly_daily_pattern_alerts_once_at_the_shift():
+    values = daily(3000, 0.0, 1, shift_at=2000, shift=80.0)
+    detector = make_detector("novelty", series_length=3000)
+    assert alerts(detector, values) == [2000]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_with_noise_the_shift_is_still_reported_once_within_its_incident(seed):
+    values = daily(3000, 4.0, seed, shift_at=2000, shift=80.0)
+    found = alerts(make_detector("novelty", series_length=3000), values)
+    assert [i for i in found if 2000 <= i < 2100] == [2000]
+
+
+def test_a_spike_on_a_quiet_series_is_found_at_once():
+    rng = random.Random(3)
+    values = [10.0 + rng.gauss(0, 0.3) for _ in range(2000)]
+    values[1100] = 30.0
+    found = alerts(NoveltyDetector(probation=600), values, step=300.0)
+    assert any(1100 <= i <= 1101 for i in found)
+
+
+def test_a_far_larger_anomaly_is_not_hidden_by_the_mask_of_a_smaller_one():
+    rng = random.Random(5)
+    values = [100.0 + rng.gauss(0, 1.0) for _ in range(1000)]
+    values[800] = 130.0  # alerts and masks what follows
+    for i in range(830, 840):
+        values[i] = 10_000.0  # far beyond anything in the first incident
+    detector = NoveltyDetector(probation=600)
+    found = alerts(detector, values, step=300.0)
+    assert 800 in found
+    assert any(830 <= i < 835 for i in found)
+
+
+def test_the_mask_merges_one_incident_into_one_alert():
+    values = daily(1200, 0.0, 2, shift_at=900, shift=50.0)
+    for i in range(900, 1200, 3):
+        values[i] += 5.0  # the new level is also noisier: new contexts for a while
+    found = alerts(NoveltyDetector(probation=300), values)
+    assert [i for i in found if i >= 900][:1] == [900]
+    assert len([i for i in found if 900 <= i < 950]) == 1
+
+
+def test_state_is_bounded_and_json_after_a_long_noisy_series():
+    rng = random.Random(9)
+    detector = NoveltyDetector(probation=200)
+    for i in range(20_000):
+        detector.update(T0 + 60.0 * i, rng.paretovariate(1.1))  # heavy tails: many new values
+    state = detector.to_state()
+    assert len(state["state"]["seen"]) <= MAX_CONTEXTS
+    assert state["state"]["buffer"] == []  # the learning period's values are not kept
+    assert len(json.dumps(state)) < 2_000_000
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**16), split=st.integers(1, 900), probation=st.integers(2, 400))
+def test_state_round_trips_before_during_and_after_learning(seed, split, probation):
+    rng = random.Random(seed)
+    values = [50 + 10 * rng.random() + (40 if 600 < i < 620 else 0) for i in range(1000)]
+    original = NoveltyDetector(probation=probation)
+    for i, v in enumerate(values[:split]):
+        original.update(T0 + 300.0 * i, v)
+    restored = detector_from_state(json.loads(json.dumps(original.to_state())))
+    for i, v in enumerate(values[split:], start=split):
+        assert restored.update(T0 + 300.0 * i, v) == original.update(T0 + 300.0 * i, v)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    values=st.lists(st.floats(-1e12, 1e12), min_size=1, max_size=300),
+    probation=st.integers(2, 50),
+)
+def test_scores_stay_between_0_and_1(values, probation):
+    detector = NoveltyDetector(probation=probation)
+    for i, v in enumerate(values):
+        assert 0.0 <= detector.update(T0 + i, v) <= 1.0
+
+
+@settings(max_examples=50, deadline=None)
+@given(k=st.integers(1, 60), mean=st.floats(0.01, 20.0), extra=st.just(0.0) | st.floats(1e-3, 50.0))
+def test_count_tail_matches_the_summed_distribution(k, mean, extra):
+    var = mean + extra
+    if extra == 0.0:
+        pmf = [math.exp(-mean + i * math.log(mean) - math.lgamma(i + 1)) for i in range(400)]
+    else:
+        r = mean * mean / (var - mean)
+        pi = 1.0 - mean / var
+        pmf = [
+            math.exp(
+                math.lgamma(i + r)
+                - math.lgamma(r)
+                - math.lgamma(i + 1)
+                + r * math.log1p(-pi)
+                + i * math.log(pi)
+            )
+            for i in range(4000)
+        ]
+    head = 1.0 - sum(pmf[:k])
+    expected = head if head > 1e-6 else sum(pmf[k:])  # whichever sum is accurate
+    got = _count_tail(k, mean, var)
+    assert got == pytest.approx(expected, rel=1e-5, abs=1e-12) or (expected < 1e-290 and got <= 1e-290)
+
+
+def test_poisson_tail_far_out_is_not_zero():
+    assert 0.0 < _poisson_tail(200, 0.01) < 1e-300 * 10
+
+
+def test_bad_parameters_are_refused():
+    with pytest.raises(ValueError, match="probation"):
+        NoveltyDetector(probation=1)
+    with pytest.raises(ValueError, match="levels"):
+        NoveltyDetector(levels=0)
+    with pytest.raises(ValueError, match="orders"):
+        NoveltyDetector(orders=4)
