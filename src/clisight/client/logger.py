@@ -67,26 +67,26 @@ class Logger:
             text = client.redaction_cache.get(message)
             if text is None:
                 text = redactor.message(message)
-            client.emit(
-                _new_record(
-                    Record,
-                    (
-                        LOG,
-                        client.records.clock(),
-                        self.component,
-                        text,
-                        severity,
-                        redactor.attributes(fields) if fields else fields,
-                        client.resource,
-                        ctx.session_id,
-                        ctx.trace_id,
-                        ctx.span_id,
-                        None,
-                        None,
-                        None,
-                    ),
-                )
+            record = _new_record(
+                Record,
+                (
+                    LOG,
+                    client.records.clock(),
+                    self.component,
+                    text,
+                    severity,
+                    redactor.attributes(fields) if fields else fields,
+                    client.resource,
+                    ctx.session_id,
+                    ctx.trace_id,
+                    ctx.span_id,
+                    None,
+                    None,
+                    None,
+                ),
             )
+            client.emit(record)
+            client.breadcrumbs.append(record)
         except Exception as exc:
             client.pipeline.count_lost()  # the record is lost: counted as a drop of every sink
             record_internal_error(exc)

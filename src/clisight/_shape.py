@@ -1,0 +1,53 @@
+"""The shape of a message: what stays the same between occurrences of the same problem.
+
+``message_shape("user 4411 not found in '/srv/a.json' (req 9f1c…)")`` is
+``"user <n> not found in <str> (req <hex>)"``.  Error fingerprints (client side) and the store's
+``log_error`` rollup key (the writer, and the raw SQL path through a registered function) use this
+one function, so a message with ids in it makes one group, not one per id.
+
+What is blanked, in this order: URLs, UUIDs, quoted values, e-mail addresses, paths (a ``/`` or
+``\\`` with something on both sides, or starting a word), hex ids (``0x…`` and runs of 8+ hex digits
+holding a digit), numbers (with their sign, decimals, exponent and a glued unit such as ``ms``).
+Pure: never raises on a ``str``, and its result is its own shape (idempotent).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+MAX_SHAPE_CHARS: Final = 300
+
+_RULES: Final = (
+    (re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://\S+"), "<url>"),
+    (
+        re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
+        "<uuid>",
+    ),
+    (re.compile(r"'[^'\n]*'|\"[^\"\n]*\"|`[^`\n]*`"), "<str>"),
+    (re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"), "<email>"),
+    (re.compile(r"(?:[A-Za-z]:)?(?:~|\.{1,2})?(?:[\\/][^\s\\/:'\"<>(),;]+)+[\\/]?"), "<path>"),
+    (re.compile(r"\b0[xX][0-9a-fA-F]+\b|\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b"), "<hex>"),
+    (re.compile(r"[-+]?\b\d+(?:[.,_]\d+)*(?:[eE][-+]?\d+)?(?:[a-zA-Zµ]{1,3}\b)?"), "<n>"),
+)
+_PLACEHOLDER: Final = re.compile(r"<(?:url|uuid|str|email|path|hex|n)>")
+
+
+def message_shape(message: str) -> str:
+    """``message`` with its variable parts (ids, numbers, paths, URLs, quoted values) blanked,
+    its whitespace runs made one space, cut to :data:`MAX_SHAPE_CHARS`."""
+    if not message:
+        return ""
+    text = message if len(message) <= 4 * MAX_SHAPE_CHARS else message[: 4 * MAX_SHAPE_CHARS]
+    # Placeholders already there stay as they are (a shape is its own shape).
+    parts = _PLACEHOLDER.split(text)
+    marks = _PLACEHOLDER.findall(text)
+    out: list[str] = []
+    for index, part in enumerate(parts):
+        for pattern, mark in _RULES:
+            part = pattern.sub(mark, part)
+        out.append(part)
+        if index < len(marks):
+            out.append(marks[index])
+    shaped = " ".join("".join(out).split())
+    return shaped if len(shaped) <= MAX_SHAPE_CHARS else shaped[:MAX_SHAPE_CHARS]
