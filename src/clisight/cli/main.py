@@ -12,7 +12,9 @@ from clisight.cli._common import ClisightGroup
 from clisight.cli.demo import demo
 from clisight.cli.detect import detect
 from clisight.cli.doctor import doctor
+from clisight.cli.errors import errors
 from clisight.cli.export import export
+from clisight.cli.perf import perf
 from clisight.cli.report import report
 from clisight.cli.tail import tail
 from clisight.cli.vacuum import vacuum
@@ -37,7 +39,7 @@ def cli() -> None:
     """Local-first observability for command-line programs: read what your CLI recorded."""
 
 
-for command in (demo, tail, report, doctor, export, vacuum, detect):
+for command in (demo, tail, report, doctor, export, vacuum, detect, perf, errors):
     cli.add_command(command)
 
 

@@ -130,7 +130,9 @@ class Logger:
             "exception.stacktrace": stack,
         }
         self._log(ERROR_LEVEL, message, args, fields)
-        record_error(exc, self.component, ERROR_LEVEL, {}, stack)
+        # The call's fields go with the occurrence too (an LLM error is grouped by their ``model``).
+        context = {k: v for k, v in fields.items() if not k.startswith("exception.")}
+        record_error(exc, self.component, ERROR_LEVEL, {**self._bound, **context}, stack)
 
     def log_performance(self, operation: str, duration: float, /, **fields: Any) -> None:
         """A PERFORMANCE record: ``operation`` took ``duration`` seconds (reports show p50/p95/max).
