@@ -7,7 +7,9 @@ one function, so a message with ids in it makes one group, not one per id.
 
 What is blanked, in this order: URLs, UUIDs, quoted values, e-mail addresses, paths (a ``/`` or
 ``\\`` with something on both sides, or starting a word), hex ids (``0x…`` and runs of 8+ hex digits
-holding a digit), numbers (with their sign, decimals, exponent and a glued unit such as ``ms``).
+holding both a digit and a letter), ids (words joined by ``_`` or ``-`` with a digit in them, and
+runs of 8+ letters and digits mixed), numbers (with their sign, decimals, exponent and a glued
+unit such as ``ms``).
 Pure: never raises on a ``str``, and its result is its own shape (idempotent).
 """
 
@@ -27,10 +29,21 @@ _RULES: Final = (
     (re.compile(r"'[^'\n]*'|\"[^\"\n]*\"|`[^`\n]*`"), "<str>"),
     (re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"), "<email>"),
     (re.compile(r"(?:[A-Za-z]:)?(?:~|\.{1,2})?(?:[\\/][^\s\\/:'\"<>(),;]+)+[\\/]?"), "<path>"),
-    (re.compile(r"\b0[xX][0-9a-fA-F]+\b|\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b"), "<hex>"),
+    (
+        re.compile(r"\b0[xX][0-9a-fA-F]+\b|\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b"),
+        "<hex>",
+    ),
+    # Compound ids with a digit (ord_226c0, req-7f3a, user_42) and long mixed runs (base62 ids).
+    (
+        re.compile(
+            r"\b(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[A-Za-z0-9]+(?:[_-][A-Za-z0-9]+)+\b"
+            r"|\b(?=[A-Za-z]*\d)(?=\d*[A-Za-z])[A-Za-z0-9]{8,}\b"
+        ),
+        "<id>",
+    ),
     (re.compile(r"[-+]?\b\d+(?:[.,_]\d+)*(?:[eE][-+]?\d+)?(?:[a-zA-Zµ]{1,3}\b)?"), "<n>"),
 )
-_PLACEHOLDER: Final = re.compile(r"<(?:url|uuid|str|email|path|hex|n)>")
+_PLACEHOLDER: Final = re.compile(r"<(?:url|uuid|str|email|path|hex|id|n)>")
 
 
 def message_shape(message: str) -> str:

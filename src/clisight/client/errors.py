@@ -4,7 +4,7 @@ What an occurrence carries (attributes of the ``error`` record, all scrubbed by 
 redactor before they are queued):
 
 - ``stack``: the formatted traceback (what ``clisight errors show`` prints);
-- ``exception.frames``: ``[{file, function, line, in_app}]``, outermost first (``in_app`` is false
+- ``exception.frames``: ``[{file, module, function, line, in_app}]``, outermost first (``in_app`` is false
   for the standard library, installed packages and clisight itself);
 - ``exception.chain``: the exceptions it was raised from or during (``__cause__``/``__context__``);
 - ``breadcrumbs``: the last ``breadcrumbs`` (default 50) log records and spans of the process;
@@ -105,15 +105,17 @@ def _walk(tb: TracebackType | None) -> Iterator[tuple[Any, int]]:
 
 
 def frames_of(exc: BaseException) -> list[dict[str, Any]]:
-    """``[{file, function, line, in_app}]`` of ``exc``'s traceback, outermost first, the innermost
+    """``[{file, module, function, line, in_app}]`` of ``exc``'s traceback, outermost first, the innermost
     :data:`MAX_FRAMES`."""
     frames = []
     for frame, line in _walk(exc.__traceback__):
         code = frame.f_code
         filename = code.co_filename if type(code.co_filename) is str else "?"
+        module = frame.f_globals.get("__name__")
         frames.append(
             {
                 "file": filename,
+                "module": module if type(module) is str else "",
                 "function": getattr(code, "co_qualname", code.co_name),
                 "line": line if type(line) is int else 0,
                 "in_app": in_app(filename),
@@ -214,20 +216,24 @@ def llm_error_kind(exc: BaseException) -> str | None:
     return None
 
 
-def _short_path(path: str) -> str:
-    """The last two parts of a path: the same file wherever the program was installed or run from."""
-    parts = path.replace("\\", "/").rsplit("/", 2)
-    return "/".join(parts[-2:])
+def _where(frame: dict[str, Any]) -> str:
+    """A frame's module (``app.db``), else its file's name: the same wherever the program was
+    installed or run from."""
+    module = frame.get("module")
+    if isinstance(module, str) and module:
+        return module
+    return str(frame.get("file", "")).replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def fingerprint_of(type_name: str, message: str, frames: list[dict[str, Any]]) -> str:
-    """The group of an exception: its type, its in-app frames (file and function, no line numbers;
+    """The group of an exception: its type, its in-app frames (module, else file name, and function;
+    no line numbers;
     recursion collapsed) or, without any, its innermost five frames, and the shape of its message
     (numbers, ids, paths, URLs and quoted values blanked: :func:`clisight._shape.message_shape`)."""
     chosen = [f for f in frames if f.get("in_app")] or frames[-5:]
     basis: list[str] = []
     for frame in chosen:
-        step = f"{_short_path(str(frame.get('file', '')))}:{frame.get('function', '')}"
+        step = f"{_where(frame)}:{frame.get('function', '')}"
         if not basis or basis[-1] != step:
             basis.append(step)
     import hashlib  # only a program that records an error pays for it
