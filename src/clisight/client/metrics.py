@@ -32,6 +32,7 @@ from clisight.client import core as _core
 from clisight.pipeline.redact import as_repr, as_text
 
 _NUMBER: Final = (int, float)
+_INF: Final = math.inf
 _instruments: dict[tuple[str, str], Any] = {}
 _registry_lock = threading.Lock()
 _attached: list[Any] = [None]  # the client whose flush steps collect the counters
@@ -96,15 +97,20 @@ class Counter:
         try:
             if client is not _attached[0]:
                 _attach(client)
-            if type(amount) not in _NUMBER or not 0 <= amount < math.inf:
+            kind = type(amount)
+            if (kind is not int and kind is not float) or not 0 <= amount < _INF:
                 number = _finite(amount)
                 if number is None or number < 0:
                     return
                 amount = number
-            key = _key(attributes) if attributes else ()
+            key = tuple(attributes.items()) if len(attributes) < 2 else tuple(sorted(attributes.items()))
             with self._lock:
                 sums = self._sums
-                sums[key] = sums.get(key, 0) + amount
+                try:
+                    sums[key] = sums.get(key, 0) + amount
+                except TypeError:  # a list or dict value: keyed (and stored) by its repr
+                    key = _key(attributes)
+                    sums[key] = sums.get(key, 0) + amount
         except Exception as error:
             record_internal_error(error)
             if _raise_internal:

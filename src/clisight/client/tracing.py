@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
+import random
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
@@ -23,13 +25,19 @@ from clisight.client import core as _core
 from clisight.client.performance import check_threshold
 from clisight.client.records import RecordBuilder
 from clisight.pipeline.redact import NullRedactor, as_text
-from clisight.types import ERROR_LEVEL, Resource
+from clisight.types import ERROR_LEVEL, SPAN, Record, Resource
 
 # Ids and time for a span opened before init(): the builder's defaults, with nothing to redact.
 _FALLBACK = RecordBuilder(Resource(""), NullRedactor())
 _get_ctx = _ctx.current.get
+_set_ctx = _ctx.current.set
+_reset_ctx = _ctx.current.reset
+_process_default = _ctx.process_default
 _EMPTY = _ctx.EMPTY
-_new_context = tuple.__new__
+_Context = _ctx.Context
+_new = tuple.__new__
+_urandom = os.urandom
+_randbytes = random.randbytes  # reseeded in a forked child by the random module itself
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -52,15 +60,21 @@ class span:
         self.attributes = {**self.attributes, **attributes}
 
     # -- context manager ------------------------------------------------------------------------
+    # The hot path: RecordBuilder.span inlined (tests/client/test_tracing.py pins the two to the same
+    # records), and ids from ``random.randbytes`` when the builder's id source is the default one.
     def __enter__(self) -> str:
         base = _get_ctx()
         if base is _EMPTY:
-            base = _ctx.process_default[0]
+            base = _process_default[0]
         client = _core._client
         build = client.records if client is not None else _FALLBACK
         try:
-            span_id = build.new_span_id()
-            trace_id = base.trace_id or build.new_trace_id()
+            if build.random_bytes is _urandom:
+                span_id = _randbytes(8).hex()
+                trace_id = base.trace_id or _randbytes(16).hex()
+            else:
+                span_id = build.new_span_id()
+                trace_id = base.trace_id or build.new_trace_id()
             start = build.clock()
         except Exception as error:  # an injected id source or clock that fails: ids of our own
             record_internal_error(error)
@@ -70,8 +84,8 @@ class span:
         self._base = base
         self.span_id = span_id
         self.trace_id = trace_id
-        self._token = _ctx.current.set(
-            _new_context(_ctx.Context, (base.session_id, base.user_id, base.fields, trace_id, span_id))
+        self._token = _set_ctx(
+            _new(_Context, (base.session_id, base.user_id, base.fields, trace_id, span_id))
         )
         self._start = start
         return span_id
@@ -80,43 +94,56 @@ class span:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         try:
-            _ctx.current.reset(self._token)
+            _reset_ctx(self._token)
         except ValueError:  # exited in another context than it was entered in (a generator, a callback)
-            _ctx.current.set(self._base)
+            _set_ctx(self._base)
         client = _core._client
         if client is None:
             return
         try:
-            attributes = self.attributes
-            status = 0
-            if exc is not None:
-                status = ERROR_LEVEL
-                attributes = {
-                    **attributes,
-                    "exception.type": type(exc).__name__,
-                    "exception.message": as_text(exc)[:1000],
-                }
-            kind = self.kind
-            if type(kind) is not str or kind != "internal":
-                attributes = {**attributes, "span.kind": kind if type(kind) is str else as_text(kind)}
-            build = client.records
             base = self._base
             start = self._start
-            end = build.clock()
-            record = build.span(
-                self.name,
-                start,
-                end,
-                status,
-                build.merge(base, attributes),
-                base,
-                self.trace_id,  # type: ignore[arg-type]
-                self.span_id,  # type: ignore[arg-type]
+            end = client.records.clock()
+            status = 0
+            attrs = self.attributes
+            if base.fields:
+                attrs = {**base.fields, **attrs}
+            else:
+                attrs = attrs.copy()
+            if exc is not None:
+                status = ERROR_LEVEL
+                attrs["exception.type"] = type(exc).__name__
+                attrs["exception.message"] = as_text(exc)[:1000]
+            kind = self.kind
+            if type(kind) is not str or kind != "internal":
+                attrs["span.kind"] = kind if type(kind) is str else as_text(kind)
+            if base.user_id is not None:
+                attrs["user_id"] = base.user_id
+            attrs["duration"] = (end - start) / 1e9
+            name = self.name
+            record = _new(
+                Record,
+                (
+                    SPAN,
+                    start,
+                    name if type(name) is str else as_text(name),
+                    "",
+                    status,
+                    client.redactor.attributes(attrs),
+                    client.resource,
+                    base.session_id,
+                    self.trace_id,
+                    self.span_id,
+                    base.span_id,
+                    end,
+                    None,
+                ),
             )
             client.emit(record)
             client.breadcrumbs.append(record)
-            if client.thresholds:
-                check_threshold(client, record.name, (end - start) / 1e9, attributes, base)
+            thresholds = client.thresholds
+            if thresholds and (record.name in thresholds or "operation_type" in attrs):
+                check_threshold(client, record.name, (end - start) / 1e9, attrs, base)
         except Exception as error:
             client.pipeline.count_lost()  # the span is lost: counted as a drop of every sink
             record_internal_error(error)
