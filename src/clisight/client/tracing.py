@@ -105,11 +105,7 @@ class span:
             start = self._start
             end = client.records.clock()
             status = 0
-            attrs = self.attributes
-            if base.fields:
-                attrs = {**base.fields, **attrs}
-            else:
-                attrs = attrs.copy()
+            attrs = {**base.fields, **self.attributes} if base.fields else self.attributes.copy()
             if exc is not None:
                 status = ERROR_LEVEL
                 attrs["exception.type"] = type(exc).__name__
