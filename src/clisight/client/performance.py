@@ -72,6 +72,14 @@ def check_threshold(
     return True
 
 
+def _truth(value: object) -> bool:
+    """``bool(value)``; a value whose ``__bool__`` raises counts as success (the seed's default)."""
+    try:
+        return bool(value)
+    except Exception:
+        return True
+
+
 class _TypeStats:
     __slots__ = ("count", "failures", "max", "min", "sketch", "total")
 
@@ -114,7 +122,7 @@ class PerformanceMonitor:
         with guard(), self._lock:
             if len(self.active_operations) >= MAX_ACTIVE:
                 self.active_operations.pop(next(iter(self.active_operations)))
-            self.active_operations[str(operation_id)] = (str(operation_type), time.perf_counter())
+            self.active_operations[as_text(operation_id)] = (as_text(operation_type), time.perf_counter())
 
     def end_operation(self, operation_id: str, operation_type: str, success: bool = True) -> float | None:
         """Stop timing ``operation_id``: record its duration and whether it succeeded, alert when it
@@ -123,14 +131,14 @@ class PerformanceMonitor:
         with guard():
             end = time.perf_counter()
             with self._lock:
-                started = self.active_operations.pop(str(operation_id), None)
+                started = self.active_operations.pop(as_text(operation_id), None)
                 if started is None:
                     return None
                 seconds = end - started[1]
-                kind = str(operation_type) if operation_type is not None else started[0]
-                ok = bool(success)
+                kind = as_text(operation_type) if operation_type is not None else started[0]
+                ok = _truth(success)
                 self._stats.setdefault(kind, _TypeStats()).add(seconds, ok)
-            self._record(str(operation_id), kind, seconds, ok)
+            self._record(as_text(operation_id), kind, seconds, ok)
             return seconds
         return None
 

@@ -56,10 +56,10 @@ class Sampler:
         self.thread.start()
 
     def stop(self) -> None:
-        """Stop, and wait (at most a second) for a sample under way: nothing is emitted after this."""
+        """Stop, and wait (at most 5 s) for a sample under way: nothing is emitted after this."""
         self.stopped.set()
         if self.thread.is_alive() and self.thread is not threading.current_thread():
-            self.thread.join(1.0)
+            self.thread.join(5.0)
 
     def _run(self) -> None:
         if self.resources == "on":
