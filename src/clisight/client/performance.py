@@ -10,8 +10,8 @@ operation id that was never started (or ended twice) records nothing and never r
 
 Thresholds: a span or operation longer than the limit of its name or type (the ``thresholds``
 parameter; ``query_time`` 10 s, ``connection_time`` 5 s, ``memory_usage`` 500 MB by default) writes
-a WARNING log and an ``alert`` event (``alert="slow_operation"``, ``operation``, ``value``,
-``threshold``).
+a WARNING log (component ``clisight.perf``) and an ``alert`` event (not under DO_NOT_TRACK), both with
+``alert="slow_operation"``, ``operation``, ``value``, ``threshold`` and ``unit``.
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ def check_threshold(
     log = build.log(ALERT_COMPONENT, WARNING, message, build.merge(ctx, fields), ctx)
     client.emit(log)
     client.breadcrumbs.append(log)
-    client.emit(build.event(ALERT_EVENT, build.merge(ctx, fields), ctx))
+    if client.usage:  # an event is usage data: not under DO_NOT_TRACK (the WARNING log stays)
+        client.emit(build.event(ALERT_EVENT, build.merge(ctx, fields), ctx))
     return True
 
 

@@ -21,7 +21,7 @@ from clisight.types import PERFORMANCE, WARNING
 
 _ALL: Final = Filter()
 
-ALERT_EVENT: Final = "alert"
+ALERT_COMPONENT: Final = "clisight.perf"  # the component of threshold WARNING logs
 RESOURCE_METRICS: Final = (
     "process.cpu.utilization",
     "process.memory.rss",
@@ -201,11 +201,16 @@ def slowest(q: Query, flt: Filter = _ALL, top: int = 5) -> list[SlowOperation]:
 
 
 def breaches(q: Query, flt: Filter = _ALL, top: int = 10) -> list[Breach]:
-    """Threshold alerts in ``flt`` per operation, most first (the newest 1000 alerts are read)."""
-    sel = dataclasses.replace(_selection(flt), name=ALERT_EVENT)
+    """Threshold alerts in ``flt`` per operation, most first: the WARNING logs of ``clisight.perf``
+    (the newest 1000 are read)."""
+    sel = dataclasses.replace(
+        flt.selection(), min_severity=WARNING, component=ALERT_COMPONENT, name=None, text=None
+    )
     per: dict[str, dict[str, Any]] = {}
-    for row in q._reads.rows("event", sel, limit=1000, newest_first=True).rows:
+    for row in q._reads.rows("log", sel, limit=1000, newest_first=True).rows:
         attrs = row["attributes"] or {}
+        if "threshold" not in attrs:
+            continue
         operation = str(attrs.get("operation", "?"))
         value = attrs.get("value")
         entry = per.setdefault(
