@@ -11,7 +11,7 @@ Rollup series (``series`` column), each keyed by (bucket, service, name, dim):
 series        name                   dim                 measures
 ============  =====================  ==================  ==========================================
 log           component              severity number     count
-log_error     component              message             count, max severity, first/last time
+log_error     component              message shape       count, max severity, first/last time
                                                          (logs at ERROR and above only)
 event         event name             ``model`` attr      count, first/last time, sums of the
                                                          usage fields (:data:`USAGE_FIELDS`)
@@ -37,6 +37,7 @@ from typing import Any, Final
 
 import orjson
 
+from clisight._shape import message_shape
 from clisight._sketch import QuantileSketch
 from clisight.exceptions import DataError
 from clisight.store.base import RESOLUTIONS
@@ -134,6 +135,20 @@ def error_title(error_type: str, message: str) -> str:
     first_line = message.strip().splitlines()[0] if message.strip() else ""
     title = f"{error_type}: {first_line}" if first_line else error_type
     return title if len(title) <= 200 else title[:199] + "…"
+
+
+_SHAPES: dict[str, str] = {}
+
+
+def shape_of(message: str) -> str:
+    """:func:`clisight._shape.message_shape`, remembered for the messages seen most recently (error
+    logs repeat a few messages): the key of a ``log_error`` cell."""
+    shape = _SHAPES.get(message)
+    if shape is None:
+        if len(_SHAPES) >= 4096:
+            _SHAPES.clear()
+        shape = _SHAPES[message] = message_shape(message)
+    return shape
 
 
 def batch_key(once_key: str | None, exit_key: str, deadline: Deadline | None) -> str | None:
@@ -397,7 +412,7 @@ def _map(records: Iterable[Record]) -> MappedBatch:
             acc = cell(bucket, "log", service, rec.name, str(severity))
             acc.count += 1
             if severity >= ERROR_LEVEL:
-                acc = cell(bucket, "log_error", service, rec.name, rec.body)
+                acc = cell(bucket, "log_error", service, rec.name, shape_of(rec.body))
                 acc.count += 1
                 acc.add_time(time_ns)
                 if acc.max is None or severity > acc.max:
