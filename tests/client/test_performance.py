@@ -345,3 +345,26 @@ def test_a_forked_child_samples_its_own_process(tmp_path: Path) -> None:
     with Query(db) as q:
         pids = {r["pid"] for r in q.export(kinds=["metric"]) if r["name"] == "process.memory.rss"}
     assert len(pids) == 2 and os.getpid() not in pids
+
+
+def test_a_forked_child_reports_only_its_own_counts(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    run_python(
+        f"""
+        import os, clisight
+        clisight.init(service="c", store={str(db)!r})
+        jobs = clisight.counter("jobs")
+        jobs.add(5)
+        pid = os.fork()
+        if pid == 0:
+            jobs.add(1)
+            clisight.shutdown(30)
+            os._exit(0)
+        _, status = os.waitpid(pid, 0)
+        assert status == 0
+        """
+    )
+    with Query(db) as q:
+        points = [r for r in q.export(kinds=["metric"]) if r["name"] == "jobs"]
+    assert sorted(p["value"] for p in points) == [1.0, 5.0]
+    assert len({p["pid"] for p in points}) == 2

@@ -26,6 +26,7 @@ import math
 import threading
 from typing import Any, Final
 
+from clisight._fork import CLIENT, register_fork_steps
 from clisight._safety import _raise_internal, guard, record_internal_error
 from clisight.client import context as _ctx
 from clisight.client import core as _core
@@ -216,3 +217,17 @@ def gauge(name: str, unit: str = "", description: str = "") -> Gauge:
 def histogram(name: str, unit: str = "", description: str = "") -> Histogram:
     """The histogram named ``name`` (created on first use)."""
     return _instrument(Histogram, name, unit, description)  # type: ignore[no-any-return]
+
+
+def _after_fork_in_child() -> None:
+    # A lock held by another thread at the fork stays held forever in the child; and the sums so far
+    # are the parent's to report, not the child's.
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    for instrument in list(_instruments.values()):
+        if isinstance(instrument, Counter):
+            instrument._lock = threading.Lock()
+            instrument._sums = {}
+
+
+register_fork_steps(CLIENT, after_in_child=_after_fork_in_child)

@@ -48,6 +48,7 @@ class Sampler:
         self.stopped = threading.Event()
         self.samples = 0
         self._psutil: Any = None
+        self._check_threshold: Any = None
         self._process: Any = None
         self._pid = 0
         self.thread = threading.Thread(target=self._run, name="clisight-sampler", daemon=True)
@@ -56,10 +57,11 @@ class Sampler:
         self.thread.start()
 
     def stop(self) -> None:
-        """Stop, and wait (at most 5 s) for a sample under way: nothing is emitted after this."""
+        """Stop, and wait for a sample under way (at most half the exit deadline, so a stuck sample
+        never holds the exit): nothing is emitted after this."""
         self.stopped.set()
         if self.thread.is_alive() and self.thread is not threading.current_thread():
-            self.thread.join(5.0)
+            self.thread.join(min(5.0, max(0.1, self.client.exit_timeout / 2)))
 
     def _run(self) -> None:
         if self.resources == "on":
@@ -74,7 +76,12 @@ class Sampler:
 
     def _load(self) -> bool:
         if self._psutil is None:
-            with _fork.warming_up():  # the one import of this thread
+            # Every import of this thread, in one warm-up: a fork landing inside an import would
+            # leave the child a half-initialised module (its writer then fails to import the store).
+            with _fork.warming_up():
+                from clisight.client import performance
+
+                self._check_threshold = performance.check_threshold
                 try:
                     import psutil
                 except ImportError:
@@ -112,9 +119,7 @@ class Sampler:
         self.samples += 1
         limit = client.thresholds.get("memory_usage")
         if limit is not None:
-            from clisight.client.performance import check_threshold
-
-            check_threshold(
+            self._check_threshold(
                 client, "memory_usage", values["process.memory.rss"] / MB, None, ctx, limit=limit, unit="MB"
             )
         return values
