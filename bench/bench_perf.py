@@ -51,7 +51,7 @@ class NullSink:
     def open(self, deadline: object = None) -> None:
         pass
 
-    def write(self, batch: object, deadline: object = None) -> None:
+    def write(self, batch: object, deadline: object = None, key: str = "") -> None:
         pass
 
     def flush(self, deadline: object = None) -> None:

@@ -102,7 +102,7 @@ def _thresholds(value: Any) -> tuple[str, ...]:
         name, limit = str(pair[0]).strip(), _non_negative_float(pair[1])
         if not name or limit == float("inf"):
             raise ValueError
-        pairs.append(f"{name}={limit:g}")
+        pairs.append(f"{name}={limit:.12g}")
     return tuple(pairs)
 
 
