@@ -87,6 +87,8 @@ def detail_view(detail: ErrorDetail) -> RenderableType:
         (g.status, STATUS_STYLE[g.status]),
         ("  count ", "dim"),
         f"{g.total:,}",
+        ("  sessions ", "dim"),
+        f"{g.sessions:,}",
         ("\nfirst ", "dim"),
         when(g.first_seen_ns),
         ("  last ", "dim"),

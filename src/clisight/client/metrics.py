@@ -95,27 +95,29 @@ class Counter:
         client = _core._client
         if client is None:
             return
-        try:
-            if client is not _attached[0]:
+        if client is not _attached[0]:
+            with guard():
                 _attach(client)
-            kind = type(amount)
-            if (kind is not int and kind is not float) or not 0 <= amount < _INF:
-                number = _finite(amount)
-                if number is None or number < 0:
-                    return
-                amount = number
-            key = tuple(attributes.items()) if len(attributes) < 2 else tuple(sorted(attributes.items()))
-            with self._lock:
-                sums = self._sums
-                try:
-                    sums[key] = sums.get(key, 0) + amount
-                except TypeError:  # a list or dict value: keyed (and stored) by its repr
+        kind = type(amount)
+        if (kind is not int and kind is not float) or not 0 <= amount < _INF:
+            number = _finite(amount)
+            if number is None or number < 0:
+                return
+            amount = number
+        if not attributes:
+            key: tuple[tuple[str, Any], ...] = ()
+        elif len(attributes) == 1:
+            key = (*attributes.items(),)
+        else:
+            key = tuple(sorted(attributes.items()))
+        with self._lock:
+            sums = self._sums  # read under the lock: take() swaps it
+            try:
+                sums[key] = sums.get(key, 0) + amount
+            except Exception:  # an unhashable value (a list) or a hostile one: keyed by its repr
+                with guard():
                     key = _key(attributes)
                     sums[key] = sums.get(key, 0) + amount
-        except Exception as error:
-            record_internal_error(error)
-            if _raise_internal:
-                raise
 
     def take(self) -> dict[tuple[tuple[str, Any], ...], float]:
         """The sums since the last take, and start again from zero."""

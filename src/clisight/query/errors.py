@@ -229,7 +229,16 @@ def error_detail(q: Query, ident: str) -> ErrorDetail | None:
         return None
     status, regressed = status_of(q, group)
     latest = next(iter(_occurrences(q, group["fingerprint"], group["type"])), None)
-    sessions = 0
+    sessions = next(
+        (
+            int(r["distinct:session_id"] or 0)
+            for r in q._reads.aggregate(
+                "error", Selection(name=group["type"]), ("fingerprint",), ("distinct:session_id",)
+            )
+            if r["fingerprint"] == group["fingerprint"]
+        ),
+        0,
+    )
     kind, model = _llm_facts((latest or {}).get("attributes") or {})
     view = ErrorGroupView(
         group["fingerprint"],
