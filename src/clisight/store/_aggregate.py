@@ -422,6 +422,7 @@ def rollup_value(m: Measure, column: str, acc: Acc) -> Any:
     if column == "max":
         return int(acc.max) if m.field == "severity" and acc.max is not None else acc.max
     if column == "sketch":
+        acc.settle()
         return acc.sketch
     if column.startswith("sums."):
         return (acc.sums or {}).get(column[5:], 0.0)
