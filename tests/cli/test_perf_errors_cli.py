@@ -3,7 +3,7 @@ and the status commands."""
 
 from __future__ import annotations
 
-import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -76,7 +76,9 @@ def test_errors_read_well_in_80_columns_and_show_a_group(demo_store: Path) -> No
 
 def test_resolve_and_ignore_change_the_status_shown(demo_store: Path, tmp_path: Path) -> None:
     db = tmp_path / "copy.db"
-    shutil.copy(demo_store, db)
+    # The backup API, not a file copy: the demo store's latest pages may still be in its WAL file.
+    with sqlite3.connect(demo_store) as source, sqlite3.connect(db) as target:
+        source.backup(target)
     groups = invoke_json("errors", "--store", str(db))
     first, second = groups[0]["fingerprint"], groups[1]["fingerprint"]
     assert invoke("errors", "resolve", first[:8], "--store", str(db)).exit_code == 0
