@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(PY) bench/bench_import.py
 	$(PY) bench/bench_sqlite.py
 	$(PY) bench/bench_detect.py
+	$(PY) bench/bench_perf.py
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

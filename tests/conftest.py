@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 os.environ["CLISIGHT_RAISE_INTERNAL"] = "1"
+# A run longer than the sampling interval writes resource samples: tests that count records exactly
+# (here and in the subprocesses they start) must not get them.  Sampling tests turn it on themselves.
+os.environ["CLISIGHT_RESOURCE_SAMPLING"] = "off"
 # A shell's background job starts with SIGINT ignored, and so would every child we start: a Ctrl-C
 # test would then hang.  Python's own handler is what a program run from a terminal has.
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:

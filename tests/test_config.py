@@ -135,3 +135,29 @@ def test_comma_separated_lists_round_trip(keys: list[str]) -> None:
 def test_booleans_accept_the_usual_words(word: str) -> None:
     expected = word.strip().lower() in ("1", "true", "yes", "on")
     assert resolve({}, environ={"CLISIGHT_JSONL_GZIP": word}, pyproject=False)["jsonl_gzip"] is expected
+
+
+@given(
+    st.dictionaries(
+        st.text(alphabet="abcdefghijklmnopqrstuvwxyz._", min_size=1, max_size=12),
+        st.floats(0, 1e6, allow_nan=False),
+        max_size=5,
+    )
+)
+def test_thresholds_parse_from_text_and_tables_alike(limits: dict[str, float]) -> None:
+    from clisight._config import threshold_pairs
+
+    text = ", ".join(f"{name}={limit!r}" for name, limit in limits.items())
+    from_env = resolve(environ={"CLISIGHT_THRESHOLDS": text}, pyproject=False)
+    from_kwarg = resolve({"thresholds": limits}, environ={}, pyproject=False)
+    for config in (from_env, from_kwarg):
+        parsed = threshold_pairs(config["thresholds"])
+        assert parsed.keys() == limits.keys()
+        for name, limit in limits.items():
+            assert parsed[name] == pytest.approx(limit, rel=1e-11)
+
+
+@pytest.mark.parametrize("bad", ["query_time", "query_time=fast", "=3", "x=-1", "x=inf"])
+def test_bad_thresholds_are_refused(bad: str) -> None:
+    with pytest.raises(ConfigError, match="thresholds"):
+        resolve(environ={"CLISIGHT_THRESHOLDS": bad}, pyproject=False)

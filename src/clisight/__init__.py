@@ -26,12 +26,16 @@ _LAZY: dict[str, str] = {
     "AnomalyDetector": "clisight.detect",
     "LoggingHandler": "clisight.client.stdlib",
     "Logger": "clisight.client.logger",
+    "PerformanceMonitor": "clisight.client.performance",
     "StructuredLogger": "clisight.client.structured_logger",
     "UserAnalytics": "clisight.user_analytics",
     "capture_exception": "clisight.client.errors",
     "capture_warnings": "clisight.client.stdlib",
+    "counter": "clisight.client.metrics",
     "flush": "clisight.client.core",
+    "gauge": "clisight.client.metrics",
     "get_logger": "clisight.client.logger",
+    "histogram": "clisight.client.metrics",
     "init": "clisight.client.core",
     "instrument": "clisight.client.instrument",
     "llm": "clisight.client.llm",
@@ -53,13 +57,17 @@ __all__ = [
     "AnomalyDetector",
     "Logger",
     "LoggingHandler",
+    "PerformanceMonitor",
     "StructuredLogger",
     "UserAnalytics",
     "__version__",
     "capture_exception",
     "capture_warnings",
+    "counter",
     "flush",
+    "gauge",
     "get_logger",
+    "histogram",
     "init",
     "instrument",
     "llm",
@@ -95,6 +103,10 @@ if TYPE_CHECKING:
     from clisight.client.llm import llm as llm
     from clisight.client.logger import Logger as Logger
     from clisight.client.logger import get_logger as get_logger
+    from clisight.client.metrics import counter as counter
+    from clisight.client.metrics import gauge as gauge
+    from clisight.client.metrics import histogram as histogram
+    from clisight.client.performance import PerformanceMonitor as PerformanceMonitor
     from clisight.client.stdlib import LoggingHandler as LoggingHandler
     from clisight.client.stdlib import capture_warnings as capture_warnings
     from clisight.client.structured_logger import StructuredLogger as StructuredLogger

@@ -39,6 +39,22 @@ def _positive_int(value: Any) -> int:
     return number
 
 
+def _non_negative_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError
+    number = int(value)
+    if number < 0:
+        raise ValueError
+    return number
+
+
+def _positive_float(value: Any) -> float:
+    number = _non_negative_float(value)
+    if number <= 0 or number == float("inf"):
+        raise ValueError
+    return number
+
+
 def _non_negative_float(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError
@@ -69,6 +85,30 @@ def _str_list(value: Any) -> tuple[str, ...]:
     if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
         return tuple(value)
     raise ValueError
+
+
+def _thresholds(value: Any) -> tuple[str, ...]:
+    """``"query_time=10, db.connect=2"`` (or a table/mapping) as ``name=limit`` texts, limits finite
+    and >= 0 (:func:`threshold_pairs` reads them)."""
+    items: list[Any] = (
+        [list(item) for item in value.items()]
+        if isinstance(value, Mapping)
+        else [part.split("=", 1) for part in _str_list(value)]
+    )
+    pairs = []
+    for pair in items:
+        if len(pair) != 2:
+            raise ValueError
+        name, limit = str(pair[0]).strip(), _non_negative_float(pair[1])
+        if not name or limit == float("inf"):
+            raise ValueError
+        pairs.append(f"{name}={limit:.12g}")
+    return tuple(pairs)
+
+
+def threshold_pairs(value: tuple[str, ...]) -> dict[str, float]:
+    """The ``thresholds`` parameter as name -> limit."""
+    return {name: float(limit) for name, _, limit in (text.rpartition("=") for text in value)}
 
 
 def _level(value: Any) -> int:
@@ -260,6 +300,42 @@ PARAMS: tuple[Param, ...] = (
         730.0,
         "days >= 0 (0 keeps forever)",
         "Keep per-day rollups this long (reports over old ranges read them).",
+    ),
+    Param(
+        "breadcrumbs",
+        _non_negative_int,
+        50,
+        "an integer >= 0",
+        "Log records and spans of the process kept to go with a captured error (0: none).",
+    ),
+    Param(
+        "capture_locals",
+        _bool,
+        False,
+        "true or false",
+        "Record the innermost in-app frame's local variables with an error (scrubbed, cut).",
+    ),
+    Param(
+        "resource_sampling",
+        _choice("auto", "on", "off"),
+        "auto",
+        "auto, on or off",
+        "Sample CPU, memory, threads and open files (needs psutil); auto skips runs shorter"
+        " than the interval.",
+    ),
+    Param(
+        "resource_interval",
+        _positive_float,
+        5.0,
+        "seconds > 0",
+        "Seconds between resource samples, and between metric collections.",
+    ),
+    Param(
+        "thresholds",
+        _thresholds,
+        ("query_time=10", "connection_time=5", "memory_usage=500"),
+        "comma-separated name=number pairs",
+        "Alert when an operation of that name or type takes longer (seconds; memory_usage: MB).",
     ),
     Param(
         "retention_max_mb",

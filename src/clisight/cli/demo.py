@@ -24,9 +24,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from clisight import _config
 from clisight.cli._common import CommandError, console, open_store, resolve_store_url
 from clisight.cli._workload import INCIDENT, NORMAL, Session
-from clisight.client import analytics, tracing
+from clisight.client import analytics, metrics, tracing
 from clisight.client import logger as client_logger
 from clisight.client.core import flush, get_client, init, shutdown
+from clisight.client.performance import check_threshold
 from clisight.types import (
     CRITICAL,
     DEBUG,
@@ -92,6 +93,31 @@ class ApiRecorder:
     def advance(self, seconds: float) -> None:
         if self.clock is not None:
             self.clock.now_ns += int(seconds * 1e9)
+
+
+DEMO_THRESHOLDS: Final = "llm.request=45,conversation.turn=90,context.compact=5.5,memory_usage=500"
+_MB: Final = 1024 * 1024
+
+
+def sample_resources(rng: random.Random, incident: bool) -> None:
+    """What the resource sampler writes at the end of a session (as gauges, through the public API):
+    a CLI of 80-200 MB resident, more during the incident (retried requests keep their buffers)."""
+    rss = rng.uniform(80, 200) * _MB * (2.8 if incident and rng.random() < 0.5 else 1.0)
+    values = {
+        "process.cpu.utilization": ("%", rng.uniform(2, 35) * (2 if incident else 1)),
+        "process.memory.rss": ("By", rss),
+        "process.threads": ("1", float(rng.randint(3, 9))),
+        "process.open_files": ("1", float(rng.randint(4, 30))),
+        "system.cpu.utilization": ("%", rng.uniform(5, 60)),
+        "system.memory.utilization": ("%", rng.uniform(35, 80)),
+    }
+    for name, (unit, value) in values.items():
+        metrics.gauge(name, unit=unit).set(value)
+    client = get_client()
+    if client is not None:  # the sampler's own check, on the simulated sample
+        check_threshold(
+            client, "memory_usage", rss / _MB, None, limit=client.thresholds.get("memory_usage"), unit="MB"
+        )
 
 
 def session_starts(rng: random.Random, count: int, days: float, now_ns: int) -> list[int]:
@@ -160,7 +186,12 @@ def demo(store: str | None, n_sessions: int, days: float, seed: int | None) -> N
         raise CommandError("clisight is already running in this process; the demo needs its own client")
     seed = random.SystemRandom().randrange(1_000_000) if seed is None else seed
 
-    client = init(service=SERVICE, store=url, overflow="block")
+    # Limits the simulated workload crosses now and then, so `clisight perf` has breaches to show;
+    # sampling is off: the demo writes simulated resource samples of its sessions instead.
+    client = init(
+        service=SERVICE, store=url, overflow="block", thresholds=DEMO_THRESHOLDS, resource_sampling="off"
+    )
+    resources = random.Random(seed + 3)
     workload, times, ids = random.Random(seed), random.Random(seed + 1), random.Random(seed + 2)
     past = max(n_sessions - LIVE_SESSIONS, 0)
     starts = session_starts(times, past, days, time.time_ns())
@@ -178,9 +209,11 @@ def demo(store: str | None, n_sessions: int, days: float, seed: int | None) -> N
                     build.clock, build.random_bytes = clock, ids.randbytes
                     recorder = ApiRecorder(clock)
                     Session(workload, recorder, INCIDENT if index in incident else NORMAL).run()
+                    sample_resources(resources, index in incident)
                 else:
                     build.clock, build.random_bytes = time.time_ns, os.urandom
                     Session(workload, ApiRecorder()).run()
+                    sample_resources(resources, False)
                 progress.advance(task)
         flush(FLUSH_TIMEOUT)
     finally:

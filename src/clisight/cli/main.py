@@ -12,8 +12,10 @@ from clisight.cli._common import ClisightGroup
 from clisight.cli.demo import demo
 from clisight.cli.detect import detect
 from clisight.cli.doctor import doctor
+from clisight.cli.errors import errors
 from clisight.cli.export import export
 from clisight.cli.insights import insights
+from clisight.cli.perf import perf
 from clisight.cli.report import report
 from clisight.cli.serve import serve
 from clisight.cli.tail import tail
@@ -27,6 +29,8 @@ Examples:
   clisight report --since 7d         errors, slow operations, usage and LLM cost
   clisight tail -f --level warning   follow new warnings and errors live
   clisight export --format csv --kind events -o events.csv
+  clisight perf --since 1d           operations: count, p50/p95/p99, breaches, resource peaks
+  clisight errors                    error groups with trends; `errors show ID` for one
   clisight doctor                    configuration, store and what is collected
   clisight usage daily --breakdown   LLM tokens and cost per day and model
   clisight insights --days 7         commands, activity, cost trends and what changed
@@ -45,7 +49,8 @@ def cli() -> None:
     """Local-first observability for command-line programs: read what your CLI recorded."""
 
 
-for command in (demo, tail, report, doctor, export, vacuum, detect, usage, insights, serve, traces):
+COMMANDS = (demo, tail, report, perf, errors, usage, insights, traces, detect, export, vacuum, doctor, serve)
+for command in COMMANDS:
     cli.add_command(command)
 
 

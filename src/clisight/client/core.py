@@ -13,6 +13,8 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, NoReturn
@@ -25,7 +27,7 @@ from clisight.client.records import RecordBuilder
 from clisight.pipeline.base import Sink
 from clisight.pipeline.redact import PatternRedactor, Redactor, redactor_from_config
 from clisight.pipeline.writer import Pipeline, SinkStats
-from clisight.types import ERROR_LEVEL, Resource
+from clisight.types import Record, Resource
 
 
 def store_url(value: str) -> str | None:
@@ -70,6 +72,21 @@ class Client:
         self.exit_code: int | None = None
         self.forked = False  # a forked child does not end its parent's session
         self.started_ns = time.time_ns()
+        # The last log records and spans of the process, sent along with a captured error.
+        self.breadcrumbs: deque[Record] = deque(maxlen=config["breadcrumbs"])
+        self.command = _program_name()
+        # Operation name or type -> limit (seconds; memory_usage: MB) that raises an alert.
+        self.thresholds: dict[str, float] = _config.threshold_pairs(config["thresholds"])
+        # Run before every flush (metric instruments hand over what they aggregated) and at
+        # shutdown (background samplers stop; then the flush steps run once more).
+        self.flush_steps: list[Callable[[], None]] = []
+        self.stop_steps: list[Callable[[], None]] = []
+
+    def run_steps(self, steps: list[Callable[[], None]]) -> None:
+        """Run each step inside the never-raise guard; one that fails does not stop the others."""
+        for step in list(steps):
+            with guard():
+                step()
 
     def _default_sinks(self) -> list[Sink]:
         sinks: list[Sink] = []
@@ -179,6 +196,10 @@ def init(
         # Under DO_NOT_TRACK no record carries the run's session: the store would make a sessions row of it.
         _ctx.process_default[0] = _ctx.Context(session_id=client.session_id if client.usage else None)
         _install_hooks(client)
+        with guard():
+            from clisight.client.resources import start_for
+
+            start_for(client)
         if client.config["capture_warnings"]:
             from clisight.client.stdlib import capture_warnings
 
@@ -193,6 +214,7 @@ def flush(timeout: float = 1.0) -> bool:
     if client is None:
         return True
     with guard():
+        client.run_steps(client.flush_steps)
         return client.pipeline.flush(_seconds(timeout, 1.0))
     return False
 
@@ -222,6 +244,8 @@ def shutdown(timeout: float | None = None) -> bool:
         _ctx.process_default[0] = _ctx.EMPTY
     ok = False
     with guard():
+        client.run_steps(client.stop_steps)
+        client.run_steps(client.flush_steps)
         end = time.time_ns()
         if not client.forked:
             # The run's own counters travel with its session, so `clisight doctor` (another process)
@@ -354,13 +378,31 @@ def _install_hooks(client: Client) -> None:
                     current.exit_code = 128 + signal.SIGINT if python_handles else 1
                 else:
                     current.exit_code = 1
-                    from clisight.client.errors import capture_exception
+                    from clisight.client.errors import capture_uncaught
 
                     if not getattr(value, "_clisight_captured", False):  # instrument() recorded it
-                        capture_exception(value, component="uncaught", severity=ERROR_LEVEL + 4)
+                        capture_uncaught(value, "uncaught")
         previous_hook(tp, value, tb)
 
     sys.excepthook = excepthook
+    previous_thread_hook = threading.excepthook
+
+    def thread_excepthook(args: Any) -> None:
+        with guard():
+            exc = args.exc_value
+            if _client is not None and isinstance(exc, Exception):  # not SystemExit: a thread's way out
+                from clisight.client.errors import capture_uncaught
+
+                capture_uncaught(exc, "uncaught.thread")
+        previous_thread_hook(args)
+
+    threading.excepthook = thread_excepthook
+    with guard():
+        asyncio = sys.modules.get("asyncio")  # a loop is running only if asyncio is loaded
+        if asyncio is not None and asyncio._get_running_loop() is not None:
+            from clisight.client.errors import install_asyncio_handler
+
+            install_asyncio_handler()
     # atexit cannot see the status of sys.exit(n): the interpreter has consumed the SystemExit by
     # then.  So sys.exit notes it on its way (argparse, click and typer all exit through it).
     original_exit = sys.exit

@@ -67,26 +67,26 @@ class Logger:
             text = client.redaction_cache.get(message)
             if text is None:
                 text = redactor.message(message)
-            client.emit(
-                _new_record(
-                    Record,
-                    (
-                        LOG,
-                        client.records.clock(),
-                        self.component,
-                        text,
-                        severity,
-                        redactor.attributes(fields) if fields else fields,
-                        client.resource,
-                        ctx.session_id,
-                        ctx.trace_id,
-                        ctx.span_id,
-                        None,
-                        None,
-                        None,
-                    ),
-                )
+            record = _new_record(
+                Record,
+                (
+                    LOG,
+                    client.records.clock(),
+                    self.component,
+                    text,
+                    severity,
+                    redactor.attributes(fields) if fields else fields,
+                    client.resource,
+                    ctx.session_id,
+                    ctx.trace_id,
+                    ctx.span_id,
+                    None,
+                    None,
+                    None,
+                ),
             )
+            client.emit(record)
+            client.breadcrumbs.append(record)
         except Exception as exc:
             client.pipeline.count_lost()  # the record is lost: counted as a drop of every sink
             record_internal_error(exc)
@@ -130,7 +130,9 @@ class Logger:
             "exception.stacktrace": stack,
         }
         self._log(ERROR_LEVEL, message, args, fields)
-        record_error(exc, self.component, ERROR_LEVEL, {}, stack)
+        # The call's fields go with the occurrence too (an LLM error is grouped by their ``model``).
+        context = {k: v for k, v in fields.items() if not k.startswith("exception.")}
+        record_error(exc, self.component, ERROR_LEVEL, {**self._bound, **context}, stack)
 
     def log_performance(self, operation: str, duration: float, /, **fields: Any) -> None:
         """A PERFORMANCE record: ``operation`` took ``duration`` seconds (reports show p50/p95/max).

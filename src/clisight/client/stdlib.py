@@ -69,7 +69,9 @@ class LoggingHandler(logging.Handler):
                 exc = exc_info[1]
                 attrs["exception.type"] = type(exc).__name__
                 attrs["exception.stacktrace"] = format_stack(exc, client.config["max_field_chars"])
-            client.emit(build.log(record.name, severity, message, attrs, ctx, _time_ns(record.created)))
+            built = build.log(record.name, severity, message, attrs, ctx, _time_ns(record.created))
+            client.emit(built)
+            client.breadcrumbs.append(built)
         except Exception as error:
             client.pipeline.count_lost()  # the record is lost: counted as a drop of every sink
             record_internal_error(error)

@@ -4,7 +4,8 @@
 
 - ``kind``: one of :data:`AGG_FIELDS` (``log``, ``event``, ``operation``, ``metric``, ``error``,
   ``session``).  ``operation`` is spans and PERFORMANCE logs together (see ``_model``).
-- ``group_by``: fields of the kind, and ``bucket:N`` (N seconds, a multiple of 60: the start of
+- ``group_by``: fields of the kind (a log's ``message`` is its shape: ``clisight._shape``), and
+  ``bucket:N`` (N seconds, a multiple of 60: the start of
   the UTC-aligned N-second bucket, in ns).
 - ``measures``: ``count``; ``errors`` (operations that failed); ``sum:F``, ``min:F``, ``max:F``
   over a numeric field F; ``quantiles:F`` (a :class:`~clisight._sketch.QuantileSketch` of F, 1 %
@@ -26,8 +27,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from clisight._shape import message_shape
 from clisight._sketch import QuantileSketch
-from clisight.store._model import USAGE_FIELDS, Acc
+from clisight.store._model import USAGE_FIELDS, Acc, shape_of
 from clisight.store.base import RESOLUTIONS, Selection
 from clisight.types import ERROR_LEVEL
 
@@ -271,7 +273,12 @@ def answer(
         return raw(sel, parsed)
     parts = []
     if any(resolution for resolution, _, _ in found.segments):
-        parts.append(rollups(found, parsed))
+        cells = rollups(found, parsed)
+        if kind == "log" and "message" in group_by:
+            # Cells written before log_error was keyed by the shape hold exact messages: shaped here,
+            # they merge with the newer cells of the same shape.
+            cells = [{**row, "message": message_shape(row["message"] or "")} for row in cells]
+        parts.append(cells)
     for resolution, start, end in found.segments:
         if not resolution:
             edge = Selection(start, end - 1, sel.service, None, sel.min_severity, sel.component, sel.name)
@@ -353,6 +360,8 @@ def python_aggregate(
 
 
 def _getter(group: str) -> Callable[[Mapping[str, Any]], Any]:
+    if group == "message":  # logs group by the shape of their message, as the log_error rollups do
+        return lambda row: shape_of(row.get("message") or "")
     if not group.startswith("bucket:"):
         return lambda row: row.get(group)
     width = bucket_seconds(group) * 1_000_000_000
@@ -413,6 +422,7 @@ def rollup_value(m: Measure, column: str, acc: Acc) -> Any:
     if column == "max":
         return int(acc.max) if m.field == "severity" and acc.max is not None else acc.max
     if column == "sketch":
+        acc.settle()
         return acc.sketch
     if column.startswith("sums."):
         return (acc.sums or {}).get(column[5:], 0.0)

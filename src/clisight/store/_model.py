@@ -11,7 +11,7 @@ Rollup series (``series`` column), each keyed by (bucket, service, name, dim):
 series        name                   dim                 measures
 ============  =====================  ==================  ==========================================
 log           component              severity number     count
-log_error     component              message             count, max severity, first/last time
+log_error     component              message shape       count, max severity, first/last time
                                                          (logs at ERROR and above only)
 event         event name             ``model`` attr      count, first/last time, sums of the
                                                          usage fields (:data:`USAGE_FIELDS`)
@@ -37,6 +37,7 @@ from typing import Any, Final
 
 import orjson
 
+from clisight._shape import message_shape
 from clisight._sketch import QuantileSketch
 from clisight.exceptions import DataError
 from clisight.store.base import RESOLUTIONS
@@ -136,6 +137,20 @@ def error_title(error_type: str, message: str) -> str:
     return title if len(title) <= 200 else title[:199] + "…"
 
 
+_SHAPES: dict[str, str] = {}
+
+
+def shape_of(message: str) -> str:
+    """:func:`clisight._shape.message_shape`, remembered for the messages seen most recently (error
+    logs repeat a few messages): the key of a ``log_error`` cell."""
+    shape = _SHAPES.get(message)
+    if shape is None:
+        if len(_SHAPES) >= 4096:
+            _SHAPES.clear()
+        shape = _SHAPES[message] = message_shape(message)
+    return shape
+
+
 def batch_key(once_key: str | None, exit_key: str, deadline: Deadline | None) -> str | None:
     """The key a batch is stored under at most once: ``once_key``, or ``exit_key`` while the deadline
     is finite (the process is exiting and may spool a copy of the batch too); None for no key."""
@@ -212,7 +227,7 @@ class IdCache:
 class Acc:
     """The measures of one rollup cell (one series, bucket, service, name and dim)."""
 
-    __slots__ = ("count", "errors", "first", "last", "max", "min", "sketch", "sum", "sums")
+    __slots__ = ("count", "errors", "first", "last", "max", "min", "pending", "sketch", "sum", "sums")
 
     def __init__(self) -> None:
         self.count = 0
@@ -224,6 +239,18 @@ class Acc:
         self.last: int | None = None
         self.sketch: QuantileSketch | None = None
         self.sums: dict[str, float] | None = None
+        # Values waiting to go into the sketch: one add_many per cell costs the writer (and, through
+        # the GIL, the host program) well under half of one add per value.
+        self.pending: list[float] | None = None
+
+    def settle(self) -> None:
+        """Put the pending values into the sketch (every reader of ``sketch`` calls this first)."""
+        pending = self.pending
+        if pending:
+            if self.sketch is None:
+                self.sketch = QuantileSketch()
+            self.sketch.add_many(pending)
+        self.pending = None
 
     def add_time(self, time_ns: int) -> None:
         if self.first is None or time_ns < self.first:
@@ -238,12 +265,15 @@ class Acc:
         if self.max is None or value > self.max:
             self.max = value
         if sketch:
-            if self.sketch is None:
-                self.sketch = QuantileSketch()
-            self.sketch.add(value)
+            if self.pending is None:
+                self.pending = [value]
+            else:
+                self.pending.append(value)
 
     def merge(self, other: Acc) -> None:
         """Fold ``other`` (a cell of the same key) into this one."""
+        other.settle()
+        self.settle()
         self.count += other.count
         self.errors += other.errors
         self.sum += other.sum
@@ -267,6 +297,7 @@ class Acc:
 
     def row(self) -> tuple[Any, ...]:
         """(count, errors, sum, min, max, first_ns, last_ns, sketch bytes, sums JSON) as stored."""
+        self.settle()
         return (
             self.count,
             self.errors,
@@ -397,7 +428,7 @@ def _map(records: Iterable[Record]) -> MappedBatch:
             acc = cell(bucket, "log", service, rec.name, str(severity))
             acc.count += 1
             if severity >= ERROR_LEVEL:
-                acc = cell(bucket, "log_error", service, rec.name, rec.body)
+                acc = cell(bucket, "log_error", service, rec.name, shape_of(rec.body))
                 acc.count += 1
                 acc.add_time(time_ns)
                 if acc.max is None or severity > acc.max:
@@ -566,6 +597,7 @@ def _map(records: Iterable[Record]) -> MappedBatch:
     # Hour and day cells are merges of the minute cells: the same numbers at a coarser grain.
     rollups = out.rollups
     for (bucket, series, service, name, dim), acc in minute.items():
+        acc.settle()
         rollups[(RESOLUTIONS[0], bucket, series, service, name, dim)] = acc
         for resolution in RESOLUTIONS[1:]:
             width = resolution * 1_000_000_000

@@ -428,7 +428,8 @@ def raw_aggregate_query(
     source, clauses, params = _agg_source(d, kind, sel, found)
     groups = [_group_expr(exprs, g) for g in group_by]
     condition = " AND ".join(clauses) or "1 = 1"
-    if any(m.op == "quantiles" for m in measures):
+    # Quantiles, and a log message's shape (computed in Python), take one row per record.
+    if any(m.op == "quantiles" for m in measures) or (kind == "log" and "message" in group_by):
         cols = [*groups, *(exprs[f] for f in python_fields(measures))]
         return f"SELECT {', '.join(cols)} FROM {source} WHERE {condition}", params, True
     cols = [*groups, *(_measure_expr(d, exprs, m) for m in measures)]
