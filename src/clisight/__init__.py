@@ -31,6 +31,7 @@ _LAZY: dict[str, str] = {
     "UserAnalytics": "clisight.user_analytics",
     "capture_exception": "clisight.client.errors",
     "capture_warnings": "clisight.client.stdlib",
+    "child_env": "clisight.client.propagation",
     "counter": "clisight.client.metrics",
     "flush": "clisight.client.core",
     "gauge": "clisight.client.metrics",
@@ -38,6 +39,7 @@ _LAZY: dict[str, str] = {
     "histogram": "clisight.client.metrics",
     "init": "clisight.client.core",
     "instrument": "clisight.client.instrument",
+    "instrument_http": "clisight.client.propagation",
     "llm": "clisight.client.llm",
     "loguru_sink": "clisight.client.integrations",
     "pipeline_stats": "clisight.client.core",
@@ -47,6 +49,7 @@ _LAZY: dict[str, str] = {
     "shutdown": "clisight.client.core",
     "span": "clisight.client.tracing",
     "structlog_processor": "clisight.client.integrations",
+    "trace_headers": "clisight.client.propagation",
     "traced": "clisight.client.tracing",
     "track": "clisight.client.analytics",
     "track_user_journey": "clisight.client.journey",
@@ -63,6 +66,7 @@ __all__ = [
     "__version__",
     "capture_exception",
     "capture_warnings",
+    "child_env",
     "counter",
     "flush",
     "gauge",
@@ -70,6 +74,7 @@ __all__ = [
     "histogram",
     "init",
     "instrument",
+    "instrument_http",
     "llm",
     "loguru_sink",
     "pipeline_stats",
@@ -79,6 +84,7 @@ __all__ = [
     "shutdown",
     "span",
     "structlog_processor",
+    "trace_headers",
     "traced",
     "track",
     "track_user_journey",
@@ -107,6 +113,9 @@ if TYPE_CHECKING:
     from clisight.client.metrics import gauge as gauge
     from clisight.client.metrics import histogram as histogram
     from clisight.client.performance import PerformanceMonitor as PerformanceMonitor
+    from clisight.client.propagation import child_env as child_env
+    from clisight.client.propagation import instrument_http as instrument_http
+    from clisight.client.propagation import trace_headers as trace_headers
     from clisight.client.stdlib import LoggingHandler as LoggingHandler
     from clisight.client.stdlib import capture_warnings as capture_warnings
     from clisight.client.structured_logger import StructuredLogger as StructuredLogger

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -16,6 +21,8 @@ from clisight.client.propagation import (
     trace_headers,
     valid_tracestate,
 )
+from clisight.query import Filter, Query
+from clisight.query.traces import recent_traces, trace_tree
 
 SPEC = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -91,3 +98,39 @@ def test_outside_a_trace_a_child_starts_its_own(restore_default: object) -> None
     assert not continue_from_env({"TRACEPARENT": "garbage"})
     assert trace_headers() == {}
     assert child_env({"PATH": "/bin", "TRACEPARENT": SPEC}) == {"PATH": "/bin"}
+
+
+PARENT = """
+import subprocess, sys
+import clisight
+clisight.init(service="parent-cli", store=sys.argv[1])
+with clisight.span("parent work"):
+    child = [sys.executable, "-c", sys.argv[2], sys.argv[1]]
+    subprocess.run(child, env=clisight.child_env(), check=True, timeout=60)
+"""
+CHILD = """
+import sys
+import clisight
+clisight.init(service="child-tool", store=sys.argv[1])
+with clisight.span("child work"):
+    clisight.get_logger("child").info("inside the child")
+"""
+
+
+def test_a_child_process_started_with_child_env_continues_the_trace(tmp_path: Path) -> None:
+    db = tmp_path / "trace.db"
+    env = {k: v for k, v in os.environ.items() if k not in ("TRACEPARENT", "TRACESTATE")}
+    proc = subprocess.run(
+        [sys.executable, "-c", PARENT, str(db), CHILD], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    with Query(f"sqlite:///{db}") as query:
+        [summary] = recent_traces(query)
+        tree = trace_tree(query, summary.trace_id)
+        [log] = list(query.export(Filter(), kinds=("log",)))
+    assert [(n.name, n.service, n.depth) for n in tree] == [
+        ("parent work", "parent-cli", 0),
+        ("child work", "child-tool", 1),
+    ]
+    assert tree[1].parent_span_id == tree[0].span_id
+    assert (log["trace_id"], log["span_id"]) == (summary.trace_id, tree[1].span_id)

@@ -195,6 +195,10 @@ def init(
         _client = client
         # Under DO_NOT_TRACK no record carries the run's session: the store would make a sessions row of it.
         _ctx.process_default[0] = _ctx.Context(session_id=client.session_id if client.usage else None)
+        with guard():  # started by a traced process (TRACEPARENT): this run's spans join its trace
+            from clisight.client.propagation import continue_from_env
+
+            continue_from_env()
         _install_hooks(client)
         with guard():
             from clisight.client.resources import start_for
