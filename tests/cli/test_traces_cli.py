@@ -90,8 +90,8 @@ def test_traces_lists_recent_traces_and_show_draws_the_waterfall(tmp_path: Path)
     assert listing.returncode == 0, listing.stderr
     lines = listing.stdout.splitlines()
     assert max(len(line) for line in lines) <= 80
-    assert lines.index(next(row for row in lines if "4bf92f3577b3" in row)) < lines.index(
-        next(row for row in lines if "111111111111" in row)
+    assert lines.index(next(row for row in lines if "4bf92f35" in row)) < lines.index(
+        next(row for row in lines if "11111111" in row)
     )  # newest first
     assert "cli main" in listing.stdout and "3" in listing.stdout
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import time
 
 import click
 from rich import box
@@ -73,16 +74,18 @@ def traces(
         return
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     table.add_column("Trace", no_wrap=True)
-    table.add_column("Root span", overflow="fold", min_width=12)
-    table.add_column("Service", overflow="fold")
-    for column in ("Started", "Duration", "Spans", "Errors"):
+    table.add_column("Root span", overflow="fold", min_width=12, ratio=2)
+    table.add_column("Service", overflow="fold", min_width=6, ratio=1)
+    for column in ("Started", "Took", "Spans", "Errors"):
         table.add_column(column, justify="right", no_wrap=True)
+    today = time.strftime("%Y-%m-%d")
     for t in found:
+        started = when(t.start_ns)
         table.add_row(
-            t.trace_id[:12],
-            clean(t.root, 40),
-            clean(t.service, 20),
-            when(t.start_ns),
+            t.trace_id[:8],
+            clean(t.root, 60),
+            clean(t.service, 30),
+            started[11:] if started.startswith(today) else started[5:16],  # 23:29:33, or 11-28 23:29
             seconds(t.duration_s),
             f"{t.spans:,}",
             Text(str(t.errors), style="red") if t.errors else "0",
