@@ -226,3 +226,12 @@ def test_metrics_exposes_pipeline_and_receiver_counters_for_prometheus(
     assert samples['clisight_pipeline_records_total{sink="store",outcome="stored"}'] == 3
     assert samples['clisight_pipeline_queue_depth{sink="store"}'] == 0
     assert "# TYPE clisight_pipeline_records_total counter" in answer.text
+
+
+def test_refusals_carry_a_google_rpc_status_with_a_matching_code(http: httpx.Client) -> None:
+    bad = http.post("/v1/logs", content=b"{", headers=JS)
+    assert bad.status_code == 400 and bad.json()["code"] == 3  # INVALID_ARGUMENT
+    wrong_type = http.post("/v1/logs", content=b"x", headers={"Content-Type": "text/csv"})
+    assert wrong_type.status_code == 415 and wrong_type.json()["code"] == 3
+    proto = http.post("/v1/logs", content=b"\x0a\xff", headers=PB)
+    assert proto.status_code == 400 and proto.content[:2] == b"\x08\x03"  # field 1 (code) = 3

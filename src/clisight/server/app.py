@@ -87,9 +87,14 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
+# HTTP status -> google.rpc.Code in the Status body: INVALID_ARGUMENT for what the client must fix,
+# RESOURCE_EXHAUSTED for what it may retry or shrink.
+_RPC_CODES: Final = {400: 3, 413: 8, 415: 3, 429: 8}
+
+
 def _error(status: int, reason: str, content_type: str = JSON, **headers: str) -> Response:
     media = PROTOBUF if content_type == PROTOBUF else JSON
-    return Response(_status_body(media, 3 if status == 400 else 0, reason), status, headers, media)
+    return Response(_status_body(media, _RPC_CODES.get(status, 2), reason), status, headers, media)
 
 
 class Receiver:
