@@ -124,3 +124,11 @@ def test_the_openapi_schema_lists_every_route(served: Served) -> None:
         "/usage",
         "/report",
     } <= set(schema["paths"])
+
+
+def test_a_path_no_route_takes_is_a_json_404(served: Served) -> None:
+    # schemathesis found it: a trace id with a newline in it fell through the /api/v1 mount to a
+    # plain-text 404.
+    answer = httpx.get(f"{served.url}/api/v1/traces/ab%0Acd", timeout=10)
+    assert answer.status_code == 404 and answer.json() == {"detail": "Not Found"}
+    assert httpx.get(f"{served.url}/nowhere", timeout=10).headers["content-type"] == "application/json"

@@ -5,6 +5,7 @@ runs the whole ASGI app), so the count costs seconds, not minutes."""
 from __future__ import annotations
 
 import gzip
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -162,7 +163,10 @@ def _post(client: TestClient, case: tuple[str, str, bytes]) -> None:
         assert reason.strip(), "a refusal must say why"
 
 
+# The same bodies on every run, so CI never passes or fails by luck; CLISIGHT_EXPLORE=1 draws
+# new ones (run it a few times when the receiver changes).
 FUZZ = settings(
+    derandomize=os.environ.get("CLISIGHT_EXPLORE") is None,
     max_examples=EXAMPLES_PER_FAMILY,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

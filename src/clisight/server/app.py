@@ -198,6 +198,15 @@ class Guard:
         await response(scope, receive, send)
 
 
+async def _not_found(request: Request, exc: Exception) -> Response:
+    """A path no route takes (a trace id with a newline in it, say): JSON, like every other answer."""
+    return JSONResponse({"detail": "Not Found"}, 404)
+
+
+async def _not_allowed(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"detail": "Method Not Allowed"}, 405, getattr(exc, "headers", None))
+
+
 def _hostname(host: str) -> str:
     host = host.strip().lower()
     if host.startswith("["):
@@ -234,7 +243,7 @@ def create_app(
         from clisight.server.api import create_api
 
         routes.append(Mount("/api/v1", app=create_api(query, pipeline_stats)))
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_allowed})
     app.state.receiver = receiver
     app.add_middleware(Guard, allowed_hosts=LOOPBACK_NAMES | set(allowed_hosts), token=token)
     return app
