@@ -263,7 +263,8 @@ def test_spans_never_raise_and_still_propagate_the_blocks_exception(
 
 
 @SETTINGS
-@given(name=st.one_of(st.none(), values), args=arguments)
+# A callable given to traced() is the function itself (the bare @traced form), never a name.
+@given(name=st.one_of(st.none(), values.filter(lambda v: not callable(v))), args=arguments)
 def test_traced_functions_return_what_they_return(name: Any, args: tuple[Any, ...]) -> None:
     with accounted(calls_make=2):
 
