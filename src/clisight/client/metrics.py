@@ -35,16 +35,18 @@ from clisight.pipeline.redact import as_repr, as_text
 _NUMBER: Final = (int, float)
 _INF: Final = math.inf
 _instruments: dict[tuple[str, str], Any] = {}
+_MAX_EXACT = 2**53  # ints above this take the careful path (a float cannot hold every int)
 _registry_lock = threading.Lock()
 _attached: list[Any] = [None]  # the client whose flush steps collect the counters
 
 
 def _finite(value: Any) -> float | None:
-    if type(value) in _NUMBER:
-        number = float(value)
-        return number if math.isfinite(number) else None
+    """``value`` as a finite float, or None (not a number, NaN, infinite, or an int beyond floats)."""
     try:
-        number = float(value) if not isinstance(value, bool | str | bytes) else math.nan
+        if type(value) in _NUMBER:
+            number = float(value)  # an int past 1.8e308 raises OverflowError
+        else:
+            number = float(value) if not isinstance(value, bool | str | bytes) else math.nan
     except Exception:
         return None
     return number if math.isfinite(number) else None
@@ -99,7 +101,7 @@ class Counter:
             with guard():
                 _attach(client)
         kind = type(amount)
-        if (kind is not int and kind is not float) or not 0 <= amount < _INF:
+        if (kind is not float and (kind is not int or amount > _MAX_EXACT)) or not 0 <= amount < _INF:
             number = _finite(amount)
             if number is None or number < 0:
                 return
@@ -187,10 +189,14 @@ def collect(client: Any) -> int:
     for counter in counters:
         for key, total in counter.take().items():
             with guard():
+                number = _finite(total)
+                if number is None:  # many huge amounts summed past what a float holds
+                    client.pipeline.count_lost()
+                    continue
                 attrs: dict[str, Any] = {**dict(key), "type": "counter", "temporality": "delta"}
                 if counter.unit:
                     attrs["unit"] = counter.unit
-                client.emit(build.metric(counter.name, total, attrs, ctx))
+                client.emit(build.metric(counter.name, number, attrs, ctx))
                 points += 1
     return points
 
