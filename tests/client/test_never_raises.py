@@ -324,8 +324,8 @@ def test_the_logging_handler_never_raises_whatever_the_record_holds(
 ) -> None:
     record = logging.LogRecord("legacy", levelno, __file__, 1, msg, args or None, None)
     for key, value in extra.items():
-        if key not in record.__dict__:
-            setattr(record, key, value)
+        if key not in record.__dict__ and key not in ("message", "asctime"):
+            record.__dict__[key] = value  # as Logger.makeRecord adds extra= (never setattr)
     try:
         raise UnprintableError()
     except UnprintableError as exc:
