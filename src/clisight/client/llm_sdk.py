@@ -256,8 +256,9 @@ def _finish(call: Call | None, result: Any, kwargs: dict[str, Any], is_async: bo
     return result
 
 
-class SyncStream:
-    """The SDK's stream, passed through item by item; the call is recorded when it ends."""
+class _Stream:
+    """What the sync and async streams share: the SDK's stream behind them, and the call they
+    record (its events as items pass, the call itself once the stream ends or is closed)."""
 
     def __init__(self, inner: Any, call: Call) -> None:
         self._inner = inner
@@ -266,6 +267,19 @@ class SyncStream:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
+
+    def _seen(self, item: Any) -> Any:
+        with guard():
+            self._call.event(item)
+        return item
+
+    def _ended(self) -> None:
+        with guard():
+            self._call.record()
+
+
+class SyncStream(_Stream):
+    """The SDK's stream, passed through item by item; the call is recorded when it ends."""
 
     def __iter__(self) -> SyncStream:
         return self
@@ -276,16 +290,12 @@ class SyncStream:
         try:
             item = next(self._iter)
         except StopIteration:
-            with guard():
-                self._call.record()
+            self._ended()
             raise
-        with guard():
-            self._call.event(item)
-        return item
+        return self._seen(item)
 
     def close(self) -> None:
-        with guard():
-            self._call.record()
+        self._ended()
         self._inner.close()
 
     def __enter__(self) -> SyncStream:
@@ -293,21 +303,12 @@ class SyncStream:
         return self
 
     def __exit__(self, *exc: Any) -> Any:
-        with guard():
-            self._call.record()
+        self._ended()
         return self._inner.__exit__(*exc)
 
 
-class AsyncStream:
+class AsyncStream(_Stream):
     """The async twin of :class:`SyncStream`."""
-
-    def __init__(self, inner: Any, call: Call) -> None:
-        self._inner = inner
-        self._iter: Any = None
-        self._call = call
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
     def __aiter__(self) -> AsyncStream:
         return self
@@ -318,16 +319,12 @@ class AsyncStream:
         try:
             item = await self._iter.__anext__()
         except StopAsyncIteration:
-            with guard():
-                self._call.record()
+            self._ended()
             raise
-        with guard():
-            self._call.event(item)
-        return item
+        return self._seen(item)
 
     async def close(self) -> None:
-        with guard():
-            self._call.record()
+        self._ended()
         await self._inner.close()
 
     async def __aenter__(self) -> AsyncStream:
@@ -335,8 +332,7 @@ class AsyncStream:
         return self
 
     async def __aexit__(self, *exc: Any) -> Any:
-        with guard():
-            self._call.record()
+        self._ended()
         return await self._inner.__aexit__(*exc)
 
 
