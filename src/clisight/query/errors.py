@@ -57,7 +57,7 @@ def _latest_attributes(q: Query, group: dict[str, Any]) -> dict[str, Any]:
     """The attributes of the group's latest occurrence (found at its last-seen time exactly)."""
     at = group["last_seen_ns"]
     sel = Selection(since_ns=at, until_ns=at, name=group["type"])
-    for row in q._reads.rows("error", sel, limit=50).rows:
+    for row in q.reader.rows("error", sel, limit=50).rows:
         if row["fingerprint"] == group["fingerprint"]:
             attrs = row["attributes"]
             return attrs if isinstance(attrs, dict) else {}
@@ -97,7 +97,7 @@ def newer_version(candidate: str, than: str) -> bool:
 
 
 def _status_state(q: Query, fingerprint: str) -> dict[str, Any]:
-    value = q._reads.load_state(STATE_PREFIX + fingerprint)
+    value = q.reader.load_state(STATE_PREFIX + fingerprint)
     return value if isinstance(value, dict) else {}
 
 
@@ -110,9 +110,9 @@ def _occurrences(
     cursor = None
     for _ in range(1000):  # bounded, whatever the store holds
         if newest_first:
-            page = q._reads.rows("error", sel, limit=_PAGE, newest_first=True)
+            page = q.reader.rows("error", sel, limit=_PAGE, newest_first=True)
         else:
-            page = q._reads.rows("error", sel, cursor=cursor, limit=_PAGE)
+            page = q.reader.rows("error", sel, cursor=cursor, limit=_PAGE)
         yield from (row for row in page.rows if row["fingerprint"] == fingerprint)
         if len(page.rows) < _PAGE:
             return
@@ -146,7 +146,7 @@ def error_groups(q: Query, flt: Filter = _ALL, order: str = "count", top: int = 
     sel = dataclasses.replace(flt.selection(), min_severity=None, component=None)
     found = [
         r
-        for r in q._reads.aggregate("error", sel, ("fingerprint",), ("count", "min:time", "max:time"))
+        for r in q.reader.aggregate("error", sel, ("fingerprint",), ("count", "min:time", "max:time"))
         if r["count"]
     ]
     if order == "recent":
@@ -161,7 +161,7 @@ def error_groups(q: Query, flt: Filter = _ALL, order: str = "count", top: int = 
         sel.until_ns if sel.until_ns is not None else max(time.time_ns(), max(r["max:time"] for r in found))
     )
     width = max(60, -(-(until - since) // (TREND_BUCKETS * 1_000_000_000) // 60 * 60) or 60)
-    trend_rows = q._reads.aggregate("error", sel, ("fingerprint", f"bucket:{width}"), ("count",))
+    trend_rows = q.reader.aggregate("error", sel, ("fingerprint", f"bucket:{width}"), ("count",))
     first_bucket = since - since % (width * 1_000_000_000)
     trends: dict[str, list[int]] = {}
     for row in trend_rows:
@@ -171,12 +171,12 @@ def error_groups(q: Query, flt: Filter = _ALL, order: str = "count", top: int = 
     wanted = {r["fingerprint"] for r in found}
     sessions = {
         r["fingerprint"]: r["distinct:session_id"]
-        for r in q._reads.aggregate("error", sel, ("fingerprint",), ("distinct:session_id",))
+        for r in q.reader.aggregate("error", sel, ("fingerprint",), ("distinct:session_id",))
         if r["fingerprint"] in wanted
     }
     views = []
     for row in found:
-        page = q._reads.rows("error_group", Selection(name=row["fingerprint"]), limit=1)
+        page = q.reader.rows("error_group", Selection(name=row["fingerprint"]), limit=1)
         if not page.rows:
             continue  # deleted by retention between the two reads
         g = page.rows[0]
@@ -206,7 +206,7 @@ def find_group(q: Query, ident: str) -> dict[str, Any] | None:
     """The ``error_group`` row whose fingerprint is ``ident`` or starts with it (at least 6
     characters, and only one group may match)."""
     ident = ident.strip().lower()
-    page = q._reads.rows("error_group", Selection(name=ident), limit=1)
+    page = q.reader.rows("error_group", Selection(name=ident), limit=1)
     if page.rows:
         return page.rows[0]
     if len(ident) < 6:
@@ -214,7 +214,7 @@ def find_group(q: Query, ident: str) -> dict[str, Any] | None:
     matches = []
     cursor = None
     while True:
-        page = q._reads.rows("error_group", Selection(), cursor=cursor, limit=_PAGE)
+        page = q.reader.rows("error_group", Selection(), cursor=cursor, limit=_PAGE)
         matches += [r for r in page.rows if r["fingerprint"].startswith(ident)]
         if len(page.rows) < _PAGE or len(matches) > 1:
             break
@@ -232,7 +232,7 @@ def error_detail(q: Query, ident: str) -> ErrorDetail | None:
     sessions = next(
         (
             int(r["distinct:session_id"] or 0)
-            for r in q._reads.aggregate(
+            for r in q.reader.aggregate(
                 "error", Selection(name=group["type"]), ("fingerprint",), ("distinct:session_id",)
             )
             if r["fingerprint"] == group["fingerprint"]

@@ -107,7 +107,7 @@ def _selection(flt: Filter) -> Selection:
 
 def operations(q: Query, flt: Filter = _ALL) -> list[OperationPerf]:
     """Every operation type in ``flt``, most frequent first."""
-    found = q._reads.aggregate(
+    found = q.reader.aggregate(
         "operation",
         _selection(flt),
         ("name",),
@@ -169,7 +169,7 @@ def slowest(q: Query, flt: Filter = _ALL, top: int = 5) -> list[SlowOperation]:
     """The ``top`` longest of the most recent spans and PERFORMANCE logs in ``flt``."""
     sel = _selection(flt)
     found: list[SlowOperation] = []
-    for row in q._reads.rows("span", sel, limit=RECENT_SCAN, newest_first=True).rows:
+    for row in q.reader.rows("span", sel, limit=RECENT_SCAN, newest_first=True).rows:
         if row["end_ns"] is not None:
             found.append(
                 SlowOperation(
@@ -181,7 +181,7 @@ def slowest(q: Query, flt: Filter = _ALL, top: int = 5) -> list[SlowOperation]:
                 )
             )
     log_sel = dataclasses.replace(sel, min_severity=PERFORMANCE)
-    for row in q._reads.rows("log", log_sel, limit=RECENT_SCAN, newest_first=True).rows:
+    for row in q.reader.rows("log", log_sel, limit=RECENT_SCAN, newest_first=True).rows:
         attrs = row["attributes"] or {}
         duration = attrs.get("duration")
         if row["severity"] >= WARNING or not isinstance(duration, int | float) or isinstance(duration, bool):
@@ -207,7 +207,7 @@ def breaches(q: Query, flt: Filter = _ALL, top: int = 10) -> list[Breach]:
         flt.selection(), min_severity=WARNING, component=ALERT_COMPONENT, name=None, text=None
     )
     per: dict[str, dict[str, Any]] = {}
-    for row in q._reads.rows("log", sel, limit=1000, newest_first=True).rows:
+    for row in q.reader.rows("log", sel, limit=1000, newest_first=True).rows:
         attrs = row["attributes"] or {}
         if "threshold" not in attrs:
             continue
@@ -236,7 +236,7 @@ def breaches(q: Query, flt: Filter = _ALL, top: int = 10) -> list[Breach]:
 
 def resource_peaks(q: Query, flt: Filter = _ALL) -> list[ResourcePeak]:
     """Peak and mean of each sampled resource metric in ``flt``."""
-    found = q._reads.aggregate("metric", _selection(flt), ("name",), ("count", "sum:value", "max:value"))
+    found = q.reader.aggregate("metric", _selection(flt), ("name",), ("count", "sum:value", "max:value"))
     units = {"process.memory.rss": "By", "process.threads": "1", "process.open_files": "1"}
     peaks = []
     for r in found:
