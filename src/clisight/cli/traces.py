@@ -16,10 +16,10 @@ from clisight.cli._common import (
     CommandError,
     console,
     echo_json,
-    filter_options,
     json_option,
     make_filter,
     open_store,
+    report_options,
     store_option,
 )
 from clisight.cli._text import clean, seconds, when
@@ -30,9 +30,7 @@ ERROR_STATUS = 17
 
 
 @click.group(invoke_without_command=True)
-@store_option
-@json_option
-@filter_options
+@report_options
 @click.option(
     "--limit", "-n", type=click.IntRange(1, 1000), default=20, show_default=True, help="Traces shown."
 )
