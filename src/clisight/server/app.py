@@ -39,6 +39,7 @@ from clisight.server.otlp import (
     TooLarge,
     decode,
     encode_response,
+    gunzip,
 )
 from clisight.types import Record
 
@@ -133,8 +134,6 @@ class Receiver:
         try:
             body = await self._read(request)
             if encoding == "gzip":
-                from clisight.server.otlp import gunzip
-
                 body = gunzip(body, self.max_body)
             mapped = self.mapper.map(signal, decode(signal, content_type, body))
         except BadRequest as exc:  # TooLarge included

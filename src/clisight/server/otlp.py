@@ -37,9 +37,10 @@ from __future__ import annotations
 import base64
 import math
 import re
+import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -364,19 +365,14 @@ class Mapper:
                         )
                     )
 
-    def _logs(
-        self, request: ExportLogsServiceRequest, out: Mapped, now: Callable[[], int] | None = None
-    ) -> None:
-        import time
-
-        clock = now or time.time_ns
+    def _logs(self, request: ExportLogsServiceRequest, out: Mapped) -> None:
         for resource_logs in request.resource_logs:
             resource, rest = self._resource(resource_logs.resource.attributes)
             for scope_logs in resource_logs.scope_logs:
                 extra = self._context(rest, scope_logs.scope)
                 component = scope_logs.scope.name or "otlp"
                 for log in scope_logs.log_records:
-                    time_ns = log.time_unix_nano or log.observed_time_unix_nano or clock()
+                    time_ns = log.time_unix_nano or log.observed_time_unix_nano or time.time_ns()
                     body = any_value(log.body)
                     attrs = self._attrs(attributes(log.attributes), extra)
                     trace_id = _hex(log.trace_id, 16)
