@@ -22,12 +22,12 @@ from clisight.cli._common import (
     CommandError,
     console,
     echo_json,
+    make_filter,
     open_store,
     resolve_store_url,
     store_option,
 )
 from clisight.cli._text import clean
-from clisight.query import Filter
 from clisight.query import usage as usage_query
 
 EPILOG = """\b
@@ -74,11 +74,9 @@ def _report(
     service: str | None,
     breakdown: bool,
 ) -> None:
-    if since is not None and until is not None and since > until:
-        raise click.UsageError("--since is later than --until: nothing could match")
+    sel = make_filter(since, until, service, None).selection()  # refuses --since after --until
     table = _price_table()
     is_priced = lambda model: table.find(model) is not None  # noqa: E731
-    sel = Filter(since=since, until=until, service=service).selection()
     opened = open_store(store)
     now = time.time_ns()
     with opened.query as query:
