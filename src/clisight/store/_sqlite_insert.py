@@ -1,14 +1,17 @@
 """A mapped batch (``_model.MappedBatch``) as SQLite statements, inside the caller's transaction.
 
-Rows of each table go in with one statement that reads them from one JSON array (``json_each``):
-``executemany`` releases and re-takes the GIL for every row, and while a host thread keeps the
-interpreter busy each re-take waits a whole switch interval (5 ms), so the writer would stall at a
-few hundred rows a second.  Rollup cells are upserted with ``executemany`` (a batch has few); their
+Rows of each table go in with one multi-row ``INSERT ... VALUES (...), (...)`` statement per chunk
+of up to SQLite's parameter limit (a batch of 2,000 spans is one statement): ``executemany``
+releases and re-takes the GIL for every row, and while a host thread keeps the interpreter busy
+each re-take waits a whole switch interval (5 ms), so the writer would stall at a few hundred rows
+a second.  (Reading the rows from one JSON array with ``json_each`` has the same one release, but
+SQLite parses each row's JSON once per column: three times the cost of binding.)  Rollup cells are upserted with ``executemany`` (a batch has few); their
 sketches and usage sums are merged by two SQL functions registered on the writer's connection.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import zlib
 from collections.abc import Iterable
@@ -20,12 +23,7 @@ from clisight._sketch import QuantileSketch
 from clisight.store._model import SERIES_CODE, IdCache, MappedBatch, from_json, to_json
 from clisight.types import Resource
 
-# json_each and ->> arrived in SQLite 3.38; older libraries take the executemany path.
-_BULK = sqlite3.sqlite_version_info >= (3, 38, 0)
 _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS
-# A NUL character as orjson writes it in a JSON string (a literal backslash-u0000 in the text gives
-# a false positive, which only sends the batch down the slower exact path).
-_NUL = b"\\u0000"
 
 _LOGS = (
     "logs",
@@ -312,38 +310,62 @@ def _sid(sid: dict[str, int], session_id: str | None) -> int | None:
 def _rows(
     conn: sqlite3.Connection, table: tuple[str, str], rows: list[tuple[Any, ...]], json_cols: tuple[int, ...]
 ) -> None:
-    """Insert ``rows`` with one statement reading them from one JSON array.
+    """Insert ``rows`` with one multi-row ``INSERT ... VALUES`` per chunk of as many rows as SQLite
+    takes parameters for (one statement for a batch of a few thousand rows).
 
-    Columns in ``json_cols`` hold objects or None; ``->>`` stores an object as its JSON text.
+    Columns in ``json_cols`` hold objects or None and go in as their JSON text.
     """
     name, columns = table
     width = len(rows[0])
-    blob = _rows_json(rows, json_cols) if _BULK else b""
-    if not _BULK or _NUL in blob:
-        # SQLite's ->> stops a text value at its first NUL: rows with one go through bound parameters.
-        fixed = [
-            tuple(to_json(v) if i in json_cols and v is not None else v for i, v in enumerate(row))
-            for row in rows
-        ]
-        marks = ", ".join("?" * width)
-        conn.executemany(f"INSERT INTO {name} ({columns}) VALUES ({marks})", fixed)
-        return
-    picks = ", ".join(f"value->>{i}" for i in range(width))
-    conn.execute(f"INSERT INTO {name} ({columns}) SELECT {picks} FROM json_each(?)", (blob,))
+    per = max(1, _max_params(conn) // width)
+    for start in range(0, len(rows), per):
+        chunk = rows[start : start + per]
+        flat = _flat(chunk, json_cols)
+        sql = _values_sql(name, columns, width, len(chunk))
+        try:
+            conn.execute(sql, flat)
+        except sqlite3.ProgrammingError:
+            # A value SQLite cannot bind (an object where a number or text belongs): stored by its
+            # text, so one odd value costs only itself.
+            conn.execute(sql, [v if v is None or type(v) in _BINDABLE else str(v) for v in flat])
 
 
-def _rows_json(rows: list[tuple[Any, ...]], json_cols: tuple[int, ...]) -> bytes:
-    try:
-        return orjson.dumps(rows, default=str, option=_JSON_OPTIONS)
-    except (TypeError, ValueError):
-        # One odd value (an integer beyond 64 bits, a cycle...) must not lose the batch: serialise
-        # the JSON columns one by one, with to_json's fallbacks, and send them as text.  What is
-        # still refused raises, and the writer isolates the record that carries it.
-        return orjson.dumps(
-            [
-                [to_json(v) if i in json_cols and v is not None else v for i, v in enumerate(row)]
-                for row in rows
-            ],
-            default=str,
-            option=_JSON_OPTIONS,
-        )
+_BINDABLE: Final = frozenset({int, float, str, bytes})
+
+
+def _flat(rows: list[tuple[Any, ...]], json_cols: tuple[int, ...]) -> list[Any]:
+    """The parameters of ``rows``, row after row, with the JSON columns as text."""
+    dumps = orjson.dumps
+    flat: list[Any] = []
+    extend = flat.extend
+    if json_cols == (8, 9):  # spans: the hot path of the OTLP receiver, unrolled
+        for r in rows:
+            attrs, events = r[8], r[9]
+            try:
+                a = None if attrs is None else dumps(attrs, option=_JSON_OPTIONS).decode()
+                e = None if events is None else dumps(events, option=_JSON_OPTIONS).decode()
+            except (TypeError, ValueError):
+                a, e = _json_or_none(attrs), _json_or_none(events)
+            extend(r[:8])
+            flat.append(a)
+            flat.append(e)
+            extend(r[10:])
+        return flat
+    for r in rows:
+        extend(to_json(v) if i in json_cols and v is not None else v for i, v in enumerate(r))
+    return flat
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else to_json(value)
+
+
+def _max_params(conn: sqlite3.Connection) -> int:
+    # SQLite's limit on bound parameters in one statement (32766 since 3.32; 999 before).
+    return min(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), 32766)
+
+
+@functools.lru_cache(maxsize=64)
+def _values_sql(table: str, columns: str, width: int, count: int) -> str:
+    one = "(" + ", ".join("?" * width) + ")"
+    return f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([one] * count)
