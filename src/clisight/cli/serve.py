@@ -15,6 +15,8 @@ from clisight.cli._text import clean
 DEFAULT_PORT = 4318  # OTLP/HTTP's registered port
 QUEUE_SIZE = 100_000  # records held for the writer: a few seconds of a busy collector
 BATCH_SIZE = 2_048
+# Received records are queryable within this (a busy receiver writes sooner: a batch is ready).
+FLUSH_INTERVAL_S = 0.1
 MAX_CONCURRENT = 64  # requests being read or decoded at once
 
 
@@ -131,7 +133,7 @@ def serve(
     shown_url = opened.query.url
     config = _config.resolve({"store": url})
     sink = StoreSink.from_config(url, config)
-    pipeline = Pipeline([sink], queue_size=QUEUE_SIZE, batch_size=BATCH_SIZE)
+    pipeline = Pipeline([sink], queue_size=QUEUE_SIZE, batch_size=BATCH_SIZE, flush_interval=FLUSH_INTERVAL_S)
     app = create_app(
         pipeline,
         redactor_from_config(config),

@@ -5,8 +5,10 @@ of up to SQLite's parameter limit (a batch of 2,000 spans is one statement): ``e
 releases and re-takes the GIL for every row, and while a host thread keeps the interpreter busy
 each re-take waits a whole switch interval (5 ms), so the writer would stall at a few hundred rows
 a second.  (Reading the rows from one JSON array with ``json_each`` has the same one release, but
-SQLite parses each row's JSON once per column: three times the cost of binding.)  Rollup cells are upserted with ``executemany`` (a batch has few); their
-sketches and usage sums are merged by two SQL functions registered on the writer's connection.
+SQLite parses each row's JSON once per column: three times the cost of binding.)
+
+Rollup cells are upserted with ``executemany`` (a batch has few); their sketches and usage sums
+are merged by two SQL functions registered on the writer's connection.
 """
 
 from __future__ import annotations
@@ -240,15 +242,7 @@ def insert_batch(conn: sqlite3.Connection, mb: MappedBatch, ids: Interner) -> No
             (2,),
         )
     if mb.spans:
-        _rows(
-            conn,
-            _SPANS,
-            [
-                (tid[r[0]], r[1], r[2], nid[r[3]], *r[4:10], nid[r[10]], _sid(sid, r[11]), rid[r[12]])
-                for r in mb.spans
-            ],
-            (8, 9),
-        )
+        _insert_flat(conn, _SPANS, 13, _span_params(mb.spans, tid, nid, sid, rid))
     if mb.metrics:
         _rows(
             conn,
@@ -310,49 +304,68 @@ def _sid(sid: dict[str, int], session_id: str | None) -> int | None:
 def _rows(
     conn: sqlite3.Connection, table: tuple[str, str], rows: list[tuple[Any, ...]], json_cols: tuple[int, ...]
 ) -> None:
-    """Insert ``rows`` with one multi-row ``INSERT ... VALUES`` per chunk of as many rows as SQLite
-    takes parameters for (one statement for a batch of a few thousand rows).
+    """Insert ``rows``; columns in ``json_cols`` hold objects or None and go in as their JSON text."""
+    flat: list[Any] = []
+    for r in rows:
+        flat.extend(to_json(v) if i in json_cols and v is not None else v for i, v in enumerate(r))
+    _insert_flat(conn, table, len(rows[0]), flat)
 
-    Columns in ``json_cols`` hold objects or None and go in as their JSON text.
-    """
+
+def _insert_flat(conn: sqlite3.Connection, table: tuple[str, str], width: int, flat: list[Any]) -> None:
+    """Insert the rows of ``width`` columns laid end to end in ``flat``, with one multi-row
+    ``INSERT ... VALUES`` per chunk of as many rows as SQLite takes parameters for."""
     name, columns = table
-    width = len(rows[0])
-    per = max(1, _max_params(conn) // width)
-    for start in range(0, len(rows), per):
-        chunk = rows[start : start + per]
-        flat = _flat(chunk, json_cols)
-        sql = _values_sql(name, columns, width, len(chunk))
+    step = max(1, _max_params(conn) // width) * width
+    for start in range(0, len(flat), step):
+        params = flat[start : start + step]
+        sql = _values_sql(name, columns, width, len(params) // width)
         try:
-            conn.execute(sql, flat)
+            conn.execute(sql, params)
         except sqlite3.ProgrammingError:
             # A value SQLite cannot bind (an object where a number or text belongs): stored by its
             # text, so one odd value costs only itself.
-            conn.execute(sql, [v if v is None or type(v) in _BINDABLE else str(v) for v in flat])
+            conn.execute(sql, [v if v is None or type(v) in _BINDABLE else str(v) for v in params])
 
 
 _BINDABLE: Final = frozenset({int, float, str, bytes})
 
 
-def _flat(rows: list[tuple[Any, ...]], json_cols: tuple[int, ...]) -> list[Any]:
-    """The parameters of ``rows``, row after row, with the JSON columns as text."""
+def _span_params(
+    spans: list[tuple[Any, ...]],
+    tid: dict[str | None, int | None],
+    nid: dict[str | None, int | None],
+    sid: dict[str, int],
+    rid: dict[Resource, int],
+) -> list[Any]:
+    """The parameters of the span rows, in ``_SPANS`` order: the OTLP receiver's hot path, one pass."""
     dumps = orjson.dumps
+    options = _JSON_OPTIONS
     flat: list[Any] = []
     extend = flat.extend
-    if json_cols == (8, 9):  # spans: the hot path of the OTLP receiver, unrolled
-        for r in rows:
-            attrs, events = r[8], r[9]
-            try:
-                a = None if attrs is None else dumps(attrs, option=_JSON_OPTIONS).decode()
-                e = None if events is None else dumps(events, option=_JSON_OPTIONS).decode()
-            except (TypeError, ValueError):
-                a, e = _json_or_none(attrs), _json_or_none(events)
-            extend(r[:8])
-            flat.append(a)
-            flat.append(e)
-            extend(r[10:])
-        return flat
-    for r in rows:
-        extend(to_json(v) if i in json_cols and v is not None else v for i, v in enumerate(r))
+    for r in spans:
+        attrs, events, session = r[8], r[9], r[11]
+        try:
+            a = None if attrs is None else dumps(attrs, option=options).decode()
+            e = None if events is None else dumps(events, option=options).decode()
+        except (TypeError, ValueError):  # what orjson refuses, to_json's fallbacks keep
+            a, e = _json_or_none(attrs), _json_or_none(events)
+        extend(
+            (
+                tid[r[0]],
+                r[1],
+                r[2],
+                nid[r[3]],
+                r[4],
+                r[5],
+                r[6],
+                r[7],
+                a,
+                e,
+                nid[r[10]],
+                None if session is None else sid[session],
+                rid[r[12]],
+            )
+        )
     return flat
 
 
