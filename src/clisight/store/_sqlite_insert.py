@@ -69,10 +69,12 @@ _SESSIONS: Final = (
     " first_ns = MIN(COALESCE(sessions.first_ns, excluded.first_ns), excluded.first_ns),"
     " last_ns = MAX(COALESCE(sessions.last_ns, excluded.last_ns), excluded.last_ns)"
 )
+# Every trace of the batch in one statement (per chunk of SQLite's parameter limit): {values} is
+# the rows' placeholders.
 _TRACES: Final = (
-    "INSERT INTO traces (id, first_ns, last_ns) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+    "INSERT INTO traces (id, first_ns, last_ns) VALUES {values} ON CONFLICT (id) DO UPDATE SET"
     " first_ns = MIN(traces.first_ns, excluded.first_ns), last_ns = MAX(traces.last_ns, excluded.last_ns)"
-    " RETURNING tid"
+    " RETURNING tid, id"
 )
 _GROUPS: Final = (
     "INSERT INTO error_groups (fingerprint, type, title, first_seen_ns, last_seen_ns, count)"
@@ -92,9 +94,10 @@ def _greatest(column: str) -> str:
     return f"COALESCE(MAX(rollups.{column}, excluded.{column}), rollups.{column}, excluded.{column})"
 
 
+# Every cell of the batch in one statement (per chunk of SQLite's parameter limit).
 _ROLLUPS: Final = (
     "INSERT INTO rollups (res, series, bucket_ns, key_id, count, errors, sum, min, max,"
-    " first_ns, last_ns, sketch, sums) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " first_ns, last_ns, sketch, sums) VALUES {values}"
     " ON CONFLICT (res, series, bucket_ns, key_id) DO UPDATE SET"
     " count = rollups.count + excluded.count, errors = rollups.errors + excluded.errors,"
     f" sum = rollups.sum + excluded.sum, min = {_least('min')}, max = {_greatest('max')},"
@@ -211,8 +214,13 @@ def insert_batch(conn: sqlite3.Connection, mb: MappedBatch, ids: Interner) -> No
         ).fetchone()
         sid[session_id] = int(row[0])
     tid: dict[str | None, int | None] = {None: None}
-    for trace_id, (first, last) in mb.traces.items():
-        tid[trace_id] = int(conn.execute(_TRACES, (trace_id, first, last)).fetchone()[0])
+    if mb.traces:
+        flat = [v for trace_id, (first, last) in mb.traces.items() for v in (trace_id, first, last)]
+        step = (_max_params(conn) // 3) * 3
+        for start in range(0, len(flat), step):
+            params = flat[start : start + step]
+            sql = _TRACES.format(values=_placeholders(3, len(params) // 3))
+            tid.update((trace_id, int(number)) for number, trace_id in conn.execute(sql, params))
     if mb.sessions:
         conn.executemany(
             _SESSIONS,
@@ -278,13 +286,15 @@ def insert_batch(conn: sqlite3.Connection, mb: MappedBatch, ids: Interner) -> No
         )
     if mb.rollups:
         kid = ids.key_ids(conn, {key[2:] for key in mb.rollups})
-        conn.executemany(
-            _ROLLUPS,
-            [
-                (key[0], SERIES_CODE[key[2]], key[1], kid[key[2:]], *acc.row())
-                for key, acc in mb.rollups.items()
-            ],
-        )
+        flat = [
+            v
+            for key, acc in mb.rollups.items()
+            for v in (key[0], SERIES_CODE[key[2]], key[1], kid[key[2:]], *acc.row())
+        ]
+        step = (_max_params(conn) // 13) * 13
+        for start in range(0, len(flat), step):
+            params = flat[start : start + step]
+            conn.execute(_ROLLUPS.format(values=_placeholders(13, len(params) // 13)), params)
 
 
 _PACK_AT: Final = 256  # stacks shorter than this stay text
@@ -378,7 +388,11 @@ def _max_params(conn: sqlite3.Connection) -> int:
     return min(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), 32766)
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=256)
+def _placeholders(width: int, count: int) -> str:
+    """``(?, ?), (?, ?)`` for ``count`` rows of ``width`` columns."""
+    return ", ".join(["(" + ", ".join("?" * width) + ")"] * count)
+
+
 def _values_sql(table: str, columns: str, width: int, count: int) -> str:
-    one = "(" + ", ".join("?" * width) + ")"
-    return f"INSERT INTO {table} ({columns}) VALUES " + ", ".join([one] * count)
+    return f"INSERT INTO {table} ({columns}) VALUES {_placeholders(width, count)}"
