@@ -91,6 +91,13 @@ def banner(host: str, port: int, store: str, token: bool) -> str:
     show_default=True,
     help="Largest request body, counted after decompression.",
 )
+@click.option(
+    "--expose",
+    multiple=True,
+    metavar="METRIC",
+    help="Serve this counter or gauge on /metrics too (besides those marked expose=True and the"
+    " expose_metrics setting): for metrics received over OTLP.",
+)
 def serve(
     host: str,
     port: int,
@@ -98,6 +105,7 @@ def serve(
     token: str | None,
     allow_host: tuple[str, ...],
     max_body_mb: float,
+    expose: tuple[str, ...],
 ) -> None:
     """Receive OpenTelemetry data (OTLP/HTTP, protobuf or JSON) into the store.
 
@@ -133,6 +141,8 @@ def serve(
     shown_url = opened.query.url
     config = _config.resolve({"store": url})
     sink = StoreSink.from_config(url, config)
+    from clisight.query.exposed import ExposedMetrics
+
     pipeline = Pipeline([sink], queue_size=QUEUE_SIZE, batch_size=BATCH_SIZE, flush_interval=FLUSH_INTERVAL_S)
     app = create_app(
         pipeline,
@@ -142,6 +152,7 @@ def serve(
         allowed_hosts=[host, *allow_host],
         pipeline_stats=pipeline.stats,
         query=opened.query,
+        exposed=ExposedMetrics(opened.query, [*config["expose_metrics"], *expose]),
     )
     # At most MAX_CONCURRENT requests in flight (uvicorn answers 503 beyond): with the body limit and
     # the bounded write queue, the server's memory has a ceiling whatever the clients do.

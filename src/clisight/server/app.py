@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Seque
 from typing import Any, Final, Protocol
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -30,6 +31,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from clisight.pipeline.redact import Redactor
 from clisight.pipeline.writer import SinkStats
 from clisight.query import Query
+from clisight.query.exposed import ExposedMetrics
 from clisight.server.otlp import (
     JSON,
     PROTOBUF,
@@ -222,9 +224,10 @@ def create_app(
     allowed_hosts: Iterable[str] = (),
     pipeline_stats: Callable[[], Sequence[SinkStats]] | None = None,
     query: Query | None = None,
+    exposed: ExposedMetrics | None = None,
 ) -> Starlette:
-    """The server's ASGI app behind the guard: the OTLP receiver, ``/metrics``, and with a
-    ``query`` the REST API under ``/api/v1``."""
+    """The server's ASGI app behind the guard: the OTLP receiver, ``/metrics`` (with ``exposed``,
+    the series users asked to expose too), and with a ``query`` the REST API under ``/api/v1``."""
     receiver = Receiver(queue, redactor, max_body)
 
     async def metrics(request: Request) -> Response:
@@ -234,7 +237,9 @@ def create_app(
         stats = receiver.stats
         items = [(sig, "accepted", n) for sig, n in stats.accepted.items()]
         items += [(sig, "rejected", n) for sig, n in stats.rejected.items()]
-        body = prometheus.render(sinks, stats.requests.items(), items)
+        # Store reads: in a worker thread, so the receiver's loop keeps answering meanwhile.
+        series = await run_in_threadpool(exposed.collect) if exposed is not None else []
+        body = prometheus.render(sinks, stats.requests.items(), items, series)
         return Response(body, media_type=prometheus.CONTENT_TYPE)
 
     routes: list[BaseRoute] = [*receiver.routes(), Route("/metrics", metrics, methods=["GET"])]

@@ -496,14 +496,14 @@ def _map(records: Iterable[Record]) -> MappedBatch:
             if sid is not None:
                 _session_entry(counts, sid, time_ns, service, rec.resource)  # bounds only, no count
             if end_ns is not None:
-                key = (bucket, "operation", service, name, "")
-                acc = minute.get(key)
-                if acc is None:
-                    acc = minute[key] = Acc()
-                acc.count += 1
+                cell_key = (bucket, "operation", service, name, "")
+                op = minute.get(cell_key)
+                if op is None:
+                    op = minute[cell_key] = Acc()
+                op.count += 1
                 if severity:
-                    acc.errors += span_failed(severity)
-                acc.add_value(max(end_ns - time_ns, 0) / 1e9, True)
+                    op.errors += span_failed(severity)
+                op.add_value(max(end_ns - time_ns, 0) / 1e9, True)
         elif kind == "metric":
             histogram = attrs.get("histogram") if attrs else None
             value = _number(rec.value)  # a float, or None for what is no finite number
