@@ -17,9 +17,11 @@ Responses follow the OTLP/HTTP specification:
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from concurrent.futures import BrokenExecutor, Executor
 from typing import Any, Final, Protocol
 
 from starlette.applications import Starlette
@@ -34,14 +36,17 @@ from clisight.query import Query
 from clisight.query.exposed import ExposedMetrics
 from clisight.server.otlp import (
     JSON,
+    POOLED_SIGNALS,
     PROTOBUF,
     SIGNALS,
     BadRequest,
+    Mapped,
     Mapper,
     TooLarge,
     decode,
     encode_response,
     gunzip,
+    map_in_worker,
 )
 from clisight.types import Record
 
@@ -103,11 +108,19 @@ def _error(status: int, reason: str, content_type: str = JSON, **headers: str) -
 class Receiver:
     """The three ``/v1/*`` endpoints."""
 
-    def __init__(self, queue: RecordQueue, redactor: Redactor, max_body: int = DEFAULT_MAX_BODY) -> None:
+    def __init__(
+        self,
+        queue: RecordQueue,
+        redactor: Redactor,
+        max_body: int = DEFAULT_MAX_BODY,
+        pool: Executor | None = None,
+    ) -> None:
         self.queue = queue
         self.mapper = Mapper(redactor)
         self.max_body = max_body
         self.stats = ReceiverStats()
+        # Processes started with start_worker(redactor) that decode and map traces and logs.
+        self.pool = pool
 
     def routes(self) -> list[Route]:
         return [
@@ -137,7 +150,7 @@ class Receiver:
             body = await self._read(request)
             if encoding == "gzip":
                 body = gunzip(body, self.max_body)
-            mapped = self.mapper.map(signal, decode(signal, content_type, body))
+            mapped = await self._map(signal, content_type, body)
         except BadRequest as exc:  # TooLarge included
             return _error(exc.status, str(exc), content_type)
         if mapped.records and not self.queue.offer(mapped.records):
@@ -154,6 +167,18 @@ class Receiver:
             200,
             media_type=content_type,
         )
+
+    async def _map(self, signal: str, content_type: str, body: bytes) -> Mapped:
+        pool = self.pool
+        if pool is not None and signal in POOLED_SIGNALS:
+            try:
+                return await asyncio.get_running_loop().run_in_executor(
+                    pool, map_in_worker, signal, content_type, body
+                )
+            except BrokenExecutor:
+                # A pool process died (killed, out of memory): map here from now on, losing nothing.
+                self.pool = None
+        return self.mapper.map(signal, decode(signal, content_type, body))
 
     async def _read(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")
@@ -225,10 +250,13 @@ def create_app(
     pipeline_stats: Callable[[], Sequence[SinkStats]] | None = None,
     query: Query | None = None,
     exposed: ExposedMetrics | None = None,
+    pool: Executor | None = None,
 ) -> Starlette:
     """The server's ASGI app behind the guard: the OTLP receiver, ``/metrics`` (with ``exposed``,
-    the series users asked to expose too), and with a ``query`` the REST API under ``/api/v1``."""
-    receiver = Receiver(queue, redactor, max_body)
+    the series users asked to expose too), and with a ``query`` the REST API under ``/api/v1``.
+    With a ``pool`` of processes started by ``otlp.start_worker(redactor)``, traces and logs are
+    decoded and mapped there."""
+    receiver = Receiver(queue, redactor, max_body, pool)
 
     async def metrics(request: Request) -> Response:
         from clisight.server import prometheus

@@ -597,3 +597,27 @@ def _json_text(value: Any) -> str:
         return orjson.dumps(value).decode()
     except (TypeError, orjson.JSONEncodeError):
         return as_text(value)
+
+
+# -- mapping in worker processes ----------------------------------------------------------------
+# Decoding and mapping a request is pure CPU and, at a busy collector's rate, more than one core's
+# worth of Python: ``clisight serve`` runs it for traces and logs in a pool of processes (their
+# mapping holds no state across requests but a cache of resources), and metrics in the server
+# process itself (cumulative sums are turned into deltas from what earlier requests reported).
+POOLED_SIGNALS: Final = frozenset({"traces", "logs"})
+_worker_mapper: list[Mapper] = []
+
+
+def start_worker(redactor: Redactor) -> None:
+    """A pool process's initializer: the mapper it maps with, scrubbing with ``redactor``.  Ctrl-C
+    reaches the whole process group: the server, not its pool, decides when to stop."""
+    import signal as signals
+
+    signals.signal(signals.SIGINT, signals.SIG_IGN)
+    _worker_mapper[:] = [Mapper(redactor)]
+
+
+def map_in_worker(signal: str, content_type: str, body: bytes) -> Mapped:
+    """Decode and map one request in a pool process: exactly what :class:`Mapper` does in the
+    server (BadRequest travels back to the server as it is)."""
+    return _worker_mapper[0].map(signal, decode(signal, content_type, body))
