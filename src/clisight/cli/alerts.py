@@ -9,6 +9,7 @@ options.
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import time
 from pathlib import Path
@@ -140,6 +141,8 @@ def check(rules_file: Path | None, store: str | None, as_json: bool, dry_run: bo
                 f"{len(rules.notifiers)} notifiers"
             )
         return
+    # Failures are printed below, once: not also by logging's last-resort handler.
+    logging.getLogger("clisight.alerts").addHandler(logging.NullHandler())
     opened = open_store(store)
     try:
         server_url = _config.resolve()["server_url"]
