@@ -42,7 +42,7 @@ def webhook_receiver(statuses: list[int] | None = None, delay: float = 0.0) -> I
     receiver = Receiver(statuses, delay)
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
             if receiver.delay:
                 time.sleep(receiver.delay)

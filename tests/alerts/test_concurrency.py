@@ -81,10 +81,16 @@ def test_two_alerts_check_processes_at_once_notify_once(tmp_path: Path) -> None:
         argv = [str(CLISIGHT), "alerts", "check", "--rules", str(rules), "--store", str(db)]
         procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
         codes = []
-        for proc in procs:
-            out, err = proc.communicate(timeout=60)
-            codes.append(proc.returncode)
-            assert proc.returncode == 1, err.decode()  # 1: something is firing
+        try:
+            for proc in procs:
+                _, err = proc.communicate(timeout=60)
+                codes.append(proc.returncode)
+                assert proc.returncode == 1, err.decode()  # 1: something is firing
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(timeout=10)
         hook.wait_for(len(OPERATIONS), timeout=10)
         time.sleep(0.2)
         assert sorted(b["labels"]["operation"] for b in hook.bodies) == OPERATIONS, "each alert notified once"

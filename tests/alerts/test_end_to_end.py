@@ -7,7 +7,7 @@ from __future__ import annotations
 from clisight.alerts import AlertEngine, alert_history, alert_statuses, parse_rules
 from clisight.query import Query
 from clisight.store import SqliteStore
-from tests.alerts.conftest import MINUTE, SECOND, T0, Clock, ops
+from tests.alerts.conftest import MINUTE, T0, Clock, ops
 from tests.alerts.receiver import webhook_receiver
 
 LATENCY_RULES = """
