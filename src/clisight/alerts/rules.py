@@ -330,7 +330,7 @@ def parse_rules(text: str, path: str = "<rules>", thresholds: Mapping[str, float
         if rule.name in seen:
             problems.add(
                 lines.rule(index, "name"),
-                f"rule name {rule.name!r} is already used on line {seen[rule.name]}",
+                f"rule name {rule.name!r} is already used by the [[rule]] on line {seen[rule.name]}",
             )
             continue
         seen[rule.name] = rule.line
