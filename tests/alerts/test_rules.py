@@ -164,7 +164,8 @@ def test_every_mistake_of_a_file_is_listed_in_line_order() -> None:
     error = refused(text)
     assert error.line == 4
     assert error.more == [
-        "alerts.toml:6: rule 'a': unknown notifier 'nobody': define it in a [notifier.nobody] table (none is defined)"
+        "alerts.toml:6: rule 'a': unknown notifier 'nobody': "
+        "define it in a [notifier.nobody] table (none is defined)"
     ]
 
 
