@@ -43,6 +43,9 @@ def sent(engine: AlertEngine, collect: Collect) -> list[tuple[str, dict[str, str
     return [(p["state"], p["labels"]) for p in collect.sent]
 
 
+SLOW_BY_OPERATION = (
+    '[[rule]]\nname = "slow"\nmetric = "latency_p95"\ngroup_by = ["operation"]\nwindow = "1m"\nabove = 1\n'
+)
 ERRORS = '[[rule]]\nname = "errors"\nmetric = "error_rate"\nwindow = "1m"\nabove = 0.5\n'
 
 
@@ -77,7 +80,7 @@ def test_keep_firing_for_holds_firing_after_the_condition_stops(
 def test_each_group_is_an_alert_of_its_own_and_a_vanished_group_resolves(
     store: SqliteStore, query: Query, clock: Clock
 ) -> None:
-    rule = '[[rule]]\nname = "slow"\nmetric = "latency_p95"\ngroup_by = ["operation"]\nwindow = "1m"\nabove = 1\n'
+    rule = SLOW_BY_OPERATION
     engine, collect = engine_for(query, clock, rule + 'labels = { team = "cli" }\n')
     store.write_batch(
         ops(T0 - 30 * SECOND, T0, 1, 3.0, name="chat") + ops(T0 - 30 * SECOND, T0, 1, 0.1, name="ls")
@@ -116,7 +119,7 @@ def test_a_silenced_alert_changes_state_but_notifies_only_once_the_silence_ends(
 def test_silence_matchers_pick_label_sets_and_unsilence_removes(
     store: SqliteStore, query: Query, clock: Clock
 ) -> None:
-    rule = '[[rule]]\nname = "slow"\nmetric = "latency_p95"\ngroup_by = ["operation"]\nwindow = "1m"\nabove = 1\n'
+    rule = SLOW_BY_OPERATION
     engine, collect = engine_for(query, clock, rule)
     silence = add_silence(query, None, {"operation": "chat"}, T0 + MINUTE, now_ns=T0)
     store.write_batch([op(T0 - SECOND, 3.0, name="chat"), op(T0 - SECOND, 3.0, name="build")])
