@@ -16,13 +16,16 @@ empty list returned); both append what fired to ``alert_history``.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from clisight._safety import guard
+from clisight.exceptions import ClisightError
 from clisight.alerts.rules import SEED_DEFAULTS, RuleSet, default_rules
 
+log = logging.getLogger("clisight.alerts")
 _DEFAULTS = {"query_time": 10.0, "connection_time": 5.0, "memory_usage": 500.0}
 
 
@@ -74,11 +77,17 @@ class AlertingSystem:
             url = store if store is not None else store_url(_config.resolve(strict=False)["store"])
             if url is None:
                 return fired
-            with Query(url) as query:
-                engine = AlertEngine(query, self.rules(), clock)
-                for status in engine.evaluate():
-                    if status.state == "firing":
-                        fired.append(self._alert(status.rule, status.value, status.threshold, status.summary))
+            try:
+                with Query(url) as query:
+                    engine = AlertEngine(query, self.rules(), clock)
+                    for status in engine.evaluate():
+                        if status.state == "firing":
+                            fired.append(
+                                self._alert(status.rule, status.value, status.threshold, status.summary)
+                            )
+            except ClisightError as exc:  # no store yet, a database down: nothing to check, not a bug
+                log.warning("AlertingSystem.check_alerts: cannot read the store: %s", exc)
+                return fired
             self.alert_history.extend(fired)
         return fired
 
