@@ -43,7 +43,9 @@ def test_check_thresholds_compares_given_values() -> None:
 def test_check_alerts_evaluates_the_default_rules_against_the_store(tmp_path: Path) -> None:
     db = tmp_path / "seed.db"
     store = SqliteStore(db)
-    store.write_batch([op(T0 - MINUTE, 14.0, name="query_time"), op(T0 - MINUTE, 1.0, name="connection_time")])
+    store.write_batch(
+        [op(T0 - MINUTE, 14.0, name="query_time"), op(T0 - MINUTE, 1.0, name="connection_time")]
+    )
     store.close()
     fired = AlertingSystem().check_alerts(str(db), clock=Clock(T0))
     assert [(a["type"], a["value"]) for a in fired] == [("query_time", 14.0)]

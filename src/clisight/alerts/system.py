@@ -22,8 +22,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from clisight._safety import guard
-from clisight.exceptions import ClisightError
 from clisight.alerts.rules import SEED_DEFAULTS, RuleSet, default_rules
+from clisight.exceptions import ClisightError
 
 log = logging.getLogger("clisight.alerts")
 _DEFAULTS = {"query_time": 10.0, "connection_time": 5.0, "memory_usage": 500.0}
