@@ -287,9 +287,10 @@ class _Problems:
         self.found.append((line, reason))
 
 
-def load_rules(path: str | Path) -> RuleSet:
+def load_rules(path: str | Path, *, thresholds: Mapping[str, float] | None = None) -> RuleSet:
     """Read and check a rules file.  Raises :class:`AlertRulesError` naming the file, the line and
-    the reason of every mistake (nothing of a file with a mistake is used)."""
+    the reason of every mistake (nothing of a file with a mistake is used).  ``thresholds`` (the
+    ``thresholds`` configuration parameter) sets the limits of the seed's default rules."""
     shown = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -297,7 +298,7 @@ def load_rules(path: str | Path) -> RuleSet:
         raise AlertRulesError(shown, 0, "no such file; create it (docs/alerts.md has an example)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise AlertRulesError(shown, 0, f"cannot read it: {exc}") from None
-    return parse_rules(text, shown)
+    return parse_rules(text, shown, thresholds)
 
 
 def parse_rules(text: str, path: str = "<rules>", thresholds: Mapping[str, float] | None = None) -> RuleSet:

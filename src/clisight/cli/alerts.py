@@ -74,8 +74,9 @@ def rules_path(option: Path | None) -> Path:
 def read_rules(option: Path | None) -> RuleSet:
     """The checked rules file; exit 2 with every mistake (file:line: reason) when it has any."""
     path = rules_path(option)
+    thresholds = _config.threshold_pairs(_config.resolve()["thresholds"])
     try:
-        return load_rules(path)
+        return load_rules(path, thresholds=thresholds)
     except AlertRulesError as exc:
         raise BadRules(clean(f"alert rules refused: {exc}", multiline=True)) from None
 
