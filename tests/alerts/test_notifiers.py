@@ -189,3 +189,16 @@ def test_a_full_queue_drops_and_counts_instead_of_growing() -> None:
     finally:
         hanging.release.set()
     assert dispatcher.flush(10)
+
+
+def test_close_ends_the_worker_threads_once_their_queues_are_empty() -> None:
+    with webhook_receiver() as hook:
+        dispatcher = Dispatcher({"hook": WebhookNotifier("hook", hook.url)})
+        dispatcher.submit(["hook"], PAYLOAD)
+        assert dispatcher.close(10)
+        assert hook.bodies == [PAYLOAD]
+        worker = dispatcher._workers["hook"]
+        worker.thread.join(5)
+        assert not worker.thread.is_alive()
+        dispatcher.submit(["hook"], PAYLOAD)  # used after close: a new worker takes it
+        assert dispatcher.flush(10) and len(hook.wait_for(2)) == 2

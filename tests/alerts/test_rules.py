@@ -122,6 +122,19 @@ RULE = '[[rule]]\nname = "r"\nmetric = "latency_p95"\nabove = 1\n'
             id="where key of another source",
         ),
         pytest.param(RULE + "below = 3\n", 5, "not both", id="above and below"),
+        pytest.param(
+            '[[rule]]\nname = "r"\nmetric = "count"\nof = "logs"\nwhere = { level = "eror" }\nabove = 1\n',
+            5,
+            "unknown level 'eror'",
+            id="unknown level",
+        ),
+        pytest.param(
+            '[[rule]]\nname = "r"\nmetric = "error_rate"\nof = "logs"\nabove = 1\n'
+            '[rule.where]\nlevel = "error"\n',
+            7,
+            "'level' filters counts of logs only",
+            id="level on a rate",
+        ),
         pytest.param(RULE + 'severity = "page"\n', 5, "severity 'page'", id="bad severity"),
         pytest.param(RULE + RULE, 6, "already used by the [[rule]] on line 1", id="duplicate name"),
         pytest.param(

@@ -247,6 +247,7 @@ class _Worker:
         self.queue: deque[tuple[Mapping[str, Any], float]] = deque()
         self.ready = threading.Condition(lock)
         self.busy = False
+        self.closing = False
         self.thread = threading.Thread(target=self._run, name=f"clisight-notify-{notifier.name}", daemon=True)
         self.thread.start()
 
@@ -268,6 +269,8 @@ class _Worker:
                 while not self.queue:
                     self.busy = False
                     self.ready.notify_all()
+                    if self.closing:
+                        return
                     self.ready.wait()
                 payload, deadline = self.queue.popleft()
                 self.busy = True
@@ -308,11 +311,20 @@ class Dispatcher:
                 continue
             deadline = time.monotonic() + self.deadlines.get(name, DEFAULT_DEADLINE_S)
             worker = self._workers.get(name)
-            if worker is None:
+            if worker is None or worker.closing:
                 worker = self._workers[name] = _Worker(notifier, self.stats, self._lock)
             if not worker.offer(payload, deadline):
                 with self._lock:
                     self.stats.dropped[name] = self.stats.dropped.get(name, 0) + 1
+
+    def close(self, timeout: float) -> bool:
+        """:meth:`flush`, then let the worker threads end once their queues are empty."""
+        finished = self.flush(timeout)
+        for worker in list(self._workers.values()):
+            with worker.ready:
+                worker.closing = True
+                worker.ready.notify_all()
+        return finished
 
     def flush(self, timeout: float) -> bool:
         """Wait until every queued notification was sent or failed, at most ``timeout`` seconds;

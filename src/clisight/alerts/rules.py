@@ -481,6 +481,16 @@ def _rule(
                 f"where.{key}",
                 f"where: {base} of {source} cannot filter by {key!r}; use {', '.join(WHERE_KEYS[source])}",
             )
+    if "level" in where:
+        from clisight.query.series import level_number
+
+        if base != "count":
+            bad("where.level", 'where: \'level\' filters counts of logs only (metric = "count", of = "logs")')
+        else:
+            try:
+                level_number(where["level"])
+            except ValueError as exc:
+                bad("where.level", f"where: {exc}")
     group_by = table.get("group_by", [])
     if isinstance(group_by, str):
         group_by = [group_by]

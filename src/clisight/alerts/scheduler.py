@@ -72,7 +72,7 @@ class AlertScheduler:
             log.warning("alert rules not reloaded, the rules in force stay: %s", exc)
             return
         if self._engine is not None:
-            self._engine.flush(1.0)
+            self._engine.close(1.0)
         self._engine = AlertEngine(self.query, rules, self.clock, server_url=self.server_url)
         log.info("alert rules reloaded from %s", self.rules_path)
 
@@ -100,5 +100,5 @@ class AlertScheduler:
             self._thread.join(timeout)
         finished = not self._thread.is_alive()
         if self._engine is not None:
-            finished = self._engine.flush(timeout) and finished
+            finished = self._engine.close(timeout) and finished
         return finished
