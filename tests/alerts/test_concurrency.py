@@ -7,12 +7,21 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from clisight.alerts import AlertEngine, alert_history, parse_rules
 from clisight.query import Query
-from clisight.store import SqliteStore
+from clisight.store import SqliteStore, Store, open_store
 from tests.alerts.conftest import MINUTE, ops
 from tests.alerts.receiver import webhook_receiver
 from tests.cli.clirun import CLISIGHT
+
+try:
+    from tests.pg_cluster import pg_cluster, pg_url  # noqa: F401
+
+    _NO_PG_FIXTURES = ""
+except ImportError as exc:
+    _NO_PG_FIXTURES = f"the PostgreSQL test fixtures (tests/pg_cluster.py) cannot be imported: {exc}"
 
 OPERATIONS = [f"op{i}" for i in range(10)]
 RULES = """
@@ -30,15 +39,26 @@ url = "{url}"
 """
 
 
-def slow_operations(store: SqliteStore, now: int) -> None:
+def slow_operations(store: Store, now: int) -> None:
     for i, name in enumerate(OPERATIONS):
         store.write_batch(ops(now - 5 * MINUTE, now, 10, 3.0, seed=i, name=name))
 
 
-def test_engines_racing_in_threads_notify_each_alert_once(tmp_path: Path) -> None:
-    url = tmp_path / "race.db"
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new store of each backend that shares state between processes and machines."""
+    if request.param == "sqlite":
+        return str(tmp_path / "race.db")
+    if _NO_PG_FIXTURES:
+        pytest.skip(_NO_PG_FIXTURES)
+    url: str = request.getfixturevalue("pg_url")  # skips, saying why, without PostgreSQL
+    return url
+
+
+def test_engines_racing_in_threads_notify_each_alert_once(store_url: str) -> None:
+    url = store_url
     now = time.time_ns()
-    store = SqliteStore(url)
+    store = open_store(url)
     slow_operations(store, now)
     store.close()
     with webhook_receiver() as hook:
