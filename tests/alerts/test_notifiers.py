@@ -66,7 +66,7 @@ def test_webhook_retries_refused_connections_only_until_its_deadline() -> None:
     with pytest.raises(NotifyFailed, match="gave up"):
         notifier.send(PAYLOAD, soon(1.0))
     took = time.monotonic() - started
-    assert 2 <= notifier.attempts < 11 and took < 1.5, (notifier.attempts, took)
+    assert 2 <= notifier.attempts < 11 and took < 3.0, (notifier.attempts, took)  # deadline 1 s, plus slack
 
 
 def test_webhook_to_a_hanging_server_times_out_each_try() -> None:
@@ -76,7 +76,7 @@ def test_webhook_to_a_hanging_server_times_out_each_try() -> None:
         with pytest.raises(NotifyFailed, match="ReadTimeout"):
             notifier.send(PAYLOAD, soon(10))
         took = time.monotonic() - started
-    assert notifier.attempts == 3 and took < 2.0, took
+    assert notifier.attempts == 3 and took < 5.0, took  # 3 x 0.3 s, not 3 x 3 s
 
 
 def test_command_gets_the_alert_as_json_on_stdin(tmp_path: Path) -> None:
@@ -166,7 +166,9 @@ def test_a_hanging_and_a_failing_notifier_never_hold_up_evaluation_or_the_others
             )
             started = time.monotonic()
             [status] = engine.evaluate()
-            assert status.state == "firing" and time.monotonic() - started < 1.0, "evaluate does not wait"
+            assert status.state == "firing" and time.monotonic() - started < 5.0, (
+                "evaluate does not wait (60 s)"
+            )
             assert len(hook.wait_for(1, timeout=10)) == 1, "the webhook delivered (after one retry)"
             assert engine.flush(0.3) is False, "the hanging notifier is still busy; flush gave up in time"
             assert engine.dispatcher.stats.sent == {"hook": 1}
