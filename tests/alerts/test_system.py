@@ -67,3 +67,19 @@ def test_check_alerts_never_raises_into_the_program() -> None:
 @pytest.mark.parametrize("bad", [None, 3, object()])
 def test_odd_performance_monitors_fall_back_to_the_defaults(bad: object) -> None:
     assert AlertingSystem(performance_monitor=bad).alert_thresholds["connection_time"] == 5.0
+
+
+def test_a_program_checks_its_own_slow_queries_at_exit(tmp_path: Path) -> None:
+    db = tmp_path / "own.db"
+    out = run_python(f"""
+        import clisight
+        clisight.init(service="seedcli", store={str(db)!r})
+        monitor = clisight.PerformanceMonitor()
+        monitor.alert_thresholds["query_time"] = 0.05
+        monitor.start_operation("q1", "query_time")
+        import time; time.sleep(0.1)
+        monitor.end_operation("q1", "query_time")
+        alerting = clisight.AlertingSystem(performance_monitor=monitor)
+        print([a["type"] for a in alerting.check_alerts()])
+    """)
+    assert out.stdout.strip().splitlines()[-1] == "['query_time']"

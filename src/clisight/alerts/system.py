@@ -5,8 +5,10 @@
 own thresholds when one is given, else the ``thresholds`` configuration parameter).  Each threshold
 is one of the engine's default rules (:func:`clisight.alerts.rules.default_rules`), enabled here:
 
-- :meth:`AlertingSystem.check_alerts` evaluates them against the store (the configured one unless
-  given) and returns the firing alerts as dicts; transitions land in ``clisight alerts history``.
+- :meth:`AlertingSystem.check_alerts` flushes what this program queued (at most 1 s), evaluates them
+  against the store (the one ``clisight.init`` writes to, else the configured one, unless given)
+  and returns the firing alerts as dicts;
+  transitions land in ``clisight alerts history``.
 - :meth:`AlertingSystem.check_thresholds` compares values you pass (``{"query_time": 12.5}``) with
   the same rules, without a store.
 
@@ -71,10 +73,13 @@ class AlertingSystem:
         with guard():
             from clisight import _config
             from clisight.alerts.engine import AlertEngine
-            from clisight.client.core import store_url
+            from clisight.client import core
             from clisight.query import Query
 
-            url = store if store is not None else store_url(_config.resolve(strict=False)["store"])
+            core.flush(1.0)  # this program's own recent operations count too
+            # The store this program writes to (clisight.init's), else the configured one.
+            config = core._client.config if core._client is not None else _config.resolve(strict=False)
+            url = store if store is not None else core.store_url(config["store"])
             if url is None:
                 return fired
             try:
