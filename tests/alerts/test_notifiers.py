@@ -60,6 +60,17 @@ def test_webhook_never_retries_a_4xx() -> None:
         assert hook.posts() == 1
 
 
+def test_webhook_redirects_are_final_and_messages_keep_the_secret_path_out() -> None:
+    with webhook_receiver(statuses=[302]) as hook:
+        secret = hook.url.replace("/hook", "/services/T0001/B0002/s3cr3tt0k3n")
+        notifier = WebhookNotifier("hook", secret, backoff_s=0.01)
+        with pytest.raises(NotifyFailed) as caught:
+            notifier.send(PAYLOAD, soon(10))
+        assert hook.posts() == 1
+    assert "HTTP 302; not retried" in str(caught.value) and "s3cr3tt0k3n" not in str(caught.value)
+    assert secret.split("/services")[0] + "/..." in str(caught.value)
+
+
 def test_webhook_retries_refused_connections_only_until_its_deadline() -> None:
     notifier = WebhookNotifier("hook", f"http://127.0.0.1:{closed_port()}/", backoff_s=0.2, retries=10)
     started = time.monotonic()

@@ -305,6 +305,8 @@ def silence(
         length = parse_duration(duration)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--for") from None
+    if length <= 0:
+        raise click.BadParameter("a silence must last some time, such as 30m or 2h", param_hint="--for")
     pairs: dict[str, str] = {}
     for item in matchers:
         key, sep, value = item.partition("=")
