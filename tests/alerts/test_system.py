@@ -83,3 +83,14 @@ def test_a_program_checks_its_own_slow_queries_at_exit(tmp_path: Path) -> None:
         print([a["type"] for a in alerting.check_alerts()])
     """)
     assert out.stdout.strip().splitlines()[-1] == "['query_time']"
+
+
+def test_what_fires_is_warned_through_the_given_logger(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    system = AlertingSystem(logger=logging.getLogger("seedcli"))
+    with caplog.at_level(logging.WARNING, logger="seedcli"):
+        system.check_thresholds({"connection_time": 7.5})
+    assert [r.getMessage() for r in caplog.records] == [
+        "alert connection_time: a connection_time operation took longer than 5 s (value 7.5)"
+    ]

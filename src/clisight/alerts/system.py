@@ -13,7 +13,8 @@ is one of the engine's default rules (:func:`clisight.alerts.rules.default_rules
   the same rules, without a store.
 
 Neither ever raises into the program that calls it (errors are counted as clisight's own, and an
-empty list returned); both append what fired to ``alert_history``.
+empty list returned); both append what fired to ``alert_history`` and, given a ``logger`` (a
+``clisight.Logger``, a ``logging.Logger``, anything with ``warning(message)``), warn through it.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ class AlertingSystem:
                 value = metrics.get(rule.name)
                 if isinstance(value, int | float) and rule.crossed(float(value)):
                     fired.append(self._alert(rule.name, float(value), rule.threshold, rule.summary))
-            self.alert_history.extend(fired)
+            self._record(fired)
         return fired
 
     def check_alerts(
@@ -93,8 +94,16 @@ class AlertingSystem:
             except ClisightError as exc:  # no store yet, a database down: nothing to check, not a bug
                 log.warning("AlertingSystem.check_alerts: cannot read the store: %s", exc)
                 return fired
-            self.alert_history.extend(fired)
+            self._record(fired)
         return fired
+
+    def _record(self, fired: list[dict[str, Any]]) -> None:
+        """Keep what fired in ``alert_history`` and, as the seed did, warn through ``logger``."""
+        self.alert_history.extend(fired)
+        warn = getattr(self.logger, "warning", None)
+        if callable(warn):
+            for alert in fired:
+                warn(f"alert {alert['type']}: {alert['message']} (value {alert['value']:g})")
 
     @staticmethod
     def _alert(name: str, value: float | None, threshold: float, summary: str) -> dict[str, Any]:
