@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import clisight
 from clisight.alerts import AlertingSystem, alert_history
@@ -94,3 +96,15 @@ def test_what_fires_is_warned_through_the_given_logger(caplog: pytest.LogCapture
     assert [r.getMessage() for r in caplog.records] == [
         "alert connection_time: a connection_time operation took longer than 5 s (value 7.5)"
     ]
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["query_time", "connection_time", "memory_usage", "other", ""]),
+        st.one_of(st.floats(), st.integers(), st.booleans(), st.none(), st.text(max_size=5)),
+    )
+)
+def test_check_thresholds_never_raises_whatever_it_is_given(values: dict[str, object]) -> None:
+    fired = AlertingSystem().check_thresholds(values)  # type: ignore[arg-type]
+    for alert in fired:
+        assert alert["value"] > alert["threshold"]
