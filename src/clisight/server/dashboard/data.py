@@ -1,0 +1,434 @@
+"""What each dashboard page shows, read through the query service and the rollups.
+
+One function per page, each taking an open :class:`~clisight.query.Query` and the current time,
+returning plain data for its template (and for ``bench/bench_dashboard.py``, which times them on a
+store of a million events).  Counts, rates and percentiles come from ``aggregate`` (answered from
+the minute/hour/day rollups); raw rows are read only in bounded amounts: the newest log lines of a
+tail, the newest spans of the trace list, one trace, one error group's occurrences.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import resource
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from clisight._sketch import QuantileSketch
+from clisight.detect import default_threshold, make_detector
+from clisight.query import Filter, LogLine, Query, parse_level
+from clisight.query import analytics as analytics_query
+from clisight.query import errors as errors_query
+from clisight.query import usage as usage_query
+from clisight.query.traces import SpanNode, TraceSummary, recent_traces, trace_tree
+from clisight.store.base import Selection
+
+MINUTE_NS: Final = 60 * 10**9
+HOUR_NS: Final = 3600 * 10**9
+DAY_NS: Final = 86_400 * 10**9
+ACTIVE_NS: Final = 15 * MINUTE_NS  # a session with a record in the last 15 minutes is active
+LEVELS: Final = ("trace", "debug", "info", "performance", "warning", "error", "critical")
+RESOURCE_METRICS: Final = (
+    ("process.cpu.utilization", "%"),
+    ("process.memory.rss", "B"),
+    ("system.cpu.utilization", "%"),
+    ("system.memory.utilization", "%"),
+)
+CLAUDE_CODE: Final = "claude-code"
+MAX_TAIL: Final = 1000
+RANGES: Final = {"1h": HOUR_NS, "6h": 6 * HOUR_NS, "24h": DAY_NS, "7d": 7 * DAY_NS, "30d": 30 * DAY_NS}
+
+
+def _since(now_ns: int, span_ns: int) -> Selection:
+    return Selection(since_ns=now_ns - span_ns, until_ns=now_ns)
+
+
+def _per_bucket(
+    rows: list[dict[str, Any]], key: str, start_ns: int, step_ns: int, n: int, measure: str
+) -> list[float]:
+    out = [0.0] * n
+    for row in rows:
+        index = (int(row[key]) - start_ns) // step_ns
+        if 0 <= index < n:
+            out[index] += float(row[measure] or 0)
+    return out
+
+
+# -- overview ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    events_per_s: float
+    per_minute: list[float]  # records a minute over the last hour, oldest first
+    error_rate: float  # failed operations / operations over the last hour
+    error_per_minute: list[float]
+    commands: list[analytics_query.CommandStats]  # p50/p95 by command over the last 7 days
+    cost_today: float
+    tokens_today: int
+    requests_today: int
+    active_sessions: int
+    resources: list[tuple[str, str, float | None, list[float]]]  # name, unit, latest, hourly means (24 h)
+    server_max_rss: int  # this server process's peak resident memory, bytes
+
+
+def overview(q: Query, now_ns: int, tz: Any = None) -> Overview:
+    store = q.reader
+    start = now_ns - now_ns % MINUTE_NS - 59 * MINUTE_NS
+    hour = Selection(since_ns=start, until_ns=now_ns)
+    per_minute = [0.0] * 60
+    for kind in ("log", "event", "operation"):
+        rows = store.aggregate(kind, hour, ("bucket:60",), ("count",))
+        for i, v in enumerate(_per_bucket(rows, "bucket:60", start, MINUTE_NS, 60, "count")):
+            per_minute[i] += v
+    ops = store.aggregate("operation", hour, ("bucket:60",), ("count", "errors"))
+    op_counts = _per_bucket(ops, "bucket:60", start, MINUTE_NS, 60, "count")
+    op_errors = _per_bucket(ops, "bucket:60", start, MINUTE_NS, 60, "errors")
+    error_per_minute = [e / c if c else 0.0 for e, c in zip(op_errors, op_counts, strict=True)]
+    total_ops = sum(op_counts)
+    commands = analytics_query.command_stats(store, _since(now_ns, 7 * DAY_NS))[:10]
+    midnight = datetime.fromtimestamp(now_ns / 1e9, tz).astimezone(tz)
+    midnight = midnight.replace(hour=0, minute=0, second=0, microsecond=0)
+    today = analytics_query.llm_daily(store, Selection(since_ns=int(midnight.timestamp()) * 10**9), tz)
+    recent = Selection(since_ns=now_ns - ACTIVE_NS, until_ns=now_ns)
+    active: set[str] = set()
+    for kind in ("log", "event", "operation"):
+        active.update(
+            str(r["session_id"]) for r in store.aggregate(kind, recent, ("session_id",)) if r["session_id"]
+        )
+    return Overview(
+        events_per_s=round(sum(per_minute[-5:]) / 300, 3),
+        per_minute=per_minute,
+        error_rate=(sum(op_errors) / total_ops) if total_ops else 0.0,
+        error_per_minute=error_per_minute,
+        commands=commands,
+        cost_today=sum(d["cost_usd"] for d in today.values()),
+        tokens_today=int(sum(d["tokens"] for d in today.values())),
+        requests_today=int(sum(d["requests"] for d in today.values())),
+        active_sessions=len(active),
+        resources=resources(q, now_ns),
+        server_max_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        * (1 if sys.platform == "darwin" else 1024),
+    )
+
+
+def resources(q: Query, now_ns: int) -> list[tuple[str, str, float | None, list[float]]]:
+    """The latest value and the hourly means over the last 24 hours of each resource gauge."""
+    store = q.reader
+    start = now_ns - now_ns % HOUR_NS - 23 * HOUR_NS
+    out = []
+    for name, unit in RESOURCE_METRICS:
+        sel = Selection(since_ns=start, until_ns=now_ns, name=name)
+        rows = store.aggregate("metric", sel, ("bucket:3600",), ("count", "sum:value"))
+        counts = _per_bucket(rows, "bucket:3600", start, HOUR_NS, 24, "count")
+        sums = _per_bucket(rows, "bucket:3600", start, HOUR_NS, 24, "sum:value")
+        means = [s / c if c else 0.0 for s, c in zip(sums, counts, strict=True)]
+        latest = store.rows(
+            "metric", dataclasses.replace(sel, since_ns=now_ns - 7 * DAY_NS), limit=1, newest_first=True
+        )
+        value = latest.rows[0]["value"] if latest.rows else None
+        out.append((name, unit, None if value is None else float(value), means))
+    return out
+
+
+# -- logs --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LogsParams:
+    """The logs page's filters, as the query string gives them (each checked)."""
+
+    level: str = ""
+    service: str = ""
+    component: str = ""
+    q: str = ""
+    range: str = "24h"
+    limit: int = 200
+
+    @classmethod
+    def parse(cls, args: dict[str, str]) -> LogsParams:
+        level = args.get("level", "").strip().lower()
+        if level and level not in LEVELS:
+            raise ValueError(f"unknown level {level!r}: expected one of {', '.join(LEVELS)}")
+        span = args.get("range", "24h")
+        if span not in RANGES:
+            raise ValueError(f"unknown range {span!r}: expected one of {', '.join(RANGES)}")
+        limit_text = args.get("limit", "200")
+        if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_TAIL:
+            raise ValueError(f"limit must be a whole number from 1 to {MAX_TAIL}, not {limit_text!r}")
+        return cls(
+            level=level,
+            service=args.get("service", "")[:200],
+            component=args.get("component", "")[:200],
+            q=args.get("q", "")[:200],
+            range=span,
+            limit=int(limit_text),
+        )
+
+    def filter(self, now_ns: int | None = None) -> Filter:
+        since = None if now_ns is None else now_ns - RANGES[self.range]
+        return Filter(
+            since=since,
+            service=self.service or None,
+            component=self.component or None,
+            level=parse_level(self.level) if self.level else None,
+            text=self.q or None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Logs:
+    lines: list[LogLine]  # newest first
+    last_id: int  # the cursor live updates start from
+    services: list[str]
+    components: list[str]
+
+
+def logs(q: Query, now_ns: int, params: LogsParams) -> Logs:
+    lines = q.tail(params.filter(now_ns), params.limit)
+    lines.reverse()
+    week = _since(now_ns, 7 * DAY_NS)
+    services = sorted(
+        {str(r["service"]) for r in q.reader.aggregate("log", week, ("service",)) if r["count"]}
+    )
+    components = [c.key for c in q.components(Filter(since=now_ns - 7 * DAY_NS), 50)]
+    return Logs(lines, max((line.id for line in lines), default=0), services, sorted(components))
+
+
+def newest_log_id(q: Query) -> int:
+    """The id of the latest stored log line (live updates start after it), found by following
+    from 0 a page at a time would be a scan: instead, the newest line by time, then forward."""
+    page = q.reader.rows("log", Selection(), limit=1, newest_first=True)
+    last = int(page.rows[0]["id"]) if page.rows else 0
+    for _ in range(100):  # lines stored after it with older times: bounded catch-up
+        more = q.follow(last, Filter(), 1000)
+        if not more:
+            break
+        last = more[-1].id
+    return last
+
+
+# -- traces ------------------------------------------------------------------------------------------
+
+
+def traces(q: Query, service: str = "", limit: int = 50) -> list[TraceSummary]:
+    return recent_traces(q, Filter(service=service or None), limit)
+
+
+def trace(q: Query, trace_id: str) -> list[SpanNode]:
+    return trace_tree(q, trace_id)
+
+
+# -- errors ------------------------------------------------------------------------------------------
+
+
+def errors(
+    q: Query, now_ns: int, status: str = "", span: str = "30d", order: str = "count"
+) -> list[errors_query.ErrorGroupView]:
+    groups = errors_query.error_groups(q, Filter(since=now_ns - RANGES.get(span, 30 * DAY_NS)), order, 100)
+    if status == "open":
+        return [g for g in groups if g.status in ("unresolved", "regression")]
+    return [g for g in groups if g.status == status] if status else groups
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    detail: errors_query.ErrorDetail
+    frames: list[dict[str, Any]]
+    breadcrumbs: list[dict[str, Any]]
+    context: list[tuple[str, str]]  # the other attributes, as text
+
+
+def error(q: Query, fingerprint: str) -> Occurrence | None:
+    detail = errors_query.error_detail(q, fingerprint)
+    if detail is None:
+        return None
+    attrs = dict((detail.latest or {}).get("attributes") or {})
+    frames = [f for f in attrs.pop("exception.frames", None) or [] if isinstance(f, dict)]
+    crumbs = [c for c in attrs.pop("breadcrumbs", None) or [] if isinstance(c, dict)]
+    context = sorted((str(k), _text(v)) for k, v in attrs.items())
+    return Occurrence(detail, frames, crumbs, context)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    import orjson
+
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return repr(value)
+
+
+# -- usage -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    days: int
+    commands: list[analytics_query.CommandStats]
+    sessions: int
+    users: int
+    failed_sessions: int
+    events: list[tuple[str, int]]
+    conversations: dict[str, Any]
+    daily: list[usage_query.UsageRow]  # cost by model per day
+    models: list[str]
+    cost_series: list[tuple[str, list[float]]]  # per model, the cost of each day of ``daily``
+    llm_sessions: list[usage_query.UsageRow]
+    claude_daily: list[usage_query.UsageRow]
+    claude_blocks: list[usage_query.UsageRow]
+    claude_metrics: list[tuple[str, int, float]]  # Claude Code's own OTLP metrics: name, points, sum
+
+
+def usage(q: Query, now_ns: int, days: int = 7, tz: Any = None) -> Usage:
+    store = q.reader
+    sel = _since(now_ns, days * DAY_NS)
+    summary = q.usage(Filter(since=sel.since_ns, until=now_ns))
+    daily = usage_query.daily(store, sel, tz)
+    models = sorted({m for row in daily for m in row.models})
+    claude = dataclasses.replace(sel, service=CLAUDE_CODE)
+    claude_metrics = [
+        (str(r["name"]), int(r["count"]), float(r["sum:value"] or 0))
+        for r in store.aggregate("metric", sel, ("name",), ("count", "sum:value"))
+        if str(r["name"]).startswith("claude_code.") and r["count"]
+    ]
+    return Usage(
+        days=days,
+        commands=analytics_query.command_stats(store, sel)[:20],
+        sessions=summary.sessions.sessions,
+        users=summary.sessions.users,
+        failed_sessions=summary.sessions.failed,
+        events=[(c.key, c.count) for c in summary.events[:20]],
+        conversations=analytics_query.conversations(store, sel, tz),
+        daily=daily,
+        models=models,
+        cost_series=[(m, [r.models[m].cost_usd if m in r.models else 0.0 for r in daily]) for m in models],
+        llm_sessions=usage_query.sessions(store, sel)[:15],
+        claude_daily=usage_query.daily(store, claude, tz),
+        claude_blocks=usage_query.blocks(store, claude, now_ns)[-6:],
+        claude_metrics=sorted(claude_metrics),
+    )
+
+
+# -- anomalies ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One series over a range with the default detector's score of each point."""
+
+    key: str
+    title: str
+    unit: str
+    step_ns: int
+    points: list[tuple[int, float, float]]  # (bucket start ns, value, anomaly score)
+    threshold: float
+
+    @property
+    def anomalies(self) -> list[tuple[int, float, float]]:
+        return [p for p in self.points if p[2] >= self.threshold]
+
+
+# The built-in series: (key, title, unit); each a measure over the rollups, per step.
+SERIES: Final = (
+    ("records", "Records per step (logs, events, operations)", ""),
+    ("error_rate", "Operation error rate", "%"),
+    ("p95", "Operation p95 latency", "s"),
+    ("llm_cost", "LLM cost", "$"),
+    ("memory", "Process memory (mean RSS)", "B"),
+)
+
+
+def series_values(q: Query, key: str, start_ns: int, end_ns: int, step_ns: int) -> list[tuple[int, float]]:
+    """Per-step values of a built-in series from the rollups (one ``aggregate`` call a kind)."""
+    store = q.reader
+    sel = Selection(since_ns=start_ns, until_ns=end_ns)
+    bucket = f"bucket:{step_ns // 10**9}"
+    n = max(int((end_ns - start_ns) // step_ns) + 1, 1)
+
+    def grid(rows: list[dict[str, Any]], measure: str) -> list[float]:
+        return _per_bucket(rows, bucket, start_ns, step_ns, n, measure)
+
+    if key == "records":
+        values = [0.0] * n
+        for kind in ("log", "event", "operation"):
+            for i, v in enumerate(grid(store.aggregate(kind, sel, (bucket,), ("count",)), "count")):
+                values[i] += v
+    elif key == "error_rate":
+        rows = store.aggregate("operation", sel, (bucket,), ("count", "errors"))
+        values = [
+            100 * e / c if c else 0.0 for e, c in zip(grid(rows, "errors"), grid(rows, "count"), strict=True)
+        ]
+    elif key == "p95":
+        values = [0.0] * n
+        for row in store.aggregate("operation", sel, (bucket,), ("quantiles:duration",)):
+            sketch, index = row["quantiles:duration"], (int(row[bucket]) - start_ns) // step_ns
+            if isinstance(sketch, QuantileSketch) and 0 <= index < n:
+                values[index] = sketch.quantiles((0.95,))[0] or 0.0
+    elif key == "llm_cost":
+        rows = store.aggregate(
+            "event", dataclasses.replace(sel, name="llm.request"), (bucket,), ("sum:cost_usd",)
+        )
+        values = grid(rows, "sum:cost_usd")
+    elif key == "memory":
+        rows = store.aggregate(
+            "metric", dataclasses.replace(sel, name="process.memory.rss"), (bucket,), ("count", "sum:value")
+        )
+        values = [
+            s / c if c else 0.0 for s, c in zip(grid(rows, "sum:value"), grid(rows, "count"), strict=True)
+        ]
+    else:
+        raise ValueError(f"unknown series {key!r}: expected one of {', '.join(k for k, _, _ in SERIES)}")
+    return [(start_ns + i * step_ns, v) for i, v in enumerate(values)]
+
+
+SeriesSource = Callable[[Query, str, int, int, int], list[tuple[int, float]]]
+
+
+def anomalies(
+    q: Query,
+    now_ns: int,
+    span_ns: int = 7 * DAY_NS,
+    step_ns: int = HOUR_NS,
+    source: SeriesSource = series_values,
+) -> list[Series]:
+    """Each built-in series over ``span_ns`` with the default detector run over it, oldest first."""
+    end = now_ns - now_ns % step_ns
+    start = end - span_ns + step_ns
+    out = []
+    for key, title, unit in SERIES:
+        values = source(q, key, start, end + step_ns - 1, step_ns)
+        detector = make_detector(series_length=len(values))
+        points = [(t, v, float(detector.update(t / 1e9, v))) for t, v in values]
+        out.append(Series(key, title, unit, step_ns, points, default_threshold()))
+    return out
+
+
+# -- health ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    store: Any  # clisight.query.StoreInfo
+    pipeline: list[dict[str, Any]]
+    receiver: dict[str, Any]
+    uptime_s: float
+    rollup_lag_s: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def health(q: Query, pipeline: Sequence[Any], receiver: dict[str, Any], started: float) -> Health:
+    info = q.doctor()
+    notes = []
+    for stats in pipeline:
+        if stats.dropped:
+            notes.append(f"{stats.sink}: {stats.dropped} records dropped (queue full or store errors)")
+        if stats.last_error:
+            notes.append(f"{stats.sink}: last error: {stats.last_error}")
+    return Health(info, [s.as_dict() for s in pipeline], receiver, time.monotonic() - started, None, notes)

@@ -1,0 +1,45 @@
+// clisight dashboard: live log updates over Server-Sent Events, nothing else.  Every value goes in
+// through textContent, never as HTML: messages, services and components come from anyone who can
+// send OTLP to the server.
+"use strict";
+(function () {
+  const status = document.getElementById("live");
+  const rows = document.getElementById("log-rows");
+  if (!status || !rows || !window.EventSource) return;
+  const MAX_ROWS = 2000;
+  const source = new EventSource(status.dataset.stream);
+  source.addEventListener("open", function () {
+    status.textContent = "Live: new lines appear at the top.";
+    status.className = "on";
+  });
+  source.addEventListener("error", function () {
+    status.textContent = "Live updates interrupted; reconnecting…";
+    status.className = "off";
+  });
+  source.addEventListener("log", function (event) {
+    let line;
+    try { line = JSON.parse(event.data); } catch (e) { return; }
+    const empty = rows.querySelector(".empty-row");
+    if (empty) empty.remove();
+    const tr = document.createElement("tr");
+    tr.className = "fresh sev-" + String(line.level || "").toLowerCase().replace(/[^a-z]/g, "");
+    for (const value of [line.time, line.level, line.service, line.component]) {
+      const td = document.createElement("td");
+      td.textContent = value == null ? "" : String(value);
+      tr.appendChild(td);
+    }
+    tr.firstChild.className = "t";
+    const msg = document.createElement("td");
+    msg.className = "msg";
+    msg.textContent = line.message == null ? "" : String(line.message);
+    if (line.trace_id && /^[0-9a-f]{32}$/.test(line.trace_id)) {
+      const a = document.createElement("a");
+      a.href = "/traces/" + line.trace_id;
+      a.textContent = "trace";
+      msg.append(" ", a);
+    }
+    tr.appendChild(msg);
+    rows.insertBefore(tr, rows.firstChild);
+    while (rows.children.length > MAX_ROWS) rows.removeChild(rows.lastChild);
+  });
+})();
