@@ -44,6 +44,7 @@ def sparkline(values: Sequence[float], label: str, width: int = 120, height: int
     if not values:
         return _svg(width, height, [], f"{label}: no data", "spark")
     low, high = _scale(values)
+    values = [v if v == v else low for v in values]  # a gap (NaN) draws at the bottom
     step = width / max(len(values) - 1, 1)
     points = " ".join(
         f"{_num(i * step)},{_num(height - 2 - (v - low) / (high - low) * (height - 4))}"
