@@ -249,23 +249,23 @@ def test_the_live_tail_streams_lines_stored_after_it_started(served: App) -> Non
         assert time.monotonic() < deadline
         time.sleep(0.01)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            with http.stream("GET", "/logs/stream", params={"q": "streamed-line"}) as stream:
-                assert stream.headers["content-type"].startswith("text/event-stream")
-                lines = stream.iter_lines()
-                assert next(lines).startswith("retry:")
-                sent = http.post(
-                    "/v1/logs", content=orjson.dumps(log_body(["streamed-line <b>"])), headers=JSON
-                )
-                assert sent.status_code == 200
-                started = time.monotonic()
-                for line in lines:
-                    if line.startswith("data:"):
-                        event = orjson.loads(line[5:])
-                        assert event["message"] == "streamed-line <b>"
-                        break
-                    assert time.monotonic() - started < 5, "no event within 5 s"
-                assert time.monotonic() - started < 2
+        with (
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http,
+            http.stream("GET", "/logs/stream", params={"q": "streamed-line"}) as stream,
+        ):
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            lines = stream.iter_lines()
+            assert next(lines).startswith("retry:")
+            sent = http.post("/v1/logs", content=orjson.dumps(log_body(["streamed-line <b>"])), headers=JSON)
+            assert sent.status_code == 200
+            started = time.monotonic()
+            for line in lines:
+                if line.startswith("data:"):
+                    event = orjson.loads(line[5:])
+                    assert event["message"] == "streamed-line <b>"
+                    break
+                assert time.monotonic() - started < 5, "no event within 5 s"
+            assert time.monotonic() - started < 2
     finally:
         server.should_exit = True
         thread.join(timeout=10)
