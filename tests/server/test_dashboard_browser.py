@@ -20,9 +20,6 @@ import httpx
 import orjson
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.exists():
-    pytest.skip("Debian's chromium is not installed (make install-chromium)", allow_module_level=True)
 pytest.importorskip("playwright", reason="playwright is not installed (the dev extra)")
 
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
@@ -32,7 +29,13 @@ from clisight.query import errors as errors_query
 from tests.cli.clirun import CLISIGHT
 from tests.server.xss import XSS_PAYLOADS, hostile_bodies, log_body
 
-pytestmark = pytest.mark.slow
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(), reason="Debian's chromium is not installed (make install-chromium)"
+    ),
+]
 ARGS = [
     "--headless",
     "--no-sandbox",
