@@ -5,7 +5,9 @@ from __future__ import annotations
 import ipaddress
 import signal
 import socket
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -72,6 +74,29 @@ def _listen(host: str, port: int) -> socket.socket:
         return socket.create_server((host.strip("[]"), port), family=family, backlog=2048)
     except OSError as exc:
         raise CommandError(f"could not listen on {host}:{port} ({exc.strerror or exc})") from None
+
+
+def _alert_rules(config: _config.Config) -> Path | None:
+    """The alert rules file to evaluate while serving, if it exists; a file with mistakes stops the
+    server from starting (exit 2, each mistake shown) rather than failing in the background."""
+    from clisight.cli.alerts import read_rules
+
+    path = _config.alerts_path(config["alerts_file"])
+    if not path.is_file():
+        return None
+    read_rules(path)
+    return path
+
+
+def _start_alerts(query: Any, path: Path | None, config: _config.Config) -> Any:
+    """Evaluate the rules every ``alerts_interval`` seconds in the background (None: no rules)."""
+    if path is None:
+        return None
+    from clisight.alerts.scheduler import AlertScheduler
+
+    scheduler = AlertScheduler(query, path, config["alerts_interval"], server_url=config["server_url"])
+    click.echo(f"clisight serve: alert rules {clean(path)}, every {config['alerts_interval']:g} s", err=True)
+    return scheduler.start()
 
 
 @click.command()
@@ -160,6 +185,7 @@ def serve(
     opened = open_store(url, must_exist=False)  # an unknown scheme or unreachable server fails here, cleanly
     shown_url = opened.query.url
     config = _config.resolve({"store": url})
+    rules_path = _alert_rules(config)
     sink = StoreSink.from_config(url, config)
     pipeline = Pipeline([sink], queue_size=QUEUE_SIZE, batch_size=BATCH_SIZE)
     app = create_app(
@@ -185,6 +211,7 @@ def serve(
     )
     server = uvicorn.Server(config_)
     click.echo(clean(banner(host, port, shown_url, bool(token), ui_port), multiline=True), err=True)
+    scheduler = _start_alerts(opened.query, rules_path, config)
     # uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again with the handlers it
     # found in place: quiet ones, so the process lives on to write what it received, then exits 0.
     quiet = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -195,6 +222,8 @@ def serve(
     finally:
         for sig, handler in quiet.items():
             signal.signal(sig, handler)
+        if scheduler is not None:
+            scheduler.stop(timeout=5)
         opened.query.close()
         finished = pipeline.shutdown(timeout=10)
         [stats] = pipeline.stats()
