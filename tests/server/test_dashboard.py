@@ -33,7 +33,25 @@ BASE = "http://127.0.0.1"
 JSON = {"content-type": "application/json"}
 
 
+RULES = """
+[[rule]]
+name = "busy"
+metric = "count"
+window = "30d"
+above = 0
+summary = "operations were recorded"
+
+[[rule]]
+name = "slow"
+metric = "latency_p95"
+window = "30d"
+above = 0.001
+severity = "error"
+"""
+
+
 def demo_store(folder: Path, sessions: int = 30) -> Path:
+    """A store ``clisight demo`` filled, with two alert rules evaluated once (both firing)."""
     db = folder / "demo.db"
     subprocess.run(
         [str(CLISIGHT), "demo", "--store", str(db), "--sessions", str(sessions), "--seed", "5"],
@@ -41,6 +59,15 @@ def demo_store(folder: Path, sessions: int = 30) -> Path:
         capture_output=True,
         timeout=120,
     )
+    rules = folder / "alerts.toml"
+    rules.write_text(RULES)
+    check = subprocess.run(
+        [str(CLISIGHT), "alerts", "check", "--store", str(db), "--rules", str(rules), "--wait", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert check.returncode == 1, check.stdout + check.stderr  # 1: something is firing
     return db
 
 
@@ -176,6 +203,44 @@ def test_a_state_change_without_a_csrf_token_is_refused(served: App) -> None:
         done = client.post(action, data=forged)
         assert done.status_code == 303 and done.headers["location"] == f"/errors/{fingerprint}"
     assert errors_query.error_detail(served.query, fingerprint).group.status == "resolved"  # type: ignore[union-attr]
+
+
+def test_silence_and_unsilence_an_alert_by_the_forms(served: App) -> None:
+    from clisight.alerts import list_silences
+
+    with served.client() as client:
+        page = client.get("/alerts").text
+        assert "busy" in page and "firing" in page and "(silenced)" not in page
+        token = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+        assert token
+        form = {"rule": "busy", "matchers": "{}", "hours": "4", "comment": "deploying <now>"}
+        assert client.post("/alerts/silence", data=form).status_code == 403  # no token
+        done = client.post("/alerts/silence", data={**form, "csrf": token.group(1)})
+        assert done.status_code == 303 and done.headers["location"] == "/alerts"
+        [silence] = list_silences(served.query)
+        assert (
+            silence.rule == "busy" and silence.comment == "deploying <now>" and silence.author == "dashboard"
+        )
+        page = client.get("/alerts").text
+        assert "(silenced)" in page and "deploying &lt;now&gt;" in page
+        for bad, words in (
+            ({"hours": "0"}, "a silence lasts"),
+            ({"matchers": "[1]"}, "JSON object"),
+            ({"rule": ""}, "which rule"),
+        ):
+            answer = client.post("/alerts/silence", data={**form, "csrf": token.group(1), **bad})
+            assert answer.status_code == 400 and words in answer.text
+        gone = client.post("/alerts/unsilence", data={"silence_id": silence.id, "csrf": token.group(1)})
+        assert gone.status_code == 303 and list_silences(served.query) == []
+        again = client.post("/alerts/unsilence", data={"silence_id": silence.id, "csrf": token.group(1)})
+        assert again.status_code == 400 and "no silence" in again.text
+        assert "(silenced)" not in client.get("/alerts").text
+
+
+def test_firing_alerts_show_on_the_overview(served: App) -> None:
+    with served.client() as client:
+        page = client.get("/").text
+    assert re.search(r'<p class="big bad">2</p>', page) and 'href="/alerts">busy</a>' in page
 
 
 def test_a_csrf_token_from_another_cookie_or_process_is_refused() -> None:

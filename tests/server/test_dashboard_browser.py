@@ -27,6 +27,7 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 from clisight.query import Query
 from clisight.query import errors as errors_query
 from tests.cli.clirun import CLISIGHT
+from tests.server.test_dashboard import RULES
 from tests.server.xss import XSS_PAYLOADS, hostile_bodies, log_body
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -76,6 +77,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     subprocess.run(
         [str(CLISIGHT), "demo", "--store", str(db), "--sessions", "30", "--seed", "9"],
         check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    rules = folder / "alerts.toml"
+    rules.write_text(RULES)
+    subprocess.run(
+        [str(CLISIGHT), "alerts", "check", "--store", str(db), "--rules", str(rules), "--wait", "0"],
         capture_output=True,
         timeout=120,
     )
@@ -212,6 +220,29 @@ def test_resolve_an_error_group_in_the_browser(server: Server, page: Watched) ->
     page.page.get_by_role("button", name="Reopen").click()
     page.page.wait_for_url(server.url + target)
     assert "unresolved" in page.page.locator("main p.sub").first.inner_text()
+    assert page.console_errors == []
+
+
+def test_silence_an_alert_rule_in_the_browser(server: Server, page: Watched) -> None:
+    from clisight.alerts import list_silences
+
+    page.goto(server.url + "/alerts")
+    row = page.page.locator("table.alerts tr", has_text="slow")
+    assert "firing" in row.inner_text() and "(silenced)" not in row.inner_text()
+    row.locator("select[name=hours]").select_option("24")
+    row.locator("input[name=comment]").fill("known: the demo is slow")
+    with page.page.expect_navigation():
+        row.get_by_role("button", name="Silence").click()
+    assert "(silenced)" in page.page.locator("table.alerts tr", has_text="slow").inner_text()
+    silences = page.page.locator("table.silences tr", has_text="known: the demo is slow")
+    assert silences.count() == 1
+    with Query(f"sqlite:///{server.db}") as query:
+        [silence] = [s for s in list_silences(query) if s.rule == "slow"]
+    assert 23.9 * 3600e9 < silence.until_ns - time.time_ns() <= 24 * 3600e9
+    with page.page.expect_navigation():
+        silences.get_by_role("button", name="Unsilence").click()
+    assert page.page.locator("table.silences tr", has_text="known: the demo is slow").count() == 0
+    assert "(silenced)" not in page.page.locator("table.alerts tr", has_text="slow").inner_text()
     assert page.console_errors == []
 
 

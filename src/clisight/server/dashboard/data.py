@@ -13,19 +13,18 @@ import dataclasses
 import resource
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
-from clisight._sketch import QuantileSketch
 from clisight.detect import default_threshold, make_detector
 from clisight.query import Filter, LogLine, Query, parse_level
 from clisight.query import analytics as analytics_query
 from clisight.query import errors as errors_query
 from clisight.query import usage as usage_query
+from clisight.query.series import metric_series
 from clisight.query.traces import SpanNode, TraceSummary, recent_traces, trace_tree
-from clisight.store.base import Selection
 
 MINUTE_NS: Final = 60 * 10**9
 HOUR_NS: Final = 3600 * 10**9
@@ -43,8 +42,14 @@ MAX_TAIL: Final = 1000
 RANGES: Final = {"1h": HOUR_NS, "6h": 6 * HOUR_NS, "24h": DAY_NS, "7d": 7 * DAY_NS, "30d": 30 * DAY_NS}
 
 
-def _since(now_ns: int, span_ns: int) -> Selection:
-    return Selection(since_ns=now_ns - span_ns, until_ns=now_ns)
+def _sel(since_ns: int | None = None, until_ns: int | None = None, name: str | None = None) -> Any:
+    """The store selection of a time range (and a name): built by the query layer's Filter, as the
+    server reaches the store only through ``clisight.query``."""
+    return Filter(since=since_ns, until=until_ns, name=name).selection()
+
+
+def _since(now_ns: int, span_ns: int) -> Any:
+    return _sel(now_ns - span_ns, now_ns)
 
 
 def _per_bucket(
@@ -79,7 +84,7 @@ class Overview:
 def overview(q: Query, now_ns: int, tz: Any = None) -> Overview:
     store = q.reader
     start = now_ns - now_ns % MINUTE_NS - 59 * MINUTE_NS
-    hour = Selection(since_ns=start, until_ns=now_ns)
+    hour = _sel(start, now_ns)
     per_minute = [0.0] * 60
     for kind in ("log", "event", "operation"):
         rows = store.aggregate(kind, hour, ("bucket:60",), ("count",))
@@ -93,8 +98,8 @@ def overview(q: Query, now_ns: int, tz: Any = None) -> Overview:
     commands = analytics_query.command_stats(store, _since(now_ns, 7 * DAY_NS))[:10]
     midnight = datetime.fromtimestamp(now_ns / 1e9, tz).astimezone(tz)
     midnight = midnight.replace(hour=0, minute=0, second=0, microsecond=0)
-    today = analytics_query.llm_daily(store, Selection(since_ns=int(midnight.timestamp()) * 10**9), tz)
-    recent = Selection(since_ns=now_ns - ACTIVE_NS, until_ns=now_ns)
+    today = analytics_query.llm_daily(store, _sel(int(midnight.timestamp()) * 10**9), tz)
+    recent = _sel(now_ns - ACTIVE_NS, now_ns)
     active: set[str] = set()
     for kind in ("log", "event", "operation"):
         active.update(
@@ -122,7 +127,7 @@ def resources(q: Query, now_ns: int) -> list[tuple[str, str, float | None, list[
     start = now_ns - now_ns % HOUR_NS - 23 * HOUR_NS
     out = []
     for name, unit in RESOURCE_METRICS:
-        sel = Selection(since_ns=start, until_ns=now_ns, name=name)
+        sel = _sel(start, now_ns, name)
         rows = store.aggregate("metric", sel, ("bucket:3600",), ("count", "sum:value"))
         counts = _per_bucket(rows, "bucket:3600", start, HOUR_NS, 24, "count")
         sums = _per_bucket(rows, "bucket:3600", start, HOUR_NS, 24, "sum:value")
@@ -202,7 +207,7 @@ def logs(q: Query, now_ns: int, params: LogsParams) -> Logs:
 def newest_log_id(q: Query) -> int:
     """The id of the latest stored log line (live updates start after it), found by following
     from 0 a page at a time would be a scan: instead, the newest line by time, then forward."""
-    page = q.reader.rows("log", Selection(), limit=1, newest_first=True)
+    page = q.reader.rows("log", _sel(), limit=1, newest_first=True)
     last = int(page.rows[0]["id"]) if page.rows else 0
     for _ in range(100):  # lines stored after it with older times: bounded catch-up
         more = q.follow(last, Filter(), 1000)
@@ -335,77 +340,28 @@ class Series:
         return [p for p in self.points if p[2] >= self.threshold]
 
 
-# The built-in series: (key, title, unit); each a measure over the rollups, per step.
+# The series the page draws: (key, metric, of, title, unit, scale), each read by
+# :func:`clisight.query.series.metric_series` (one aggregate over the rollups) per step.
 SERIES: Final = (
-    ("records", "Records per step (logs, events, operations)", ""),
-    ("error_rate", "Operation error rate", "%"),
-    ("p95", "Operation p95 latency", "s"),
-    ("llm_cost", "LLM cost", "$"),
-    ("memory", "Process memory (mean RSS)", "B"),
+    ("operations", "count", "operations", "Operations per step", "", 1.0),
+    ("errors", "count", "errors", "Errors per step", "", 1.0),
+    ("error_rate", "error_rate", None, "Operation error rate", "%", 100.0),
+    ("p95", "latency_p95", None, "Operation p95 latency", "s", 1.0),
+    ("cost", "cost", None, "LLM cost per step", "$", 1.0),
+    ("rss", "rss", None, "Process memory (mean RSS)", "MB", 1.0),
 )
 
 
-def series_values(q: Query, key: str, start_ns: int, end_ns: int, step_ns: int) -> list[tuple[int, float]]:
-    """Per-step values of a built-in series from the rollups (one ``aggregate`` call a kind)."""
-    store = q.reader
-    sel = Selection(since_ns=start_ns, until_ns=end_ns)
-    bucket = f"bucket:{step_ns // 10**9}"
-    n = max(int((end_ns - start_ns) // step_ns) + 1, 1)
-
-    def grid(rows: list[dict[str, Any]], measure: str) -> list[float]:
-        return _per_bucket(rows, bucket, start_ns, step_ns, n, measure)
-
-    if key == "records":
-        values = [0.0] * n
-        for kind in ("log", "event", "operation"):
-            for i, v in enumerate(grid(store.aggregate(kind, sel, (bucket,), ("count",)), "count")):
-                values[i] += v
-    elif key == "error_rate":
-        rows = store.aggregate("operation", sel, (bucket,), ("count", "errors"))
-        values = [
-            100 * e / c if c else 0.0 for e, c in zip(grid(rows, "errors"), grid(rows, "count"), strict=True)
-        ]
-    elif key == "p95":
-        values = [0.0] * n
-        for row in store.aggregate("operation", sel, (bucket,), ("quantiles:duration",)):
-            sketch, index = row["quantiles:duration"], (int(row[bucket]) - start_ns) // step_ns
-            if isinstance(sketch, QuantileSketch) and 0 <= index < n:
-                values[index] = sketch.quantiles((0.95,))[0] or 0.0
-    elif key == "llm_cost":
-        rows = store.aggregate(
-            "event", dataclasses.replace(sel, name="llm.request"), (bucket,), ("sum:cost_usd",)
-        )
-        values = grid(rows, "sum:cost_usd")
-    elif key == "memory":
-        rows = store.aggregate(
-            "metric", dataclasses.replace(sel, name="process.memory.rss"), (bucket,), ("count", "sum:value")
-        )
-        values = [
-            s / c if c else 0.0 for s, c in zip(grid(rows, "sum:value"), grid(rows, "count"), strict=True)
-        ]
-    else:
-        raise ValueError(f"unknown series {key!r}: expected one of {', '.join(k for k, _, _ in SERIES)}")
-    return [(start_ns + i * step_ns, v) for i, v in enumerate(values)]
-
-
-SeriesSource = Callable[[Query, str, int, int, int], list[tuple[int, float]]]
-
-
-def anomalies(
-    q: Query,
-    now_ns: int,
-    span_ns: int = 7 * DAY_NS,
-    step_ns: int = HOUR_NS,
-    source: SeriesSource = series_values,
-) -> list[Series]:
-    """Each built-in series over ``span_ns`` with the default detector run over it, oldest first."""
+def anomalies(q: Query, now_ns: int, span_ns: int = 7 * DAY_NS, step_ns: int = HOUR_NS) -> list[Series]:
+    """Each series of :data:`SERIES` over ``span_ns`` ending now, with the default detector
+    (:data:`clisight.detect.DEFAULT_DETECTOR`) run over it from its first point."""
     end = now_ns - now_ns % step_ns
     start = end - span_ns + step_ns
     out = []
-    for key, title, unit in SERIES:
-        values = source(q, key, start, end + step_ns - 1, step_ns)
+    for key, metric, of, title, unit, scale in SERIES:
+        values = metric_series(q, metric, {}, start, now_ns, step_ns, of=of)
         detector = make_detector(series_length=len(values))
-        points = [(t, v, float(detector.update(t / 1e9, v))) for t, v in values]
+        points = [(t, v * scale, float(detector.update(t / 1e9, v))) for t, v in values]
         out.append(Series(key, title, unit, step_ns, points, default_threshold()))
     return out
 

@@ -29,13 +29,14 @@ from clisight.pipeline.writer import SinkStats
 from clisight.query import Query
 from clisight.query import errors as errors_query
 from clisight.server.dashboard import charts, data
-from clisight.server.dashboard.alerting import AlertsView
+from clisight.server.dashboard.alerting import AlertsView, describe, matchers_json, value_text
 from clisight.server.dashboard.security import CSRF_COOKIE, CSRF_FIELD, Csrf, cookie_header
 
 NONE: Final = "-"  # what a missing value shows
 STREAM_POLL_S: Final = 0.25  # how often the live tail looks for new lines
 STREAM_LIFETIME_S: Final = 60.0  # then the browser reconnects (EventSource does) from the last id
 MAX_FORM: Final = 16 * 1024
+PROBLEMS: Final = {400: "Bad request", 403: "Refused", 404: "Not found", 413: "Too large"}
 NAV: Final = (
     ("/", "Overview"),
     ("/logs", "Logs"),
@@ -116,6 +117,9 @@ class Dashboard:
             bar_chart=charts.bar_chart,
             waterfall=charts.waterfall,
             series_chart=series_chart,
+            matchers_json=matchers_json,
+            value_text=value_text,
+            describe=describe,
             levels=data.LEVELS,
             ranges=tuple(data.RANGES),
         )
@@ -135,7 +139,8 @@ class Dashboard:
         return response
 
     def problem(self, request: Request, status: int, message: str) -> HTMLResponse:
-        return self.render(request, "problem.html", status, title=f"{status}", message=message)
+        title = PROBLEMS.get(status, "Something went wrong")
+        return self.render(request, "problem.html", status, title=title, message=message)
 
     # -- pages -------------------------------------------------------------------------------
     def overview(self, request: Request) -> Response:
@@ -253,7 +258,7 @@ class Dashboard:
             return self.problem(request, 400, f"range is one of {', '.join(data.RANGES)}")
         span_ns = data.RANGES[span]
         step = data.HOUR_NS if span_ns > data.DAY_NS else 5 * data.MINUTE_NS
-        series = data.anomalies(self.query, time.time_ns(), span_ns, step, self.alerts.series_source())
+        series = data.anomalies(self.query, time.time_ns(), span_ns, step)
         return self.render(
             request,
             "alerts.html",
@@ -263,7 +268,6 @@ class Dashboard:
             alerts=self.alerts.states(),
             silences=self.alerts.silences(),
             history=self.alerts.history(),
-            alerts_available=self.alerts.available,
         )
 
     async def silence(self, request: Request) -> Response:
