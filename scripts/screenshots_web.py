@@ -35,6 +35,29 @@ PAGES = (
     ("alerts", "/alerts"),
     ("health", "/health"),
 )
+RULES = """
+[[rule]]
+name = "slow-commands"
+metric = "latency_p95"
+window = "1h"
+above = 5.0
+severity = "warning"
+summary = "p95 latency over 5 s in the last hour"
+
+[[rule]]
+name = "llm-spend"
+metric = "cost"
+window = "1d"
+above = 1.0
+severity = "error"
+summary = "more than $1 of LLM calls in a day"
+
+[[rule]]
+name = "errors"
+metric = "error_rate"
+window = "15m"
+above = 0.5
+"""
 
 
 def free_port() -> int:
@@ -75,6 +98,14 @@ def main() -> None:
             [clisight, "demo", "--store", str(db), "--sessions", str(args.sessions), "--seed", "14"],
             check=True,
             timeout=600,
+            capture_output=True,
+        )
+        # A few alert rules, evaluated once, so the alerts page shows rule states.
+        rules = Path(tmp) / "alerts.toml"
+        rules.write_text(RULES)
+        subprocess.run(
+            [clisight, "alerts", "check", "--store", str(db), "--rules", str(rules), "--wait", "0"],
+            timeout=120,
             capture_output=True,
         )
         port = free_port()
