@@ -90,6 +90,7 @@ def pages(query: Query, now: int) -> list[tuple[str, str, Callable[[], Any]]]:
     groups = data.errors(query, now, status="")
     trace_id = newest[0].trace_id if newest else "0" * 32
     fingerprint = groups[0].fingerprint if groups else "none"
+    facts = data.StoreFacts(query)
     return [
         ("overview", "/", lambda: data.overview(query, now)),
         ("logs (newest 200, 24 h)", "/logs", lambda: data.logs(query, now, data.LogsParams())),
@@ -105,11 +106,27 @@ def pages(query: Query, now: int) -> list[tuple[str, str, Callable[[], Any]]]:
         ),
         ("traces (newest 50)", "/traces", lambda: data.traces(query)),
         ("trace waterfall", f"/traces/{trace_id}", lambda: data.trace(query, trace_id)),
-        ("errors (30 d)", "/errors?status=", lambda: data.errors(query, now, status="")),
+        ("errors (7 d)", "/errors?status=", lambda: data.errors(query, now, status="")),
+        ("errors (30 d)", "/errors?status=&range=30d", lambda: data.errors(query, now, "", "30d")),
         ("error occurrence", f"/errors/{fingerprint}", lambda: data.error(query, fingerprint)),
         ("usage (7 d)", "/usage", lambda: data.usage(query, now, 7)),
+        (
+            "anomalies (24 h, 5 min)",
+            "/alerts?range=24h",
+            lambda: data.anomalies(query, now, DAY, data.STEPS["24h"]),
+        ),
         ("anomalies (7 d, hourly)", "/alerts", lambda: data.anomalies(query, now)),
-        ("health", "/health", lambda: data.health(query, [], {}, time.monotonic())),
+        (
+            "anomalies (30 d, 6 h)",
+            "/alerts?range=30d",
+            lambda: data.anomalies(query, now, 30 * DAY, data.STEPS["30d"]),
+        ),
+        (
+            "health (store facts cached)",
+            "/health",
+            lambda: data.health(query, [], {}, time.monotonic(), facts),
+        ),
+        ("health (store facts counted)", "/health", lambda: data.health(query, [], {}, time.monotonic())),
     ]
 
 

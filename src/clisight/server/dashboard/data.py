@@ -220,8 +220,11 @@ def newest_log_id(q: Query) -> int:
 # -- traces ------------------------------------------------------------------------------------------
 
 
+TRACE_SCAN: Final = 1000  # newest spans read to list the newest traces (a read of raw rows: bounded)
+
+
 def traces(q: Query, service: str = "", limit: int = 50) -> list[TraceSummary]:
-    return recent_traces(q, Filter(service=service or None), limit)
+    return recent_traces(q, Filter(service=service or None), limit, scan=TRACE_SCAN)
 
 
 def trace(q: Query, trace_id: str) -> list[SpanNode]:
@@ -232,9 +235,9 @@ def trace(q: Query, trace_id: str) -> list[SpanNode]:
 
 
 def errors(
-    q: Query, now_ns: int, status: str = "", span: str = "30d", order: str = "count"
+    q: Query, now_ns: int, status: str = "", span: str = "7d", order: str = "count"
 ) -> list[errors_query.ErrorGroupView]:
-    groups = errors_query.error_groups(q, Filter(since=now_ns - RANGES.get(span, 30 * DAY_NS)), order, 100)
+    groups = errors_query.error_groups(q, Filter(since=now_ns - RANGES.get(span, 7 * DAY_NS)), order, 100)
     if status == "open":
         return [g for g in groups if g.status in ("unresolved", "regression")]
     return [g for g in groups if g.status == status] if status else groups
@@ -285,7 +288,7 @@ class Usage:
     daily: list[usage_query.UsageRow]  # cost by model per day
     models: list[str]
     cost_series: list[tuple[str, list[float]]]  # per model, the cost of each day of ``daily``
-    llm_sessions: list[usage_query.UsageRow]
+    llm_sessions: list[usage_query.UsageRow]  # the last 24 hours' (a read of raw events)
     claude_daily: list[usage_query.UsageRow]
     claude_blocks: list[usage_query.UsageRow]
     claude_metrics: list[tuple[str, int, float]]  # Claude Code's own OTLP metrics: name, points, sum
@@ -314,7 +317,7 @@ def usage(q: Query, now_ns: int, days: int = 7, tz: Any = None) -> Usage:
         daily=daily,
         models=models,
         cost_series=[(m, [r.models[m].cost_usd if m in r.models else 0.0 for r in daily]) for m in models],
-        llm_sessions=usage_query.sessions(store, sel)[:15],
+        llm_sessions=usage_query.sessions(store, _since(now_ns, DAY_NS))[:15],
         claude_daily=usage_query.daily(store, claude, tz),
         claude_blocks=usage_query.blocks(store, claude, now_ns)[-6:],
         claude_metrics=sorted(claude_metrics),
@@ -340,16 +343,31 @@ class Series:
         return [p for p in self.points if p[2] >= self.threshold]
 
 
+MEAN_LATENCY: Final = "mean_latency"
 # The series the page draws: (key, metric, of, title, unit, scale), each read by
-# :func:`clisight.query.series.metric_series` (one aggregate over the rollups) per step.
+# :func:`clisight.query.series.metric_series` (one aggregate over the rollups) per step.  Latency is
+# the mean (sum and count of the rollup cells), not p95: a p95 per step merges one quantile sketch
+# per cell, which over 7 days of hours is thousands of sketches (0.2-0.6 s on a million records);
+# the mean moves with the tail and reads in a few milliseconds.
 SERIES: Final = (
     ("operations", "count", "operations", "Operations per step", "", 1.0),
     ("errors", "count", "errors", "Errors per step", "", 1.0),
     ("error_rate", "error_rate", None, "Operation error rate", "%", 100.0),
-    ("p95", "latency_p95", None, "Operation p95 latency", "s", 1.0),
+    ("latency", MEAN_LATENCY, None, "Operation mean latency", "s", 1.0),
     ("cost", "cost", None, "LLM cost per step", "$", 1.0),
     ("rss", "rss", None, "Process memory (mean RSS)", "MB", 1.0),
 )
+
+
+def mean_latency(q: Query, start_ns: int, end_ns: int, step_ns: int) -> list[tuple[int, float]]:
+    """Mean operation duration (seconds) per step with operations, from the operation rollups."""
+    bucket = f"bucket:{step_ns // 10**9}"
+    rows = q.reader.aggregate("operation", _sel(start_ns, end_ns), (bucket,), ("count", "sum:duration"))
+    return sorted((int(r[bucket]), float(r["sum:duration"] or 0) / r["count"]) for r in rows if r["count"])
+
+
+# The step of each range on the anomalies page: a few hundred points at most.
+STEPS: Final = {"1h": MINUTE_NS, "6h": MINUTE_NS, "24h": 5 * MINUTE_NS, "7d": HOUR_NS, "30d": DAY_NS}
 
 
 def anomalies(q: Query, now_ns: int, span_ns: int = 7 * DAY_NS, step_ns: int = HOUR_NS) -> list[Series]:
@@ -359,7 +377,10 @@ def anomalies(q: Query, now_ns: int, span_ns: int = 7 * DAY_NS, step_ns: int = H
     start = end - span_ns + step_ns
     out = []
     for key, metric, of, title, unit, scale in SERIES:
-        values = metric_series(q, metric, {}, start, now_ns, step_ns, of=of)
+        if metric == MEAN_LATENCY:
+            values = mean_latency(q, start, now_ns, step_ns)
+        else:
+            values = metric_series(q, metric, {}, start, now_ns, step_ns, of=of)
         detector = make_detector(series_length=len(values))
         points = [(t, v * scale, float(detector.update(t / 1e9, v))) for t, v in values]
         out.append(Series(key, title, unit, step_ns, points, default_threshold()))
@@ -375,16 +396,38 @@ class Health:
     pipeline: list[dict[str, Any]]
     receiver: dict[str, Any]
     uptime_s: float
-    rollup_lag_s: float | None = None
+    store_age_s: float = 0.0  # how old the store facts are (they are cached: counting rows is a scan)
     notes: list[str] = field(default_factory=list)
 
 
-def health(q: Query, pipeline: Sequence[Any], receiver: dict[str, Any], started: float) -> Health:
-    info = q.doctor()
+class StoreFacts:
+    """``Query.doctor()`` at most every ``ttl_s`` seconds: its row counts are ``COUNT(*)`` over every
+    table (a third of a second on a million records), not something to do on each page view."""
+
+    def __init__(self, q: Query, ttl_s: float = 30.0) -> None:
+        self.q, self.ttl_s = q, ttl_s
+        self.info: Any = None
+        self.at = 0.0
+
+    def get(self) -> tuple[Any, float]:
+        now = time.monotonic()
+        if self.info is None or now - self.at > self.ttl_s:
+            self.info, self.at = self.q.doctor(), now
+        return self.info, now - self.at
+
+
+def health(
+    q: Query,
+    pipeline: Sequence[Any],
+    receiver: dict[str, Any],
+    started: float,
+    facts: StoreFacts | None = None,
+) -> Health:
+    info, age = (facts or StoreFacts(q)).get()
     notes = []
     for stats in pipeline:
         if stats.dropped:
             notes.append(f"{stats.sink}: {stats.dropped} records dropped (queue full or store errors)")
         if stats.last_error:
             notes.append(f"{stats.sink}: last error: {stats.last_error}")
-    return Health(info, [s.as_dict() for s in pipeline], receiver, time.monotonic() - started, None, notes)
+    return Health(info, [s.as_dict() for s in pipeline], receiver, time.monotonic() - started, age, notes)

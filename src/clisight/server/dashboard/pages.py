@@ -102,6 +102,7 @@ class Dashboard:
         self.csrf = csrf or Csrf()
         self.alerts = AlertsView(query)
         self.started = time.monotonic()
+        self.facts = data.StoreFacts(query)
         self.env = Environment(
             loader=PackageLoader("clisight.server.dashboard", "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),
@@ -217,7 +218,7 @@ class Dashboard:
 
     def errors(self, request: Request) -> Response:
         status = request.query_params.get("status", "open")
-        span = request.query_params.get("range", "30d")
+        span = request.query_params.get("range", "7d")
         if status not in ("", "open", *errors_query.STATUSES, "regression") or span not in data.RANGES:
             return self.problem(
                 request, 400, "status is one of open, unresolved, resolved, ignored, regression"
@@ -256,9 +257,7 @@ class Dashboard:
         span = request.query_params.get("range", "7d")
         if span not in data.RANGES:
             return self.problem(request, 400, f"range is one of {', '.join(data.RANGES)}")
-        span_ns = data.RANGES[span]
-        step = data.HOUR_NS if span_ns > data.DAY_NS else 5 * data.MINUTE_NS
-        series = data.anomalies(self.query, time.time_ns(), span_ns, step)
+        series = data.anomalies(self.query, time.time_ns(), data.RANGES[span], data.STEPS[span])
         return self.render(
             request,
             "alerts.html",
@@ -291,7 +290,9 @@ class Dashboard:
         return RedirectResponse("/alerts", 303)
 
     def health(self, request: Request) -> Response:
-        found = data.health(self.query, self.pipeline_stats(), self.receiver_stats(), self.started)
+        found = data.health(
+            self.query, self.pipeline_stats(), self.receiver_stats(), self.started, self.facts
+        )
         return self.render(request, "health.html", title="Health", h=found)
 
     # -- forms -------------------------------------------------------------------------------
