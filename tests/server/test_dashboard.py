@@ -125,6 +125,7 @@ def test_pages_show_what_the_demo_stored(served: App) -> None:
     with served.client() as client:
         overview = client.get("/").text
         assert "Events/s" in overview and "process.memory.rss" in overview and "<svg" in overview
+        assert "Latency by command" in overview and "<td>chat</td>" in overview  # the demo CLI's runs
         traces = client.get("/traces").text
         trace_ids = re.findall(r'href="/traces/([0-9a-f]{32})"', traces)
         assert trace_ids

@@ -67,12 +67,59 @@ def _per_bucket(
 
 
 @dataclass(frozen=True, slots=True)
+class Latency:
+    """Runs of one command (or operation): how many, how many failed, durations in seconds."""
+
+    name: str
+    runs: int
+    failed: int
+    p50: float
+    p95: float
+    max: float
+
+
+def command_latency(q: Query, since_ns: int, until_ns: int, top: int = 10) -> tuple[str, list[Latency]]:
+    """("command", runs per command path): each session is one run of a command, its duration from
+    start to exit, from the session rollups; without sessions (OTLP senders), ("operation", the
+    slowest operations by p95)."""
+    rows = q.reader.aggregate(
+        "session",
+        _sel(since_ns, until_ns),
+        ("command",),
+        ("count", "sum:failed", "quantiles:duration", "max:duration"),
+    )
+    found = []
+    for row in rows:
+        sketch = row["quantiles:duration"]
+        if not row["count"] or not row["command"] or sketch is None:
+            continue
+        p50, p95 = sketch.quantiles((0.5, 0.95))
+        failed = int(row["sum:failed"] or 0)
+        found.append(
+            Latency(
+                str(row["command"]),
+                int(row["count"]),
+                failed,
+                p50 or 0.0,
+                p95 or 0.0,
+                float(row["max:duration"] or 0),
+            )
+        )
+    if found:
+        found.sort(key=lambda c: (-c.runs, c.name))
+        return "command", found[:top]
+    ops = q.slow_operations(Filter(since=since_ns, until=until_ns), top)
+    return "operation", [Latency(o.operation, o.count, o.failed, o.p50, o.p95, o.max) for o in ops]
+
+
+@dataclass(frozen=True, slots=True)
 class Overview:
     events_per_s: float
     per_minute: list[float]  # records a minute over the last hour, oldest first
     error_rate: float  # failed operations / operations over the last hour
     error_per_minute: list[float]
-    commands: list[analytics_query.CommandStats]  # p50/p95 by command over the last 7 days
+    latency_of: str  # "command" (sessions by command path) or "operation"
+    latency: list[Latency]  # p50/p95 by command over the last 7 days
     cost_today: float
     tokens_today: int
     requests_today: int
@@ -95,7 +142,7 @@ def overview(q: Query, now_ns: int, tz: Any = None) -> Overview:
     op_errors = _per_bucket(ops, "bucket:60", start, MINUTE_NS, 60, "errors")
     error_per_minute = [e / c if c else 0.0 for e, c in zip(op_errors, op_counts, strict=True)]
     total_ops = sum(op_counts)
-    commands = analytics_query.command_stats(store, _since(now_ns, 7 * DAY_NS))[:10]
+    latency_of, latency = command_latency(q, now_ns - 7 * DAY_NS, now_ns)
     midnight = datetime.fromtimestamp(now_ns / 1e9, tz).astimezone(tz)
     midnight = midnight.replace(hour=0, minute=0, second=0, microsecond=0)
     today = analytics_query.llm_daily(store, _sel(int(midnight.timestamp()) * 10**9), tz)
@@ -110,7 +157,8 @@ def overview(q: Query, now_ns: int, tz: Any = None) -> Overview:
         per_minute=per_minute,
         error_rate=(sum(op_errors) / total_ops) if total_ops else 0.0,
         error_per_minute=error_per_minute,
-        commands=commands,
+        latency_of=latency_of,
+        latency=latency,
         cost_today=sum(d["cost_usd"] for d in today.values()),
         tokens_today=int(sum(d["tokens"] for d in today.values())),
         requests_today=int(sum(d["requests"] for d in today.values())),
