@@ -121,6 +121,23 @@ def test_every_page_is_html_with_the_security_headers(served: App) -> None:
             assert re.search(r"<h1>[^<]+</h1>", answer.text)
 
 
+def test_every_page_works_on_an_empty_store(tmp_path: Path) -> None:
+    from clisight.query import Query as OpenQuery
+
+    db = tmp_path / "empty.db"
+    OpenQuery(f"sqlite:///{db}").store.migrate()  # a new store: created, nothing in it
+    app = App(db)
+    try:
+        with app.client() as client:
+            for path in (*PAGES, "/errors?status=", "/usage?days=1", "/alerts?range=1h"):
+                answer = client.get(path)
+                assert answer.status_code == 200, (path, answer.text[:300])
+            assert "No log line matches." in client.get("/logs").text
+            assert "No trace is stored yet." in client.get("/traces").text
+    finally:
+        app.close()
+
+
 def test_pages_show_what_the_demo_stored(served: App) -> None:
     with served.client() as client:
         overview = client.get("/").text
@@ -241,7 +258,9 @@ def test_silence_and_unsilence_an_alert_by_the_forms(served: App) -> None:
 def test_firing_alerts_show_on_the_overview(served: App) -> None:
     with served.client() as client:
         page = client.get("/").text
-    assert re.search(r'<p class="big bad">2</p>', page) and 'href="/alerts">busy</a>' in page
+    assert (
+        re.search(r'<p class="big bad" data-key="firing">2</p>', page) and 'href="/alerts">busy</a>' in page
+    )
 
 
 def test_a_csrf_token_from_another_cookie_or_process_is_refused() -> None:

@@ -22,7 +22,7 @@ import pytest
 
 pytest.importorskip("playwright", reason="playwright is not installed (the dev extra)")
 
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from clisight.query import Query
 from clisight.query import errors as errors_query
@@ -204,6 +204,18 @@ def test_the_live_tail_shows_a_line_sent_after_the_page_opened_within_2_s(
     assert time.monotonic() - sent < 2.0
     assert row.first.locator("td.msg").inner_text().startswith(marker)  # shown as text, not markup
     assert page.page.locator("#log-rows i").count() == 0
+    assert page.console_errors == []
+
+
+def test_the_overview_updates_its_numbers_live(server: Server, page: Watched) -> None:
+    page.goto(server.url + "/")
+    page.page.wait_for_selector("#overview-live.on")
+    firing = page.page.locator("[data-key=firing]")
+    shown = firing.inner_text()
+    assert shown.isdigit()
+    page.page.evaluate("document.querySelector('[data-key=firing]').textContent = 'stale'")
+    expect(firing).not_to_have_text("stale", timeout=10_000)  # the next event, 5 s apart
+    assert firing.inner_text().isdigit()
     assert page.console_errors == []
 
 

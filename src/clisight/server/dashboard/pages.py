@@ -34,6 +34,7 @@ from clisight.server.dashboard.security import CSRF_COOKIE, CSRF_FIELD, Csrf, co
 
 NONE: Final = "-"  # what a missing value shows
 STREAM_POLL_S: Final = 0.25  # how often the live tail looks for new lines
+OVERVIEW_EVERY_S: Final = 5.0  # how often the overview's numbers are sent to an open page
 STREAM_LIFETIME_S: Final = 60.0  # then the browser reconnects (EventSource does) from the last id
 MAX_FORM: Final = 16 * 1024
 PROBLEMS: Final = {400: "Bad request", 403: "Refused", 404: "Not found", 413: "Too large"}
@@ -153,6 +154,30 @@ class Dashboard:
             o=data.overview(self.query, now),
             firing=self.alerts.firing(),
         )
+
+    async def overview_stream(self, request: Request) -> Response:
+        """The overview's numbers every few seconds, as Server-Sent Events (``event: overview``)."""
+
+        async def events() -> AsyncIterator[bytes]:
+            yield b"retry: 5000\n\n"
+            deadline = time.monotonic() + STREAM_LIFETIME_S
+            while time.monotonic() < deadline:
+                o = await anyio.to_thread.run_sync(data.overview, self.query, time.time_ns())
+                firing = await anyio.to_thread.run_sync(self.alerts.firing)
+                numbers = {
+                    "events_per_s": _number(o.events_per_s),
+                    "error_rate": f"{o.error_rate * 100:.1f} %",
+                    "cost_today": f"${o.cost_today:.2f}",
+                    "tokens_today": _number(o.tokens_today),
+                    "requests_today": _number(o.requests_today),
+                    "active_sessions": str(o.active_sessions),
+                    "firing": str(len(firing)),
+                }
+                yield b"event: overview\ndata: %s\n\n" % orjson.dumps(numbers)
+                await anyio.sleep(OVERVIEW_EVERY_S)
+
+        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
     def logs(self, request: Request) -> Response:
         try:
@@ -318,6 +343,7 @@ class Dashboard:
         static = StaticFiles(directory=Path(__file__).with_name("static"))
         return [
             Route("/", self.overview, methods=["GET"], name="dash-overview"),
+            Route("/overview/stream", self.overview_stream, methods=["GET"]),
             Route("/logs", self.logs, methods=["GET"]),
             Route("/logs/stream", self.stream, methods=["GET"]),
             Route("/traces", self.traces, methods=["GET"]),
