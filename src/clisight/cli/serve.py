@@ -164,6 +164,7 @@ def serve(
       CLISIGHT_TOKEN=... clisight serve --host 0.0.0.0 --allow-host otel.internal
     """
     try:
+        import jinja2  # noqa: F401  (the dashboard's templates; checked here for a clear message)
         import uvicorn
 
         from clisight.server.app import create_app

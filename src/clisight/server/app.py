@@ -305,7 +305,7 @@ def create_app(
 
         routes.append(Mount("/api/v1", app=create_api(query, pipeline_stats)))
         if dashboard:
-            from clisight.server.dashboard import dashboard_routes
+            from clisight.server.dashboard.pages import dashboard_routes
 
             routes += dashboard_routes(query, pipeline_stats, lambda: receiver_summary(receiver.stats))
     app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_allowed})
