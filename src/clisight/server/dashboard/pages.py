@@ -77,6 +77,16 @@ def _number(value: float | None) -> str:
     return f"{value:,.0f}" if float(value).is_integer() or abs(value) >= 100 else f"{value:,.3g}"
 
 
+def _duration(seconds: float) -> str:
+    """1h 05m, 3m 20s, 42s."""
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
 def _ago(ns: int | None) -> str:
     if not ns:
         return NONE
@@ -111,7 +121,9 @@ class Dashboard:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.env.filters.update(when=_when, seconds=_seconds, bytes=_bytes, number=_number, ago=_ago)
+        self.env.filters.update(
+            when=_when, seconds=_seconds, bytes=_bytes, number=_number, ago=_ago, duration=_duration
+        )
         self.env.globals.update(
             nav=NAV,
             sparkline=charts.sparkline,
