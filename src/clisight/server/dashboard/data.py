@@ -327,7 +327,8 @@ def _text(value: Any) -> str:
 @dataclass(frozen=True, slots=True)
 class Usage:
     days: int
-    commands: list[analytics_query.CommandStats]
+    commands: list[Latency]  # runs per command path (sessions), or the slowest operations
+    commands_of: str
     sessions: int
     users: int
     failed_sessions: int
@@ -346,6 +347,7 @@ def usage(q: Query, now_ns: int, days: int = 7, tz: Any = None) -> Usage:
     store = q.reader
     sel = _since(now_ns, days * DAY_NS)
     summary = q.usage(Filter(since=sel.since_ns, until=now_ns))
+    latency_of, latency = command_latency(q, sel.since_ns, now_ns, 20)
     daily = usage_query.daily(store, sel, tz)
     models = sorted({m for row in daily for m in row.models})
     claude = dataclasses.replace(sel, service=CLAUDE_CODE)
@@ -356,7 +358,8 @@ def usage(q: Query, now_ns: int, days: int = 7, tz: Any = None) -> Usage:
     ]
     return Usage(
         days=days,
-        commands=analytics_query.command_stats(store, sel)[:20],
+        commands_of=latency_of,
+        commands=latency,
         sessions=summary.sessions.sessions,
         users=summary.sessions.users,
         failed_sessions=summary.sessions.failed,
