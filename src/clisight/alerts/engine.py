@@ -398,4 +398,5 @@ class AlertEngine:
         return self.dispatcher.flush(timeout)
 
     def close(self, timeout: float = 30.0) -> bool:
-        return self.flush(timeout)
+        """Wait for queued notifications (at most ``timeout`` seconds), then end the notifier threads."""
+        return self.dispatcher.close(timeout)

@@ -6,7 +6,8 @@ Kinds (``[notifier.NAME]`` tables of the rules file):
 
 - ``webhook``: JSON POST to ``url`` (with ``headers``); connection errors, timeouts and 5xx
   answers are retried ``retries`` times (default 3) with exponential backoff from ``backoff``
-  (default 1 s), all within ``deadline`` (default 30 s); a 4xx answer is final.
+  (default 1 s), all within ``deadline`` (default 30 s); a 4xx answer (or a redirect, which is not
+  followed) is final.  Messages name the URL's host only: its path often holds a secret.
 - ``command``: runs ``command`` (a program and its arguments; no shell) with the notification as
   JSON on stdin; killed after ``timeout`` (default 10 s); a non-zero exit is a failure.
 - ``desktop``: ``notify-send`` (Linux) or ``osascript`` (macOS) where present; otherwise skipped,
@@ -32,6 +33,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
+from urllib.parse import urlsplit
 
 from clisight.alerts.rules import SECOND_NS, NotifierSpec
 
@@ -69,6 +71,9 @@ class WebhookNotifier:
     ) -> None:
         self.name = name
         self.url = url
+        # Webhook URLs often carry their secret in the path (Slack's, Discord's): messages show the host.
+        parts = urlsplit(url)
+        self.shown = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/..." if parts.netloc else "the URL"
         self.headers = dict(headers or {})
         self.timeout_s = timeout_s
         self.retries = retries
@@ -94,18 +99,24 @@ class WebhookNotifier:
                         self.url, content=body, headers=headers, timeout=min(self.timeout_s, left)
                     )
                 except httpx.TransportError as exc:  # refused, reset, timed out: worth another try
-                    last = f"{type(exc).__name__}: {exc}"
+                    last = type(exc).__name__ + (
+                        f": {exc.__cause__ or exc}" if not isinstance(exc, httpx.TimeoutException) else ""
+                    )
                 else:
-                    if response.status_code < 400:
+                    if response.status_code < 300:
                         return
                     last = f"HTTP {response.status_code}"
-                    if response.status_code < 500:
-                        raise NotifyFailed(f"webhook {self.name}: {self.url} answered {last}; not retried")
+                    if (
+                        response.status_code < 500
+                    ):  # 4xx, and redirects (not followed): sending again won't help
+                        raise NotifyFailed(f"webhook {self.name}: {self.shown} answered {last}; not retried")
                 if attempt == self.retries or time.monotonic() + delay >= deadline:
                     break
                 self.sleep(delay)
                 delay *= 2
-        raise NotifyFailed(f"webhook {self.name}: gave up on {self.url} after {self.attempts} tries: {last}")
+        raise NotifyFailed(
+            f"webhook {self.name}: gave up on {self.shown} after {self.attempts} tries: {last}"
+        )
 
 
 # -- command ----------------------------------------------------------------------------------
@@ -247,6 +258,7 @@ class _Worker:
         self.queue: deque[tuple[Mapping[str, Any], float]] = deque()
         self.ready = threading.Condition(lock)
         self.busy = False
+        self.closing = False
         self.thread = threading.Thread(target=self._run, name=f"clisight-notify-{notifier.name}", daemon=True)
         self.thread.start()
 
@@ -268,6 +280,8 @@ class _Worker:
                 while not self.queue:
                     self.busy = False
                     self.ready.notify_all()
+                    if self.closing:
+                        return
                     self.ready.wait()
                 payload, deadline = self.queue.popleft()
                 self.busy = True
@@ -308,11 +322,20 @@ class Dispatcher:
                 continue
             deadline = time.monotonic() + self.deadlines.get(name, DEFAULT_DEADLINE_S)
             worker = self._workers.get(name)
-            if worker is None:
+            if worker is None or worker.closing:
                 worker = self._workers[name] = _Worker(notifier, self.stats, self._lock)
             if not worker.offer(payload, deadline):
                 with self._lock:
                     self.stats.dropped[name] = self.stats.dropped.get(name, 0) + 1
+
+    def close(self, timeout: float) -> bool:
+        """:meth:`flush`, then let the worker threads end once their queues are empty."""
+        finished = self.flush(timeout)
+        for worker in list(self._workers.values()):
+            with worker.ready:
+                worker.closing = True
+                worker.ready.notify_all()
+        return finished
 
     def flush(self, timeout: float) -> bool:
         """Wait until every queued notification was sent or failed, at most ``timeout`` seconds;

@@ -8,7 +8,7 @@ and :func:`parse_rules` read a file or a text into a :class:`RuleSet`, or raise
 
 TOML parsers give positions only for syntax errors, so the line of a semantic mistake (an
 unknown metric, a bad duration) is found here, by scanning the text for the table headers and keys
-(:class:`_Lines`); where a key cannot be found the line of its ``[[rule]]`` header is given.
+(:class:`Lines`); where a key cannot be found the line of its ``[[rule]]`` header is given.
 """
 
 from __future__ import annotations
@@ -22,6 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from clisight.alerts._text import SECOND_NS as SECOND_NS
+from clisight.alerts._text import Lines
+from clisight.alerts._text import format_duration as format_duration
+from clisight.alerts._text import parse_duration as parse_duration
 from clisight.exceptions import AlertRulesError
 from clisight.query.series import METRICS, WHERE_KEYS
 
@@ -30,18 +34,8 @@ RULE_METRICS: Final = (*METRICS, ANOMALY)
 SEVERITIES: Final = ("info", "warning", "error", "critical")
 NOTIFIER_TYPES: Final = ("webhook", "command", "desktop", "log")
 SEED_DEFAULTS: Final = ("query_time", "connection_time", "memory_usage")
-SECOND_NS: Final = 1_000_000_000
 MAX_HISTORY_NS: Final = 24 * 3600 * SECOND_NS  # an anomaly rule's series: at most a day of minutes
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-_UNIT_NS: Final = {
-    "ms": 10**6,
-    "s": SECOND_NS,
-    "m": 60 * SECOND_NS,
-    "h": 3600 * SECOND_NS,
-    "d": 86_400 * SECOND_NS,
-    "w": 7 * 86_400 * SECOND_NS,
-}
 _RULE_KEYS: Final = frozenset(
     {
         "name",
@@ -70,41 +64,6 @@ _NOTIFIER_KEYS: Final[dict[str, frozenset[str]]] = {
     "desktop": frozenset({"type"}),
     "log": frozenset({"type"}),
 }
-
-
-def parse_duration(text: object) -> int:
-    """``"30s"``, ``"5m"``, ``"1h30m"``, ``"500ms"``, ``"1d"``, ``"1w"`` as nanoseconds; ValueError
-    otherwise (a bare number is refused: seconds or minutes would be a guess)."""
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f'bad duration {text!r}: expected a text such as "30s", "5m", "1h30m" or "1d"')
-    word = text.strip().lower()
-    pos, total = 0, 0.0
-    for match in _DURATION.finditer(word):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _UNIT_NS[match.group(2)]
-        pos = match.end()
-    if pos != len(word) or not math.isfinite(total) or total >= 2**62:
-        raise ValueError(
-            f'bad duration {text!r}: expected a number and a unit (ms, s, m, h, d, w), such as "30s", '
-            '"5m", "1h30m" or "1d"'
-        )
-    return int(total)
-
-
-def format_duration(ns: int) -> str:
-    """A duration in the rules file's form: ``90s`` as ``1m30s``."""
-    if ns <= 0:
-        return "0s"
-    seconds, rest = divmod(ns, SECOND_NS)
-    parts = []
-    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    if rest and not parts:
-        parts.append(f"{rest // 10**6}ms")
-    return "".join(parts) or "0s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,79 +164,6 @@ def default_rules(thresholds: Mapping[str, float] | None = None, enable: Sequenc
     return out
 
 
-# -- finding lines ------------------------------------------------------------------------------
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
-_PART = re.compile(r"\"[^\"]*\"|'[^']*'|[^.\s]+")
-_KEY = re.compile(
-    r"^\s*(\"[^\"]*\"|'[^']*'|[A-Za-z0-9_\-]+)\s*(?:\.\s*(\"[^\"]*\"|'[^']*'|[A-Za-z0-9_\-]+))?\s*="
-)
-
-
-def _unquote(text: str) -> str:
-    text = text.strip()
-    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'" else text
-
-
-class _Lines:
-    """Line numbers of the file's tables and keys: ``[[rule]]`` number i, ``[notifier.NAME]``, and
-    the keys under each (also in sub-tables such as ``[rule.where]``, filed under their rule)."""
-
-    def __init__(self, text: str) -> None:
-        self.rules: list[int] = []
-        self.rule_keys: list[dict[str, int]] = []
-        self.notifiers: dict[str, int] = {}
-        self.notifier_keys: dict[str, dict[str, int]] = {}
-        self.top: dict[str, int] = {}
-        section: dict[str, int] = self.top
-        prefix = ""
-        for number, line in enumerate(text.splitlines(), start=1):
-            header = _HEADER.match(line)
-            if header:
-                parts = [_unquote(p) for p in _PART.findall(header.group(2))]
-                prefix = ""
-                if header.group(1) == "[[" and parts == ["rule"]:
-                    self.rules.append(number)
-                    section = {}
-                    self.rule_keys.append(section)
-                elif parts[0] == "rule" and self.rule_keys:
-                    section = self.rule_keys[-1]
-                    prefix = ".".join(parts[1:])
-                    section.setdefault(prefix, number)
-                elif parts[0] == "notifier" and len(parts) >= 2:
-                    name = parts[1]
-                    self.notifiers.setdefault(name, number)
-                    section = self.notifier_keys.setdefault(name, {})
-                    prefix = ".".join(parts[2:])
-                else:
-                    section = {}
-                    self.top.setdefault(parts[0], number)
-                continue
-            key = _KEY.match(line)
-            if key:
-                name = _unquote(key.group(1))
-                section.setdefault(f"{prefix}.{name}" if prefix else name, number)
-                if prefix:
-                    section.setdefault(prefix, number)
-                if key.group(2):  # a dotted key: where.operation = "chat"
-                    section.setdefault(f"{name}.{_unquote(key.group(2))}", number)
-
-    def rule(self, index: int, key: str | None = None) -> int:
-        if index >= len(self.rules):
-            return 1
-        keys = self.rule_keys[index]
-        if key is not None:
-            for candidate in (key, key.split(".")[0]):
-                if candidate in keys:
-                    return keys[candidate]
-        return self.rules[index]
-
-    def notifier(self, name: str, key: str | None = None) -> int:
-        keys = self.notifier_keys.get(name, {})
-        if key is not None and key in keys:
-            return keys[key]
-        return self.notifiers.get(name, self.top.get("notifier", 1))
-
-
 # -- checking -----------------------------------------------------------------------------------
 class _Problems:
     def __init__(self) -> None:
@@ -287,9 +173,10 @@ class _Problems:
         self.found.append((line, reason))
 
 
-def load_rules(path: str | Path) -> RuleSet:
+def load_rules(path: str | Path, *, thresholds: Mapping[str, float] | None = None) -> RuleSet:
     """Read and check a rules file.  Raises :class:`AlertRulesError` naming the file, the line and
-    the reason of every mistake (nothing of a file with a mistake is used)."""
+    the reason of every mistake (nothing of a file with a mistake is used).  ``thresholds`` (the
+    ``thresholds`` configuration parameter) sets the limits of the seed's default rules."""
     shown = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -297,7 +184,7 @@ def load_rules(path: str | Path) -> RuleSet:
         raise AlertRulesError(shown, 0, "no such file; create it (docs/alerts.md has an example)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise AlertRulesError(shown, 0, f"cannot read it: {exc}") from None
-    return parse_rules(text, shown)
+    return parse_rules(text, shown, thresholds)
 
 
 def parse_rules(text: str, path: str = "<rules>", thresholds: Mapping[str, float] | None = None) -> RuleSet:
@@ -308,7 +195,7 @@ def parse_rules(text: str, path: str = "<rules>", thresholds: Mapping[str, float
     except tomllib.TOMLDecodeError as exc:
         found = re.search(r"line (\d+)", str(exc))
         raise AlertRulesError(path, int(found.group(1)) if found else 1, f"TOML syntax: {exc}") from None
-    lines = _Lines(text)
+    lines = Lines(text)
     problems = _Problems()
     for key in data:
         if key not in ("rule", "notifier", "defaults"):
@@ -330,7 +217,7 @@ def parse_rules(text: str, path: str = "<rules>", thresholds: Mapping[str, float
         if rule.name in seen:
             problems.add(
                 lines.rule(index, "name"),
-                f"rule name {rule.name!r} is already used on line {seen[rule.name]}",
+                f"rule name {rule.name!r} is already used by the [[rule]] on line {seen[rule.name]}",
             )
             continue
         seen[rule.name] = rule.line
@@ -362,7 +249,7 @@ def _defaults(value: Any, line: int, problems: _Problems) -> tuple[str, ...]:
     return ()
 
 
-def _notifiers(tables: Any, lines: _Lines, problems: _Problems) -> dict[str, NotifierSpec]:
+def _notifiers(tables: Any, lines: Lines, problems: _Problems) -> dict[str, NotifierSpec]:
     out: dict[str, NotifierSpec] = {}
     if not isinstance(tables, dict):
         problems.add(lines.top.get("notifier", 1), "'notifier' must be [notifier.NAME] tables")
@@ -389,9 +276,7 @@ def _notifiers(tables: Any, lines: _Lines, problems: _Problems) -> dict[str, Not
     return out
 
 
-def _check_notifier(
-    name: str, kind: str, options: dict[str, Any], lines: _Lines, problems: _Problems
-) -> None:
+def _check_notifier(name: str, kind: str, options: dict[str, Any], lines: Lines, problems: _Problems) -> None:
     def bad(key: str, reason: str) -> None:
         problems.add(lines.notifier(name, key), f"notifier {name!r}: {reason}")
 
@@ -426,7 +311,7 @@ def _check_notifier(
 
 
 def _rule(
-    index: int, table: Any, lines: _Lines, notifiers: Mapping[str, NotifierSpec], problems: _Problems
+    index: int, table: Any, lines: Lines, notifiers: Mapping[str, NotifierSpec], problems: _Problems
 ) -> Rule | None:
     line = lines.rule(index)
     if not isinstance(table, dict):
@@ -480,6 +365,16 @@ def _rule(
                 f"where.{key}",
                 f"where: {base} of {source} cannot filter by {key!r}; use {', '.join(WHERE_KEYS[source])}",
             )
+    if "level" in where:
+        from clisight.query.series import level_number
+
+        if base != "count":
+            bad("where.level", 'where: \'level\' filters counts of logs only (metric = "count", of = "logs")')
+        else:
+            try:
+                level_number(where["level"])
+            except ValueError as exc:
+                bad("where.level", f"where: {exc}")
     group_by = table.get("group_by", [])
     if isinstance(group_by, str):
         group_by = [group_by]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from clisight.alerts.engine import AlertEngine
@@ -34,12 +34,14 @@ class AlertScheduler:
         *,
         server_url: str = "",
         clock: Callable[[], int] = time.time_ns,
+        thresholds: Mapping[str, float] | None = None,
     ) -> None:
         self.query = query
         self.rules_path = rules_path
         self.interval = interval
         self.server_url = server_url
         self.clock = clock
+        self.thresholds = thresholds
         self.rounds = 0
         self.failures = 0
         self._stop = threading.Event()
@@ -55,7 +57,7 @@ class AlertScheduler:
 
     def _load(self) -> RuleSet:
         self._mtime = self.rules_path.stat().st_mtime
-        return load_rules(self.rules_path)
+        return load_rules(self.rules_path, thresholds=self.thresholds)
 
     def _reload_if_changed(self) -> None:
         try:
@@ -70,7 +72,7 @@ class AlertScheduler:
             log.warning("alert rules not reloaded, the rules in force stay: %s", exc)
             return
         if self._engine is not None:
-            self._engine.flush(1.0)
+            self._engine.close(1.0)
         self._engine = AlertEngine(self.query, rules, self.clock, server_url=self.server_url)
         log.info("alert rules reloaded from %s", self.rules_path)
 
@@ -98,5 +100,5 @@ class AlertScheduler:
             self._thread.join(timeout)
         finished = not self._thread.is_alive()
         if self._engine is not None:
-            finished = self._engine.flush(timeout) and finished
+            finished = self._engine.close(timeout) and finished
         return finished

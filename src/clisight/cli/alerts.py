@@ -9,6 +9,7 @@ options.
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import time
 from pathlib import Path
@@ -73,8 +74,9 @@ def rules_path(option: Path | None) -> Path:
 def read_rules(option: Path | None) -> RuleSet:
     """The checked rules file; exit 2 with every mistake (file:line: reason) when it has any."""
     path = rules_path(option)
+    thresholds = _config.threshold_pairs(_config.resolve()["thresholds"])
     try:
-        return load_rules(path)
+        return load_rules(path, thresholds=thresholds)
     except AlertRulesError as exc:
         raise BadRules(clean(f"alert rules refused: {exc}", multiline=True)) from None
 
@@ -140,6 +142,8 @@ def check(rules_file: Path | None, store: str | None, as_json: bool, dry_run: bo
                 f"{len(rules.notifiers)} notifiers"
             )
         return
+    # Failures are printed below, once: not also by logging's last-resort handler.
+    logging.getLogger("clisight.alerts").addHandler(logging.NullHandler())
     opened = open_store(store)
     try:
         server_url = _config.resolve()["server_url"]
@@ -301,6 +305,8 @@ def silence(
         length = parse_duration(duration)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--for") from None
+    if length <= 0:
+        raise click.BadParameter("a silence must last some time, such as 30m or 2h", param_hint="--for")
     pairs: dict[str, str] = {}
     for item in matchers:
         key, sep, value = item.partition("=")

@@ -94,7 +94,13 @@ def _start_alerts(query: Any, path: Path | None, config: _config.Config) -> Any:
         return None
     from clisight.alerts.scheduler import AlertScheduler
 
-    scheduler = AlertScheduler(query, path, config["alerts_interval"], server_url=config["server_url"])
+    scheduler = AlertScheduler(
+        query,
+        path,
+        config["alerts_interval"],
+        server_url=config["server_url"],
+        thresholds=_config.threshold_pairs(config["thresholds"]),
+    )
     click.echo(f"clisight serve: alert rules {clean(path)}, every {config['alerts_interval']:g} s", err=True)
     return scheduler.start()
 

@@ -130,6 +130,8 @@ def _request(
                 f"metric {metric!r} of {source} cannot filter or group by {key!r}: "
                 f"expected one of {', '.join(keys)}"
             )
+    if "level" in where and metric != "count":
+        raise ValueError(f"'level' filters counts of logs only, not {metric!r}")
     if agg not in (None, "avg", "max"):
         raise ValueError(f"unknown agg {agg!r}: expected 'avg' or 'max'")
     sel: dict[str, Any] = {"since_ns": start_ns, "until_ns": end_ns}
@@ -139,7 +141,7 @@ def _request(
         text = str(value)
         field = keys[key]
         if key == "level":
-            sel["min_severity"] = _level(value)
+            sel["min_severity"] = level_number(value)
         elif field in ("service", "component", "name"):
             sel[field] = text
         elif field == "type":
@@ -178,7 +180,8 @@ def _request(
     return _Request(_KIND[source], Selection(**sel), tuple(groups), tuple(labels), tuple(post), measures)
 
 
-def _level(value: Any) -> int:
+def level_number(value: Any) -> int:
+    """A ``level`` filter (``"error"``, ``"WARNING"``, a severity number) as its severity number."""
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     number = SEVERITY_NUMBERS.get(str(value).strip().upper())
