@@ -89,3 +89,42 @@ def test_serve_says_when_the_ui_port_is_taken(tmp_path: Path) -> None:
         )
     assert proc.returncode != 0
     assert f"could not listen on 127.0.0.1:{taken}" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_serve_stops_promptly_with_a_live_tail_open(tmp_path: Path) -> None:
+    """An open Server-Sent Events stream (a browser on the logs page) does not hold Ctrl-C up."""
+    import threading
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(CLISIGHT), "serve", "--port", str(port), "--store", str(tmp_path / "s.db")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    opened = threading.Event()
+
+    def follow() -> None:
+        try:
+            with httpx.stream("GET", f"http://127.0.0.1:{port}/logs/stream", timeout=30) as stream:
+                for _ in stream.iter_lines():
+                    opened.set()
+        except httpx.HTTPError:
+            pass  # the server closed the stream: what this test waits for
+
+    reader = threading.Thread(target=follow, daemon=True)
+    try:
+        _wait(port, proc)
+        reader.start()
+        assert opened.wait(10), "the stream did not open"
+        stopping = time.monotonic()
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert proc.returncode == 0, stderr
+    assert time.monotonic() - stopping < 15
+    reader.join(timeout=10)
+    assert not reader.is_alive()
