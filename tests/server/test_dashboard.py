@@ -172,6 +172,27 @@ def test_logs_filter_by_level_service_and_text(served: App) -> None:
         assert "needle-two" in page and "needle-one" not in page
 
 
+def test_logs_page_back_through_older_lines(served: App) -> None:
+    import html
+
+    now = time.time_ns()
+    with served.client() as client:
+        for i, message in enumerate(("pager-oldest", "pager-middle", "pager-newest")):
+            served.send(client, "/v1/logs", log_body([message], time_ns=now - (3 - i) * 1_000_000_000))
+        first = client.get("/logs", params={"q": "pager-", "limit": "1"}).text
+        assert "pager-newest" in first and "pager-middle" not in first and 'id="live"' in first
+        older = re.search(r'<a href="\?([^"]+)">older lines</a>', first)
+        assert older
+        second = client.get("/logs?" + html.unescape(older.group(1))).text
+        assert "pager-middle" in second and "pager-newest" not in second
+        assert 'id="live"' not in second and "back to the newest" in second  # no live tail into the past
+        third = client.get(
+            "/logs?" + html.unescape(re.findall(r'<a href="\?([^"]+)">older lines</a>', second)[0])
+        )
+        assert "pager-oldest" in third.text and "pager-middle" not in third.text
+        assert client.get("/logs?before=soon").status_code == 400
+
+
 def test_bad_filters_are_a_clear_400(served: App) -> None:
     with served.client() as client:
         for path, words in (

@@ -201,6 +201,7 @@ class LogsParams:
     q: str = ""
     range: str = "24h"
     limit: int = 200
+    before: int = 0  # older lines: those before this time (ns), within ``range`` of it
 
     @classmethod
     def parse(cls, args: dict[str, str]) -> LogsParams:
@@ -213,6 +214,9 @@ class LogsParams:
         limit_text = args.get("limit", "200")
         if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_TAIL:
             raise ValueError(f"limit must be a whole number from 1 to {MAX_TAIL}, not {limit_text!r}")
+        before_text = args.get("before", "") or "0"
+        if not before_text.isdigit() or int(before_text) >= 2**63:
+            raise ValueError(f"before must be a time in nanoseconds since the epoch, not {before_text!r}")
         return cls(
             level=level,
             service=args.get("service", "")[:200],
@@ -220,12 +224,17 @@ class LogsParams:
             q=args.get("q", "")[:200],
             range=span,
             limit=int(limit_text),
+            before=int(before_text),
         )
 
     def filter(self, now_ns: int | None = None) -> Filter:
-        since = None if now_ns is None else now_ns - RANGES[self.range]
+        """What to show: ``range`` back from now (or from ``before``); without ``now_ns`` (the live
+        tail) no time bound."""
+        end = self.before - 1 if self.before else now_ns
+        since = None if end is None else max(end - RANGES[self.range], 0)
         return Filter(
             since=since,
+            until=end if self.before else None,
             service=self.service or None,
             component=self.component or None,
             level=parse_level(self.level) if self.level else None,
@@ -237,6 +246,7 @@ class LogsParams:
 class Logs:
     lines: list[LogLine]  # newest first
     last_id: int  # the cursor live updates start from
+    oldest_ns: int  # the time of the oldest line shown (the "older" link starts there)
     services: list[str]
     components: list[str]
 
@@ -249,7 +259,10 @@ def logs(q: Query, now_ns: int, params: LogsParams) -> Logs:
         {str(r["service"]) for r in q.reader.aggregate("log", week, ("service",)) if r["count"]}
     )
     components = [c.key for c in q.components(Filter(since=now_ns - 7 * DAY_NS), 50)]
-    return Logs(lines, max((line.id for line in lines), default=0), services, sorted(components))
+    last_id = max((line.id for line in lines), default=0)
+    return Logs(
+        lines, last_id, min((line.time_ns for line in lines), default=0), services, sorted(components)
+    )
 
 
 def newest_log_id(q: Query) -> int:

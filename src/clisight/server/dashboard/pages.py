@@ -197,8 +197,8 @@ class Dashboard:
         except ValueError as exc:
             return self.problem(request, 400, str(exc))
         found = data.logs(self.query, time.time_ns(), params)
-        query = {k: v for k, v in vars_of(params).items() if v and k not in ("range", "limit")}
-        stream = "/logs/stream?" + urlencode({**query, "after": found.last_id})
+        query = {k: v for k, v in vars_of(params).items() if v and k not in ("range", "limit", "before")}
+        stream = "" if params.before else "/logs/stream?" + urlencode({**query, "after": found.last_id})
         return self.render(request, "logs.html", title="Logs", p=params, found=found, stream=stream)
 
     async def stream(self, request: Request) -> Response:
