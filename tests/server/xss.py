@@ -75,6 +75,7 @@ def log_body(
     attributes: dict[str, str] | None = None,
     severity: int = 9,
     time_ns: int | None = None,
+    event_name: str = "",
 ) -> dict[str, Any]:
     """An OTLP/JSON ``ExportLogsServiceRequest`` with one record per message."""
     now = time_ns if time_ns is not None else time.time_ns()
@@ -85,6 +86,7 @@ def log_body(
             "severityText": "ERROR" if severity >= 17 else "INFO",
             "body": {"stringValue": message},
             "attributes": _attrs(attributes or {}),
+            **({"eventName": event_name} if event_name else {}),
         }
         for i, message in enumerate(messages)
     ]
@@ -136,6 +138,8 @@ def hostile_bodies(trace_id: str) -> list[tuple[str, dict[str, Any]]]:
         error_attrs = {"exception.type": f"Xss{i}Error{payload}", "exception.message": payload}
         error_attrs["exception.stacktrace"] = f"Traceback:\n  File {payload}\n{payload}"
         out.append(("/v1/logs", log_body([payload], service=payload, attributes=error_attrs, severity=17)))
+        # A usage event named by the payload (the usage page charts events by name).
+        out.append(("/v1/logs", log_body([payload], service=payload, severity=0, event_name=payload)))
     out.append(
         ("/v1/traces", span_body(trace_id, list(XSS_PAYLOADS), XSS_PAYLOADS[0], {XSS_PAYLOADS[1]: "v"}))
     )
