@@ -321,6 +321,26 @@ def test_with_a_token_the_browser_logs_in_once_by_the_address(demo_db: Path) -> 
         app.close()
 
 
+def test_a_token_with_any_characters_logs_in(demo_db: Path) -> None:
+    app = App(demo_db, token="clé-ünï-tøken")
+    try:
+        with app.client() as client:
+            login = client.get("/?token=cl%C3%A9-%C3%BCn%C3%AF-t%C3%B8ken")
+            assert login.status_code == 303
+            assert client.get("/").status_code == 200
+    finally:
+        app.close()
+
+
+def test_the_health_page_counts_what_the_receiver_took(served: App) -> None:
+    with served.client() as client:
+        served.send(client, "/v1/logs", log_body(["one", "two", "three"]))
+        page = client.get("/health").text
+    receiver = page.split("OTLP receiver", 1)[1]
+    row = re.search(r"<tr><td>logs</td>(.*?)</tr>", receiver, re.S)
+    assert row and '<td class="n">3</td>' in row.group(1) and "200: 1" in row.group(1)
+
+
 def test_the_host_check_covers_the_dashboard(served: App) -> None:
     with TestClient(served.app, base_url="http://attacker.example") as client:
         assert client.get("/").status_code == 403

@@ -232,7 +232,7 @@ class Guard:
         pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
         given = [v for k, v in pairs if k == "token"]
         assert self.token is not None and self.session is not None
-        if len(given) != 1 or not hmac.compare_digest(given[0].encode("latin-1", "replace"), self.token):
+        if len(given) != 1 or not hmac.compare_digest(given[0].encode("utf-8", "replace"), self.token):
             return None
         rest = urlencode([(k, v) for k, v in pairs if k != "token"])
         location = scope.get("root_path", "") + scope["path"] + (f"?{rest}" if rest else "")
