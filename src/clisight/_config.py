@@ -368,6 +368,14 @@ PARAMS += (
         "daily_usd, session_usd, daily_tokens, session_tokens: a table or 'daily_usd=5,session_tokens=2e5'",
         "LLM budgets; crossing one records a WARNING and calls the budget callback (0 or absent: none).",
     ),
+    Param(
+        "expose_metrics",
+        _str_list,
+        (),
+        "a comma-separated list of metric names",
+        "Counters and gauges `clisight serve` serves on /metrics besides those marked expose=True"
+        " (metrics received over OTLP, say).",
+    ),
 )
 # Alerting (clisight.alerts): the rules file, how often `clisight serve` evaluates it, and the
 # dashboard address notifications link to.

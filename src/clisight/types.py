@@ -19,6 +19,9 @@ EVENT: Final = "event"
 ERROR: Final = "error"
 SESSION: Final = "session"
 KINDS: Final = (LOG, SPAN, METRIC, EVENT, ERROR, SESSION)
+# A metric point's attribute asking for its series to be served on ``/metrics`` (``expose=True`` on
+# the instrument); not a label of the series.
+EXPOSE_KEY: Final = "clisight.expose"
 
 # Severity numbers follow OpenTelemetry's log data model so OTLP maps one to one.
 # PERFORMANCE sits between INFO (9) and WARN (13): visible at the default INFO threshold,

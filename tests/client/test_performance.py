@@ -186,6 +186,31 @@ def test_counters_add_up_in_memory_and_are_written_as_delta_points_at_flush() ->
     )
 
 
+def test_exposed_instruments_mark_every_point_and_others_none() -> None:
+    class Hostile:
+        def __bool__(self) -> bool:
+            raise RuntimeError("no truth here")
+
+    with capture() as sink:
+        clisight.counter("jobs.done").add(1)  # created before it was asked to be exposed
+        jobs = clisight.counter("jobs.done", expose=True)
+        jobs.add(2, queue="mail")
+        clisight.gauge("queue.depth", expose=True).set(3)
+        clisight.gauge("queue.depth").set(4)  # the cached gauge stays exposed
+        clisight.counter("hidden").add(5)
+        clisight.counter("odd", expose=Hostile()).add(6)  # never raises; not exposed
+        clisight.flush(5)
+    marked = {(p.name, p.value): p.attributes.get("clisight.expose") for p in sink.of_kind("metric")}
+    assert marked == {
+        ("jobs.done", 1.0): True,  # the counter is exposed by the time it is collected
+        ("jobs.done", 2.0): True,
+        ("queue.depth", 3.0): True,
+        ("queue.depth", 4.0): True,
+        ("hidden", 5.0): None,
+        ("odd", 6.0): None,
+    }
+
+
 def test_gauges_and_histograms_write_points_with_their_attributes() -> None:
     with capture() as sink:
         clisight.gauge("queue.depth").set(12, queue="jobs")

@@ -258,6 +258,44 @@ def test_a_collector_that_stays_down_spools_and_the_next_run_sends_it(tmp_path: 
         assert sorted(r["name"] for r in served.stored("span")) == ["op0", "op1", "op2", "op3"]
 
 
+def test_what_was_spooled_while_the_collector_was_down_is_sent_by_the_same_process_once_it_is_back(
+    tmp_path: Path,
+) -> None:
+    spool = tmp_path / "otlp.spool"
+    down = (503, {}, b"")
+    # Two attempts of the first batch fail (spooled), then the collector is back for good.
+    with Collector([down, down, OK]) as collector:
+        sink = OtlpHttpSink(collector.url, env={}, spool_dir=spool, max_attempts=2, sleep=lambda s: None)
+        pipeline = Pipeline([sink], batch_size=3)
+        first, later = spans(5)[:3], spans(5)[3:]
+        for record in first:
+            pipeline.emit(record)
+        assert pipeline.flush(timeout=20)
+        [stats] = pipeline.stats()
+        assert (stats.stored, stats.spooled, sink.replayed) == (0, 3, 0)
+        for record in later:
+            pipeline.emit(record)
+        assert pipeline.flush(timeout=20)  # this batch gets through, then the spool is sent
+        assert sink.replayed == 3
+        sent = [
+            span.name
+            for _, _, body in collector.requests[2:]
+            for span in ExportTraceServiceRequest.FromString(gzip.decompress(body))
+            .resource_spans[0]
+            .scope_spans[0]
+            .spans
+        ]
+        assert sorted(sent) == ["op0", "op1", "op2", "op3", "op4"]
+        started = time.monotonic()
+        pipeline.shutdown(timeout=20)  # False: not every record was stored by this sink's writes
+        assert time.monotonic() - started < 5
+    [stats] = pipeline.stats()
+    # The spooled records stay counted as spooled (emitted = stored + dropped + spooled); the
+    # sink counts them replayed, as the next process would.
+    assert (stats.emitted, stats.stored, stats.dropped, stats.spooled) == (5, 2, 0, 3)
+    assert not spool.exists() or not any(spool.iterdir())
+
+
 def test_an_unreachable_endpoint_is_a_counted_loss_within_the_deadline() -> None:
     with Collector([OK]) as collector:
         url = collector.url

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import pickle
 import signal
 import socket
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,15 +18,42 @@ from clisight import _config
 from clisight.cli._common import CommandError, open_store, resolve_store_url
 from clisight.cli._text import clean
 
+if TYPE_CHECKING:
+    from clisight.pipeline.redact import Redactor
+
 DEFAULT_PORT = 4318  # OTLP/HTTP's registered port
 QUEUE_SIZE = 100_000  # records held for the writer: a few seconds of a busy collector
 BATCH_SIZE = 2_048
+# Received records are queryable within this (a busy receiver writes sooner: a batch is ready).
+FLUSH_INTERVAL_S = 0.1
 MAX_CONCURRENT = 64  # requests being read or decoded at once
+MAX_DEFAULT_WORKERS = 4
 STOP_GRACE_S = 3  # how long a stop waits for open requests (live-tail streams) before closing them
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:
     """Stands in for SIGINT's and SIGTERM's handlers while uvicorn runs (it handles them itself)."""
+
+
+def _pool(workers: int | None, redactor: Redactor) -> ProcessPoolExecutor | None:
+    """Processes that decode and map traces and logs, started now (so the first requests do not
+    wait for them), or None to map in the server process."""
+    count = min(os.cpu_count() or 1, MAX_DEFAULT_WORKERS) if workers is None else workers
+    if count < 1 or (workers is None and count < 2):
+        return None
+    import multiprocessing
+
+    from clisight.server.otlp import start_worker
+
+    try:
+        pickle.dumps(redactor)
+    except Exception:  # a redactor of the user's own that cannot travel: map in this process
+        return None
+    # spawn: the server already runs threads (the pipeline's writer), which fork would not copy.
+    pool = ProcessPoolExecutor(count, multiprocessing.get_context("spawn"), start_worker, (redactor,))
+    for started in [pool.submit(os.getpid) for _ in range(count)]:
+        started.result(timeout=60)
+    return pool
 
 
 def is_loopback(host: str) -> bool:
@@ -142,6 +172,20 @@ def _start_alerts(query: Any, path: Path | None, config: _config.Config) -> Any:
     default=None,
     help="Also serve the dashboard (and everything else) on this port, e.g. 8080.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 64),
+    default=None,
+    help="Processes that decode and map OTLP traces and logs (default: one per CPU, at most 4;"
+    " 0: all in the server process).",
+)
+@click.option(
+    "--expose",
+    multiple=True,
+    metavar="METRIC",
+    help="Serve this counter or gauge on /metrics too (besides those marked expose=True and the"
+    " expose_metrics setting): for metrics received over OTLP.",
+)
 def serve(
     host: str,
     port: int,
@@ -150,6 +194,8 @@ def serve(
     allow_host: tuple[str, ...],
     max_body_mb: float,
     ui_port: int | None,
+    workers: int | None,
+    expose: tuple[str, ...],
 ) -> None:
     """Receive OpenTelemetry data (OTLP/HTTP, protobuf or JSON) into the store.
 
@@ -194,15 +240,21 @@ def serve(
     config = _config.resolve({"store": url})
     rules_path = _alert_rules(config)
     sink = StoreSink.from_config(url, config)
-    pipeline = Pipeline([sink], queue_size=QUEUE_SIZE, batch_size=BATCH_SIZE)
+    from clisight.query.exposed import ExposedMetrics
+
+    redactor = redactor_from_config(config)
+    pool = _pool(workers, redactor)
+    pipeline = Pipeline([sink], queue_size=QUEUE_SIZE, batch_size=BATCH_SIZE, flush_interval=FLUSH_INTERVAL_S)
     app = create_app(
         pipeline,
-        redactor_from_config(config),
+        redactor,
         max_body=int(max_body_mb * 1024 * 1024),
         token=token,
         allowed_hosts=[host, *allow_host],
         pipeline_stats=pipeline.stats,
         query=opened.query,
+        exposed=ExposedMetrics(opened.query, [*config["expose_metrics"], *expose]),
+        pool=pool,
     )
     # At most MAX_CONCURRENT requests in flight (uvicorn answers 503 beyond): with the body limit and
     # the bounded write queue, the server's memory has a ceiling whatever the clients do.
@@ -229,6 +281,8 @@ def serve(
     finally:
         for sig, handler in quiet.items():
             signal.signal(sig, handler)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)  # requests have been answered by now
         if scheduler is not None:
             scheduler.stop(timeout=5)
         opened.query.close()

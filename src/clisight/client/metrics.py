@@ -6,6 +6,7 @@
     requests.add(1, route="/v1/messages", status=200)
     clisight.gauge("queue.depth").set(12)
     clisight.histogram("llm.latency", unit="s").record(1.42, model="claude-sonnet-4")
+    clisight.counter("jobs.done", expose=True).add(1, queue="mail")  # also on `clisight serve`'s /metrics
 
 Each becomes metric points through the pipeline; the store keeps per-minute rollups of every metric
 (count, sum, min, max and a quantile sketch), so reports never read the points themselves.
@@ -18,6 +19,11 @@ Each becomes metric points through the pipeline; the store keeps per-minute roll
 
 Instruments are cached by name: ``counter("x")`` twice is the same counter.  No call raises into
 the program; values that are not finite numbers (and negative counter increments) are ignored.
+
+``expose=True`` (counters and gauges) marks every point of the instrument (the reserved attribute
+``clisight.expose``, stored with the series and never a label), and ``clisight serve`` then serves
+the series on ``GET /metrics`` for Prometheus: a counter's running total, a gauge's last value, one
+sample per attribute set.  Asking once is enough: the cached instrument keeps it.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from clisight._safety import _raise_internal, guard, record_internal_error
 from clisight.client import context as _ctx
 from clisight.client import core as _core
 from clisight.pipeline.redact import as_repr, as_text
+from clisight.types import EXPOSE_KEY
 
 _NUMBER: Final = (int, float)
 _INF: Final = math.inf
@@ -61,6 +68,13 @@ def _key(attributes: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     return key
 
 
+def _truthy(value: Any) -> bool:
+    try:
+        return bool(value)
+    except Exception:  # a hostile __bool__: not asked for
+        return False
+
+
 def _hashable(value: Any) -> bool:
     try:
         hash(value)
@@ -83,12 +97,13 @@ def _attach(client: Any) -> None:
 class Counter:
     """A monotonic sum per attribute set (requests, tokens, retries)."""
 
-    __slots__ = ("_lock", "_sums", "description", "name", "unit")
+    __slots__ = ("_lock", "_sums", "description", "expose", "name", "unit")
 
-    def __init__(self, name: str, unit: str = "", description: str = "") -> None:
+    def __init__(self, name: str, unit: str = "", description: str = "", expose: bool = False) -> None:
         self.name = name if type(name) is str else as_text(name)
         self.unit = unit if type(unit) is str else as_text(unit)
         self.description = description
+        self.expose = expose
         self._sums: dict[tuple[tuple[str, Any], ...], float] = {}
         self._lock = threading.Lock()
 
@@ -131,15 +146,16 @@ class Counter:
 class Gauge:
     """A value now (queue depth, memory in use): one point per :meth:`set`."""
 
-    __slots__ = ("description", "name", "unit")
+    __slots__ = ("description", "expose", "name", "unit")
 
-    def __init__(self, name: str, unit: str = "", description: str = "") -> None:
+    def __init__(self, name: str, unit: str = "", description: str = "", expose: bool = False) -> None:
         self.name = name if type(name) is str else as_text(name)
         self.unit = unit if type(unit) is str else as_text(unit)
         self.description = description
+        self.expose = expose
 
     def set(self, value: float, /, **attributes: Any) -> None:
-        _point(self.name, "gauge", self.unit, value, attributes)
+        _point(self.name, "gauge", self.unit, value, attributes, self.expose)
 
 
 class Histogram:
@@ -157,7 +173,9 @@ class Histogram:
         _point(self.name, "histogram", self.unit, value, attributes)
 
 
-def _point(name: str, kind: str, unit: str, value: Any, attributes: dict[str, Any]) -> None:
+def _point(
+    name: str, kind: str, unit: str, value: Any, attributes: dict[str, Any], expose: bool = False
+) -> None:
     client = _core._client
     if client is None:
         return
@@ -171,6 +189,8 @@ def _point(name: str, kind: str, unit: str, value: Any, attributes: dict[str, An
         attrs["type"] = kind
         if unit:
             attrs["unit"] = unit
+        if expose:
+            attrs[EXPOSE_KEY] = True
         client.emit(build.metric(name, number, attrs, ctx))
     except Exception as error:
         client.pipeline.count_lost()
@@ -196,30 +216,42 @@ def collect(client: Any) -> int:
                 attrs: dict[str, Any] = {**dict(key), "type": "counter", "temporality": "delta"}
                 if counter.unit:
                     attrs["unit"] = counter.unit
+                if counter.expose:
+                    attrs[EXPOSE_KEY] = True
                 client.emit(build.metric(counter.name, number, attrs, ctx))
                 points += 1
     return points
 
 
-def _instrument(cls: type[Any], name: str, unit: str, description: str) -> Any:
+def _instrument(cls: type[Any], name: str, unit: str, description: str, *extra: Any) -> Any:
     key = (cls.__name__, name if type(name) is str else as_text(name))
     found = _instruments.get(key)
     if found is None:
         with _registry_lock:
             found = _instruments.get(key)
             if found is None:
-                found = _instruments[key] = cls(name, unit, description)
+                found = _instruments[key] = cls(name, unit, description, *extra)
     return found
 
 
-def counter(name: str, unit: str = "", description: str = "") -> Counter:
-    """The counter named ``name`` (created on first use)."""
-    return _instrument(Counter, name, unit, description)  # type: ignore[no-any-return]
+def counter(name: str, unit: str = "", description: str = "", *, expose: bool = False) -> Counter:
+    """The counter named ``name`` (created on first use).  ``expose=True``: ``clisight serve``
+    serves its running total on ``/metrics`` (kept once asked for, by any call)."""
+    expose = _truthy(expose)
+    found: Counter = _instrument(Counter, name, unit, description, expose)
+    if expose and not found.expose:
+        found.expose = True
+    return found
 
 
-def gauge(name: str, unit: str = "", description: str = "") -> Gauge:
-    """The gauge named ``name`` (created on first use)."""
-    return _instrument(Gauge, name, unit, description)  # type: ignore[no-any-return]
+def gauge(name: str, unit: str = "", description: str = "", *, expose: bool = False) -> Gauge:
+    """The gauge named ``name`` (created on first use).  ``expose=True``: ``clisight serve``
+    serves its last value on ``/metrics`` (kept once asked for, by any call)."""
+    expose = _truthy(expose)
+    found: Gauge = _instrument(Gauge, name, unit, description, expose)
+    if expose and not found.expose:
+        found.expose = True
+    return found
 
 
 def histogram(name: str, unit: str = "", description: str = "") -> Histogram:

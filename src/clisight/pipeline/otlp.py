@@ -26,8 +26,9 @@ Delivery follows the OTLP/HTTP specification: 429, 502, 503 and 504 and connecti
 retried with exponential backoff and jitter, honouring ``Retry-After``, within the pipeline's
 deadline; every other status (400 included) is never retried: the records are counted dropped
 (:class:`~clisight.exceptions.SinkRejected`), as are those a ``partial_success`` names.  When the
-backend stays down, the batch goes to this sink's spool (if it has one) and the next process
-with the same spool sends it first: at least once (a batch cut off mid-replay may arrive twice).
+backend stays down, the batch goes to this sink's spool (if it has one), and is sent by the same
+process as soon as a later batch gets through (the backend is back), or else by the next process
+with the same spool, first: at least once (a batch cut off mid-replay may arrive twice).
 """
 
 from __future__ import annotations
@@ -359,6 +360,11 @@ class OtlpHttpSink:
         import httpx  # the `otlp` extra; imported in the writer thread, off the host's path
 
         self._client = httpx.Client(headers={"User-Agent": "clisight-otlp-exporter"})
+        self._replay(deadline)
+
+    def replay(self, deadline: Deadline | None = None) -> None:
+        """Send what the spool holds (the pipeline calls this when a write succeeds again after
+        batches were spooled while the backend was down); what still fails stays spooled."""
         self._replay(deadline)
 
     def _replay(self, deadline: Deadline | None) -> None:

@@ -289,7 +289,9 @@ class PatternRedactor:
                 return self._scrub(attrs, 0, [_MAX_ITEMS])
             kind = type(val)
             if kind is str:
-                if cache.get(val) is not val:
+                # Equal, not only identical: a string decoded from a request is a new object each time.
+                clean = cache.get(val)
+                if clean is not val and clean != val:
                     return self._scrub(attrs, 0, [_MAX_ITEMS])
             elif not (kind is int or kind is float or val is None or kind is bool):
                 return self._scrub(attrs, 0, [_MAX_ITEMS])

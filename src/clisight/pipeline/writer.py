@@ -110,6 +110,9 @@ class Channel:
         self.dropped_error = 0
         self.dropped_full = 0
         self.spooled = 0
+        # Records went to the spool while the process runs (its destination was down): once a write
+        # succeeds again, the sink sends them (replay) without waiting for the next process.
+        self.spooled_while_running = False
         self.errors = 0
         self.last_error: str | None = None
         self.closed = False  # no more records are coming: drain and stop
@@ -230,6 +233,24 @@ class Channel:
             self._recover(batch, exc, key)
         else:
             self._settle(key, stored=len(batch))
+            if self.spooled_while_running and not self._out_of_time():
+                self._replay_spool()
+
+    def _replay_spool(self) -> None:
+        """The destination is back: close this process's spool file (so it can be claimed) and let
+        the sink send what is spooled.  Those records stay counted as spooled (the sink counts them
+        as replayed), as when the next process sends them; what fails again stays on disk."""
+        self.spooled_while_running = False
+        replay = getattr(self.sink, "replay", None)
+        if replay is None or self.spool is None:
+            return
+        self.spool.close()
+        try:
+            replay(self.deadline)
+        except Exception as exc:  # the sink's failure: counted; the files wait for a later pass
+            with self.lock:
+                self.errors += 1
+                self.last_error = f"replay: {type(exc).__name__}: {safe_str(exc)}"[:300]
 
     def _settle(self, key: str, stored: int = 0, dropped: int = 0, spooled: int = 0) -> None:
         """Count how the batch under ``key`` ended, unless the exiting thread has spooled (and
@@ -314,6 +335,8 @@ class Channel:
             # import stores one copy).
             if self.spool.append(batch, key or None):
                 self._settle(key, spooled=len(batch))
+                if not out_of_time:
+                    self.spooled_while_running = True
                 return
         self._settle(key, dropped=len(batch))
 

@@ -17,12 +17,15 @@ Responses follow the OTLP/HTTP specification:
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from concurrent.futures import BrokenExecutor, Executor
 from typing import Any, Final, Protocol
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -30,16 +33,20 @@ from starlette.routing import BaseRoute, Mount, Route
 from clisight.pipeline.redact import Redactor
 from clisight.pipeline.writer import SinkStats
 from clisight.query import Query
+from clisight.query.exposed import ExposedMetrics
 from clisight.server.otlp import (
     JSON,
+    POOLED_SIGNALS,
     PROTOBUF,
     SIGNALS,
     BadRequest,
+    Mapped,
     Mapper,
     TooLarge,
     decode,
     encode_response,
     gunzip,
+    map_in_worker,
 )
 from clisight.types import Record
 
@@ -101,11 +108,19 @@ def _error(status: int, reason: str, content_type: str = JSON, **headers: str) -
 class Receiver:
     """The three ``/v1/*`` endpoints."""
 
-    def __init__(self, queue: RecordQueue, redactor: Redactor, max_body: int = DEFAULT_MAX_BODY) -> None:
+    def __init__(
+        self,
+        queue: RecordQueue,
+        redactor: Redactor,
+        max_body: int = DEFAULT_MAX_BODY,
+        pool: Executor | None = None,
+    ) -> None:
         self.queue = queue
         self.mapper = Mapper(redactor)
         self.max_body = max_body
         self.stats = ReceiverStats()
+        # Processes started with start_worker(redactor) that decode and map traces and logs.
+        self.pool = pool
 
     def routes(self) -> list[Route]:
         return [
@@ -135,7 +150,7 @@ class Receiver:
             body = await self._read(request)
             if encoding == "gzip":
                 body = gunzip(body, self.max_body)
-            mapped = self.mapper.map(signal, decode(signal, content_type, body))
+            mapped = await self._map(signal, content_type, body)
         except BadRequest as exc:  # TooLarge included
             return _error(exc.status, str(exc), content_type)
         if mapped.records and not self.queue.offer(mapped.records):
@@ -152,6 +167,18 @@ class Receiver:
             200,
             media_type=content_type,
         )
+
+    async def _map(self, signal: str, content_type: str, body: bytes) -> Mapped:
+        pool = self.pool
+        if pool is not None and signal in POOLED_SIGNALS:
+            try:
+                return await asyncio.get_running_loop().run_in_executor(
+                    pool, map_in_worker, signal, content_type, body
+                )
+            except BrokenExecutor:
+                # A pool process died (killed, out of memory): map here from now on, losing nothing.
+                self.pool = None
+        return self.mapper.map(signal, decode(signal, content_type, body))
 
     async def _read(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")
@@ -282,12 +309,16 @@ def create_app(
     allowed_hosts: Iterable[str] = (),
     pipeline_stats: Callable[[], Sequence[SinkStats]] | None = None,
     query: Query | None = None,
+    exposed: ExposedMetrics | None = None,
+    pool: Executor | None = None,
     dashboard: bool = True,
 ) -> Starlette:
-    """The server's ASGI app behind the guard: the OTLP receiver, ``/metrics``, and with a
-    ``query`` the REST API under ``/api/v1`` and (unless ``dashboard`` is false) the web dashboard
-    at ``/``.  Every response carries the dashboard's security headers (a strict CSP)."""
-    receiver = Receiver(queue, redactor, max_body)
+    """The server's ASGI app behind the guard: the OTLP receiver, ``/metrics`` (with ``exposed``,
+    the series users asked to expose too), and with a ``query`` the REST API under ``/api/v1`` and
+    (unless ``dashboard`` is false) the web dashboard at ``/``.  Every response carries the
+    dashboard's security headers (a strict CSP).  With a ``pool`` of processes started by
+    ``otlp.start_worker(redactor)``, traces and logs are decoded and mapped there."""
+    receiver = Receiver(queue, redactor, max_body, pool)
 
     async def metrics(request: Request) -> Response:
         from clisight.server import prometheus
@@ -296,7 +327,9 @@ def create_app(
         stats = receiver.stats
         items = [(sig, "accepted", n) for sig, n in stats.accepted.items()]
         items += [(sig, "rejected", n) for sig, n in stats.rejected.items()]
-        body = prometheus.render(sinks, stats.requests.items(), items)
+        # Store reads: in a worker thread, so the receiver's loop keeps answering meanwhile.
+        series = await run_in_threadpool(exposed.collect) if exposed is not None else []
+        body = prometheus.render(sinks, stats.requests.items(), items, series)
         return Response(body, media_type=prometheus.CONTENT_TYPE)
 
     routes: list[BaseRoute] = [*receiver.routes(), Route("/metrics", metrics, methods=["GET"])]

@@ -464,18 +464,28 @@ def _map(records: Iterable[Record]) -> MappedBatch:
             if sid is not None:
                 _session_entry(counts, sid, time_ns, service, rec.resource)[2] += 1
         elif kind == "span":
-            span_events = attrs.get("span.events") if attrs else None
-            rest, user = _split_user(attrs)
+            # The hottest branch (the OTLP receiver's spans): no user_id attribute and no session
+            # are the common case, and the operation cell is updated inline.
+            if attrs:
+                span_events = attrs.get("span.events")
+                span_kind = attrs.get("span.kind", "")
+                if "user_id" in attrs:
+                    rest, user = _split_user(attrs)
+                else:
+                    rest, user = attrs, None
+            else:
+                span_events, span_kind, rest, user = None, "", None, None
+            name, end_ns, severity = rec.name, rec.end_ns, rec.severity
             out.spans.append(
                 (
                     rec.trace_id,
                     rec.span_id,
                     rec.parent_span_id,
-                    rec.name,
-                    str(attrs.get("span.kind", "")) if attrs else "",
+                    name,
+                    span_kind if type(span_kind) is str else str(span_kind),
                     time_ns,
-                    rec.end_ns,
-                    rec.severity,
+                    end_ns,
+                    severity,
                     rest,
                     span_events or None,
                     user,
@@ -485,11 +495,15 @@ def _map(records: Iterable[Record]) -> MappedBatch:
             )
             if sid is not None:
                 _session_entry(counts, sid, time_ns, service, rec.resource)  # bounds only, no count
-            if rec.end_ns is not None:
-                acc = cell(bucket, "operation", service, rec.name, "")
-                acc.count += 1
-                acc.errors += span_failed(rec.severity)
-                acc.add_value(max(rec.end_ns - time_ns, 0) / 1e9, True)
+            if end_ns is not None:
+                cell_key = (bucket, "operation", service, name, "")
+                op = minute.get(cell_key)
+                if op is None:
+                    op = minute[cell_key] = Acc()
+                op.count += 1
+                if severity:
+                    op.errors += span_failed(severity)
+                op.add_value(max(end_ns - time_ns, 0) / 1e9, True)
         elif kind == "metric":
             histogram = attrs.get("histogram") if attrs else None
             value = _number(rec.value)  # a float, or None for what is no finite number

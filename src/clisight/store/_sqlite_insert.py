@@ -1,14 +1,19 @@
 """A mapped batch (``_model.MappedBatch``) as SQLite statements, inside the caller's transaction.
 
-Rows of each table go in with one statement that reads them from one JSON array (``json_each``):
-``executemany`` releases and re-takes the GIL for every row, and while a host thread keeps the
-interpreter busy each re-take waits a whole switch interval (5 ms), so the writer would stall at a
-few hundred rows a second.  Rollup cells are upserted with ``executemany`` (a batch has few); their
-sketches and usage sums are merged by two SQL functions registered on the writer's connection.
+Rows of each table go in with one multi-row ``INSERT ... VALUES (...), (...)`` statement per chunk
+of up to SQLite's parameter limit (a batch of 2,000 spans is one statement): ``executemany``
+releases and re-takes the GIL for every row, and while a host thread keeps the interpreter busy
+each re-take waits a whole switch interval (5 ms), so the writer would stall at a few hundred rows
+a second.  (Reading the rows from one JSON array with ``json_each`` has the same one release, but
+SQLite parses each row's JSON once per column: three times the cost of binding.)
+
+Rollup cells are upserted with ``executemany`` (a batch has few); their sketches and usage sums
+are merged by two SQL functions registered on the writer's connection.
 """
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import zlib
 from collections.abc import Iterable
@@ -20,12 +25,7 @@ from clisight._sketch import QuantileSketch
 from clisight.store._model import SERIES_CODE, IdCache, MappedBatch, from_json, to_json
 from clisight.types import Resource
 
-# json_each and ->> arrived in SQLite 3.38; older libraries take the executemany path.
-_BULK = sqlite3.sqlite_version_info >= (3, 38, 0)
 _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS
-# A NUL character as orjson writes it in a JSON string (a literal backslash-u0000 in the text gives
-# a false positive, which only sends the batch down the slower exact path).
-_NUL = b"\\u0000"
 
 _LOGS = (
     "logs",
@@ -69,10 +69,12 @@ _SESSIONS: Final = (
     " first_ns = MIN(COALESCE(sessions.first_ns, excluded.first_ns), excluded.first_ns),"
     " last_ns = MAX(COALESCE(sessions.last_ns, excluded.last_ns), excluded.last_ns)"
 )
+# Every trace of the batch in one statement (per chunk of SQLite's parameter limit): {values} is
+# the rows' placeholders.
 _TRACES: Final = (
-    "INSERT INTO traces (id, first_ns, last_ns) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+    "INSERT INTO traces (id, first_ns, last_ns) VALUES {values} ON CONFLICT (id) DO UPDATE SET"
     " first_ns = MIN(traces.first_ns, excluded.first_ns), last_ns = MAX(traces.last_ns, excluded.last_ns)"
-    " RETURNING tid"
+    " RETURNING tid, id"
 )
 _GROUPS: Final = (
     "INSERT INTO error_groups (fingerprint, type, title, first_seen_ns, last_seen_ns, count)"
@@ -92,9 +94,10 @@ def _greatest(column: str) -> str:
     return f"COALESCE(MAX(rollups.{column}, excluded.{column}), rollups.{column}, excluded.{column})"
 
 
+# Every cell of the batch in one statement (per chunk of SQLite's parameter limit).
 _ROLLUPS: Final = (
     "INSERT INTO rollups (res, series, bucket_ns, key_id, count, errors, sum, min, max,"
-    " first_ns, last_ns, sketch, sums) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " first_ns, last_ns, sketch, sums) VALUES {values}"
     " ON CONFLICT (res, series, bucket_ns, key_id) DO UPDATE SET"
     " count = rollups.count + excluded.count, errors = rollups.errors + excluded.errors,"
     f" sum = rollups.sum + excluded.sum, min = {_least('min')}, max = {_greatest('max')},"
@@ -211,8 +214,13 @@ def insert_batch(conn: sqlite3.Connection, mb: MappedBatch, ids: Interner) -> No
         ).fetchone()
         sid[session_id] = int(row[0])
     tid: dict[str | None, int | None] = {None: None}
-    for trace_id, (first, last) in mb.traces.items():
-        tid[trace_id] = int(conn.execute(_TRACES, (trace_id, first, last)).fetchone()[0])
+    if mb.traces:
+        flat = [v for trace_id, (first, last) in mb.traces.items() for v in (trace_id, first, last)]
+        step = (_max_params(conn) // 3) * 3
+        for start in range(0, len(flat), step):
+            params = flat[start : start + step]
+            sql = _TRACES.format(values=_placeholders(3, len(params) // 3))
+            tid.update((trace_id, int(number)) for number, trace_id in conn.execute(sql, params))
     if mb.sessions:
         conn.executemany(
             _SESSIONS,
@@ -242,15 +250,7 @@ def insert_batch(conn: sqlite3.Connection, mb: MappedBatch, ids: Interner) -> No
             (2,),
         )
     if mb.spans:
-        _rows(
-            conn,
-            _SPANS,
-            [
-                (tid[r[0]], r[1], r[2], nid[r[3]], *r[4:10], nid[r[10]], _sid(sid, r[11]), rid[r[12]])
-                for r in mb.spans
-            ],
-            (8, 9),
-        )
+        _insert_flat(conn, _SPANS, 13, _span_params(mb.spans, tid, nid, sid, rid))
     if mb.metrics:
         _rows(
             conn,
@@ -286,13 +286,15 @@ def insert_batch(conn: sqlite3.Connection, mb: MappedBatch, ids: Interner) -> No
         )
     if mb.rollups:
         kid = ids.key_ids(conn, {key[2:] for key in mb.rollups})
-        conn.executemany(
-            _ROLLUPS,
-            [
-                (key[0], SERIES_CODE[key[2]], key[1], kid[key[2:]], *acc.row())
-                for key, acc in mb.rollups.items()
-            ],
-        )
+        flat = [
+            v
+            for key, acc in mb.rollups.items()
+            for v in (key[0], SERIES_CODE[key[2]], key[1], kid[key[2:]], *acc.row())
+        ]
+        step = (_max_params(conn) // 13) * 13
+        for start in range(0, len(flat), step):
+            params = flat[start : start + step]
+            conn.execute(_ROLLUPS.format(values=_placeholders(13, len(params) // 13)), params)
 
 
 _PACK_AT: Final = 256  # stacks shorter than this stay text
@@ -312,38 +314,85 @@ def _sid(sid: dict[str, int], session_id: str | None) -> int | None:
 def _rows(
     conn: sqlite3.Connection, table: tuple[str, str], rows: list[tuple[Any, ...]], json_cols: tuple[int, ...]
 ) -> None:
-    """Insert ``rows`` with one statement reading them from one JSON array.
+    """Insert ``rows``; columns in ``json_cols`` hold objects or None and go in as their JSON text."""
+    flat: list[Any] = []
+    for r in rows:
+        flat.extend(to_json(v) if i in json_cols and v is not None else v for i, v in enumerate(r))
+    _insert_flat(conn, table, len(rows[0]), flat)
 
-    Columns in ``json_cols`` hold objects or None; ``->>`` stores an object as its JSON text.
-    """
+
+def _insert_flat(conn: sqlite3.Connection, table: tuple[str, str], width: int, flat: list[Any]) -> None:
+    """Insert the rows of ``width`` columns laid end to end in ``flat``, with one multi-row
+    ``INSERT ... VALUES`` per chunk of as many rows as SQLite takes parameters for."""
     name, columns = table
-    width = len(rows[0])
-    blob = _rows_json(rows, json_cols) if _BULK else b""
-    if not _BULK or _NUL in blob:
-        # SQLite's ->> stops a text value at its first NUL: rows with one go through bound parameters.
-        fixed = [
-            tuple(to_json(v) if i in json_cols and v is not None else v for i, v in enumerate(row))
-            for row in rows
-        ]
-        marks = ", ".join("?" * width)
-        conn.executemany(f"INSERT INTO {name} ({columns}) VALUES ({marks})", fixed)
-        return
-    picks = ", ".join(f"value->>{i}" for i in range(width))
-    conn.execute(f"INSERT INTO {name} ({columns}) SELECT {picks} FROM json_each(?)", (blob,))
+    step = max(1, _max_params(conn) // width) * width
+    for start in range(0, len(flat), step):
+        params = flat[start : start + step]
+        sql = _values_sql(name, columns, width, len(params) // width)
+        try:
+            conn.execute(sql, params)
+        except sqlite3.ProgrammingError:
+            # A value SQLite cannot bind (an object where a number or text belongs): stored by its
+            # text, so one odd value costs only itself.
+            conn.execute(sql, [v if v is None or type(v) in _BINDABLE else str(v) for v in params])
 
 
-def _rows_json(rows: list[tuple[Any, ...]], json_cols: tuple[int, ...]) -> bytes:
-    try:
-        return orjson.dumps(rows, default=str, option=_JSON_OPTIONS)
-    except (TypeError, ValueError):
-        # One odd value (an integer beyond 64 bits, a cycle...) must not lose the batch: serialise
-        # the JSON columns one by one, with to_json's fallbacks, and send them as text.  What is
-        # still refused raises, and the writer isolates the record that carries it.
-        return orjson.dumps(
-            [
-                [to_json(v) if i in json_cols and v is not None else v for i, v in enumerate(row)]
-                for row in rows
-            ],
-            default=str,
-            option=_JSON_OPTIONS,
+_BINDABLE: Final = frozenset({int, float, str, bytes})
+
+
+def _span_params(
+    spans: list[tuple[Any, ...]],
+    tid: dict[str | None, int | None],
+    nid: dict[str | None, int | None],
+    sid: dict[str, int],
+    rid: dict[Resource, int],
+) -> list[Any]:
+    """The parameters of the span rows, in ``_SPANS`` order: the OTLP receiver's hot path, one pass."""
+    dumps = orjson.dumps
+    options = _JSON_OPTIONS
+    flat: list[Any] = []
+    extend = flat.extend
+    for r in spans:
+        attrs, events, session = r[8], r[9], r[11]
+        try:
+            a = None if attrs is None else dumps(attrs, option=options).decode()
+            e = None if events is None else dumps(events, option=options).decode()
+        except (TypeError, ValueError):  # what orjson refuses, to_json's fallbacks keep
+            a, e = _json_or_none(attrs), _json_or_none(events)
+        extend(
+            (
+                tid[r[0]],
+                r[1],
+                r[2],
+                nid[r[3]],
+                r[4],
+                r[5],
+                r[6],
+                r[7],
+                a,
+                e,
+                nid[r[10]],
+                None if session is None else sid[session],
+                rid[r[12]],
+            )
         )
+    return flat
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else to_json(value)
+
+
+def _max_params(conn: sqlite3.Connection) -> int:
+    # SQLite's limit on bound parameters in one statement (32766 since 3.32; 999 before).
+    return min(conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), 32766)
+
+
+@functools.lru_cache(maxsize=256)
+def _placeholders(width: int, count: int) -> str:
+    """``(?, ?), (?, ?)`` for ``count`` rows of ``width`` columns."""
+    return ", ".join(["(" + ", ".join("?" * width) + ")"] * count)
+
+
+def _values_sql(table: str, columns: str, width: int, count: int) -> str:
+    return f"INSERT INTO {table} ({columns}) VALUES {_placeholders(width, count)}"
