@@ -64,6 +64,7 @@ class NoveltyDetector(StatefulDetector):
 
     __slots__ = (
         "_dist",
+        "_grids",
         "_lag_slots",
         "_levels",
         "_mask",
@@ -74,6 +75,7 @@ class NoveltyDetector(StatefulDetector):
         "count",
         "first_time",
         "graded",
+        "grids",
         "hist",
         "hist_sum",
         "kmean",
@@ -87,7 +89,9 @@ class NoveltyDetector(StatefulDetector):
         "mask_p",
         "memory",
         "min_std",
+        "min_window",
         "orders",
+        "per_point",
         "prev",
         "prev2",
         "probation",
@@ -95,7 +99,11 @@ class NoveltyDetector(StatefulDetector):
         "rel_std",
         "season_period",
         "seen",
+        "stabilise",
+        "stabilised",
         "step",
+        "tail",
+        "trim",
         "use_season",
         "value_max",
         "value_min",
@@ -117,6 +125,12 @@ class NoveltyDetector(StatefulDetector):
         "orders",
         "memory",
         "graded",
+        "grids",
+        "trim",
+        "stabilise",
+        "per_point",
+        "min_window",
+        "tail",
     )
     _fields = (
         "count",
@@ -136,6 +150,7 @@ class NoveltyDetector(StatefulDetector):
         "step",
         "lag",
         "seen",
+        "stabilised",
     )
 
     def __init__(
@@ -154,6 +169,12 @@ class NoveltyDetector(StatefulDetector):
         orders: int = 3,
         memory: float = 1.0,
         graded: bool = True,
+        grids: int = 1,
+        trim: float = 0.0,
+        stabilise: bool = False,
+        per_point: bool = False,
+        min_window: int = 1,
+        tail: str = "negbin",
     ) -> None:
         if probation < 2:
             raise ValueError(f"probation must be >= 2 points, got {probation!r}")
@@ -177,14 +198,30 @@ class NoveltyDetector(StatefulDetector):
         self.orders = orders
         self.memory = memory
         self.graded = graded
-        self._window = max(1, round(self.probation * recent_fraction))
+        if not 1 <= grids <= 4:
+            raise ValueError(f"grids must be between 1 and 4, got {grids!r}")
+        if not 0.0 <= trim < 0.5:
+            raise ValueError(f"trim must be in [0, 0.5), got {trim!r}")
+        self.grids = int(grids)
+        self._grids = tuple(g / self.grids for g in range(self.grids))
+        self.trim = trim
+        self.stabilise = stabilise
+        self.stabilised = False
+        self.per_point = per_point
+        if tail not in ("negbin", "poisson"):
+            raise ValueError(f"tail must be 'negbin' or 'poisson', got {tail!r}")
+        if min_window < 1:
+            raise ValueError(f"min_window must be >= 1 point, got {min_window!r}")
+        self.tail = tail
+        self.min_window = min_window
+        self._window = max(1, min_window, round(self.probation * recent_fraction))
         self._mask = max(1, round(self.probation * mask_fraction))
         self.count = 0
         self.buffer: list[list[float]] = []  # [timestamp, value] during the learning period
         self.lo = 0.0
         self.width = 0.0
-        self.prev = -1
-        self.prev2 = -1
+        self.prev: list[int] = [-1] * self.grids
+        self.prev2: list[int] = [-1] * self.grids
         self.hist: list[int] = [0] * self._window
         self.hist_sum = 0
         self.kmean = 0.0
@@ -194,7 +231,7 @@ class NoveltyDetector(StatefulDetector):
         self.mask_far = 0
         self.first_time: float | None = None
         self.step: float | None = None
-        self.lag: list[int] = []
+        self.lag: list[list[int]] = []
         self.seen: set[int] = set()
         self._lag_slots = 0
         # set by every update: whether the point's value was never seen, and how many doublings of
@@ -214,7 +251,7 @@ class NoveltyDetector(StatefulDetector):
 
     def _restored(self) -> None:
         self.seen = set(self.seen)
-        self._lag_slots = len(self.lag)
+        self._lag_slots = len(self.lag[0]) if self.lag else 0
 
     # -- scoring -------------------------------------------------------------------------------
     def update(self, timestamp: float, value: float) -> float:
@@ -250,8 +287,14 @@ class NoveltyDetector(StatefulDetector):
 
     def _learn_probation(self) -> None:
         values = [v for _t, v in self.buffer]
-        lo = min(values) if self.value_min is None else self.value_min
-        hi = max(values) if self.value_max is None else self.value_max
+        if self.stabilise and all(v >= 0.0 and v == int(v) for v in values):
+            # counts: quantise their square root (Anscombe), where Poisson noise has one spread
+            self.stabilised = True
+            values = [_anscombe(v) for v in values]
+        ordered = sorted(values)
+        cut = int(self.trim * len(ordered))
+        lo = ordered[cut] if self.value_min is None else self._transform(self.value_min)
+        hi = ordered[len(ordered) - 1 - cut] if self.value_max is None else self._transform(self.value_max)
         mid = abs(sum(values) / len(values))
         self.lo = lo
         self.width = max((hi - lo) / self._levels, self.rel_std * mid, self.min_std)
@@ -263,7 +306,7 @@ class NoveltyDetector(StatefulDetector):
                 if 4 <= slots <= self.probation // 2:
                     self.step = step
                     self._lag_slots = slots
-                    self.lag = [-1] * slots
+                    self.lag = [[-1] * slots for _ in range(self.grids)]
         self.first_time = self.buffer[0][0]
         buffer = self.buffer
         self.buffer = []
@@ -279,60 +322,83 @@ class NoveltyDetector(StatefulDetector):
         self.kmean = mean
         self.kvar = sum((k - mean) ** 2 for k in late) / len(late)
 
-    def _quantise(self, value: float) -> int:
+    def _transform(self, value: float) -> float:
+        return _anscombe(value) if self.stabilised else value
+
+    def _novelties(self, index: int, value: float) -> int:
+        """Count the point's contexts never seen before on each grid, and remember them."""
+        if self.stabilised:
+            value = _anscombe(value)
         u = (value - self.lo) / self.width
         top = self._levels
         if u < 0.0:
-            q = -1 - int(math.log2(1.0 - u))
+            q0 = -1 - int(math.log2(1.0 - u))
+            inside = False
         elif u >= top:
-            q = top + int(math.log2(u - top + 1.0))
+            q0 = top + int(math.log2(u - top + 1.0))
+            inside = False
         else:
-            q = int(u)
-        q += _ZERO
-        return 0 if q < 0 else (_SPAN - 1 if q >= _SPAN else q)
-
-    def _novelties(self, index: int, value: float) -> int:
-        """Count the point's contexts never seen before, and remember them."""
-        q = self._quantise(value)
+            q0 = int(u)
+            inside = True
+        dist = q0 - top + 1 if q0 >= top else (-q0 if q0 < 0 else 0)
         seen = self.seen
-        a = self.prev
-        b = self.prev2
-        keys = [(1 << 24) | q]
         orders = self.orders
-        if a >= 0 and orders > 1:
-            keys.append((2 << 24) | (a << 6) | q)
-            if b >= 0 and orders > 2:
-                keys.append((3 << 24) | (b << 12) | (a << 6) | q)
-        new_value = keys[0] not in seen
-        novel = 0
-        for key in keys:
-            if key not in seen:
-                novel += 1
-                if len(seen) < MAX_CONTEXTS:
-                    seen.add(key)
-        top = _ZERO + self._levels
-        dist = q - top + 1 if q >= top else (_ZERO - q if q < _ZERO else 0)
-        self._new_value = new_value
-        self._dist = dist
-        if novel and dist and self.graded:
-            # a new context beyond the learned range: one more novelty per doubling of the distance
-            novel += dist - 1
+        room = len(seen) < MAX_CONTEXTS
         slots = self._lag_slots
-        if slots:
-            j = index % slots
-            lag = self.lag
-            d = lag[j]
-            if d >= 0:
-                key = (4 << 24) | (d << 6) | q
+        extra = dist - 1 if dist and self.graded else 0
+        total = 0
+        new_value = False
+        prevs = self.prev
+        prevs2 = self.prev2
+        for g, offset in enumerate(self._grids):
+            q = (int(u + offset) if inside else q0) + _ZERO
+            q = 0 if q < 0 else (_SPAN - 1 if q >= _SPAN else q)
+            tag = g << 20
+            a = prevs[g]
+            b = prevs2[g]
+            novel = 0
+            key = (1 << 24) | tag | q
+            if key not in seen:
+                novel = 1
+                if g == 0:
+                    new_value = True
+                if room:
+                    seen.add(key)
+            if a >= 0 and orders > 1:
+                key = (2 << 24) | tag | (a << 6) | q
                 if key not in seen:
                     novel += 1
-                    if len(seen) < MAX_CONTEXTS:
+                    if room:
                         seen.add(key)
-            if not novel or d < 0:  # a novel point is no reference for the same time tomorrow
-                lag[j] = q
-        self.prev2 = a
-        self.prev = q
-        return novel
+                if b >= 0 and orders > 2:
+                    key = (3 << 24) | tag | (b << 12) | (a << 6) | q
+                    if key not in seen:
+                        novel += 1
+                        if room:
+                            seen.add(key)
+            if novel and extra:
+                # a new context beyond the learned range: one more novelty per doubling of the distance
+                novel += extra
+            if slots:
+                j = index % slots
+                lag = self.lag[g]
+                d = lag[j]
+                if d >= 0:
+                    key = (4 << 24) | tag | (d << 6) | q
+                    if key not in seen:
+                        novel += 1
+                        if room:
+                            seen.add(key)
+                if not novel or d < 0:  # a novel point is no reference for the same time tomorrow
+                    lag[j] = q
+            prevs2[g] = a
+            prevs[g] = q
+            if novel and self.per_point:
+                novel = 1 + extra
+            total += novel
+        self._new_value = new_value
+        self._dist = dist
+        return total
 
     def _recent(self, index: int, value: float) -> int:
         """Learn the point; return the novelties of the last ``probation * recent_fraction`` points."""
@@ -350,13 +416,26 @@ class NoveltyDetector(StatefulDetector):
         window = len(self.hist)
         # never less than one novelty per learning period is expected
         mean = max(self.kmean, window / self.probation)
-        p = _count_tail(k, mean, max(self.kvar, mean)) if k > 0 else 1.0
+        if k <= 0:
+            p = 1.0
+        elif self.tail == "poisson":
+            p = _poisson_tail(k, mean)
+        else:
+            p = _count_tail(k, mean, max(self.kvar, mean))
         # mean and variance forget over the learning period
         alpha = 1.0 / (self.probation * self.memory)
         d = k - self.kmean
         self.kmean += alpha * d
         self.kvar = (1.0 - alpha) * (self.kvar + alpha * d * d)
         return p
+
+
+def _anscombe(value: float) -> float:
+    """Anscombe's variance-stabilising transform of a count, ``2 sqrt(x + 3/8)``, extended
+    continuously and monotonically below 0."""
+    if value >= 0.0:
+        return 2.0 * math.sqrt(value + 0.375)
+    return 4.0 * math.sqrt(0.375) - 2.0 * math.sqrt(0.375 - value)
 
 
 def _poisson_tail(k: int, mu: float) -> float:
