@@ -342,15 +342,20 @@ ALTERNATIVES: dict[str, Params] = {
         "grids": 2,
         "recent_fraction": 1 / 30,
     },
+    "compound tail (events x sizes)": {"tail": "compound"},
+    "compound tail, 2 grids": {"tail": "compound", "grids": 2},
+    "compound tail, no learning during incidents": {"tail": "compound", "freeze": True},
+    "negbin or compound tail (Bonferroni)": {"tail": "either"},
 }
 
 #: Sweeps of a constant inside an alternative design (does it remove the shipped one's cliffs?).
 ALTERNATIVE_SWEEPS: dict[str, tuple[Params, str, tuple[float, ...]]] = {
-    "levels with two offset grids": ({"grids": 2}, "levels", (5, 6, 7, 8, 9, 10, 12)),
-    "min_window of the novel-points design": (
-        {"per_point": True, "tail": "poisson"},
-        "min_window",
-        (1, 3, 5, 8, 12),
+    "two offset grids": ({"grids": 2}, "levels", (5, 6, 7, 8, 9, 10, 12)),
+    "compound tail, 2 grids": ({"tail": "compound", "grids": 2}, "levels", (5, 6, 7, 8, 9, 10, 12)),
+    "compound tail, 2 grids ": (
+        {"tail": "compound", "grids": 2},
+        "recent_fraction",
+        (1 / 120, 1 / 90, 1 / 60, 1 / 40, 1 / 30),
     ),
 }
 

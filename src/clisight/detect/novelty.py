@@ -49,6 +49,7 @@ MAX_CONTEXTS = 50_000
 _LOG_FLOOR = math.log(1e-10)  # tail probability that scores 1, as in Numenta's log-likelihood
 _SPAN = 64  # quantised levels are clipped into [0, 64) to build integer context keys
 _ZERO = 32  # index of the lowest in-range bin
+_MAX_SIZE = 16  # the compound tail's size distribution lumps novel points with more novelties here
 
 
 class NoveltyDetector(StatefulDetector):
@@ -60,12 +61,25 @@ class NoveltyDetector(StatefulDetector):
     ``probation``.  ``value_min`` / ``value_max`` fix the range instead of learning it (neither the
     NAB harness nor ``clisight detect`` passes them).  ``orders``, ``use_season`` and ``graded`` switch
     parts off, for the ablation in ``bench/nab_protocol.py``.
+
+    The other parameters are design alternatives that issue 9's protocol compares with the shipped
+    design (their defaults are the shipped design): ``grids`` overlapping grids offset by a
+    ``1/grids`` bin (soft quantisation); ``trim`` learns the range from the ``trim`` and ``1 - trim``
+    quantiles instead of the extremes; ``stabilise`` quantises the Anscombe square root of a series
+    whose learning period is all non-negative integers; ``per_point`` counts a novel point once
+    (plus its distance beyond the range) instead of once per novel context; ``min_window`` floors the
+    recent window; ``tail`` is how the recent count is judged: ``"negbin"`` (shipped: mean and
+    variance of the series' recent counts), ``"poisson"`` (mean only), ``"compound"`` (novel points
+    as Poisson events whose sizes follow the series' own distribution, Panjer's recursion) or
+    ``"either"`` (the smaller of the negbin and compound tails, Bonferroni-corrected); ``freeze``
+    stops the count statistics learning during an alert and its mask.
     """
 
     __slots__ = (
         "_dist",
         "_grids",
         "_lag_slots",
+        "_last",
         "_levels",
         "_mask",
         "_new_value",
@@ -74,6 +88,7 @@ class NoveltyDetector(StatefulDetector):
         "buffer",
         "count",
         "first_time",
+        "freeze",
         "graded",
         "grids",
         "hist",
@@ -95,10 +110,12 @@ class NoveltyDetector(StatefulDetector):
         "prev",
         "prev2",
         "probation",
+        "rate",
         "recent_fraction",
         "rel_std",
         "season_period",
         "seen",
+        "sizes",
         "stabilise",
         "stabilised",
         "step",
@@ -131,6 +148,7 @@ class NoveltyDetector(StatefulDetector):
         "per_point",
         "min_window",
         "tail",
+        "freeze",
     )
     _fields = (
         "count",
@@ -143,6 +161,8 @@ class NoveltyDetector(StatefulDetector):
         "hist_sum",
         "kmean",
         "kvar",
+        "rate",
+        "sizes",
         "mask_left",
         "mask_p",
         "mask_far",
@@ -175,6 +195,7 @@ class NoveltyDetector(StatefulDetector):
         per_point: bool = False,
         min_window: int = 1,
         tail: str = "negbin",
+        freeze: bool = False,
     ) -> None:
         if probation < 2:
             raise ValueError(f"probation must be >= 2 points, got {probation!r}")
@@ -208,11 +229,12 @@ class NoveltyDetector(StatefulDetector):
         self.stabilise = stabilise
         self.stabilised = False
         self.per_point = per_point
-        if tail not in ("negbin", "poisson"):
-            raise ValueError(f"tail must be 'negbin' or 'poisson', got {tail!r}")
+        if tail not in ("negbin", "poisson", "compound", "either"):
+            raise ValueError(f"tail must be 'negbin', 'poisson' or 'compound', got {tail!r}")
         if min_window < 1:
             raise ValueError(f"min_window must be >= 1 point, got {min_window!r}")
         self.tail = tail
+        self.freeze = freeze
         self.min_window = min_window
         self._window = max(1, min_window, round(self.probation * recent_fraction))
         self._mask = max(1, round(self.probation * mask_fraction))
@@ -226,6 +248,10 @@ class NoveltyDetector(StatefulDetector):
         self.hist_sum = 0
         self.kmean = 0.0
         self.kvar = 0.0
+        # compound tail: novel points per point, and the distribution of a novel point's novelties
+        self.rate = 0.0
+        self.sizes: list[float] = [0.0] * (_MAX_SIZE + 1)
+        self._last = 0
         self.mask_left = 0
         self.mask_p = 0.0
         self.mask_far = 0
@@ -314,10 +340,20 @@ class NoveltyDetector(StatefulDetector):
         # over its second half (the first half is still filling the context set)
         half = len(buffer) // 2
         late: list[int] = []
+        sizes = self.sizes
+        events = 0
         for i, (_t, v) in enumerate(buffer):
             k = self._recent(i, v)
             if i >= half:
                 late.append(k)
+                if self._last:
+                    events += 1
+                    sizes[min(self._last, _MAX_SIZE)] += 1.0
+        if events:
+            self.sizes = [c / events for c in sizes]
+        else:  # nothing novel late in the learning period: take every novelty as its own event
+            sizes[1] = 1.0
+        self.rate = events / len(late)
         mean = sum(late) / len(late)
         self.kmean = mean
         self.kvar = sum((k - mean) ** 2 for k in late) / len(late)
@@ -403,6 +439,7 @@ class NoveltyDetector(StatefulDetector):
     def _recent(self, index: int, value: float) -> int:
         """Learn the point; return the novelties of the last ``probation * recent_fraction`` points."""
         k_new = self._novelties(index, value)
+        self._last = k_new
         hist = self.hist
         i = index % len(hist)
         k = self.hist_sum + k_new - hist[i]
@@ -416,18 +453,53 @@ class NoveltyDetector(StatefulDetector):
         window = len(self.hist)
         # never less than one novelty per learning period is expected
         mean = max(self.kmean, window / self.probation)
+        tail = self.tail
         if k <= 0:
             p = 1.0
-        elif self.tail == "poisson":
+        elif tail == "negbin":
+            p = _count_tail(k, mean, max(self.kvar, mean))
+        elif tail == "poisson":
             p = _poisson_tail(k, mean)
         else:
-            p = _count_tail(k, mean, max(self.kvar, mean))
+            # novel points arrive as Poisson events, each with the series' own distribution of sizes
+            p = _compound_tail(k, window * max(self.rate, 1.0 / self.probation), self.sizes)
+            if tail == "either":  # the smaller of the two tails, Bonferroni-corrected
+                p = min(1.0, 2.0 * min(p, _count_tail(k, mean, max(self.kvar, mean))))
+        if self.freeze and (self.mask_left > 0 or (p < 1.0 and math.log(p) <= self.alert_level * _LOG_FLOOR)):
+            # an incident (an alert and its mask) is not part of the series' normal novelty rate
+            return p
         # mean and variance forget over the learning period
         alpha = 1.0 / (self.probation * self.memory)
         d = k - self.kmean
         self.kmean += alpha * d
         self.kvar = (1.0 - alpha) * (self.kvar + alpha * d * d)
+        last = self._last
+        self.rate += alpha * ((1.0 if last else 0.0) - self.rate)
+        if last:
+            # the size distribution forgets over as many novel points as the learning period has windows
+            beta = window / self.probation
+            sizes = self.sizes
+            for j in range(1, _MAX_SIZE + 1):
+                sizes[j] *= 1.0 - beta
+            sizes[min(last, _MAX_SIZE)] += beta
         return p
+
+
+def _compound_tail(k: int, mu: float, sizes: list[float]) -> float:
+    """``P(S >= k)`` for ``S`` the sum of ``Poisson(mu)`` sizes drawn from ``sizes`` (Panjer's recursion)."""
+    g = [math.exp(-mu)]
+    total = g[0]
+    top = len(sizes) - 1
+    for s in range(1, k):
+        acc = 0.0
+        for j in range(1, min(s, top) + 1):
+            acc += j * sizes[j] * g[s - j]
+        gs = mu / s * acc
+        g.append(gs)
+        total += gs
+        if total >= 1.0 - 1e-12:
+            return 1e-12
+    return max(1.0 - total, 1e-12)
 
 
 def _anscombe(value: float) -> float:
