@@ -30,7 +30,7 @@ and a context set capped at :data:`MAX_CONTEXTS`.  The state is JSON-serialisabl
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Self
 
 from clisight.detect._base import StatefulDetector
 
@@ -274,6 +274,23 @@ class NoveltyDetector(StatefulDetector):
         state = super().to_state()
         state["state"]["seen"] = sorted(self.seen)
         return state
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> Self:
+        """Rebuild a detector from :meth:`to_state` output, including a state saved by the first
+        release (one grid: scalar previous bins and a flat day of bins, no compound-tail fields)."""
+        inner = state.get("state") if isinstance(state, dict) else None
+        if isinstance(inner, dict) and not isinstance(inner.get("prev", []), list):
+            inner = dict(inner)
+            inner["prev"] = [inner["prev"]]
+            inner["prev2"] = [inner.get("prev2", -1)]
+            lag = inner.get("lag", [])
+            inner["lag"] = [lag] if lag else []
+            inner.setdefault("rate", 0.0)
+            inner.setdefault("sizes", [0.0, 1.0] + [0.0] * (_MAX_SIZE - 1))
+            inner.setdefault("stabilised", False)
+            state = {**state, "state": inner}
+        return super().from_state(state)
 
     def _restored(self) -> None:
         self.seen = set(self.seen)
