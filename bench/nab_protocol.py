@@ -382,14 +382,44 @@ def summary(dev: Sequence[NabFile], syn: Sequence[NabFile], params: Params) -> s
     )
 
 
+def score_spread(dev: Sequence[NabFile], params: Params) -> tuple[list[float], dict[float, int]]:
+    """Each window's peak score, and how many points outside the windows score in each 0.05 band
+    (the detector built with an alert level of 1, so no mask hides anything)."""
+    peaks: list[float] = []
+    bands: dict[float, int] = {}
+    for f, s in zip(dev, run(dev, 1.0, params), strict=True):
+        inside: set[int] = set()
+        for a, b in f.windows:
+            inside.update(range(a, b + 1))
+            peaks.append(max(s[a : b + 1]))
+        for i, x in enumerate(s):
+            if i not in inside and x >= 0.05:
+                band = round(math.floor(x * 20) / 20, 2)
+                bands[band] = bands.get(band, 0) + 1
+    return sorted(peaks), dict(sorted(bands.items()))
+
+
+def print_spread(dev: Sequence[NabFile]) -> None:
+    print("\n## where the scores fall: peak score in each dev window, and points outside windows per band")
+    for label in ("shipped", "compound tail, 2 grids", "novel points, Poisson tail"):
+        peaks, bands = score_spread(dev, ALTERNATIVES[label])
+        print(f"  {label}")
+        print(f"    window peaks: {' '.join(f'{x:.2f}' for x in peaks)}")
+        print(f"    outside, per band from: {'  '.join(f'{b:.2f}: {n}' for b, n in bands.items())}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nab", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--quick", action="store_true", help="skip the constants' plateaus")
+    parser.add_argument("--spread", action="store_true", help="only where the scores fall")
     args = parser.parse_args()
     if not (args.nab / "windows.json").is_file():
         sys.exit(f"NAB development subset not found at {args.nab}")
     dev = load_corpus(args.nab)
+    if args.spread:
+        print_spread(dev)
+        return 0
     cats = by_category(dev)
     try:
         commit = subprocess.run(
