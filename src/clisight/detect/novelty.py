@@ -230,7 +230,7 @@ class NoveltyDetector(StatefulDetector):
         self.stabilised = False
         self.per_point = per_point
         if tail not in ("negbin", "poisson", "compound", "either"):
-            raise ValueError(f"tail must be 'negbin', 'poisson' or 'compound', got {tail!r}")
+            raise ValueError(f"tail must be 'negbin', 'poisson', 'compound' or 'either', got {tail!r}")
         if min_window < 1:
             raise ValueError(f"min_window must be >= 1 point, got {min_window!r}")
         self.tail = tail
@@ -490,6 +490,8 @@ class NoveltyDetector(StatefulDetector):
         d = k - self.kmean
         self.kmean += alpha * d
         self.kvar = (1.0 - alpha) * (self.kvar + alpha * d * d)
+        if tail == "negbin" or tail == "poisson":
+            return p
         last = self._last
         self.rate += alpha * ((1.0 if last else 0.0) - self.rate)
         if last:
