@@ -6,7 +6,7 @@ PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed-dev
 DEMO_DB ?= .demo/clisight.db
 
-.PHONY: demo test lint typecheck bench clean install install-postgres
+.PHONY: demo test lint typecheck bench clean install install-postgres install-chromium screenshots
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,23 @@ install-postgres:
 		$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql; \
 	fi
 
+# Debian's chromium for the dashboard's browser tests (Playwright drives it through executable_path;
+# no browser is downloaded), installed only when /usr/bin/chromium is missing.  pytest run directly
+# skips the browser tests without it.
+install-chromium:
+	@if [ -x /usr/bin/chromium ]; then \
+		echo "install-chromium: /usr/bin/chromium found"; \
+	else \
+		sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		echo "install-chromium: no /usr/bin/chromium; running: $${sudo:+$$sudo }apt-get update && $${sudo:+$$sudo }apt-get install -y --no-install-recommends chromium"; \
+		$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; \
+	fi
+
+# A PNG of each dashboard page (and of `clisight top` when its script exists) under docs/screenshots/.
+screenshots: $(STAMP) install-chromium
+	$(PY) scripts/screenshots_web.py
+	@if [ -f scripts/screenshots_tui.py ]; then $(PY) scripts/screenshots_tui.py; fi
+
 demo: $(VENV)/.installed-cli
 	mkdir -p .demo
 	$(VENV)/bin/clisight demo --store $(DEMO_DB)
@@ -47,7 +64,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-test: $(STAMP) install-postgres lint typecheck
+test: $(STAMP) install-postgres install-chromium lint typecheck
 	CLISIGHT_RAISE_INTERNAL=1 $(VENV)/bin/pytest -n 2 --timeout=300 tests
 
 bench: $(STAMP)

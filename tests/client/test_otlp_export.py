@@ -40,6 +40,9 @@ def test_a_program_with_otlp_endpoint_exports_everything_by_exit(served: Served,
         "CLISIGHT_OTLP_ENDPOINT": served.url,
         "CLISIGHT_HOME": str(tmp_path / "home"),
         "XDG_DATA_HOME": str(tmp_path / "data"),
+        # What this test checks is that everything is sent, not the 1 s default exit deadline (the
+        # exit tests in tests/pipeline do): a loaded machine must not turn a send into a spool.
+        "CLISIGHT_EXIT_TIMEOUT": "20",
     }
     env.pop("DO_NOT_TRACK", None)
     proc = subprocess.run(

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import signal
+import socket
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -16,6 +19,7 @@ DEFAULT_PORT = 4318  # OTLP/HTTP's registered port
 QUEUE_SIZE = 100_000  # records held for the writer: a few seconds of a busy collector
 BATCH_SIZE = 2_048
 MAX_CONCURRENT = 64  # requests being read or decoded at once
+STOP_GRACE_S = 3  # how long a stop waits for open requests (live-tail streams) before closing them
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:
@@ -31,14 +35,19 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def banner(host: str, port: int, store: str, token: bool) -> str:
+def banner(host: str, port: int, store: str, token: bool, ui_port: int | None = None) -> str:
     shown = f"[{host}]" if ":" in host else host
     if shown in ("0.0.0.0", "[::]"):
         shown = "127.0.0.1"
     endpoint = f"http://{shown}:{port}"
     auth = ["export OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20$CLISIGHT_TOKEN"] if token else []
+    dashboard = f"http://{shown}:{ui_port if ui_port is not None else port}/"
     lines = [
         f"clisight serve: OTLP/HTTP (traces, logs, metrics) on {endpoint}/v1/..., into {store}",
+        "",
+        f"Dashboard: {dashboard}"
+        + ("?token=$CLISIGHT_TOKEN (once; the browser keeps a cookie)" if token else ""),
+        f"REST API:  {endpoint}/api/v1/",
         "",
         "Point an OpenTelemetry SDK at it:",
         f"  export OTEL_EXPORTER_OTLP_ENDPOINT={endpoint}",
@@ -56,6 +65,44 @@ def banner(host: str, port: int, store: str, token: bool) -> str:
         "Ctrl-C stops the server after writing what it has received.",
     ]
     return "\n".join(lines)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, or a clear error (the port is taken, say)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host.strip("[]"), port), family=family, backlog=2048)
+    except OSError as exc:
+        raise CommandError(f"could not listen on {host}:{port} ({exc.strerror or exc})") from None
+
+
+def _alert_rules(config: _config.Config) -> Path | None:
+    """The alert rules file to evaluate while serving, if it exists; a file with mistakes stops the
+    server from starting (exit 2, each mistake shown) rather than failing in the background."""
+    from clisight.cli.alerts import read_rules
+
+    path = _config.alerts_path(config["alerts_file"])
+    if not path.is_file():
+        return None
+    read_rules(path)
+    return path
+
+
+def _start_alerts(query: Any, path: Path | None, config: _config.Config) -> Any:
+    """Evaluate the rules every ``alerts_interval`` seconds in the background (None: no rules)."""
+    if path is None:
+        return None
+    from clisight.alerts.scheduler import AlertScheduler
+
+    scheduler = AlertScheduler(
+        query,
+        path,
+        config["alerts_interval"],
+        server_url=config["server_url"],
+        thresholds=_config.threshold_pairs(config["thresholds"]),
+    )
+    click.echo(f"clisight serve: alert rules {clean(path)}, every {config['alerts_interval']:g} s", err=True)
+    return scheduler.start()
 
 
 @click.command()
@@ -89,6 +136,12 @@ def banner(host: str, port: int, store: str, token: bool) -> str:
     show_default=True,
     help="Largest request body, counted after decompression.",
 )
+@click.option(
+    "--ui-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Also serve the dashboard (and everything else) on this port, e.g. 8080.",
+)
 def serve(
     host: str,
     port: int,
@@ -96,6 +149,7 @@ def serve(
     token: str | None,
     allow_host: tuple[str, ...],
     max_body_mb: float,
+    ui_port: int | None,
 ) -> None:
     """Receive OpenTelemetry data (OTLP/HTTP, protobuf or JSON) into the store.
 
@@ -104,13 +158,19 @@ def serve(
     client's own, then written in batches; when the write queue is full the server answers 429 and
     the sender retries.  Binds 127.0.0.1 unless --host says otherwise.
 
+    The web dashboard and the REST API (/api/v1) are served on the same port; --ui-port adds a
+    second port for them (the seed's dashboard on 8080).  With --token, open the dashboard once as
+    http://HOST:PORT/?token=TOKEN: the browser keeps a login cookie.
+
     \b
     Examples:
       clisight serve                           127.0.0.1:4318, the configured store
       clisight serve --store sqlite:///team.db --port 4319
+      clisight serve --ui-port 8080            the dashboard on :8080 as well
       CLISIGHT_TOKEN=... clisight serve --host 0.0.0.0 --allow-host otel.internal
     """
     try:
+        import jinja2  # noqa: F401  (the dashboard's templates; checked here for a clear message)
         import uvicorn
 
         from clisight.server.app import create_app
@@ -126,10 +186,13 @@ def serve(
         raise click.UsageError(
             f"--host {host} accepts connections from other machines: give --token (or CLISIGHT_TOKEN)"
         )
+    # Two ports: listen on both before anything opens (a taken port fails here, leaving nothing open).
+    sockets = [_listen(host, p) for p in (port, ui_port)] if ui_port is not None and ui_port != port else None
     url = resolve_store_url(store)
     opened = open_store(url, must_exist=False)  # an unknown scheme or unreachable server fails here, cleanly
     shown_url = opened.query.url
     config = _config.resolve({"store": url})
+    rules_path = _alert_rules(config)
     sink = StoreSink.from_config(url, config)
     pipeline = Pipeline([sink], queue_size=QUEUE_SIZE, batch_size=BATCH_SIZE)
     app = create_app(
@@ -144,20 +207,30 @@ def serve(
     # At most MAX_CONCURRENT requests in flight (uvicorn answers 503 beyond): with the body limit and
     # the bounded write queue, the server's memory has a ceiling whatever the clients do.
     config_ = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", lifespan="off", limit_concurrency=MAX_CONCURRENT
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        limit_concurrency=MAX_CONCURRENT,
+        # Open live-tail streams (Server-Sent Events) would hold a graceful stop forever.
+        timeout_graceful_shutdown=STOP_GRACE_S,
     )
     server = uvicorn.Server(config_)
-    click.echo(clean(banner(host, port, shown_url, bool(token)), multiline=True), err=True)
+    click.echo(clean(banner(host, port, shown_url, bool(token), ui_port), multiline=True), err=True)
+    scheduler = _start_alerts(opened.query, rules_path, config)
     # uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again with the handlers it
     # found in place: quiet ones, so the process lives on to write what it received, then exits 0.
     quiet = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        server.run()
+        server.run(sockets=sockets)
     except SystemExit:  # uvicorn's own exit when it cannot start (the port is taken, say)
         pass
     finally:
         for sig, handler in quiet.items():
             signal.signal(sig, handler)
+        if scheduler is not None:
+            scheduler.stop(timeout=5)
         opened.query.close()
         finished = pipeline.shutdown(timeout=10)
         [stats] = pipeline.stats()

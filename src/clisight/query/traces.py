@@ -61,9 +61,11 @@ def _selection(flt: Filter) -> Selection:
     return dataclasses.replace(flt.selection(), min_severity=None, component=None)
 
 
-def recent_traces(q: Query, flt: Filter = _ALL, limit: int = 20) -> list[TraceSummary]:
-    """The ``limit`` traces with the newest spans, newest first."""
-    rows = q.reader.rows("span", _selection(flt), limit=RECENT_SCAN, newest_first=True).rows
+def recent_traces(
+    q: Query, flt: Filter = _ALL, limit: int = 20, scan: int = RECENT_SCAN
+) -> list[TraceSummary]:
+    """The ``limit`` traces with the newest spans, newest first, found among the ``scan`` newest spans."""
+    rows = q.reader.rows("span", _selection(flt), limit=scan, newest_first=True).rows
     by_trace: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         trace_id = row.get("trace_id")

@@ -166,12 +166,24 @@ class Receiver:
 
 
 class Guard:
-    """ASGI middleware: the ``Host`` allow-list, then the bearer token (compared in constant time)."""
+    """ASGI middleware: the ``Host`` allow-list, then the bearer token (compared in constant time).
+
+    A browser cannot send the ``Authorization`` header when it opens a page, so everywhere but the
+    OTLP endpoints the dashboard's login cookie stands in for it: ``GET <page>?token=TOKEN`` sets it
+    (an HMAC of the token, ``HttpOnly``, ``SameSite=Strict``) and redirects to the page without the
+    token in its address.
+    """
 
     def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str], token: str | None) -> None:
         self.app = app
         self.allowed = frozenset(h.lower().strip("[]") for h in allowed_hosts)
         self.expected = f"Bearer {token}".encode() if token else None
+        self.token = token.encode() if token else None
+        self.session = None
+        if token:
+            from clisight.server.dashboard.security import session_value
+
+            self.session = session_value(token).encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -186,15 +198,63 @@ class Guard:
         elif self.expected is not None and not hmac.compare_digest(
             headers.get(b"authorization", b""), self.expected
         ):
-            response = JSONResponse(
-                {"code": 16, "message": "a bearer token is required (Authorization: Bearer ...)"},
-                401,
-                {"WWW-Authenticate": "Bearer"},
-            )
+            browser = not scope["path"].startswith("/v1/")
+            if browser and self._has_session(headers.get(b"cookie", b"")):
+                await self.app(scope, receive, send)
+                return
+            login = self._login(scope) if browser and scope["method"] == "GET" else None
+            response = login or _unauthorized(headers.get(b"accept", b""))
         else:
             await self.app(scope, receive, send)
             return
         await response(scope, receive, send)
+
+    def _has_session(self, cookie_header: bytes) -> bool:
+        from http.cookies import CookieError, SimpleCookie
+
+        from clisight.server.dashboard.security import SESSION_COOKIE
+
+        cookies: SimpleCookie = SimpleCookie()
+        try:
+            cookies.load(cookie_header.decode("latin-1"))
+        except CookieError:
+            return False
+        found = cookies.get(SESSION_COOKIE)
+        assert self.session is not None
+        return found is not None and hmac.compare_digest(found.value.encode("latin-1"), self.session)
+
+    def _login(self, scope: Scope) -> Response | None:
+        """``?token=`` that matches: the login cookie and a redirect to the same page without it."""
+        from urllib.parse import parse_qsl, urlencode
+
+        from clisight.server.dashboard.security import SESSION_COOKIE, cookie_header
+
+        pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+        given = [v for k, v in pairs if k == "token"]
+        assert self.token is not None and self.session is not None
+        if len(given) != 1 or not hmac.compare_digest(given[0].encode("utf-8", "replace"), self.token):
+            return None
+        rest = urlencode([(k, v) for k, v in pairs if k != "token"])
+        location = scope.get("root_path", "") + scope["path"] + (f"?{rest}" if rest else "")
+        cookie = cookie_header(SESSION_COOKIE, self.session.decode())
+        return Response(
+            b"", 303, {"Location": location, "Set-Cookie": cookie, "Referrer-Policy": "no-referrer"}
+        )
+
+
+def _unauthorized(accept: bytes) -> Response:
+    if b"text/html" in accept:  # a browser opening a page: say how to log in
+        body = (
+            "<!doctype html><title>clisight: token required</title><h1>A token is required</h1>"
+            "<p>This server was started with a token. Open the address <code>clisight serve</code> "
+            "printed, ending in <code>?token=...</code>, once: the browser then keeps a login cookie.</p>"
+        )
+        return Response(body, 401, {"WWW-Authenticate": "Bearer"}, "text/html; charset=utf-8")
+    return JSONResponse(
+        {"code": 16, "message": "a bearer token is required (Authorization: Bearer ...)"},
+        401,
+        {"WWW-Authenticate": "Bearer"},
+    )
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -222,9 +282,11 @@ def create_app(
     allowed_hosts: Iterable[str] = (),
     pipeline_stats: Callable[[], Sequence[SinkStats]] | None = None,
     query: Query | None = None,
+    dashboard: bool = True,
 ) -> Starlette:
     """The server's ASGI app behind the guard: the OTLP receiver, ``/metrics``, and with a
-    ``query`` the REST API under ``/api/v1``."""
+    ``query`` the REST API under ``/api/v1`` and (unless ``dashboard`` is false) the web dashboard
+    at ``/``.  Every response carries the dashboard's security headers (a strict CSP)."""
     receiver = Receiver(queue, redactor, max_body)
 
     async def metrics(request: Request) -> Response:
@@ -242,7 +304,28 @@ def create_app(
         from clisight.server.api import create_api
 
         routes.append(Mount("/api/v1", app=create_api(query, pipeline_stats)))
+        if dashboard:
+            from clisight.server.dashboard.pages import dashboard_routes
+
+            routes += dashboard_routes(query, pipeline_stats, lambda: receiver_summary(receiver.stats))
     app = Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_allowed})
     app.state.receiver = receiver
+    from clisight.server.dashboard.security import SecurityHeaders
+
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(Guard, allowed_hosts=LOOPBACK_NAMES | set(allowed_hosts), token=token)
     return app
+
+
+def receiver_summary(stats: ReceiverStats) -> dict[str, dict[str, Any]]:
+    """Per signal: items accepted and rejected, and requests by HTTP status (for the health page)."""
+    out: dict[str, dict[str, Any]] = {}
+    for signal in SIGNALS:
+        requests = {str(status): n for (sig, status), n in stats.requests.items() if sig == signal}
+        if requests:
+            out[signal] = {
+                "accepted": stats.accepted[signal],
+                "rejected": stats.rejected[signal],
+                "requests": requests,
+            }
+    return out
