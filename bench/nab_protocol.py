@@ -324,6 +324,7 @@ CONSTANTS: dict[str, tuple[float, ...]] = {
     "recent_fraction": (1 / 120, 1 / 90, 1 / 75, 1 / 60, 1 / 48, 1 / 40, 1 / 30),
     "mask_fraction": (1 / 12, 1 / 9, 1 / 7.5, 1 / 6, 1 / 4.8, 1 / 4, 1 / 3),
     "memory": (0.5, 0.75, 1.0, 1.5, 2.0),
+    "rel_std": (0.0025, 0.005, 0.01, 0.02, 0.04),
 }
 
 #: Designs tried against the targets the shipped detector misses (threshold plateau, Poisson counts,
