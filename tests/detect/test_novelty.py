@@ -19,7 +19,14 @@ from clisight.detect import (
     make_detector,
 )
 from clisight.detect._registry import MIN_PROBATION
-from clisight.detect.novelty import DEFAULT_PROBATION, MAX_CONTEXTS, _count_tail, _poisson_tail
+from clisight.detect.novelty import (
+    DEFAULT_PROBATION,
+    MAX_CONTEXTS,
+    _anscombe,
+    _compound_tail,
+    _count_tail,
+    _poisson_tail,
+)
 
 T0 = 1_700_000_000.0
 HOUR = 3600.0
@@ -173,3 +180,125 @@ def test_bad_parameters_are_refused():
         NoveltyDetector(levels=0)
     with pytest.raises(ValueError, match="orders"):
         NoveltyDetector(orders=4)
+
+
+# -- the design alternatives issue 9's protocol compares (bench/nab_protocol.py) --------------------
+ALTERNATIVES = [
+    {"grids": 2},
+    {"stabilise": True},
+    {"trim": 0.01},
+    {"per_point": True, "tail": "poisson", "min_window": 5},
+    {"tail": "compound"},
+    {"tail": "compound", "grids": 3},
+    {"tail": "compound", "freeze": True},
+    {"tail": "either"},
+]
+
+
+def counts_series(n: int, seed: int) -> list[float]:
+    """Integer counts (so ``stabilise`` engages) with a daily rhythm and a burst at 600-620."""
+    rng = random.Random(seed)
+    return [
+        float(round(20 + 8 * math.sin(i / 12) + 3 * rng.random() + (60 if 600 < i < 620 else 0)))
+        for i in range(n)
+    ]
+
+
+@pytest.mark.parametrize("params", ALTERNATIVES, ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()))
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**16), split=st.integers(1, 900), probation=st.integers(2, 300))
+def test_every_alternative_round_trips_its_state(params, seed, split, probation):
+    values = counts_series(1000, seed)
+    original = NoveltyDetector(probation=probation, **params)
+    for i, v in enumerate(values[:split]):
+        original.update(T0 + HOUR * i, v)
+    restored = detector_from_state(json.loads(json.dumps(original.to_state())))
+    for i, v in enumerate(values[split:], start=split):
+        assert restored.update(T0 + HOUR * i, v) == original.update(T0 + HOUR * i, v)
+
+
+@pytest.mark.parametrize("params", ALTERNATIVES, ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()))
+def test_every_alternative_finds_a_10x_step_and_is_silent_on_a_constant(params):
+    level = 0.3  # the alternatives' step-1 thresholds lie between 0.16 and 0.44
+    quiet = NoveltyDetector(probation=200, alert_level=level, **params)
+    assert not [i for i in range(3000) if quiet.update(T0 + 300.0 * i, 7.0) >= level]
+    rng = random.Random(5)
+    values = [100.0 + rng.gauss(0, 2.0) for _ in range(1500)] + [
+        1000.0 + rng.gauss(0, 20.0) for _ in range(50)
+    ]
+    step = NoveltyDetector(probation=200, alert_level=level, **params)
+    found = [i for i, v in enumerate(values) if step.update(T0 + 300.0 * i, v) >= level]
+    assert any(1500 <= i < 1505 for i in found)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    k=st.integers(1, 40),
+    mu=st.floats(0.01, 5.0),
+    weights=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=6).filter(lambda w: sum(w) > 0.01),
+)
+def test_compound_tail_matches_the_convolved_distribution(k, mu, weights):
+    sizes = [0.0] + [w / sum(weights) for w in weights]
+    # P(S = s) by summing over the number of events n: Poisson(n) times the n-fold convolution of sizes
+    dist = [1.0] + [0.0] * k  # sizes convolved 0 times
+    pmf = [0.0] * (k + 1)
+    n = 0
+    while True:
+        weight = math.exp(-mu + n * math.log(mu) - math.lgamma(n + 1))
+        for s in range(k + 1):
+            pmf[s] += weight * dist[s]
+        if weight < 1e-18 or n > 200:
+            break
+        dist = [
+            sum(dist[s - j] * sizes[j] for j in range(1, min(s, len(sizes) - 1) + 1)) for s in range(k + 1)
+        ]
+        n += 1
+    expected = max(1.0 - sum(pmf[:k]), 1e-12)
+    assert _compound_tail(k, mu, sizes) == pytest.approx(expected, rel=1e-6, abs=1e-11)
+
+
+@given(a=st.floats(-1e9, 1e9), b=st.floats(-1e9, 1e9))
+def test_anscombe_is_increasing_and_continuous_at_zero(a, b):
+    if a < b:
+        assert _anscombe(a) <= _anscombe(b)
+    assert _anscombe(-1e-12) == pytest.approx(_anscombe(0.0))
+    assert _anscombe(9.0 - 0.375) == pytest.approx(6.0)
+
+
+def test_stabilise_engages_only_on_non_negative_integer_learning_periods():
+    counts = NoveltyDetector(probation=50, stabilise=True)
+    floats = NoveltyDetector(probation=50, stabilise=True)
+    for i in range(60):
+        counts.update(T0 + i, float(i % 7))
+        floats.update(T0 + i, i % 7 + 0.5)
+    assert counts.stabilised and not floats.stabilised
+
+
+def test_the_alternatives_bad_parameters_are_refused():
+    for bad, match in (
+        ({"grids": 0}, "grids"),
+        ({"trim": 0.5}, "trim"),
+        ({"tail": "gauss"}, "tail"),
+        ({"min_window": 0}, "min_window"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            NoveltyDetector(**bad)
+
+
+def test_a_state_saved_before_the_alternatives_existed_still_restores():
+    values = daily(1200, 3.0, 4)
+    original = NoveltyDetector(probation=300)
+    for i, v in enumerate(values[:700]):
+        original.update(T0 + HOUR * i, v)
+    state = json.loads(json.dumps(original.to_state()))
+    # the format of the first release: one grid, so scalars and a flat day of bins, and no
+    # compound-tail or stabilisation fields
+    old = state["state"]
+    old["prev"], old["prev2"], old["lag"] = old["prev"][0], old["prev2"][0], old["lag"][0]
+    for name in ("rate", "sizes", "stabilised"):
+        del old[name]
+    for name in ("grids", "trim", "stabilise", "per_point", "min_window", "tail", "freeze"):
+        del state["params"][name]
+    restored = detector_from_state(state)
+    for i, v in enumerate(values[700:], start=700):
+        assert restored.update(T0 + HOUR * i, v) == original.update(T0 + HOUR * i, v)
