@@ -14,6 +14,7 @@ import pytest
 
 pytest.importorskip("uvicorn", reason="the server extra is not installed")
 
+from tests.helpers import GENEROUS_EXIT
 from tests.server.conftest import Served, serve
 
 PROGRAM = textwrap.dedent(
@@ -42,7 +43,7 @@ def test_a_program_with_otlp_endpoint_exports_everything_by_exit(served: Served,
         "XDG_DATA_HOME": str(tmp_path / "data"),
         # What this test checks is that everything is sent, not the 1 s default exit deadline (the
         # exit tests in tests/pipeline do): a loaded machine must not turn a send into a spool.
-        "CLISIGHT_EXIT_TIMEOUT": "20",
+        "CLISIGHT_EXIT_TIMEOUT": str(GENEROUS_EXIT),
     }
     env.pop("DO_NOT_TRACK", None)
     proc = subprocess.run(

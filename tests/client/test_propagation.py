@@ -23,6 +23,7 @@ from clisight.client.propagation import (
 )
 from clisight.query import Filter, Query
 from clisight.query.traces import recent_traces, trace_tree
+from tests.helpers import GENEROUS_EXIT
 
 SPEC = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -120,6 +121,7 @@ with clisight.span("child work"):
 def test_a_child_process_started_with_child_env_continues_the_trace(tmp_path: Path) -> None:
     db = tmp_path / "trace.db"
     env = {k: v for k, v in os.environ.items() if k not in ("TRACEPARENT", "TRACESTATE")}
+    env["CLISIGHT_EXIT_TIMEOUT"] = str(GENEROUS_EXIT)  # stored, not spooled, on a loaded machine
     proc = subprocess.run(
         [sys.executable, "-c", PARENT, str(db), CHILD], env=env, capture_output=True, text=True, timeout=120
     )
