@@ -9,6 +9,8 @@ EXPECTED = [
     "AnomalyDetector",
     "Logger",
     "LoggingHandler",
+    "MonitoringDashboard",
+    "ObservabilityStack",
     "PerformanceMonitor",
     "StructuredLogger",
     "UserAnalytics",

@@ -19,6 +19,7 @@ from clisight.cli.perf import perf
 from clisight.cli.report import report
 from clisight.cli.serve import serve
 from clisight.cli.tail import tail
+from clisight.cli.top import top
 from clisight.cli.traces import traces
 from clisight.cli.usage import usage
 from clisight.cli.vacuum import vacuum
@@ -36,6 +37,7 @@ Examples:
   clisight insights --days 7         commands, activity, cost trends and what changed
   clisight serve                     receive OpenTelemetry (OTLP/HTTP) on 127.0.0.1:4318
   clisight traces show ID            one trace's spans as a waterfall
+  clisight top                       live terminal dashboard (pip install 'clisight[tui]')
 
 \b
 The store is the configured one (CLISIGHT_STORE, [tool.clisight] store = ..., or the
@@ -49,7 +51,22 @@ def cli() -> None:
     """Local-first observability for command-line programs: read what your CLI recorded."""
 
 
-COMMANDS = (demo, tail, report, perf, errors, usage, insights, traces, detect, export, vacuum, doctor, serve)
+COMMANDS = (
+    demo,
+    tail,
+    report,
+    perf,
+    errors,
+    usage,
+    insights,
+    traces,
+    detect,
+    export,
+    vacuum,
+    doctor,
+    serve,
+    top,
+)
 for command in COMMANDS:
     cli.add_command(command)
 
