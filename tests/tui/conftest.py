@@ -16,7 +16,14 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("tui-demo")
     db = folder / "demo.db"
     proc = run_clisight(
-        "demo", "--store", str(db), "--sessions", "40", "--seed", "7", env={"CLISIGHT_HOME": str(folder / "home")}
+        "demo",
+        "--store",
+        str(db),
+        "--sessions",
+        "40",
+        "--seed",
+        "7",
+        env={"CLISIGHT_HOME": str(folder / "home")},
     )
     assert proc.returncode == 0, proc.stderr
     return db

@@ -1,4 +1,4 @@
-"""``clisight top`` driven by Textual's pilot on real stores written by ``clisight demo`` and real programs."""
+"""``clisight top`` under Textual's pilot, on stores written by ``clisight demo`` and by real programs."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from clisight.query import Filter, Query
-from clisight.query import live
+from clisight.query import Filter, Query, live
 from clisight.tui.app import TopApp
 from tests.helpers import run_python
 from tests.tui.screen import screen_text, terminal_bytes, wait_until

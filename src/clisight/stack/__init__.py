@@ -262,8 +262,11 @@ class ObservabilityStack:
     def _report(self, fmt: str, since: Any) -> str:
         from clisight.client.core import flush
         from clisight.query import Filter, Query
-        from clisight.stack.report import build_report, render
+        from clisight.stack.report import FORMATS, build_report, render
 
+        if fmt not in FORMATS:
+            choices = ", ".join(FORMATS)
+            return f"clisight comprehensive report: unknown format {fmt!r}; expected one of {choices}\n"
         client = _core._client
         if client is None or not client.store_url:
             return "clisight comprehensive report: nothing is stored (clisight is not running)\n"
