@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from clisight.query import Filter, Query
-from clisight.query import perf, traces
+from clisight.query import Filter, Query, perf, traces
 from clisight.stack.report import FORMATS, build_report, render, sections
 from tests.cli.clirun import invoke, run_clisight
 from tests.helpers import run_python
