@@ -52,12 +52,22 @@ def test_renders_every_number_of_a_demo_store_in_80x24(demo_copy: Path) -> None:
             assert len(lines) == 24
             assert all(len(line) <= 80 for line in lines)
             text = "\n".join(lines)
-            for label in ("clisight top", "CPU", "Mem", "Events/s", "Active", "Errors", "Today $", "Alerts"):
+            for label in (
+                "clisight top",
+                "CPU",
+                "Mem",
+                "Events/s",
+                "Active",
+                "Error rate",
+                "Today $",
+                "Alerts",
+            ):
                 assert label in text
             assert "1 Overview" in text and "5 Active" in text  # the panel bar
             assert "Quit" in text and "Service" in text  # the key footer
             assert expected.latencies[0].name in text  # p95 by command, most runs first
-            assert f"of {expected.operations:,}" in text  # the error rate's denominator
+            assert f"{expected.operations:,} operations, {expected.failed_operations:,} failed" in text
+            assert f"Errors {expected.rates.errors:,}" in text
             assert f"${expected.cost_today.cost_usd:,.2f}" in text
 
         run_app(app, check)

@@ -81,16 +81,26 @@ def sparkline(values: tuple[float, ...], width: int = 20) -> str:
     return "".join(_BLOCKS[min(int(v / top * (len(_BLOCKS) - 1)), len(_BLOCKS) - 1)] for v in shown)
 
 
-def _table(*columns: tuple[str, str]) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=True, padding=(0, 1))
-    for name, justify in columns:
+def _table(*columns: tuple[str, str] | tuple[str, str, int], title: str | None = None) -> Table:
+    """Columns as (name, "left" or "r"[, ratio]): left columns share the room by ratio (default 1)."""
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        expand=True,
+        padding=(0, 1),
+        title=title,
+        title_justify="left",
+        title_style="dim",
+    )
+    for name, justify, *ratio in columns:
         text_column = justify == "left"
         table.add_column(
             name,
             justify="left" if text_column else "right",
             no_wrap=True,
             overflow="ellipsis",
-            ratio=1 if text_column else None,
+            ratio=(ratio[0] if ratio else 1) if text_column else None,
         )
     return table
 
@@ -142,11 +152,11 @@ def summary(data: TopData, firing: int | None) -> RenderableType:
         cpu_text,
         mem_text,
         Text.assemble(("Events/s ", "bold"), f"{rates.per_second(rates.events):.2f}"),
-        Text.assemble(("Logs/s ", "bold"), f"{rates.per_second(rates.logs):.2f}"),
+        Text.assemble(("Errors ", "bold"), (f"{rates.errors:,}", "red" if rates.errors else "green")),
     )
     grid.add_row(
         Text.assemble(("Active ", "bold"), f"{len(snap.active)}"),
-        Text.assemble(("Errors ", "bold"), (percent(rate), errors_style), f" of {snap.operations:,}"),
+        Text.assemble(("Error rate ", "bold"), (percent(rate), errors_style)),
         Text.assemble(("Today ", "bold"), f"${cost.cost_usd:,.2f}", (f" {cost.requests:,} req", "dim")),
         alerts_text,
     )
@@ -161,7 +171,14 @@ def overview(data: TopData) -> RenderableType:
     snap = data.snapshot
     if snap is None or not snap.latencies:
         return Text("No operations in the window (spans, commands, timed operations).", style="dim")
-    table = _table(("Command / operation", "left"), ("Runs", "r"), ("Fail", "r"), ("p50", "r"), ("p95", "r"))
+    rates = snap.rates
+    title = (
+        f"{snap.operations:,} operations, {snap.failed_operations:,} failed; "
+        f"{rates.per_second(rates.logs):.2f} logs/s, {rates.per_second(rates.operations):.2f} ops/s"
+    )
+    table = _table(
+        ("Command / operation", "left"), ("Runs", "r"), ("Fail", "r"), ("p50", "r"), ("p95", "r"), title=title
+    )
     for lat in snap.latencies:
         table.add_row(
             cell(lat.name, 60),
@@ -178,7 +195,7 @@ def errors(data: TopData) -> RenderableType:
     snap = data.snapshot
     if snap is None or not snap.recent_errors:
         return Text("No errors in the window.", style="green")
-    table = _table(("Time", "r"), ("Service", "left"), ("Where", "left"), ("Error", "left"))
+    table = _table(("Time", "r"), ("Service", "left", 2), ("Where", "left", 3), ("Error", "left", 8))
     for err in snap.recent_errors:
         table.add_row(
             Text(clock(err.time_ns)),
@@ -198,7 +215,11 @@ def alerts(data: TopData) -> RenderableType:
         parts.append(Text("No alert rule is firing.", style="green"))
     else:
         table = _table(
-            ("Rule", "left"), ("Labels", "left"), ("Severity", "left"), ("Value", "r"), ("Since", "r")
+            ("Rule", "left", 3),
+            ("Labels", "left", 3),
+            ("Severity", "left", 1),
+            ("Value", "r"),
+            ("Since", "r"),
         )
         for alert in data.alerts:
             value = "-" if alert.value is None else f"{alert.value:.4g}"
@@ -265,7 +286,7 @@ def active(data: TopData) -> RenderableType:
     snap = data.snapshot
     if snap is None or not snap.active:
         return Text("No runs in progress (a run shows here from clisight.init until it exits).", style="dim")
-    table = _table(("Service", "left"), ("Command", "left"), ("Running", "r"), ("Session", "left"))
+    table = _table(("Service", "left", 2), ("Command", "left", 3), ("Running", "r"), ("Session", "left", 2))
     for run in snap.active:
         table.add_row(
             cell(run.service, 20),
