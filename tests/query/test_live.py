@@ -135,3 +135,11 @@ def test_hourly_series_fill_empty_hours_with_zero_counts(store: SqliteStore, mak
     assert [v for _, v in found["error_rate"]] == [0.5, 0.0]  # no point for the empty hour
     assert [v for _, v in found["errors"]] == [0.0, 0.0, 1.0]
     assert found["operations"][0][0] == base - 2 * hour * 10**9
+
+
+@pytest.mark.parametrize(
+    ("window_s", "step"), [(60, 60), (900, 60), (3600, 60), (3601, 120), (7 * 86_400, 10_080)]
+)
+def test_resource_buckets_keep_a_sparkline_to_sixty_points(window_s: float, step: int) -> None:
+    assert live.bucket_seconds(window_s) == step
+    assert window_s / step <= live.MAX_BUCKETS

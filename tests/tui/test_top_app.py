@@ -82,7 +82,7 @@ def test_keys_switch_panels_and_show_help(demo_copy: Path) -> None:
             await pilot.press("4")
             assert app.panel == "resources"
             text = screen_text(app)
-            assert "Per minute" in text and expected.resources[0].metric in text
+            assert "Trend" in text and expected.resources[0].metric in text
             await pilot.press("2")
             assert app.panel == "errors"
             newest = expected.recent_errors[0]

@@ -16,6 +16,7 @@ window.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,7 +35,7 @@ SERVICES_WINDOW_S: Final = 7 * 86_400.0  # services offered by the filter key
 RECENT_ERRORS: Final = 20
 ACTIVE_SCAN: Final = 500  # newest sessions read to find those still running
 LATENCY_ROWS: Final = 20
-BUCKET_S: Final = 60
+MAX_BUCKETS: Final = 60  # points of a resource sparkline over the whole window
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +90,8 @@ class RecentError:
 
 @dataclass(frozen=True, slots=True)
 class ResourceNow:
-    """One sampled resource metric: the mean of its newest minute, its peak in the window and the
-    per-minute maxima (oldest first, for a sparkline)."""
+    """One sampled resource metric: the mean of its newest bucket (a minute for windows up to an
+    hour), its peak in the window and the maxima per bucket (oldest first, for a sparkline)."""
 
     metric: str
     unit: str
@@ -152,9 +153,13 @@ def rates(q: Query, sel: Selection, window_s: float) -> Rates:
     )
 
 
-def latencies(q: Query, flt: Filter, top: int = LATENCY_ROWS) -> list[Latency]:
-    """Operation types in ``flt``, commands first, then by count: the "p95 by command" table."""
-    found = [Latency(o.operation, o.count, o.failed, o.p50, o.p95, o.max) for o in perf.operations(q, flt)]
+def latencies(
+    q: Query, flt: Filter, top: int = LATENCY_ROWS, operations: list[perf.OperationPerf] | None = None
+) -> list[Latency]:
+    """Operation types in ``flt`` (or of ``operations`` already read for it), commands first, then
+    by count: the "p95 by command" table."""
+    ops = perf.operations(q, flt) if operations is None else operations
+    found = [Latency(o.operation, o.count, o.failed, o.p50, o.p95, o.max) for o in ops]
     found.sort(key=lambda lat: (not lat.name.startswith("command:"), -lat.count, lat.name))
     return found[:top]
 
@@ -214,19 +219,25 @@ def recent_errors(q: Query, sel: Selection, top: int = RECENT_ERRORS) -> list[Re
 _UNITS: Final = {"process.memory.rss": "By", "process.threads": "1", "process.open_files": "1"}
 
 
-def resources(q: Query, sel: Selection) -> list[ResourceNow]:
-    """The sampled resource metrics (``clisight.query.perf.RESOURCE_METRICS``) in ``sel``, per minute."""
+def bucket_seconds(window_s: float) -> int:
+    """Bucket of a resource sparkline: a minute, or longer so a window has at most MAX_BUCKETS."""
+    minutes = math.ceil(window_s / 60 / MAX_BUCKETS)
+    return 60 * max(minutes, 1)
+
+
+def resources(q: Query, sel: Selection, step_s: int = 60) -> list[ResourceNow]:
+    """The sampled resource metrics (``clisight.query.perf.RESOURCE_METRICS``) in ``sel``, per
+    ``step_s`` bucket (a multiple of 60): ``now`` is the mean of the newest bucket."""
     plain = dataclasses.replace(sel, min_severity=None, component=None, name=None, text=None)
-    found = q.reader.aggregate(
-        "metric", plain, ("name", f"bucket:{BUCKET_S}"), ("count", "sum:value", "max:value")
-    )
+    bucket = f"bucket:{step_s}"
+    found = q.reader.aggregate("metric", plain, ("name", bucket), ("count", "sum:value", "max:value"))
     per: dict[str, list[dict[str, Any]]] = {}
     for row in found:
         if row["name"] in perf.RESOURCE_METRICS and row["count"]:
             per.setdefault(row["name"], []).append(row)
     out = []
     for metric in perf.RESOURCE_METRICS:
-        rows = sorted(per.get(metric, ()), key=lambda r: int(r[f"bucket:{BUCKET_S}"]))
+        rows = sorted(per.get(metric, ()), key=lambda r: int(r[bucket]))
         if not rows:
             continue
         last = rows[-1]
@@ -237,7 +248,7 @@ def resources(q: Query, sel: Selection) -> list[ResourceNow]:
                 float(last["sum:value"] or 0.0) / int(last["count"]),
                 max(float(r["max:value"] or 0.0) for r in rows),
                 sum(int(r["count"]) for r in rows),
-                int(last[f"bucket:{BUCKET_S}"]),
+                int(last[bucket]),
                 tuple(float(r["max:value"] or 0.0) for r in rows),
             )
         )
@@ -327,8 +338,8 @@ def snapshot(
     since = now - int(window_s * 1e9)
     flt = Filter(since=since, until=now, service=service)
     sel = flt.selection()
-    lats = latencies(q, flt)
     all_ops = perf.operations(q, flt)
+    lats = latencies(q, flt, operations=all_ops)
     return LiveSnapshot(
         now_ns=now,
         window_s=window_s,
@@ -339,7 +350,7 @@ def snapshot(
         latencies=tuple(lats),
         active=tuple(active_runs(q, service, now, window_s)),
         recent_errors=tuple(recent_errors(q, sel)),
-        resources=tuple(resources(q, sel)),
+        resources=tuple(resources(q, sel, bucket_seconds(window_s))),
         cost_today=cost_today(q, service, now),
         breaches=tuple(perf.breaches(q, flt)),
     )
@@ -357,6 +368,7 @@ __all__ = [
     "RecentError",
     "ResourceNow",
     "active_runs",
+    "bucket_seconds",
     "cost_today",
     "latencies",
     "local_midnight_ns",

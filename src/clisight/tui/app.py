@@ -13,6 +13,7 @@ draws with ordinary terminal sequences (no mouse or true colour needed), so it w
 
 from __future__ import annotations
 
+import contextlib
 from typing import ClassVar, Final
 
 from rich.text import Text
@@ -116,7 +117,8 @@ class TopApp(App[None]):
     @work(thread=True, exclusive=True, group="load")
     def _load(self, service: str | None) -> None:
         data = load(self.reads, service, self.window_s, self._host)
-        self.call_from_thread(self._show, data, service)
+        with contextlib.suppress(RuntimeError):  # the app quit while this read ran
+            self.call_from_thread(self._show, data, service)
 
     def _show(self, data: TopData, service: str | None) -> None:
         if service != self.service:

@@ -261,7 +261,7 @@ def resources(data: TopData) -> RenderableType:
     if snap is None or not snap.resources:
         parts.append(Text("No resource samples in the window (pip install 'clisight[psutil]').", style="dim"))
     else:
-        table = _table(("Metric", "left"), ("Now", "r"), ("Peak", "r"), ("Per minute", "left"))
+        table = _table(("Metric", "left"), ("Now", "r"), ("Peak", "r"), ("Trend", "left"))
         for res in snap.resources:
             table.add_row(
                 cell(res.metric, 30),
