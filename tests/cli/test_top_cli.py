@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import click
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from clisight.cli.top import Duration
 from clisight.query import Query, live
 from tests.cli.clirun import invoke, run_clisight
 from tests.helpers import run_python
@@ -54,3 +61,20 @@ def test_help_lists_the_keys() -> None:
     result = invoke("top", "--help")
     assert result.exit_code == 0
     assert "s cycles the service filter" in result.output and "--interval" in result.output
+
+
+@given(st.floats(min_value=1, max_value=1500), st.sampled_from(["s", "m", "h", "d", ""]))
+def test_window_durations_read_as_seconds(amount: float, unit: str) -> None:
+    seconds = amount * {"s": 1, "m": 60, "h": 3600, "d": 86_400, "": 1}[unit]
+    text = f"{amount}{unit}"
+    if 60 <= seconds <= 90 * 86_400:
+        assert Duration().convert(text, None, None) == pytest.approx(seconds)
+    else:
+        with pytest.raises(click.BadParameter, match="between 1 minute and 90 days"):
+            Duration().convert(text, None, None)
+
+
+@given(st.text(max_size=20).filter(lambda t: not re.fullmatch(r"\s*\d+(\.\d+)?\s*[smhd]?\s*", t.lower())))
+def test_anything_else_is_refused_with_the_forms_it_takes(text: str) -> None:
+    with pytest.raises(click.BadParameter, match="expected 90s, 15m, 2h, 1d or seconds"):
+        Duration().convert(text, None, None)

@@ -3,6 +3,8 @@ stored values escaped in every format."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import html
 import json
 import re
@@ -10,9 +12,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from clisight._terminal import clean
 from clisight.query import Filter, Query, perf, traces
-from clisight.stack.report import FORMATS, build_report, render, sections
+from clisight.stack.report import FORMATS, ComprehensiveReport, _md, build_report, render, sections
 from tests.cli.clirun import invoke, run_clisight
 from tests.helpers import run_python
 
@@ -136,3 +141,34 @@ def test_cli_full_report_reads_a_read_only_store_without_writing_it(demo_db: Pat
     result = invoke("report", "--store", str(copy), "--full")
     assert result.exit_code == 0
     assert copy.stat().st_mtime_ns == before
+
+
+@given(st.text(max_size=80))
+def test_markdown_cells_escape_every_special_character(text: str) -> None:
+    escaped = _md(text)
+    unescaped = re.sub(r"\\(.)", r"\1", escaped)
+    assert unescaped == clean(text, 200)
+    assert re.search(r"(?<!\\)[`*_{}\[\]()#+!|<>~]", re.sub(r"\\\\", "", escaped)) is None
+
+
+@functools.cache
+def empty_report() -> ComprehensiveReport:
+    with Query("memory://") as query:
+        return build_report(query)
+
+
+@given(st.text(max_size=60))
+def test_any_stored_name_is_escaped_in_every_format(text: str) -> None:
+    trace = traces.TraceSummary("a" * 32, text, "svc", 0, 1_000_000, 1, 0)
+    report = dataclasses.replace(empty_report(), traces=(trace,))
+    page = render(report, "html")
+    assert f"<td>{html.escape(clean(text))}</td>" in page
+    tags = set(re.findall(r"<(/?[a-zA-Z][a-zA-Z0-9]*)", page.split("<body>", 1)[1]))
+    assert tags <= {
+        f"{end}{t}"
+        for t in ("h1", "h2", "h3", "ul", "li", "table", "thead", "tbody", "tr", "th", "td", "body", "html")
+        for end in ("", "/")
+    }
+    row = render(report, "text").split("Recent traces\n", 1)[1].splitlines()[2]
+    assert clean(text, 60).strip() in row
+    assert f"| {_md(text)} |" in render(report, "markdown")
