@@ -165,6 +165,8 @@ def test_the_report_covers_every_section_in_every_format(tmp_path: Path) -> None
     assert "## Traces" in markdown and "| user\\_login | 1 |" in markdown
     page = stack.generate_comprehensive_report("html")
     assert page.startswith("<!DOCTYPE html>") and "<h2>Anomalies</h2>" in page
+    assert "Range: all time" not in stack.generate_comprehensive_report(since="1h")
+    assert "cannot read time 'soonish'" in stack.generate_comprehensive_report(since="soonish")
     document = json.loads(stack.generate_comprehensive_report("json"))
     assert [j["step"] for j in document["journeys"]] == ["send_message", "user_login", "view_sessions"]
     assert len(document["traces"]) == 3

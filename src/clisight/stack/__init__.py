@@ -38,7 +38,7 @@ from typing import Any, Final
 from clisight._safety import guard
 from clisight.client import core as _core
 from clisight.client import tracing as _tracing
-from clisight.exceptions import ConfigError
+from clisight.exceptions import ClisightError, ConfigError
 
 SERVER_START_TIMEOUT: Final = 10.0
 SERVER_STOP_TIMEOUT: Final = 5.0
@@ -254,14 +254,15 @@ class ObservabilityStack:
     def generate_comprehensive_report(self, fmt: str = "text", since: Any = None) -> str:
         """Performance, errors, usage, traces, anomalies and alerts of this stack's service, as
         ``text`` (default), ``markdown``, ``html`` or ``json``; everything queued is written first.
-        ``since``: a datetime or nanoseconds (default: everything stored)."""
+        ``since``: a datetime, nanoseconds, or a CLI time word (``24h``, ``2024-05-01``); default
+        everything stored."""
         with guard():
             return self._report(fmt, since)
         return "clisight comprehensive report: unavailable (see clisight doctor)\n"
 
     def _report(self, fmt: str, since: Any) -> str:
         from clisight.client.core import flush
-        from clisight.query import Filter, Query
+        from clisight.query import Filter, Query, parse_time
         from clisight.stack.report import FORMATS, build_report, render
 
         if fmt not in FORMATS:
@@ -270,6 +271,11 @@ class ObservabilityStack:
         client = _core._client
         if client is None or not client.store_url:
             return "clisight comprehensive report: nothing is stored (clisight is not running)\n"
+        if isinstance(since, str):
+            try:
+                since = parse_time(since)
+            except ClisightError as error:
+                return f"clisight comprehensive report: {error}\n"
         flush(FLUSH_TIMEOUT)
         notes = [f"Setup: {p}" for p in self.problems]
         if self.dashboard_url:

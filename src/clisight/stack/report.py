@@ -211,7 +211,8 @@ def sections(report: ComprehensiveReport) -> list[Section]:
     """The report as titled sections of lines and tables (every cell a string)."""
     ov = report.overview
     usage = ov.usage
-    scope = f"{_when(report.since_ns)} to {_when(report.until_ns)}" if report.since_ns else "all time"
+    until = _when(report.until_ns) if report.until_ns is not None else "now"
+    scope = f"{_when(report.since_ns)} to {until}" if report.since_ns is not None else "all time"
     out = [
         Section(
             "Summary",
