@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 
 from clisight._terminal import clean
 from clisight.query import Filter, Query, perf, traces
-from clisight.stack.report import FORMATS, ComprehensiveReport, _md, build_report, render, sections
+from clisight.stack.render import FORMATS, _md, render, sections
+from clisight.stack.report import ComprehensiveReport, build_report
 from tests.cli.clirun import invoke, run_clisight
 from tests.helpers import run_python
 

@@ -256,7 +256,8 @@ def report(
 
 
 def _full_report(store: str | None, flt: Filter, top: int, fmt: str, output: str | None) -> None:
-    from clisight.stack.report import build_report, render
+    from clisight.stack.render import render
+    from clisight.stack.report import build_report
 
     with open_store(store).query as query:
         text = render(build_report(query, flt, top), fmt)

@@ -263,7 +263,8 @@ class ObservabilityStack:
     def _report(self, fmt: str, since: Any) -> str:
         from clisight.client.core import flush
         from clisight.query import Filter, Query, parse_time
-        from clisight.stack.report import FORMATS, build_report, render
+        from clisight.stack.render import FORMATS, render
+        from clisight.stack.report import build_report
 
         if fmt not in FORMATS:
             choices = ", ".join(FORMATS)
