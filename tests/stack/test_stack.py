@@ -49,9 +49,27 @@ def test_setup_builds_every_component_the_seed_names(tmp_path: Path) -> None:
     assert isinstance(stack.analytics, clisight.UserAnalytics)
     assert isinstance(stack.detector, AnomalyDetector)
     assert stack.dashboard_url is None  # no dashboard_port
-    with stack.tracer.start_as_current_span("x", attributes={"k": 1}) as span_id:
-        assert isinstance(span_id, str)
     assert isinstance(stack.tracer.span("y"), span_class)
+
+
+def test_the_tracer_takes_code_written_for_an_opentelemetry_tracer(tmp_path: Path) -> None:
+    stack = stack_on(tmp_path / "s.db")
+    assert stack.tracer is not None
+    with stack.tracer.start_as_current_span("checkout", attributes={"cart": 3}) as span:
+        span.set_attribute("paid", True)
+        span.set_attributes({"items": 2})
+        span.record_exception(ValueError("card declined"))
+    clisight.flush(10)
+    with Query(tmp_path / "s.db") as query:
+        [row] = query.reader.rows("span", Selection(name="checkout")).rows
+        errors = query.reader.rows("error", Selection(trace_id=span.trace_id)).rows
+    assert row["trace_id"] == span.trace_id and row["span_id"] == span.span_id
+    assert {k: row["attributes"][k] for k in ("cart", "paid", "items")} == {
+        "cart": 3,
+        "paid": True,
+        "items": 2,
+    }
+    assert [e["message"] for e in errors] == ["card declined"]
 
 
 def test_metrics_and_tracing_can_be_turned_off(tmp_path: Path) -> None:

@@ -33,6 +33,7 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
+from types import TracebackType
 from typing import Any, Final
 
 from clisight._safety import guard
@@ -48,13 +49,51 @@ MAX_FINDINGS: Final = 50
 
 class Tracer:
     """Spans for the stack (``tracing_enabled``): ``span(name, **attributes)`` is :class:`clisight.span`;
-    ``start_as_current_span(name, attributes=None)`` is the same, named as in OpenTelemetry."""
+    ``start_as_current_span(name, attributes=None)`` is the same span with OpenTelemetry's manners
+    (the ``with`` block gets an object with ``set_attribute``, ``set_attributes`` and
+    ``record_exception``), for code written against an OpenTelemetry tracer, as the seed's was."""
 
     def span(self, name: str, **attributes: Any) -> _tracing.span:
         return _tracing.span(name, **attributes)
 
-    def start_as_current_span(self, name: str, attributes: Mapping[str, Any] | None = None) -> _tracing.span:
-        return _tracing.span(name, **dict(attributes or {}))
+    def start_as_current_span(self, name: str, attributes: Mapping[str, Any] | None = None) -> OtelStyleSpan:
+        return OtelStyleSpan(name, attributes)
+
+
+class OtelStyleSpan:
+    """A :class:`clisight.span` used as an OpenTelemetry span is (see :class:`Tracer`)."""
+
+    def __init__(self, name: str, attributes: Mapping[str, Any] | None = None) -> None:
+        self.span = _tracing.span(name, **{str(k): v for k, v in (attributes or {}).items()})
+
+    def __enter__(self) -> OtelStyleSpan:
+        self.span.__enter__()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.span.__exit__(exc_type, exc, tb)
+
+    @property
+    def trace_id(self) -> str | None:
+        return self.span.trace_id
+
+    @property
+    def span_id(self) -> str | None:
+        return self.span.span_id
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self.span.set(**{str(key): value})
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> None:
+        self.span.set(**{str(k): v for k, v in attributes.items()})
+
+    def record_exception(self, exception: BaseException, **_: Any) -> None:
+        """Capture the exception as an error occurrence of this span's trace."""
+        from clisight.client.errors import capture_exception
+
+        capture_exception(exception)
 
 
 class _DashboardServer:
@@ -300,4 +339,4 @@ class ObservabilityStack:
             self.dashboard_url = None
 
 
-__all__ = ["ObservabilityStack", "Tracer"]
+__all__ = ["ObservabilityStack", "OtelStyleSpan", "Tracer"]

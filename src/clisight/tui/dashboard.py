@@ -66,7 +66,9 @@ class MonitoringDashboard:
     # -- running ----------------------------------------------------------------------------------
     async def start_dashboard(self, duration: float | None = None) -> None:
         """Draw a frame every ``refresh_interval`` seconds until :meth:`stop`, ``duration`` seconds
-        or cancellation."""
+        or cancellation.  A second call while one runs returns at once."""
+        if self.running:
+            return
         self._stop.clear()
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
