@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import click
@@ -78,3 +79,15 @@ def test_window_durations_read_as_seconds(amount: float, unit: str) -> None:
 def test_anything_else_is_refused_with_the_forms_it_takes(text: str) -> None:
     with pytest.raises(click.BadParameter, match="expected 90s, 15m, 2h, 1d or seconds"):
         Duration().convert(text, None, None)
+
+
+def test_without_textual_top_says_which_extra_to_install(
+    demo_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delitem(sys.modules, "clisight.tui.app", raising=False)
+    monkeypatch.setitem(sys.modules, "textual", None)  # as if not installed: importing it fails
+    result = invoke("top", "--store", str(demo_store))
+    assert result.exit_code == 1
+    assert "pip install 'clisight[tui]'" in result.output
+    result = invoke("top", "--store", str(demo_store), "--once")  # needs no Textual
+    assert result.exit_code == 0 and "Overview" in result.output
