@@ -178,6 +178,7 @@ def test_the_report_covers_every_section_in_every_format(tmp_path: Path) -> None
     for title in ("Summary", "Performance", "Errors", "Usage", "Traces", "Anomalies", "Alerts"):
         assert f"\n{title}\n{'=' * len(title)}\n" in text
     assert "service: seedapp" in text
+    assert "active operations 0; error rate of operations timed here 0.0%" in text  # the dashboard's numbers
     assert "user_journey.view_sessions" in text
     markdown = stack.generate_comprehensive_report("markdown")
     assert "## Traces" in markdown and "| user\\_login | 1 |" in markdown

@@ -318,6 +318,8 @@ class ObservabilityStack:
                 return f"clisight comprehensive report: {error}\n"
         flush(FLUSH_TIMEOUT)
         notes = [f"Setup: {p}" for p in self.problems]
+        if self.dashboard is not None:
+            notes.append(_now_line(self.dashboard.get_metrics()))
         if self.dashboard_url:
             notes.append(f"Web dashboard: {self.dashboard_url}")
         findings = [f"Seed detector: {f}" for f in self.findings]
@@ -337,6 +339,22 @@ class ObservabilityStack:
             if server is not None:
                 server.stop()
             self.dashboard_url = None
+
+
+def _now_line(m: dict[str, Any]) -> str:
+    """The terminal dashboard's numbers at report time, as one summary line."""
+
+    def pct(value: Any) -> str:
+        return "-" if value is None else f"{value:.0f}%"
+
+    rss = m.get("process_memory_bytes")
+    rate = m.get("error_rate")
+    return (
+        f"Now: CPU {pct(m.get('cpu_percent'))}, memory {pct(m.get('memory_percent'))}"
+        f"{'' if rss is None else f', this process {rss / 1_048_576:.0f} MB'}; "
+        f"active operations {m.get('active_operations', 0)}; "
+        f"error rate of operations timed here {'-' if rate is None else f'{rate:.1%}'}"
+    )
 
 
 __all__ = ["ObservabilityStack", "OtelStyleSpan", "Tracer"]
