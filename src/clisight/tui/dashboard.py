@@ -37,6 +37,7 @@ from clisight.client import core as _core
 DEFAULT_INTERVAL: Final = 5.0
 STORE_WINDOW_S: Final = 900.0
 SHOWN_OPERATIONS: Final = 8
+PRIME_S: Final = 0.1
 _CLEAR: Final = "\x1b[H\x1b[2J"  # cursor home, clear screen: our own sequence, never data
 
 
@@ -147,8 +148,9 @@ class MonitoringDashboard:
             else:
                 self._host = psutil
                 self._process = psutil.Process(os.getpid())
-                psutil.cpu_percent(None)  # the first reading only starts the count
+                psutil.cpu_percent(None)  # the first reading only starts the count:
                 self._process.cpu_percent(None)
+                time.sleep(PRIME_S)  # a first frame measured over no time at all would read 0 %
         if self._host:
             metrics["cpu_percent"] = float(self._host.cpu_percent(None))
             metrics["memory_percent"] = float(self._host.virtual_memory().percent)
