@@ -75,7 +75,7 @@ def main() -> int:
             print(f"filling {args.records:,} records over 7 days...", file=sys.stderr)
             fill(str(path), args.records, days=7.0, seed=0, progress=False)
         store = SqliteStore(path, read_only=True)
-        rollups, raw = Query(store), Query(RawScans(store))  # type: ignore[arg-type]
+        rollups, raw = Query(store), Query(RawScans(store))  # type: ignore[arg-type,unused-ignore]
         counts = store.info().row_counts
         records = sum(
             counts.get(t, 0) for t in ("logs", "events", "spans", "metric_points", "errors", "sessions")

@@ -70,8 +70,8 @@ def to_png(svg: Path) -> Path | None:
     png = svg.with_suffix(".png")
     page = svg.with_suffix(".html")
     page.write_text(
-        f'<html><body style="margin:0;background:#fff"><img src="{svg.name}" width="{width}" height="{height}">'
-        "</body></html>",
+        '<html><body style="margin:0;background:#fff">'
+        f'<img src="{svg.name}" width="{width}" height="{height}"></body></html>',
         encoding="utf-8",
     )
     try:
@@ -99,7 +99,9 @@ def to_png(svg: Path) -> Path | None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"), help="Folder to write to.")
-    parser.add_argument("--store", type=Path, default=None, help="Store to show (default: a fresh demo store).")
+    parser.add_argument(
+        "--store", type=Path, default=None, help="Store to show (default: a fresh demo store)."
+    )
     parser.add_argument("--no-png", action="store_true", help="Only the SVG files.")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
