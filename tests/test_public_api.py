@@ -6,6 +6,7 @@ import clisight
 from tests.helpers import run_python
 
 EXPECTED = [
+    "AlertingSystem",
     "AnomalyDetector",
     "Logger",
     "LoggingHandler",

@@ -23,6 +23,7 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it (loaded on first attribute access)
 _LAZY: dict[str, str] = {
+    "AlertingSystem": "clisight.alerts",
     "AnomalyDetector": "clisight.detect",
     "LoggingHandler": "clisight.client.stdlib",
     "Logger": "clisight.client.logger",
@@ -59,6 +60,7 @@ _LAZY: dict[str, str] = {
 
 # A literal list, so type checkers see the exports; tests/test_public_api.py pins it to _LAZY.
 __all__ = [
+    "AlertingSystem",
     "AnomalyDetector",
     "Logger",
     "LoggingHandler",
@@ -97,6 +99,7 @@ __all__ = [
 if TYPE_CHECKING:
     from typing import Any
 
+    from clisight.alerts import AlertingSystem as AlertingSystem
     from clisight.client.analytics import session as session
     from clisight.client.analytics import set_command as set_command
     from clisight.client.analytics import set_session_context as set_session_context

@@ -369,6 +369,31 @@ PARAMS += (
         "LLM budgets; crossing one records a WARNING and calls the budget callback (0 or absent: none).",
     ),
 )
+# Alerting (clisight.alerts): the rules file, how often `clisight serve` evaluates it, and the
+# dashboard address notifications link to.
+PARAMS += (
+    Param(
+        "alerts_file",
+        _str,
+        "",
+        "a file path",
+        "Alert rules (TOML; docs/alerts.md) (default: <user config dir>/clisight/alerts.toml).",
+    ),
+    Param(
+        "alerts_interval",
+        _positive_float,
+        30.0,
+        "seconds > 0",
+        "How often `clisight serve` evaluates the alert rules.",
+    ),
+    Param(
+        "server_url",
+        _str,
+        "",
+        "a URL such as http://127.0.0.1:4318",
+        "Where the dashboard is reached; alert notifications link to its alert page.",
+    ),
+)
 PARAMS_BY_NAME = {p.name: p for p in PARAMS}
 
 
@@ -511,3 +536,18 @@ def default_store_path() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("clisight", appauthor=False)) / "clisight.db"
+
+
+def default_alerts_path() -> Path:
+    """The default rules file, ``<user config dir>/clisight/alerts.toml`` (CLISIGHT_HOME overrides it)."""
+    home = os.environ.get("CLISIGHT_HOME")
+    if home:
+        return Path(home) / "alerts.toml"
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("clisight", appauthor=False)) / "alerts.toml"
+
+
+def alerts_path(value: str) -> Path:
+    """The ``alerts_file`` parameter as a path (its default when empty)."""
+    return Path(value).expanduser() if value else default_alerts_path()

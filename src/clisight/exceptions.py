@@ -4,6 +4,7 @@
 
     ClisightError                 base of everything below; catch this to catch them all
     ├── ConfigError               a configuration value is invalid (names parameter, source, allowed values)
+    │   └── AlertRulesError       an alert rules file has mistakes (names file, line and reason of each)
     ├── StoreError                the store cannot be opened, read or migrated
     │   ├── UnsupportedStoreURL   the store URL's scheme is not one clisight knows
     │   └── SchemaError           the database's schema is newer than this clisight, or damaged
@@ -37,6 +38,25 @@ class ConfigError(ClisightError, ValueError):
         self.value = value
         self.allowed = allowed
         super().__init__(f"invalid value {value!r} for {parameter!r} (from {source}): expected {allowed}")
+
+
+class AlertRulesError(ConfigError):
+    """An alert rules file (``alerts_file``, ``--rules``) was refused whole: ``path``, ``line`` (1-based;
+    0 when the file itself cannot be read) and ``reason`` of the first mistake, ``more`` the others as
+    ``file:line: reason`` texts."""
+
+    def __init__(self, path: str, line: int, reason: str, more: list[str] | None = None) -> None:
+        self.path = path
+        self.line = line
+        self.reason = reason
+        self.more = list(more or [])
+        self.parameter = "alerts_file"
+        self.source = path
+        self.value = path
+        self.allowed = "a valid rules file (see docs/alerts.md)"
+        where = f"{path}:{line}" if line else path
+        text = "\n".join([f"{where}: {reason}", *self.more])
+        ValueError.__init__(self, text)
 
 
 class StoreError(ClisightError):

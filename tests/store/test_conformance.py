@@ -1445,6 +1445,45 @@ def test_state_items_take_the_prefix_literally(any_store: Store) -> None:
     assert any_store.state_items("zzz") == []
 
 
+def test_claim_state_saves_only_when_the_key_is_free(any_store: Store) -> None:
+    assert any_store.claim_state("alert:claim:1", {"by": "first"}) is True
+    assert any_store.claim_state("alert:claim:1", {"by": "second"}) is False
+    assert any_store.load_state("alert:claim:1") == {"by": "first"}, "a lost claim changes nothing"
+    any_store.save_state("taken", 1)
+    assert any_store.claim_state("taken", 2) is False and any_store.load_state("taken") == 1
+    any_store.save_state("alert:claim:1", "overwritten")  # save_state still replaces a claimed value
+    assert any_store.load_state("alert:claim:1") == "overwritten"
+
+
+def test_claim_state_has_one_winner_among_racing_store_objects(
+    any_store: Store, backend: str, store_url: str
+) -> None:
+    # Each thread claims through its own store object (its own connection), as separate processes do;
+    # the in-memory store is private to one object, so there the threads share it.
+    stores = [any_store] + ([] if backend == "memory" else [open_store(store_url) for _ in range(3)])
+    start = threading.Barrier(8)
+    wins: list[tuple[int, int]] = []
+
+    def claim(i: int) -> None:
+        store = stores[i % len(stores)]
+        start.wait(timeout=30)
+        for key in range(20):
+            if store.claim_state(f"race:{key}", i):
+                wins.append((key, i))
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(8)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    finally:
+        for other in stores[1:]:
+            other.close()
+    assert sorted(key for key, _ in wins) == list(range(20)), "exactly one winner per key"
+    assert {key: any_store.load_state(f"race:{key}") for key in range(20)} == dict(wins)
+
+
 def test_state_items_since_returns_keys_saved_from_then_on(any_store: Store) -> None:
     any_store.save_state("job:old", 1)
     any_store.save_state("job:touched", 2)

@@ -9,6 +9,7 @@ import click
 
 from clisight import __version__
 from clisight.cli._common import ClisightGroup
+from clisight.cli.alerts import alerts
 from clisight.cli.demo import demo
 from clisight.cli.detect import detect
 from clisight.cli.doctor import doctor
@@ -38,6 +39,7 @@ Examples:
   clisight serve                     receive OpenTelemetry (OTLP/HTTP) on 127.0.0.1:4318
   clisight traces show ID            one trace's spans as a waterfall
   clisight top                       live terminal dashboard (pip install 'clisight[tui]')
+  clisight alerts check              evaluate the alert rules once; exit 1 if one fires
 
 \b
 The store is the configured one (CLISIGHT_STORE, [tool.clisight] store = ..., or the
@@ -54,7 +56,9 @@ def cli() -> None:
 COMMANDS = (demo, tail, report, perf, errors, usage, insights, traces, detect, export, vacuum, doctor, serve)
 for command in COMMANDS:
     cli.add_command(command)
-cli.add_command(top)  # apart from COMMANDS' line, which parallel branches also extend
+# Registered apart from COMMANDS' line, which parallel branches also extend.
+cli.add_command(top)
+cli.add_command(alerts)
 
 
 def main() -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import signal
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -56,6 +58,35 @@ def banner(host: str, port: int, store: str, token: bool) -> str:
         "Ctrl-C stops the server after writing what it has received.",
     ]
     return "\n".join(lines)
+
+
+def _alert_rules(config: _config.Config) -> Path | None:
+    """The alert rules file to evaluate while serving, if it exists; a file with mistakes stops the
+    server from starting (exit 2, each mistake shown) rather than failing in the background."""
+    from clisight.cli.alerts import read_rules
+
+    path = _config.alerts_path(config["alerts_file"])
+    if not path.is_file():
+        return None
+    read_rules(path)
+    return path
+
+
+def _start_alerts(query: Any, path: Path | None, config: _config.Config) -> Any:
+    """Evaluate the rules every ``alerts_interval`` seconds in the background (None: no rules)."""
+    if path is None:
+        return None
+    from clisight.alerts.scheduler import AlertScheduler
+
+    scheduler = AlertScheduler(
+        query,
+        path,
+        config["alerts_interval"],
+        server_url=config["server_url"],
+        thresholds=_config.threshold_pairs(config["thresholds"]),
+    )
+    click.echo(f"clisight serve: alert rules {clean(path)}, every {config['alerts_interval']:g} s", err=True)
+    return scheduler.start()
 
 
 @click.command()
@@ -130,6 +161,7 @@ def serve(
     opened = open_store(url, must_exist=False)  # an unknown scheme or unreachable server fails here, cleanly
     shown_url = opened.query.url
     config = _config.resolve({"store": url})
+    rules_path = _alert_rules(config)
     sink = StoreSink.from_config(url, config)
     pipeline = Pipeline([sink], queue_size=QUEUE_SIZE, batch_size=BATCH_SIZE)
     app = create_app(
@@ -148,6 +180,7 @@ def serve(
     )
     server = uvicorn.Server(config_)
     click.echo(clean(banner(host, port, shown_url, bool(token)), multiline=True), err=True)
+    scheduler = _start_alerts(opened.query, rules_path, config)
     # uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again with the handlers it
     # found in place: quiet ones, so the process lives on to write what it received, then exits 0.
     quiet = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -158,6 +191,8 @@ def serve(
     finally:
         for sig, handler in quiet.items():
             signal.signal(sig, handler)
+        if scheduler is not None:
+            scheduler.stop(timeout=5)
         opened.query.close()
         finished = pipeline.shutdown(timeout=10)
         [stats] = pipeline.stats()

@@ -10,7 +10,8 @@ The protocol is small and generic, so a new view never needs a new method per ba
 - ``aggregate(kind, selection, group_by, measures)``: counts, sums, minima, maxima, quantiles from
   mergeable sketches and distinct counts, answered from rollups whenever they can answer it and
   from raw rows only for what they cannot (see ``_aggregate`` for the plan).
-- key-value state, retention, migrations, ``info``.
+- key-value state (with ``claim_state``, an atomic insert-if-absent for work that must happen
+  once across processes), retention, migrations, ``info``.
 
 Report logic (LLM usage, slow operations, error tables) lives in ``clisight.query`` on top of these.
 Times are integers in nanoseconds since the Unix epoch.
@@ -230,6 +231,12 @@ class Store(Protocol):
 
     def state_items(self, prefix: str, since_ns: int = 0) -> list[tuple[str, Any]]:
         """(key, value) of every state key starting with ``prefix`` saved at or after ``since_ns``."""
+        ...
+
+    def claim_state(self, key: str, value: Any) -> bool:
+        """Save ``value`` under ``key`` only if nothing is saved there yet, atomically: of callers
+        racing for one key (threads, processes, machines sharing the store) exactly one gets True.
+        A later :meth:`save_state` may still overwrite the value."""
         ...
 
     def close(self) -> None: ...

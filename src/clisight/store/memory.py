@@ -343,6 +343,14 @@ class MemoryStore:
         with self._open():
             self._state[key] = (text, time.time_ns())
 
+    def claim_state(self, key: str, value: Any) -> bool:
+        text = to_json(value)
+        with self._open():
+            if key in self._state:
+                return False
+            self._state[key] = (text, time.time_ns())
+            return True
+
     def load_state(self, key: str) -> Any | None:
         with self._open():
             found = self._state.get(key)

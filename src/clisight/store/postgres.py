@@ -523,6 +523,15 @@ class PostgresStore(SqlReads):
             raise StoreError(f"the store {self.url} was opened read-only; it cannot be written")
         self._maintain(save)
 
+    def claim_state(self, key: str, value: Any) -> bool:
+        if self.read_only:
+            raise StoreError(f"the store {self.url} was opened read-only; it cannot be written")
+        changed = self._execute(
+            "INSERT INTO kv_state (key, value, updated_ns) VALUES (%s, %s, %s) ON CONFLICT (key) DO NOTHING",
+            (encode(key), to_json(value), time.time_ns()),
+        )
+        return changed == 1
+
     def load_state(self, key: str) -> Any | None:
         rows = self._read("SELECT value FROM kv_state WHERE key = %s", (encode(key),))
         return from_json(rows[0][0]) if rows else None

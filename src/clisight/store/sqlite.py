@@ -307,6 +307,13 @@ class SqliteStore(SqlReads):
             (key, to_json(value), time.time_ns()),
         )
 
+    def claim_state(self, key: str, value: Any) -> bool:
+        changed = self._execute_write(
+            "INSERT INTO kv_state (key, value, updated_ns) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING",
+            (key, to_json(value), time.time_ns()),
+        )
+        return changed == 1
+
     def load_state(self, key: str) -> Any | None:
         rows = self._read("SELECT value FROM kv_state WHERE key = ?", (key,))
         return from_json(rows[0][0]) if rows else None
