@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from clisight._terminal import clean
+from clisight.alerts import AlertEngine, parse_rules
 from clisight.query import Filter, Query, perf, traces
 from clisight.stack.render import FORMATS, _md, render, sections
 from clisight.stack.report import ComprehensiveReport, build_report
@@ -23,6 +24,18 @@ from tests.cli.clirun import invoke, run_clisight
 from tests.helpers import run_python
 
 HOSTILE = "\x1b]0;pwn\x07<script>alert(1)</script> *[x](javascript:alert(1))* | `tick` & \u202e"
+
+
+PER_SERVICE_RULE = """
+[[rule]]
+name = "spans"
+metric = "count"
+of = "operations"
+group_by = ["service"]
+window = "1h"
+above = 0
+for = "0s"
+"""
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +67,10 @@ def hostile_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
         clisight.get_logger({HOSTILE!r}).error({HOSTILE!r})
         clisight.capture_exception(ValueError({HOSTILE!r}))
     """)
+    with Query(db) as query:  # an alert per service: the hostile service name becomes a label
+        engine = AlertEngine(query, parse_rules(PER_SERVICE_RULE))
+        engine.evaluate()
+        engine.close(10)
     return db
 
 
@@ -91,6 +108,8 @@ def test_hostile_values_are_escaped_in_every_format(hostile_db: Path) -> None:
     text = render(report, "text")
     assert "\x1b" not in text and "\x07" not in text and "\u202e" not in text
     assert "\\x1b]0;pwn\\x07" in text
+    alerts = text.split("Alert states\n", 1)[1]
+    assert "service=\\x1b]0;pwn\\x07<script>" in alerts and "firing" in alerts
     page = render(report, "html")
     assert re.findall(r"<script", page, re.IGNORECASE) == []
     assert html.escape("<script>alert(1)</script>") in page

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,8 @@ def test_setup_builds_every_component_the_seed_names(tmp_path: Path) -> None:
     )
     assert isinstance(stack.analytics, clisight.UserAnalytics)
     assert isinstance(stack.detector, AnomalyDetector)
+    assert isinstance(stack.alerting, clisight.AlertingSystem)
+    assert stack.alerting.performance_monitor is stack.metrics
     assert stack.dashboard_url is None  # no dashboard_port
     assert isinstance(stack.tracer.span("y"), span_class)
 
@@ -202,3 +205,22 @@ def test_never_raises_into_the_host(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert "unknown format 'yaml'" in stack.generate_comprehensive_report("yaml")
     stack.close()
     stack.close()
+
+
+def test_the_report_evaluates_the_seeds_thresholds_and_shows_what_fires(tmp_path: Path) -> None:
+    stack = stack_on(tmp_path / "s.db")
+    assert stack.alerting is not None and stack.metrics is not None
+    stack.alerting.alert_thresholds["query_time"] = 0.001  # seconds
+    stack.metrics.start_operation("q1", "query_time")
+    time.sleep(0.02)
+    stack.metrics.end_operation("q1", "query_time")
+    text = stack.generate_comprehensive_report()
+    alerts = text.split("\nAlerts\n======\n", 1)[1]
+    assert "Alerts: 3; firing: 1;" in alerts  # the seed's three thresholds, one crossed
+    assert "Firing: query_time: a query_time operation took longer than 0.001 s" in alerts
+    states = alerts.split("Alert states\n", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    assert states[0].split()[:3] == ["query_time", "source=default", "firing"]
+    changes = alerts.split("Recent changes\n", 1)[1].splitlines()[2:]
+    assert any("query_time" in line and "inactive" in line and "firing" in line for line in changes)
+    document = json.loads(stack.generate_comprehensive_report("json"))
+    assert [a["rule"] for a in document["alerts"] if a["state"] == "firing"] == ["query_time"]

@@ -109,14 +109,13 @@ def _print_once(query: Any, service: str | None, window: float, watch_host: bool
     out = console()
     if data.problem:
         raise CommandError(data.problem)
-    firing = None if data.alerts is None else sum(not a.silenced for a in data.alerts)
     out.print(
         Text.assemble(
             ("clisight top", "bold"),
             f"  service {clean(service) if service else 'all'}  last {panels.span(window)}",
         )
     )
-    out.print(panels.summary(data, firing))
+    out.print(panels.summary(data))
     out.print(
         Group(
             *(

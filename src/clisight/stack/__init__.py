@@ -147,7 +147,7 @@ class ObservabilityStack:
 
     Attributes after :meth:`setup_observability`: ``logger`` (:class:`clisight.Logger`), ``metrics``
     (:class:`clisight.PerformanceMonitor` or None), ``tracer`` (:class:`Tracer` or None),
-    ``alerting`` (``clisight.AlertingSystem`` when available, else None), ``dashboard``
+    ``alerting`` (``clisight.AlertingSystem``: the seed's thresholds as alert rules), ``dashboard``
     (:class:`clisight.MonitoringDashboard`), ``analytics`` (:class:`clisight.UserAnalytics`),
     ``detector`` (the seed's :class:`clisight.AnomalyDetector`, fed each journey step's duration),
     ``dashboard_url`` and ``problems`` (what could not be set up, in words).
@@ -223,11 +223,8 @@ class ObservabilityStack:
         return init(**kwargs)
 
     def _alerting(self) -> Any:
-        try:
-            from clisight.alerts import AlertingSystem  # type: ignore[import-not-found,attr-defined,unused-ignore]
-        except ImportError:
-            self.problems.append("alerting: clisight.alerts is not available in this installation")
-            return None
+        from clisight.alerts import AlertingSystem
+
         return AlertingSystem(self.logger, self.metrics)
 
     def _serve(self, client: Any, port: Any) -> None:
@@ -317,6 +314,8 @@ class ObservabilityStack:
             except ClisightError as error:
                 return f"clisight comprehensive report: {error}\n"
         flush(FLUSH_TIMEOUT)
+        if self.alerting is not None:  # the seed's thresholds, evaluated now: the alerts section is current
+            self.alerting.check_alerts(store=client.store_url)
         notes = [f"Setup: {p}" for p in self.problems]
         if self.dashboard is not None:
             notes.append(_now_line(self.dashboard.get_metrics()))

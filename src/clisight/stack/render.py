@@ -276,36 +276,57 @@ def sections(report: ComprehensiveReport) -> list[Section]:
             else (),
         )
     )
-    if report.alerts is None:
-        alert_lines: tuple[str, ...] = ("Alert rules are not available in this installation.",)
-        alert_tables: tuple[Table, ...] = ()
-    else:
-        firing = sum(a.state == "firing" and not a.silenced for a in report.alerts)
-        alert_lines = (f"Rules: {len(report.alerts)}; firing: {firing}",)
-        alert_tables = (
-            (
-                Table(
-                    "Alert rules",
-                    ("Rule", "Labels", "State", "Severity", "Value", "Threshold", "Since"),
-                    tuple(
-                        (
-                            a.rule,
-                            a.labels,
-                            a.state + (" (silenced)" if a.silenced else ""),
-                            a.severity,
-                            "-" if a.value is None else f"{a.value:.4g}",
-                            "-" if a.threshold is None else f"{a.threshold:.4g}",
-                            _when(a.since_ns),
-                        )
-                        for a in report.alerts
-                    ),
-                    frozenset({4, 5}),
-                ),
-            )
-            if report.alerts
-            else ()
+    firing = sum(a.state == "firing" and not a.silenced for a in report.alerts)
+    evaluated = max((a.evaluated_ns for a in report.alerts), default=0)
+    alert_lines: tuple[str, ...] = (
+        (
+            f"Alerts: {len(report.alerts)}; firing: {firing}; last evaluated: {_when(evaluated)}",
+            *(f"Firing: {a.rule}: {a.summary}" for a in report.alerts if a.state == "firing" and a.summary),
         )
-    out.append(Section("Alerts", alert_lines, alert_tables))
+        if report.alerts
+        else ("No alert rule has been evaluated on this store (`clisight alerts check` evaluates them).",)
+    )
+    alert_tables: list[Table] = []
+    if report.alerts:
+        alert_tables.append(
+            Table(
+                "Alert states",
+                ("Alert", "Labels", "State", "Severity", "Value", "Threshold", "Since"),
+                tuple(
+                    (
+                        a.rule,
+                        a.labels,
+                        a.state + (" (silenced)" if a.silenced else ""),
+                        a.severity,
+                        "-" if a.value is None else f"{a.value:.4g}",
+                        f"{a.threshold:.4g}",
+                        _when(a.since_ns),
+                    )
+                    for a in report.alerts
+                ),
+                frozenset({4, 5}),
+            )
+        )
+    if report.alert_changes:
+        alert_tables.append(
+            Table(
+                "Recent changes",
+                ("Time", "Alert", "Labels", "From", "To", "Value"),
+                tuple(
+                    (
+                        _when(c.time_ns),
+                        c.rule,
+                        c.labels,
+                        c.previous,
+                        c.state,
+                        "-" if c.value is None else f"{c.value:.4g}",
+                    )
+                    for c in report.alert_changes
+                ),
+                frozenset({5}),
+            )
+        )
+    out.append(Section("Alerts", alert_lines, tuple(alert_tables)))
     return out
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
+from clisight.alerts import alert_history, alert_statuses
 from clisight.detect import DEFAULT_DETECTOR, default_threshold, has_alert_level, make_detector
 from clisight.query import Filter, Query, Report, live, perf, traces
 from clisight.query import analytics as qa
@@ -36,16 +37,31 @@ class Anomaly:
 
 @dataclass(frozen=True, slots=True)
 class AlertState:
-    """One alert rule's state (``clisight.alerts``), as the report shows it."""
+    """One alert's state as the alert engine last stored it (``clisight.alerts.AlertStatus``)."""
 
     rule: str
     labels: str
     state: str
     severity: str
     value: float | None
-    threshold: float | None
-    since_ns: int | None
+    threshold: float
+    since_ns: int
     silenced: bool
+    summary: str
+    evaluated_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class AlertChange:
+    """One recorded change of an alert's state (``clisight.alerts.AlertTransition``)."""
+
+    rule: str
+    labels: str
+    previous: str
+    state: str
+    time_ns: int
+    value: float | None
+    threshold: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,43 +83,46 @@ class ComprehensiveReport:
     traces: tuple[traces.TraceSummary, ...]
     anomalies: tuple[Anomaly, ...]
     series_checked: tuple[tuple[str, int], ...]  # (series, points) given to the detector
-    alerts: tuple[AlertState, ...] | None  # None: clisight.alerts is not available
+    alerts: tuple[AlertState, ...]
+    alert_changes: tuple[AlertChange, ...]  # newest first, within the report's range
     notes: tuple[str, ...] = field(default=())  # shown in the summary
     findings: tuple[str, ...] = field(default=())  # shown with the anomalies
 
 
-def _labels(labels: Any) -> str:
-    if isinstance(labels, dict):
-        return ", ".join(f"{k}={v}" for k, v in sorted(labels.items(), key=lambda kv: str(kv[0])))
-    return "" if labels is None else str(labels)
+def _labels(labels: Mapping[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def alert_states(q: Query) -> tuple[AlertState, ...] | None:
-    """Every alert rule's state, firing first; None when ``clisight.alerts`` is not available."""
-    try:
-        from clisight.alerts import alert_statuses  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return None
-    found = [
-        AlertState(
-            str(getattr(s, "rule", "")),
-            _labels(getattr(s, "labels", None)),
-            str(getattr(s, "state", "")),
-            str(getattr(s, "severity", "") or ""),
-            _number(getattr(s, "value", None)),
-            _number(getattr(s, "threshold", None)),
-            getattr(s, "since_ns", None) if isinstance(getattr(s, "since_ns", None), int) else None,
-            bool(getattr(s, "silenced", False)),
-        )
-        for s in alert_statuses(q)
-    ]
+def alert_states(q: Query) -> tuple[AlertState, ...]:
+    """Every alert's stored state, firing first, then pending, then the rest."""
     order = {"firing": 0, "pending": 1}
-    found.sort(key=lambda a: (order.get(a.state, 2), a.rule, a.labels))
-    return tuple(found)
+    found = sorted(alert_statuses(q), key=lambda s: (order.get(s.state, 2), s.rule, _labels(s.labels)))
+    return tuple(
+        AlertState(
+            s.rule,
+            _labels(s.labels),
+            s.state,
+            s.severity,
+            s.value,
+            s.threshold,
+            s.since_ns,
+            s.silenced,
+            s.summary,
+            s.evaluated_ns,
+        )
+        for s in found
+    )
+
+
+def alert_changes(q: Query, since_ns: int | None, until_ns: int | None, top: int) -> tuple[AlertChange, ...]:
+    """The newest ``top`` alert state changes between ``since_ns`` and ``until_ns``."""
+    found = alert_history(q, since_ns or 0, limit=top if until_ns is None else 10_000)
+    if until_ns is not None:
+        found = [t for t in found if t.time_ns <= until_ns][:top]
+    return tuple(
+        AlertChange(t.rule, _labels(t.labels), t.previous, t.state, t.time_ns, t.value, t.threshold)
+        for t in found
+    )
 
 
 def find_anomalies(q: Query, flt: Filter, top: int = 10) -> tuple[list[Anomaly], list[tuple[str, int]]]:
@@ -156,15 +175,18 @@ def build_report(
         anomalies=tuple(anomalies),
         series_checked=tuple(checked),
         alerts=alert_states(q),
+        alert_changes=alert_changes(q, sel.since_ns, sel.until_ns, top),
         notes=tuple(notes),
         findings=tuple(findings),
     )
 
 
 __all__ = [
+    "AlertChange",
     "AlertState",
     "Anomaly",
     "ComprehensiveReport",
+    "alert_changes",
     "alert_states",
     "build_report",
     "find_anomalies",

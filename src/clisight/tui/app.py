@@ -149,8 +149,7 @@ class TopApp(App[None]):
         if data is None:
             self.query_one("#summary", Static).update(Text("reading the store...", style="dim"))
             return
-        firing = None if data.alerts is None else sum(not a.silenced for a in data.alerts)
-        summary = panels.summary(data, firing)
+        summary = panels.summary(data)
         if data.problem:
             summary = Text(clean(data.problem, 160), style="red")
         self.query_one("#summary", Static).update(summary)

@@ -122,8 +122,16 @@ def resource_value(resource: ResourceNow, value: float) -> str:
 # -- the summary at the top -------------------------------------------------------------------------
 
 
-def summary(data: TopData, firing: int | None) -> RenderableType:
+def firing_count(data: TopData) -> int | None:
+    """Firing alerts not silenced; None when no rule was ever evaluated on this store."""
+    if data.alerts_evaluated_ns is None:
+        return None
+    return sum(not a.silenced for a in data.alerts)
+
+
+def summary(data: TopData) -> RenderableType:
     """Two lines of key numbers: CPU, memory, rates, active runs, error rate, cost, firing alerts."""
+    firing = firing_count(data)
     snap = data.snapshot
     grid = Table.grid(expand=True, padding=(0, 1))
     for _ in range(4):
@@ -145,7 +153,7 @@ def summary(data: TopData, firing: int | None) -> RenderableType:
     cost = snap.cost_today
     alerts_text = Text.assemble(("Alerts ", "bold"))
     if firing is None:
-        alerts_text.append("n/a", style="dim")
+        alerts_text.append("-", style="dim")
     else:
         alerts_text.append(f"{firing} firing", style="red bold" if firing else "green")
     grid.add_row(
@@ -207,33 +215,41 @@ def errors(data: TopData) -> RenderableType:
 
 
 def alerts(data: TopData) -> RenderableType:
-    """Firing alert rules, then slow-operation threshold breaches in the window."""
+    """Firing alerts (as the alert engine last stored them), then the window's slow-operation
+    threshold breaches."""
     parts: list[RenderableType] = []
-    if data.alerts is None:
-        parts.append(Text("Alert rules are not available in this installation.", style="dim"))
+    if data.alerts_evaluated_ns is None:
+        parts.append(
+            Text(
+                "No alert rule has been evaluated on this store yet: `clisight alerts check` does, and "
+                "`clisight serve` with a rules file (docs/alerts.md).",
+                style="dim",
+            )
+        )
     elif not data.alerts:
-        parts.append(Text("No alert rule is firing.", style="green"))
+        parts.append(
+            Text(f"No alert is firing (rules evaluated at {clock(data.alerts_evaluated_ns)}).", style="green")
+        )
     else:
         table = _table(
-            ("Rule", "left", 3),
-            ("Labels", "left", 3),
-            ("Severity", "left", 1),
+            ("Alert", "left", 3),
+            ("Labels", "left", 4),
+            ("Severity", "r"),
             ("Value", "r"),
             ("Since", "r"),
+            title=f"firing; rules evaluated at {clock(data.alerts_evaluated_ns)}",
         )
         for alert in data.alerts:
             value = "-" if alert.value is None else f"{alert.value:.4g}"
-            if alert.threshold is not None:
-                value += f" / {alert.threshold:.4g}"
             table.add_row(
                 cell(
                     alert.rule + (" (silenced)" if alert.silenced else ""),
                     40,
                     "dim" if alert.silenced else "red",
                 ),
-                cell(alert.labels, 40),
+                cell(alert.labels, 120),
                 cell(alert.severity, 10),
-                Text(value),
+                Text(f"{value} / {alert.threshold:.4g}"),
                 Text(clock(alert.since_ns)),
             )
         parts.append(table)
