@@ -10,6 +10,8 @@ EXPECTED = [
     "AnomalyDetector",
     "Logger",
     "LoggingHandler",
+    "MonitoringDashboard",
+    "ObservabilityStack",
     "PerformanceMonitor",
     "StructuredLogger",
     "UserAnalytics",

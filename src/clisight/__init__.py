@@ -27,6 +27,8 @@ _LAZY: dict[str, str] = {
     "AnomalyDetector": "clisight.detect",
     "LoggingHandler": "clisight.client.stdlib",
     "Logger": "clisight.client.logger",
+    "MonitoringDashboard": "clisight.tui.dashboard",
+    "ObservabilityStack": "clisight.stack",
     "PerformanceMonitor": "clisight.client.performance",
     "StructuredLogger": "clisight.client.structured_logger",
     "UserAnalytics": "clisight.user_analytics",
@@ -62,6 +64,8 @@ __all__ = [
     "AnomalyDetector",
     "Logger",
     "LoggingHandler",
+    "MonitoringDashboard",
+    "ObservabilityStack",
     "PerformanceMonitor",
     "StructuredLogger",
     "UserAnalytics",
@@ -125,6 +129,8 @@ if TYPE_CHECKING:
     from clisight.client.tracing import span as span
     from clisight.client.tracing import traced as traced
     from clisight.detect import AnomalyDetector as AnomalyDetector
+    from clisight.stack import ObservabilityStack as ObservabilityStack
+    from clisight.tui.dashboard import MonitoringDashboard as MonitoringDashboard
     from clisight.user_analytics import UserAnalytics as UserAnalytics
 
 

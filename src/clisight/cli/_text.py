@@ -8,38 +8,9 @@ able to clear the screen, move the cursor, rewrite an earlier line or change the
 from __future__ import annotations
 
 import json
-import re
-from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
-# C0 controls, DEL, C1 controls, and the Unicode controls that reorder or hide text (bidi
-# overrides and isolates, zero-width joiners aside from ordinary spacing) and split lines.
-_UNSAFE: Final = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
-_NAMED: Final = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\x1b"}
-
-
-def _escape(match: re.Match[str]) -> str:
-    char = match.group()
-    named = _NAMED.get(char)
-    if named is not None:
-        return named
-    code = ord(char)
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
-
-
-def clean(value: object, limit: int | None = None, *, multiline: bool = False) -> str:
-    """``value`` as one line of printable text: control characters shown as escapes (``\\x1b``, ``\\r``).
-
-    ``limit`` cuts the result to that many characters (ending in an ellipsis).  ``multiline`` keeps
-    line feeds (for messages of several lines) and escapes everything else.
-    """
-    text = value if isinstance(value, str) else str(value)
-    if multiline:
-        return "\n".join(clean(line, limit) for line in text.split("\n"))
-    text = _UNSAFE.sub(_escape, text)
-    if limit is not None and len(text) > limit:
-        text = text[: max(limit - 1, 0)] + "…"
-    return text
+from clisight._terminal import clean, seconds, size, when
 
 
 def dumps(value: Any, *, indent: int | None = 2) -> str:
@@ -47,29 +18,4 @@ def dumps(value: Any, *, indent: int | None = 2) -> str:
     return json.dumps(value, indent=indent, ensure_ascii=True, default=str)
 
 
-def when(time_ns: int | None, *, precise: bool = False) -> str:
-    """A record time in local time: ``2024-05-01 12:00:00`` (``.123`` milliseconds when ``precise``)."""
-    if time_ns is None:
-        return "-"
-    moment = datetime.fromtimestamp(time_ns / 1e9)
-    text = moment.strftime("%Y-%m-%d %H:%M:%S")
-    return f"{text}.{moment.microsecond // 1000:03d}" if precise else text
-
-
-def seconds(value: float) -> str:
-    """A duration for people: ``850 ms``, ``2.41 s``, ``3.2 min``."""
-    if value < 1:
-        return f"{value * 1000:.0f} ms"
-    if value < 120:
-        return f"{value:.2f} s"
-    return f"{value / 60:.1f} min"
-
-
-def size(n_bytes: int) -> str:
-    """A byte count for people: ``812 B``, ``1.4 MB``."""
-    amount = float(n_bytes)
-    for unit in ("B", "KB", "MB", "GB"):
-        if amount < 1024 or unit == "GB":
-            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
-        amount /= 1024
-    return f"{amount:.1f} GB"  # pragma: no cover - the loop always returns
+__all__ = ["clean", "dumps", "seconds", "size", "when"]

@@ -20,6 +20,7 @@ from clisight.cli.perf import perf
 from clisight.cli.report import report
 from clisight.cli.serve import serve
 from clisight.cli.tail import tail
+from clisight.cli.top import top
 from clisight.cli.traces import traces
 from clisight.cli.usage import usage
 from clisight.cli.vacuum import vacuum
@@ -37,6 +38,7 @@ Examples:
   clisight insights --days 7         commands, activity, cost trends and what changed
   clisight serve                     receive OpenTelemetry (OTLP/HTTP) on 127.0.0.1:4318
   clisight traces show ID            one trace's spans as a waterfall
+  clisight top                       live terminal dashboard (pip install 'clisight[tui]')
   clisight alerts check              evaluate the alert rules once; exit 1 if one fires
 
 \b
@@ -54,7 +56,9 @@ def cli() -> None:
 COMMANDS = (demo, tail, report, perf, errors, usage, insights, traces, detect, export, vacuum, doctor, serve)
 for command in COMMANDS:
     cli.add_command(command)
-cli.add_command(alerts)  # apart from COMMANDS' line, which parallel branches also extend
+# Registered apart from COMMANDS' line, which parallel branches also extend.
+cli.add_command(top)
+cli.add_command(alerts)
 
 
 def main() -> None:

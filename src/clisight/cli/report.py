@@ -12,7 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from clisight.cli._common import console, echo_json, make_filter, open_store, report_options
+from clisight.cli._common import CommandError, console, echo_json, make_filter, open_store, report_options
 from clisight.cli._text import clean, seconds, when
 from clisight.cli.tail import level_style
 from clisight.query import Filter, Report
@@ -187,6 +187,8 @@ Examples:
   clisight report --since 24h --service claude-cli
   clisight report --since 2024-05-01 --until 2024-05-08
   clisight report --json | jq .usage.llm  LLM tokens and cost per model
+  clisight report --full                  + performance, traces, anomalies and alerts
+  clisight report --full --format html -o report.html
 """
 
 
@@ -198,9 +200,31 @@ Examples:
     show_default=True,
     help="Rows per ranking (components, errors, operations).",
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help="The comprehensive report: performance, errors, usage, traces, anomalies and alerts.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "html", "json"]),
+    default=None,
+    help="Format of the --full report (default text; --json means json).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    default=None,
+    help="Write the --full report to this file instead of standard output.",
+)
 @report_options
 def report(
     top: int,
+    full: bool,
+    fmt: str | None,
+    output: str | None,
     store: str | None,
     as_json: bool,
     since: int | None,
@@ -211,9 +235,17 @@ def report(
     """Summarise logs, errors, timings and usage.
 
     Logs by level and component, error groups and the most frequent error lines, slow operations
-    (p50/p95/max), and usage: events, sessions, users, LLM tokens and cost per model.
+    (p50/p95/max), and usage: events, sessions, users, LLM tokens and cost per model.  With --full,
+    the comprehensive report (the one ObservabilityStack.generate_comprehensive_report() prints):
+    also operations with breaches and resources, commands and journeys, recent traces, anomalies
+    found by the default detector in hourly series, and alert rules.
     """
     flt = make_filter(since, until, service, session)
+    if not full and (fmt is not None or output is not None):
+        raise click.UsageError("--format and --output go with --full")
+    if full:
+        _full_report(store, flt, top, "json" if as_json and fmt is None else fmt or "text", output)
+        return
     with open_store(store).query as query:
         result = query.report(flt, top=top)
         url = query.url
@@ -221,3 +253,23 @@ def report(
         echo_json(report_document(result, url, flt))
     else:
         render_report(console(), result, url)
+
+
+def _full_report(store: str | None, flt: Filter, top: int, fmt: str, output: str | None) -> None:
+    from clisight.stack.render import render
+    from clisight.stack.report import build_report
+
+    with open_store(store).query as query:
+        text = render(build_report(query, flt, top), fmt)
+    if output is None:
+        # The text form escapes control characters itself; the others are escaped for their format.
+        click.echo(text, nl=False)
+        return
+    try:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as error:
+        raise CommandError(
+            f"cannot write the report to {clean(output)}: {clean(error.strerror or error)}"
+        ) from None
+    click.echo(f"Wrote the {fmt} report to {clean(output)}", err=True)

@@ -1,0 +1,58 @@
+"""``clisight top`` in a real pseudo-terminal, as over SSH: it draws at 80x24 and quits on ``q``."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import select
+import struct
+import subprocess
+import termios
+import time
+from pathlib import Path
+
+from tests.cli.clirun import CLISIGHT
+
+TIMEOUT = 30.0
+
+
+def read_until(fd: int, wanted: bytes, timeout: float) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while wanted not in seen:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"{wanted!r} not drawn within {timeout} s; got {seen[-500:]!r}")
+        ready, _, _ = select.select([fd], [], [], min(left, 0.5))
+        if ready:
+            try:
+                seen += os.read(fd, 65536)
+            except OSError:  # the child closed the terminal
+                break
+    return seen
+
+
+def test_top_draws_in_an_80x24_terminal_and_quits_on_q(demo_store: Path) -> None:
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"}
+    proc = subprocess.Popen(
+        [str(CLISIGHT), "top", "--store", str(demo_store), "--no-host"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(slave)
+    try:
+        drawn = read_until(master, b"Overview", TIMEOUT)
+        drawn += read_until(master, b"Error rate", TIMEOUT)
+        assert b"\x1b[" in drawn  # a real terminal app: it drew with escape sequences
+        os.write(master, b"q")
+        assert proc.wait(timeout=TIMEOUT) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        os.close(master)
