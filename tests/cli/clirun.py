@@ -30,6 +30,23 @@ def run_clisight(
     )
 
 
+def make_demo_store(folder: Path, sessions: int, seed: int) -> Path:
+    """A store in ``folder`` filled by ``clisight demo`` in a subprocess (its own CLISIGHT_HOME)."""
+    db = folder / "demo.db"
+    proc = run_clisight(
+        "demo",
+        "--store",
+        str(db),
+        "--sessions",
+        str(sessions),
+        "--seed",
+        str(seed),
+        env={"CLISIGHT_HOME": str(folder / "home")},
+    )
+    assert proc.returncode == 0, proc.stderr
+    return db
+
+
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
     """Run ``clisight`` in this process (click's runner); exceptions other than exits are re-raised."""
     result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)

@@ -20,7 +20,7 @@ from clisight.alerts import AlertEngine, parse_rules
 from clisight.query import Filter, Query, perf, traces
 from clisight.stack.render import FORMATS, _md, render, sections
 from clisight.stack.report import ComprehensiveReport, build_report
-from tests.cli.clirun import invoke, run_clisight
+from tests.cli.clirun import invoke, make_demo_store
 from tests.helpers import run_python
 
 HOSTILE = "\x1b]0;pwn\x07<script>alert(1)</script> *[x](javascript:alert(1))* | `tick` & \u202e"
@@ -40,20 +40,7 @@ for = "0s"
 
 @pytest.fixture(scope="module")
 def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("full-demo")
-    db = folder / "demo.db"
-    proc = run_clisight(
-        "demo",
-        "--store",
-        str(db),
-        "--sessions",
-        "60",
-        "--seed",
-        "11",
-        env={"CLISIGHT_HOME": str(folder / "h")},
-    )
-    assert proc.returncode == 0, proc.stderr
-    return db
+    return make_demo_store(tmp_path_factory.mktemp("full-demo"), sessions=60, seed=11)
 
 
 @pytest.fixture(scope="module")

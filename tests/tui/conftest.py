@@ -7,26 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.clirun import run_clisight
+from tests.cli.clirun import make_demo_store
 
 
 @pytest.fixture(scope="session")
 def demo_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store filled once by ``clisight demo`` in a subprocess (tests copy it before writing)."""
-    folder = tmp_path_factory.mktemp("tui-demo")
-    db = folder / "demo.db"
-    proc = run_clisight(
-        "demo",
-        "--store",
-        str(db),
-        "--sessions",
-        "40",
-        "--seed",
-        "7",
-        env={"CLISIGHT_HOME": str(folder / "home")},
-    )
-    assert proc.returncode == 0, proc.stderr
-    return db
+    return make_demo_store(tmp_path_factory.mktemp("tui-demo"), sessions=40, seed=7)
 
 
 @pytest.fixture
