@@ -74,7 +74,14 @@ def store_facts(option: str | None) -> dict[str, Any]:
             info = query.doctor()
             losses = query.pipeline_losses(Filter(since=parse_time(RECENT)))
         except ClisightError as exc:
-            return {"url": query.url, "path": str(opened.path), "status": "error", "message": str(exc)}
+            # What waits in the spool is read from files, so it is said even when the store is not.
+            return {
+                "url": query.url,
+                "path": str(opened.path),
+                "status": "error",
+                "message": str(exc),
+                "spool": spool_facts(opened.path),
+            }
     return {
         "status": "ok",
         **dataclasses.asdict(info),
