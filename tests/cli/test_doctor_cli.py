@@ -133,3 +133,18 @@ def test_doctor_shows_spooled_records_and_repair_imports_them_once(tmp_path: Pat
     assert again["store"]["recent_runs"]["spooled_imported"] == 40
     report = invoke_json("report", "--store", str(db))
     assert report["total_logs"] == 41
+
+
+def test_doctor_on_an_unreadable_store_still_says_what_waits_in_its_spool(tmp_path: Path) -> None:
+    from clisight.pipeline.spool import Spool, spool_dir_for
+    from clisight.types import LOG, Record, Resource
+
+    db = tmp_path / "s.db"
+    db.write_bytes(b"this is not an SQLite file" * 100)
+    spool = Spool(spool_dir_for(db))
+    spool.append([Record(LOG, i, "c", "spooled", 9, {}, Resource("t")) for i in range(7)])
+    spool.close()
+    proc = run_clisight("doctor", "--store", str(db), "--json")
+    facts = json.loads(proc.stdout)["store"]
+    assert facts["status"] == "error" and str(db) in facts["message"]
+    assert facts["spool"]["records"] == 7 and facts["spool"]["files"] == 1
