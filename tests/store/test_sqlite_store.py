@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from clisight.exceptions import DataError, StoreError
-from clisight.store import RetentionPolicy, Selection, SqliteStore
-from clisight.types import CRITICAL, Record, Resource
+from clisight.store import RetentionPolicy, Selection, SqliteStore, _sqlite_insert
+from clisight.types import CRITICAL, LOG, Record, Resource
 
 NO_AGE = RetentionPolicy(raw_days=0, minute_days=0, hour_days=0, day_days=0)
 
@@ -312,3 +314,36 @@ def test_long_stacks_are_stored_compressed_and_read_back_exactly(store: SqliteSt
     with sqlite3.connect(store.path) as conn:
         sizes = conn.execute("SELECT typeof(stack), length(stack) FROM errors ORDER BY id").fetchall()
     assert sizes[0][0] == "blob" and sizes[0][1] < len(long_stack) / 3 and sizes[1] == ("text", 5)
+
+
+@given(rows=st.integers(0, 5_000), width=st.integers(1, 40))
+def test_statement_pieces_cover_every_row_once_in_a_few_sizes(rows: int, width: int) -> None:
+    conn = sqlite3.connect(":memory:")
+    pieces = list(_sqlite_insert._row_chunks(conn, rows, width))
+    covered = [row for start, count in pieces for row in range(start, start + count)]
+    assert covered == list(range(rows))
+    sizes = {count for _, count in pieces}
+    assert all(count & (count - 1) == 0 for count in sizes), "every size a power of two"
+    assert all(count * width <= conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) for count in sizes)
+    assert max(sizes, default=1) <= _sqlite_insert.MAX_STATEMENT_ROWS
+
+
+def test_batches_of_every_size_prepare_a_bounded_set_of_statements(store: SqliteStore) -> None:
+    """A long-running program's batches come in any size: the statements it prepares (each kept in
+    the connection's cache, some a megabyte) must not be one per size, or its memory grows."""
+    resource = Resource("svc")
+    store.write_batch([Record(LOG, 0, "c", "m", 9, {}, resource)])  # opens the writer's connection
+    inserts: set[int] = set()  # the row counts of the log inserts (the trace shows bound values)
+    conn = store._conn
+    assert conn is not None
+    conn.set_trace_callback(
+        lambda sql: inserts.add(sql.count("), (") + 1) if sql.startswith("INSERT INTO logs") else None
+    )
+    sizes = range(1, 1_200, 11)
+    for n in sizes:
+        store.write_batch([Record(LOG, i, "c", "m", 9, {"i": i}, resource) for i in range(n)])
+    conn.set_trace_callback(None)
+    assert store.path is not None
+    with sqlite3.connect(store.path) as check:
+        assert check.execute("SELECT COUNT(*) FROM logs").fetchone()[0] == 1 + sum(sizes)
+    assert 1 < len(inserts) <= 10, f"statements of {sorted(inserts)} rows for {len(sizes)} batch sizes"

@@ -1,14 +1,14 @@
 """A mapped batch (``_model.MappedBatch``) as SQLite statements, inside the caller's transaction.
 
-Rows of each table go in with one multi-row ``INSERT ... VALUES (...), (...)`` statement per chunk
-of up to SQLite's parameter limit (a batch of 2,000 spans is one statement): ``executemany``
+Rows of each table go in with multi-row ``INSERT ... VALUES (...), (...)`` statements of a few
+fixed sizes (a batch of 2,000 spans is three of 512 rows, then 256, 128, 64 and 16): ``executemany``
 releases and re-takes the GIL for every row, and while a host thread keeps the interpreter busy
 each re-take waits a whole switch interval (5 ms), so the writer would stall at a few hundred rows
 a second.  (Reading the rows from one JSON array with ``json_each`` has the same one release, but
 SQLite parses each row's JSON once per column: three times the cost of binding.)
 
-Rollup cells are upserted with ``executemany`` (a batch has few); their sketches and usage sums
-are merged by two SQL functions registered on the writer's connection.
+Traces and rollup cells are upserted the same way; the cells' sketches and usage sums are merged by
+two SQL functions registered on the writer's connection.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
 import orjson
@@ -216,10 +216,9 @@ def insert_batch(conn: sqlite3.Connection, mb: MappedBatch, ids: Interner) -> No
     tid: dict[str | None, int | None] = {None: None}
     if mb.traces:
         flat = [v for trace_id, (first, last) in mb.traces.items() for v in (trace_id, first, last)]
-        step = (_max_params(conn) // 3) * 3
-        for start in range(0, len(flat), step):
-            params = flat[start : start + step]
-            sql = _TRACES.format(values=_placeholders(3, len(params) // 3))
+        for start, count in _row_chunks(conn, len(flat) // 3, 3):
+            params = flat[start * 3 : (start + count) * 3]
+            sql = _TRACES.format(values=_placeholders(3, count))
             tid.update((trace_id, int(number)) for number, trace_id in conn.execute(sql, params))
     if mb.sessions:
         conn.executemany(
@@ -291,10 +290,9 @@ def insert_batch(conn: sqlite3.Connection, mb: MappedBatch, ids: Interner) -> No
             for key, acc in mb.rollups.items()
             for v in (key[0], SERIES_CODE[key[2]], key[1], kid[key[2:]], *acc.row())
         ]
-        step = (_max_params(conn) // 13) * 13
-        for start in range(0, len(flat), step):
-            params = flat[start : start + step]
-            conn.execute(_ROLLUPS.format(values=_placeholders(13, len(params) // 13)), params)
+        for start, count in _row_chunks(conn, len(flat) // 13, 13):
+            params = flat[start * 13 : (start + count) * 13]
+            conn.execute(_ROLLUPS.format(values=_placeholders(13, count)), params)
 
 
 _PACK_AT: Final = 256  # stacks shorter than this stay text
@@ -323,12 +321,11 @@ def _rows(
 
 def _insert_flat(conn: sqlite3.Connection, table: tuple[str, str], width: int, flat: list[Any]) -> None:
     """Insert the rows of ``width`` columns laid end to end in ``flat``, with one multi-row
-    ``INSERT ... VALUES`` per chunk of as many rows as SQLite takes parameters for."""
+    ``INSERT ... VALUES`` per chunk of :func:`_row_chunks`."""
     name, columns = table
-    step = max(1, _max_params(conn) // width) * width
-    for start in range(0, len(flat), step):
-        params = flat[start : start + step]
-        sql = _values_sql(name, columns, width, len(params) // width)
+    for start, count in _row_chunks(conn, len(flat) // width, width):
+        params = flat[start * width : (start + count) * width]
+        sql = _values_sql(name, columns, width, count)
         try:
             conn.execute(sql, params)
         except sqlite3.ProgrammingError:
@@ -381,6 +378,30 @@ def _span_params(
 
 def _json_or_none(value: Any) -> str | None:
     return None if value is None else to_json(value)
+
+
+# Rows in one statement at most.  Every statement size is a power of two up to this, so a connection
+# prepares at most about ten sizes a table: Python's sqlite3 keeps each prepared statement in its
+# cache, and one of a few thousand rows weighs a megabyte or more, so statements sized by each
+# batch's row count grew a host program's writer to 245 MB where 28 MB do (batches of 1 to 3,000).
+MAX_STATEMENT_ROWS: Final = 512
+
+
+def _row_chunks(conn: sqlite3.Connection, rows: int, width: int) -> Iterator[tuple[int, int]]:
+    """(first row, row count) pieces covering ``rows`` rows of ``width`` columns, in order: full
+    pieces of the largest size, then the rest as descending powers of two (at most ten more)."""
+    cap = min(MAX_STATEMENT_ROWS, max(1, _max_params(conn) // width))
+    cap = 1 << (cap.bit_length() - 1)
+    start = 0
+    while rows - start >= cap:
+        yield start, cap
+        start += cap
+    size = cap >> 1
+    while start < rows:
+        if rows - start >= size:
+            yield start, size
+            start += size
+        size >>= 1
 
 
 def _max_params(conn: sqlite3.Connection) -> int:
