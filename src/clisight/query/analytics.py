@@ -347,9 +347,12 @@ def journey_steps(
     """Each actor's journey steps in ``sel`` (only ``steps`` when given), oldest first.
 
     Read from the rollup cells of each ``journey:<step>`` event (the actor is the cells' dimension,
-    see ``clisight.client.journey``), per minute or, with ``resolution=3600``, per hour (fewer cells
-    over long ranges), the range widened to whole cells: a step taken several times by one actor
-    within one cell counts as its first and its last time in that cell.
+    see ``clisight.client.journey``), the range widened to whole cells of ``resolution`` seconds: a
+    step taken several times by one actor within one minute counts as its first and its last time in
+    that minute.  With ``resolution=3600`` the hour cells are read (fewer cells over long ranges) and
+    only the hours in which an actor took a step more than twice are read again as minute cells, so
+    the answer is the minute one over the widened range (or the hour cell's first and last time when
+    its minute cells are gone).
     """
     base = dataclasses.replace(sel, name=None, min_severity=None, component=None, text=None)
     # Whole cells only: the range widened to the cells' edges is read from rollups alone (no
@@ -370,22 +373,43 @@ def journey_steps(
     actors: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for name in names:
         step = name[len(JOURNEY_PREFIX) :]
-        cells = store.aggregate(
-            "event",
-            dataclasses.replace(base, name=name),
-            ("model", "bucket:60"),
-            ("count", "min:time", "max:time"),
-        )
-        for cell in cells:
-            if not cell["count"] or not cell["model"]:
+        step_sel = dataclasses.replace(base, name=name)
+        # An actor's step taken more than twice in a coarse cell may have minute cells between its
+        # first and last time: those cells are read from minute rollups (one read per such cell's
+        # span), so the history is the minute one whatever ``resolution`` is.
+        refine: dict[int, dict[str, tuple[int, int]]] = defaultdict(dict)
+        for actor, bucket, count, first, last in _journey_cells(store, step_sel, resolution):
+            if resolution > 60 and count > 2:
+                refine[bucket][actor] = (first, last)
                 continue
-            taken = actors[str(cell["model"])]
-            taken.append((int(cell["min:time"]), step))
-            if cell["count"] > 1 and cell["max:time"] != cell["min:time"]:
-                taken.append((int(cell["max:time"]), step))
+            taken = actors[actor]
+            taken.append((first, step))
+            if count > 1 and last != first:
+                taken.append((last, step))
+        for bucket, coarse in refine.items():
+            span = dataclasses.replace(step_sel, since_ns=bucket, until_ns=bucket + width - 1)
+            fine: dict[str, list[tuple[int, str]]] = defaultdict(list)
+            for actor, _, count, first, last in _journey_cells(store, span, 60):
+                if actor in coarse:
+                    fine[actor].append((first, step))
+                    if count > 1 and last != first:
+                        fine[actor].append((last, step))
+            for actor, (first, last) in coarse.items():
+                # No minute cells (already dropped by retention): the coarse cell's first and last.
+                actors[actor].extend(fine.get(actor) or dict.fromkeys([(first, step), (last, step)]))
     for taken in actors.values():
         taken.sort()
     return dict(actors)
+
+
+def _journey_cells(store: Store, sel: Selection, resolution: int) -> Iterator[tuple[str, int, int, int, int]]:
+    """(actor, cell start, count, first time, last time) of each non-empty rollup cell of one
+    journey step in ``sel`` (whole cells of ``resolution`` seconds)."""
+    bucket = f"bucket:{resolution}"
+    for cell in store.aggregate("event", sel, ("model", bucket), ("count", "min:time", "max:time")):
+        count, actor = cell["count"], cell["model"]
+        if count and actor:
+            yield str(actor), int(cell[bucket]), int(count), int(cell["min:time"]), int(cell["max:time"])
 
 
 def journey_resolution(window_s: float) -> int:
@@ -412,22 +436,35 @@ def next_steps(
 
 def funnel(actors: dict[str, list[tuple[int, str]]], steps: Sequence[str], window_s: float) -> Funnel:
     """Ordered funnel: an actor enters step k when, after reaching step k-1, it takes step k within
-    ``window_s`` of its first step (the earliest occurrence that can complete the most steps)."""
+    ``window_s`` of its first step (the earliest occurrence that can complete the most steps).
+
+    Each history must be oldest first (as :func:`journey_steps` returns it).  One pass per actor:
+    ``start[k]`` is the latest first-step time from which steps ``0..k`` were taken in order so far
+    (a later start leaves more of the window, so it is the only one worth keeping).
+    """
     window = int(window_s * 1e9)
-    reached = [0] * len(steps)
+    n = len(steps)
+    reached = [0] * n
+    # Each step's levels, deepest first: one event extends a chain by one level at most.
+    levels: dict[str, list[int]] = defaultdict(list)
+    for k in range(n - 1, -1, -1):
+        levels[steps[k]].append(k)
     for history in actors.values():
+        start: list[int | None] = [None] * n
         best = 0
-        for start_index, (start, step) in enumerate(history):
-            if not steps or step != steps[0]:
-                continue
-            depth, k = 1, 1
-            for when, name in history[start_index + 1 :]:
-                if when - start > window or k >= len(steps):
-                    break
-                if name == steps[k]:
-                    depth, k = depth + 1, k + 1
-            best = max(best, depth)
-            if best == len(steps):
+        for when, name in history:
+            for k in levels.get(name, ()):
+                if k == 0:
+                    start[0] = when
+                    best = max(best, 1)
+                    continue
+                began = start[k - 1]
+                if began is not None and when - began <= window:
+                    have = start[k]
+                    if have is None or began > have:
+                        start[k] = began
+                    best = max(best, k + 1)
+            if best == n:
                 break
         for k in range(best):
             reached[k] += 1
