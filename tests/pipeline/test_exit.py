@@ -130,6 +130,36 @@ def test_a_store_locked_past_the_exit_deadline_spools_and_the_next_writer_import
     assert count_rows(db, "logs") == 3 + 1000
 
 
+def test_a_store_that_fails_fast_during_the_exit_flush_spools_the_batch_instead_of_dropping_it(
+    tmp_path: Path,
+) -> None:
+    """A store that refuses a batch for its own sake before the write deadline (it fails at once,
+    not by waiting for its lock) leaves the writer no later turn to retry in: the exit spools the
+    batch.  It used to count every record of the process as dropped, and shutdown() said True."""
+    db = tmp_path / "s.db"
+    db.write_bytes(b"not a store yet " * 256)  # fails at once: "file is not a database"
+    sink = StoreSink(str(db))
+    pipe = Pipeline([sink], batch_size=10_000, flush_interval=60)  # nothing is written before exit
+    for i in range(3000):
+        pipe.emit(rec(i, "late"))
+    start = time.monotonic()
+    assert not pipe.shutdown(5.0)
+    assert time.monotonic() - start < 4.0  # a refusal, not a wait for the deadline
+    (stats,) = pipe.stats()
+    assert "not a database" in (stats.last_error or ""), stats
+    assert stats.dropped == 0 and stats.spooled == 3000 and stats.stored == 0, stats
+    assert stats.emitted == stats.stored + stats.dropped + stats.spooled + stats.queue_depth + stats.in_flight
+    assert pending(spool_dir_for(db)) == (1, 3000)
+    # Once the store can be written, its next writer takes the records in.
+    db.unlink()
+    next_sink = StoreSink(str(db))
+    next_sink.write([rec(1, "next")])
+    assert next_sink.spool_imported == 3000
+    next_sink.close()
+    assert count_rows(db, "logs", "message = 'late'") == 3000
+    assert pending(spool_dir_for(db)) == (0, 0)
+
+
 def test_an_importer_that_dies_half_way_leaves_no_duplicate(tmp_path: Path, monkeypatch: Any) -> None:
     db = tmp_path / "s.db"
     directory = spool_dir_for(db)

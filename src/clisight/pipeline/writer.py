@@ -317,10 +317,15 @@ class Channel:
         return self.spilling or (self.closed and self.deadline.expired())
 
     def _lose(self, batch: Sequence[Record], key: str = "", spool: bool = True) -> None:
-        """Records the sink did not take: spooled when the exit deadline stopped them (or, for a sink
-        that asks, whenever its destination is down), else dropped."""
+        """Records the sink did not take: spooled once the process is exiting (the exit deadline
+        stopped them, or the sink failed for its destination's sake while the exit's flush ran) or,
+        for a sink that asks, whenever its destination is down; else dropped."""
         out_of_time = self._out_of_time()
-        if spool and self.spool is not None and (out_of_time or self.spool_when_down):
+        # Shutdown has begun (``closed``): a refusal before the write deadline (a store that fails at
+        # once rather than by waiting for its lock) has no later write of this process to retry it,
+        # and at exit the batch is often every record the process queued: spool it.
+        exiting = self.closed or out_of_time
+        if spool and self.spool is not None and (exiting or self.spool_when_down):
             with self.lock:
                 if out_of_time and not self.spilled and (not key or self.abandoned_key != key):
                     # Back to the front of the queue: the exiting thread spools it with the rest,
@@ -467,8 +472,9 @@ class Pipeline:
         deadline = now + timeout
         write_until = deadline - min(0.2 * timeout, 0.25)
         for ch in self.channels:
-            ch.deadline.at = write_until  # a write under way gives up waiting (a locked store) by then
+            # Closed first: a write that fails once the deadline is brought forward is the exit's.
             ch.closed = True
+            ch.deadline.at = write_until  # a write under way gives up waiting (a locked store) by then
         # A writer out of time answers the flush with records still queued: those count as not done.
         ok = self.flush(write_until - now) and not any(ch.queue for ch in self.channels)
         self.closed = True
