@@ -31,6 +31,7 @@ CLAIMED: Final = ".claimed"
 CHUNK: Final = 5_000  # records per import transaction
 BATCH_KEY: Final = "clisight.spool.batch"  # a header line: the next N records are one keyed batch
 _FLAGS: Final = os.O_APPEND | os.O_CREAT | os.O_WRONLY
+_CREATE_TRIES: Final = 100  # a folder removed under us again and again is a bug elsewhere: give up
 # Spool files this process has open for appending: never imported from under their writer.
 _WRITING: set[str] = set()
 
@@ -74,6 +75,20 @@ class Spool:
                 self._fd = None
                 _WRITING.discard(str(self.path))
 
+    def _create(self, path: Path) -> int:
+        """Create this process's spool file, and the folder if need be.  An importer in another
+        process removes the folder once it has emptied it (``import_spool``): when that falls
+        between our ``mkdir`` and ``open``, make the folder again rather than refuse the records."""
+        for _ in range(_CREATE_TRIES - 1):
+            try:
+                # (mkdir's exist_ok raises FileExistsError too when the folder goes right after)
+                self.directory.mkdir(parents=True, exist_ok=True)
+                return os.open(path, _FLAGS, 0o600)
+            except (FileNotFoundError, FileExistsError):
+                continue
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return os.open(path, _FLAGS, 0o600)
+
     def append(self, records: Sequence[Record], key: str | None = None) -> bool:
         """Append ``records`` durably; False (nothing half-written is left) if the disk refused them.
 
@@ -91,10 +106,9 @@ class Spool:
         with self._lock:
             try:
                 if self._fd is None:
-                    self.directory.mkdir(parents=True, exist_ok=True)
                     name = f"{os.getpid()}-{time.time_ns()}-{os.urandom(4).hex()}{SUFFIX}"
                     self.path = self.directory / name
-                    self._fd = os.open(self.path, _FLAGS, 0o600)
+                    self._fd = self._create(self.path)
                     _WRITING.add(str(self.path))
                 size = os.fstat(self._fd).st_size
                 view = memoryview(data)
