@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from clisight.alerts import load_rules, parse_duration, parse_rules
-from clisight.alerts.rules import SECOND_NS, format_duration
+from clisight.alerts.rules import _RULE_KEYS, SECOND_NS, format_duration
 from clisight.detect import default_threshold
 from clisight.exceptions import AlertRulesError, ConfigError
 
@@ -232,29 +232,7 @@ VALUES = st.one_of(
         st.sampled_from(["service", "operation", "model", "level"]), st.sampled_from(["x", "error"])
     ),
 )
-KEYS = st.sampled_from(
-    [
-        "name",
-        "metric",
-        "of",
-        "over",
-        "where",
-        "group_by",
-        "window",
-        "above",
-        "below",
-        "for",
-        "keep_firing_for",
-        "severity",
-        "labels",
-        "notify",
-        "enabled",
-        "agg",
-        "history",
-        "summary",
-        "bogus",
-    ]
-)
+KEYS = st.sampled_from(sorted(_RULE_KEYS | {"bogus"}))  # every key a rule may have, and one it may not
 
 
 @given(st.lists(st.dictionaries(KEYS, VALUES, max_size=8), max_size=3))
