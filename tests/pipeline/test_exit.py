@@ -3,7 +3,6 @@ exit costs no more than the writing, and the session records how the process end
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -164,7 +163,9 @@ def test_a_store_that_fails_fast_during_the_exit_flush_spools_the_batch_instead_
 def test_an_importer_that_dies_half_way_leaves_no_duplicate(tmp_path: Path, monkeypatch: Any) -> None:
     db = tmp_path / "s.db"
     directory = spool_dir_for(db)
-    Spool(directory).append([rec(i, "spooled") for i in range(12_000)])
+    spool = Spool(directory)
+    spool.append([rec(i, "spooled") for i in range(12_000)])
+    spool.close()  # as its process's exit would
     # Pretend the spool was written by another process (a process never imports its own).
     (path,) = directory.iterdir()
     path.rename(directory / ("1" + path.name[path.name.index("-") :]))
@@ -196,6 +197,7 @@ def test_a_torn_last_line_is_skipped_and_the_rest_imported(tmp_path: Path) -> No
     assert whole.path is not None
     with whole.path.open("ab") as handle:
         handle.write(b'{"kind": "log", "time_ns": 5, "mess')  # the process died mid-append
+    whole.close()  # and its death closed the file
     other = directory / ("1" + whole.path.name[whole.path.name.index("-") :])
     whole.path.rename(other)
     store = SqliteStore(db)
@@ -214,6 +216,7 @@ def test_two_importers_at_once_store_each_spooled_record_once(tmp_path: Path) ->
     for n in range(6):
         spool = Spool(directory)
         spool.append([rec(i, f"file{n}") for i in range(500)])
+        spool.close()  # as its process's exit would
         assert spool.path is not None
         spool.path.rename(directory / f"1{n}{spool.path.name[spool.path.name.index('-') :]}")
     stores = [SqliteStore(db), SqliteStore(db)]
@@ -428,34 +431,83 @@ def test_a_spool_line_that_is_json_but_not_a_record_is_skipped(tmp_path: Path) -
 
 
 def test_a_spool_append_survives_an_importer_removing_the_empty_spool_folder(tmp_path: Path) -> None:
-    """An importer in another process removes the spool folder once it has emptied it; a run that
-    spools at that moment (its folder made, its file not yet created) must still spool, not drop:
-    16 processes exiting at once into a new store once lost all 3,002 records of one of them so."""
+    """An importer removes the spool folder once it has emptied it; a run that spools at that moment
+    (its folder made, its file not yet created) must still spool, not drop: 16 processes exiting at
+    once into a new store once lost all 3,002 records of one of them so.  The racer is the real
+    importer, passing again and again; at the end every record appended was imported or is waiting."""
     folder = tmp_path / "spool"
     record = Record(LOG, 1, "c", "spooled", 9, {}, Resource("t"))
     stop = threading.Event()
+    imported: list[int] = []
 
-    def importer() -> None:  # import passes one after another: each empties the folder, removes it
+    def take(records: Any, key: str) -> bool:
+        imported.append(len(records))
+        return True
+
+    def importer() -> None:
         while not stop.is_set():
-            for path in folder.glob("*"):
-                with contextlib.suppress(OSError):
-                    path.unlink()
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+            import_spool(folder, take)
             time.sleep(0.0001)
 
     old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # hand the GIL over between the append's two system calls too
+    sys.setswitchinterval(1e-6)  # hand the GIL over between the append's system calls too
     racer = threading.Thread(target=importer, daemon=True)
     racer.start()
+    refused, errors = 0, set()
     try:
-        refused = 0
         for _ in range(3_000):
             spool = Spool(folder)
-            refused += not spool.append([record])
+            if not spool.append([record]):
+                refused += 1
+                errors.add(repr(spool.last_error))
             spool.close()
     finally:
         stop.set()
         racer.join(timeout=10)
         sys.setswitchinterval(old)
-    assert refused == 0, f"{refused} of 3,000 appends refused"
+    assert refused == 0, f"{refused} of 3,000 appends refused: {errors}"
+    assert sum(imported) + pending(folder)[1] == 3_000
+    assert sum(imported) > 0  # the racer did import (and so removed the folder) while we appended
+
+
+def test_a_spool_file_is_never_imported_while_another_process_appends_to_it(tmp_path: Path) -> None:
+    """A writer in one process appends to its spool file now and then while an importer in another
+    imports again and again: the live file is skipped (its writer holds a lock on it), so no append
+    lands in a file already claimed and deleted; every record is imported once, none lost."""
+    folder = tmp_path / "spool"
+    code = f"""
+import time
+from pathlib import Path
+from clisight.pipeline.spool import Spool
+from clisight.types import LOG, Record, Resource
+spool = Spool(Path({str(folder)!r}))
+for i in range(40):
+    assert spool.append([Record(LOG, i, "c", "m", 9, {{}}, Resource("t"))] * 25)
+    if i == 0:
+        print("first", flush=True)
+    time.sleep(0.01)
+spool.close()
+print("done", flush=True)
+"""
+    child = spawn_python(code)
+    imported: list[int] = []
+
+    def take(records: Any, key: str) -> bool:
+        imported.append(len(records))
+        return True
+
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "first"
+        while child.poll() is None:
+            import_spool(folder, take)
+            time.sleep(0.002)
+        assert child.returncode == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait(timeout=30)
+    import_spool(folder, take)
+    # Claimed while open, the file would have lost every append after the claim.
+    assert sum(imported) == 40 * 25
+    assert not folder.exists()

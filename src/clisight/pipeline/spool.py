@@ -6,6 +6,10 @@ What a user may rely on:
   writers, a slow disk) appends what is left to its own file in ``<store>.spool/`` (one file per
   process, named ``<pid>-<time>-<random>.jsonl``, created 0600, appended whole and fsync'd), and
   counts those records as ``spooled``, not dropped.
+- A file being appended to is never imported from under its writer: the writer holds an exclusive
+  ``flock`` on it from before it gets its importable name until it closes it (or exits), and an
+  importer skips a file it cannot lock.  (Without ``fcntl``, only this process's own open files are
+  known and skipped.)
 - The next writer of that store (any process that writes to it, or ``clisight doctor --repair``)
   imports every spool file it finds, each exactly once: a file is claimed by an atomic rename,
   imported in chunks, and every chunk is written in the same transaction as a marker naming it,
@@ -23,11 +27,17 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, NamedTuple
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 if TYPE_CHECKING:
     from clisight.types import Deadline, Record
 
 SUFFIX: Final = ".jsonl"
 CLAIMED: Final = ".claimed"
+PARTIAL: Final = ".partial"  # a file made but not yet locked: importers leave it alone
 CHUNK: Final = 5_000  # records per import transaction
 BATCH_KEY: Final = "clisight.spool.batch"  # a header line: the next N records are one keyed batch
 _FLAGS: Final = os.O_APPEND | os.O_CREAT | os.O_WRONLY
@@ -58,10 +68,16 @@ class Spool:
         self._lock = threading.Lock()
         self._fd: int | None = None
         self.path: Path | None = None
+        self.last_error: OSError | None = None  # why the last refused append was refused
 
     def after_fork(self) -> None:
-        """In a forked child: a file of its own (the inherited descriptor is the parent's; left open)."""
+        """In a forked child: a file of its own.  The inherited descriptor is closed: it shares the
+        parent's ``flock`` (which stays held while the parent's descriptor is open), and a child
+        that outlives the parent would otherwise keep the parent's file locked, unimported."""
         self._lock = threading.Lock()
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
         self._fd = None
         self.path = None
         _WRITING.clear()
@@ -75,10 +91,10 @@ class Spool:
                 self._fd = None
                 _WRITING.discard(str(self.path))
 
-    def _create(self, path: Path) -> int:
-        """Create this process's spool file, and the folder if need be.  An importer in another
-        process removes the folder once it has emptied it (``import_spool``): when that falls
-        between our ``mkdir`` and ``open``, make the folder again rather than refuse the records."""
+    def _make(self, path: Path) -> int:
+        """Make ``path`` (and the folder if need be).  An importer in another process removes the
+        folder once it has emptied it (``import_spool``): when that falls between our ``mkdir`` and
+        ``open``, make the folder again rather than refuse the records."""
         for _ in range(_CREATE_TRIES - 1):
             try:
                 # (mkdir's exist_ok raises FileExistsError too when the folder goes right after)
@@ -88,6 +104,24 @@ class Spool:
                 continue
         self.directory.mkdir(parents=True, exist_ok=True)
         return os.open(path, _FLAGS, 0o600)
+
+    def _create(self, name: str) -> tuple[Path, int]:
+        """Create this process's spool file ``name``, locked: made under a name importers skip,
+        locked, then renamed to its importable name (the lock goes with the open file)."""
+        path = self.directory / name
+        if fcntl is None:
+            return path, self._make(path)
+        partial = self.directory / (name + PARTIAL)
+        fd = self._make(partial)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # nobody else knows the file yet: immediate
+            os.rename(partial, path)  # the folder cannot go: the file keeps it non-empty
+        except OSError:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                partial.unlink()
+            raise
+        return path, fd
 
     def append(self, records: Sequence[Record], key: str | None = None) -> bool:
         """Append ``records`` durably; False (nothing half-written is left) if the disk refused them.
@@ -107,8 +141,7 @@ class Spool:
             try:
                 if self._fd is None:
                     name = f"{os.getpid()}-{time.time_ns()}-{os.urandom(4).hex()}{SUFFIX}"
-                    self.path = self.directory / name
-                    self._fd = self._create(self.path)
+                    self.path, self._fd = self._create(name)
                     _WRITING.add(str(self.path))
                 size = os.fstat(self._fd).st_size
                 view = memoryview(data)
@@ -120,7 +153,8 @@ class Spool:
                     with contextlib.suppress(OSError):
                         os.ftruncate(self._fd, size)  # the file is ours alone: cut our torn tail
                     raise
-            except OSError:
+            except OSError as error:
+                self.last_error = error
                 return False
         return True
 
@@ -171,6 +205,32 @@ def _claimable(directory: Path) -> Iterator[Path]:
                 yield path
 
 
+def _claim(path: Path, claimed: Path) -> int | None:
+    """Open ``path`` and rename it to ``claimed``, holding its lock; None if its writer still holds
+    the lock (it is being appended to) or another importer got there first."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.rename(path, claimed)  # atomic: of several importers, one wins
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _sweep_partials(directory: Path) -> None:
+    """Remove files a writer made but died before naming (they hold nothing: the name comes first)."""
+    for path in directory.glob("*" + PARTIAL):
+        owner = path.name.split("-", 1)[0]
+        if owner.isdigit() and not _alive(int(owner)):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
 def _alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
@@ -206,14 +266,13 @@ def import_spool(
             break
         base = path.name.split(CLAIMED, 1)[0].removesuffix(SUFFIX)
         claimed = path.with_name(f"{base}{CLAIMED}-{os.getpid()}")
-        try:
-            os.rename(path, claimed)  # atomic: of several importers, one wins
-        except OSError:
+        fd = _claim(path, claimed)
+        if fd is None:
             continue
         chunk: list[Record] = []
         index = 0
         try:
-            with claimed.open("rb") as handle:
+            with os.fdopen(fd, "rb") as handle:  # closing it lets the lock go
                 keyed: tuple[str, int] | None = None  # (key, records left) inside a keyed batch
                 for line in handle:
                     if not line.strip():
@@ -248,6 +307,7 @@ def import_spool(
         claimed.unlink()
         files += 1
     with contextlib.suppress(OSError):
+        _sweep_partials(directory)
         if not any(directory.iterdir()):
             directory.rmdir()
     return SpoolImport(files, records, torn)
