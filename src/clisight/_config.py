@@ -190,6 +190,14 @@ PARAMS: tuple[Param, ...] = (
         "a positive integer (bytes)",
         "Rotate the JSONL file when it grows past this size.",
     ),
+    Param(
+        "spool_max_bytes",
+        _positive_int,
+        256 * 1024 * 1024,
+        "a positive integer (bytes)",
+        "Largest spool file per process and sink (records a sink could not take, kept on disk for "
+        "the next run); a batch that would go past it is dropped and counted.",
+    ),
     Param("jsonl_backups", _positive_int, 5, "a positive integer", "Rotated JSONL files kept."),
     Param("jsonl_gzip", _bool, False, "true or false", "Gzip rotated JSONL files."),
     Param(

@@ -511,3 +511,35 @@ print("done", flush=True)
     # Claimed while open, the file would have lost every append after the claim.
     assert sum(imported) == 40 * 25
     assert not folder.exists()
+
+
+def test_a_spool_file_never_grows_past_its_limit_and_what_it_refuses_is_counted_dropped(
+    tmp_path: Path,
+) -> None:
+    """A destination down for long must not fill the disk: appends that would take the spool file
+    past ``spool_max_bytes`` are refused whole (nothing half-written), with the reason, and the
+    pipeline counts their records as dropped: emitted = stored + spooled + dropped still holds."""
+    db = tmp_path / "s.db"
+    db.write_bytes(b"not a store yet " * 256)  # every write fails at once: "file is not a database"
+    limit = 64 * 1024
+    pipe = Pipeline([StoreSink(str(db))], batch_size=10_000, flush_interval=60, spool_max_bytes=limit)
+    for i in range(3000):  # ~100 bytes each as JSON: far more than the limit in one batch
+        pipe.emit(rec(i, "late"))
+    assert not pipe.shutdown(5.0)
+    (stats,) = pipe.stats()
+    assert stats.emitted == 3000
+    assert stats.stored + stats.spooled + stats.dropped == 3000, stats
+    assert stats.dropped > 0, stats
+    files = list(spool_dir_for(db).glob("*.jsonl"))
+    assert all(path.stat().st_size <= limit for path in files)
+    assert pending(spool_dir_for(db))[1] == stats.spooled
+
+    spool = Spool(tmp_path / "alone", max_bytes=limit)
+    accepted = 0
+    while spool.append([rec(accepted, "x" * 200)]):
+        accepted += 1
+    assert spool.path is not None and spool.path.stat().st_size <= limit
+    assert isinstance(spool.last_error, OSError) and "spool_max_bytes" in str(spool.last_error)
+    spool.close()
+    assert pending(tmp_path / "alone") == (1, accepted)
+    assert accepted > 0

@@ -63,6 +63,7 @@ class Client:
             flush_interval=config["flush_interval"],
             overflow=config["overflow"],
             block_timeout=config["block_timeout"],
+            spool_max_bytes=config["spool_max_bytes"],
         )
         self.emit = self.pipeline.emit  # bound once: the hot path's last step
         # Builds every record of this client; its clock and id source are injectable.

@@ -15,11 +15,15 @@ What a user may rely on:
   imported in chunks, and every chunk is written in the same transaction as a marker naming it,
   so an importer that dies half-way leaves the rest to the next one and nothing is stored twice.
 - A line torn by a crash mid-append is skipped (and counted); the file's other lines are kept.
+- A spool file never grows past ``max_bytes`` (config ``spool_max_bytes``, 256 MiB by default): a
+  batch that would take it past is refused, and its records are counted as dropped, so a destination
+  that stays down for days cannot fill the disk.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
 import time
@@ -41,6 +45,7 @@ PARTIAL: Final = ".partial"  # a file made but not yet locked: importers leave i
 CHUNK: Final = 5_000  # records per import transaction
 BATCH_KEY: Final = "clisight.spool.batch"  # a header line: the next N records are one keyed batch
 _FLAGS: Final = os.O_APPEND | os.O_CREAT | os.O_WRONLY
+MAX_BYTES: Final = 256 * 1024 * 1024  # per spool file (one per process and sink)
 _CREATE_TRIES: Final = 100  # a folder removed under us again and again is a bug elsewhere: give up
 # Spool files this process has open for appending: never imported from under their writer.
 _WRITING: set[str] = set()
@@ -63,8 +68,9 @@ def spool_dir_for(store_path: Path) -> Path:
 class Spool:
     """One process's spool file in ``directory`` (created on the first append)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, max_bytes: int = MAX_BYTES) -> None:
         self.directory = directory
+        self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._fd: int | None = None
         self.path: Path | None = None
@@ -144,6 +150,13 @@ class Spool:
                     self.path, self._fd = self._create(name)
                     _WRITING.add(str(self.path))
                 size = os.fstat(self._fd).st_size
+                if size + len(data) > self.max_bytes:
+                    raise OSError(
+                        errno.EFBIG,
+                        f"spool file full ({size:,} bytes; this batch {len(data):,}; "
+                        f"limit spool_max_bytes = {self.max_bytes:,})",
+                        str(self.path),
+                    )
                 view = memoryview(data)
                 try:
                     while view:

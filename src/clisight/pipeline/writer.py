@@ -33,6 +33,7 @@ from clisight._values import clean_record, safe_str
 from clisight.exceptions import SinkRejected, StoreError
 from clisight.pipeline import spool as _spool
 from clisight.pipeline.base import Sink
+from clisight.pipeline.spool import MAX_BYTES as SPOOL_MAX_BYTES
 from clisight.pipeline.spool import Spool
 from clisight.types import Deadline, Record
 
@@ -86,14 +87,21 @@ def _is_sink_down(exc: BaseException) -> bool:
 class Channel:
     """One sink's queue, writer thread and counters."""
 
-    def __init__(self, sink: Sink, queue_size: int, batch_size: int, flush_interval: float) -> None:
+    def __init__(
+        self,
+        sink: Sink,
+        queue_size: int,
+        batch_size: int,
+        flush_interval: float,
+        spool_max_bytes: int = SPOOL_MAX_BYTES,
+    ) -> None:
         self.sink = sink
         self.queue_size = queue_size
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.write = _write_call(sink)
         spool_dir = getattr(sink, "spool_dir", None)
-        self.spool = Spool(spool_dir) if spool_dir is not None else None
+        self.spool = Spool(spool_dir, spool_max_bytes) if spool_dir is not None else None
         # A sink whose destination is remote (an OTLP collector) spools what it could not send while
         # that destination was down, not only at exit; its next process sends it.
         self.spool_when_down = bool(getattr(sink, "spool_when_down", False))
@@ -377,8 +385,9 @@ class Pipeline:
         flush_interval: float = 0.5,
         overflow: str = "drop",
         block_timeout: float = 1.0,
+        spool_max_bytes: int = SPOOL_MAX_BYTES,
     ) -> None:
-        self.channels = [Channel(s, queue_size, batch_size, flush_interval) for s in sinks]
+        self.channels = [Channel(s, queue_size, batch_size, flush_interval, spool_max_bytes) for s in sinks]
         self.queue_size = queue_size
         self.batch_size = batch_size
         self.block = overflow == "block"
@@ -459,7 +468,8 @@ class Pipeline:
     def shutdown(self, timeout: float = 1.0) -> bool:
         """Flush within ``timeout``, stop the writers and close the sinks that finished.
 
-        True when every queued record was written.  Near the deadline (the last fifth of it, at most
+        True when every queued record was written (none spooled, none dropped by a refusing sink
+        during the shutdown).  Near the deadline (the last fifth of it, at most
         0.25 s) whatever a sink has not taken is spilled to its spool file, for the next writer of
         that store to import (counted as ``spooled``); a sink without a spool counts it as dropped.
         A sink still busy at the deadline is left to its daemon thread and not closed: closing it
@@ -471,6 +481,7 @@ class Pipeline:
         timeout = max(0.0, timeout)
         deadline = now + timeout
         write_until = deadline - min(0.2 * timeout, 0.25)
+        refused_before = [ch.dropped_error for ch in self.channels]
         for ch in self.channels:
             # Closed first: a write that fails once the deadline is brought forward is the exit's.
             ch.closed = True
@@ -501,7 +512,10 @@ class Pipeline:
                     _close(ch.sink, Deadline(deadline))
                 if ch.spool is not None:
                     ch.spool.close()
-        return ok and all(ch.spooled == 0 and not ch.queue for ch in self.channels)
+        return ok and all(
+            ch.spooled == 0 and not ch.queue and ch.dropped_error == before
+            for ch, before in zip(self.channels, refused_before, strict=True)
+        )
 
     def stats(self) -> list[SinkStats]:
         return [ch.stats() for ch in self.channels]
