@@ -543,3 +543,26 @@ def test_a_spool_file_never_grows_past_its_limit_and_what_it_refuses_is_counted_
     spool.close()
     assert pending(tmp_path / "alone") == (1, accepted)
     assert accepted > 0
+
+
+def test_a_store_that_refuses_batches_while_the_program_runs_gets_them_spooled_not_dropped(
+    tmp_path: Path,
+) -> None:
+    """Not only at exit: a batch the store refuses for its own sake mid-run (here a file that is not
+    a database; in life also a lock held past its timeout) goes to the spool, and the next writer of
+    a working store imports it."""
+    db = tmp_path / "s.db"
+    db.write_bytes(b"not a store yet " * 256)
+    pipe = Pipeline([StoreSink(str(db))], batch_size=100, flush_interval=0.01)
+    for i in range(1000):
+        pipe.emit(rec(i, "mid-run"))
+    assert pipe.flush(10.0)
+    (running,) = pipe.stats()
+    assert (running.spooled, running.dropped, running.stored) == (1000, 0, 0), running
+    assert running.errors >= 1 and "not a database" in (running.last_error or "")
+    assert not pipe.shutdown(5.0)
+    db.unlink()
+    sink = StoreSink(str(db))
+    sink.write([rec(0, "next")])  # the next writer's first batch imports the spool first
+    sink.close()
+    assert count_rows(db, "logs", "message = 'mid-run'") == 1000

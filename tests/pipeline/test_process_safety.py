@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from clisight.pipeline.spool import pending, spool_dir_for
 from clisight.pipeline.store_sink import StoreSink
 from tests.helpers import count_rows, integrity_ok, run_python, spawn_python
 
@@ -60,15 +59,20 @@ def test_eight_processes_writing_one_file_lose_nothing(tmp_path: Path) -> None:
                       queue_size=5000, batch_size=1000)
         for i in range(50_000):
             clisight.track("load.{k}", i=i)
-        assert clisight.flush(120)
+        clisight.flush(120)
         stats = clisight.pipeline_stats()["sinks"]["store"]
-        assert stats["dropped"] == 0 and stats["errors"] == 0, stats
+        # On a saturated machine a writer can wait out the lock's 10 s timeout: then the batch is
+        # spooled for the next writer (and counted so), never dropped.
+        assert stats["dropped"] == 0 and (stats["errors"] == 0) == (stats["spooled"] == 0), stats
     """)
         for k in range(8)
     ]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
+    sink = StoreSink(str(db))  # the next writer takes in what was spooled, if anything
+    sink.import_spool()
+    sink.close()
     for k in range(8):
         assert (
             count_rows(db, "events", "name_id = (SELECT id FROM names WHERE value = ?)", (f"load.{k}",))
@@ -141,8 +145,7 @@ def test_exit_flushes_every_queued_record(tmp_path: Path, ending: str) -> None:
 def logs_after_the_next_writer(db: Path) -> int:
     """Logs in the store once the next writer took in the spool: at exit every record was written
     or (on a loaded machine, past the default deadline) spooled, never lost."""
-    assert count_rows(db, "logs") + pending(spool_dir_for(db))[1] >= 5000
-    sink = StoreSink(str(db))
+    sink = StoreSink(str(db))  # (on a saturated machine the process may not have made the store)
     sink.import_spool()
     sink.close()
     return count_rows(db, "logs")

@@ -39,7 +39,14 @@ class StoreSink:
     Zero turns either limit off.  The pass runs in a daemon thread with its own connection, so a
     large store never holds up the writer (or the flush at exit); it deletes in short transactions,
     so a process that exits mid-pass leaves a consistent file and the next run finishes the work.
+
+    A batch the store refuses for its own sake while the program runs (locked past its timeout by
+    other writers, a disk error, a file that is not a database) is spooled, not dropped: the next
+    writer imports it once the store takes writes again (up to ``spool_max_bytes``; beyond, dropped
+    and counted).
     """
+
+    spool_when_down = True
 
     def __init__(
         self,
