@@ -171,6 +171,12 @@ class StoreSink:
         self.spool_imported += done.records
         return done
 
+    def replay(self, deadline: Deadline | None = None) -> None:
+        """The store took a write again after batches were spooled in this run: import them now
+        (the pipeline closed this process's spool file first), not only in the next process."""
+        self._spool_checked = True
+        self.import_spool(deadline)
+
     def flush(self, deadline: Deadline | None = None) -> None:
         """Nothing to do: every write is committed before it returns."""
 
