@@ -37,6 +37,8 @@ def run_app(app: TopApp, test: Callable[[Any], Awaitable[None]], size: tuple[int
     async def main() -> None:
         async with app.run_test(size=size) as pilot:
             await wait_until(pilot, lambda: app.generation >= 1)
+            # The footer is painted after the first data: on a loaded machine, a moment later.
+            await wait_until(pilot, lambda: screen_text(app).splitlines()[-1].strip() != "")
             await test(pilot)
 
     asyncio.run(asyncio.wait_for(main(), timeout=90))
