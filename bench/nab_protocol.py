@@ -347,6 +347,12 @@ ALTERNATIVES: dict[str, Params] = {
     "compound tail, 2 grids": {"tail": "compound", "grids": 2},
     "compound tail, no learning during incidents": {"tail": "compound", "freeze": True},
     "negbin or compound tail (Bonferroni)": {"tail": "either"},
+    # third round
+    "excursion channel (own statistics)": {"excursions": True},
+    "calibrated on its own past surprise": {"calibrate": 1.0},
+    "bins no finer than the noise": {"noise_bins": 1.0},
+    "mean of as many points as the noise needs": {"smooth": 0.5},
+    "excursion channel, noise-averaged": {"excursions": True, "smooth": 0.5},
 }
 
 #: Sweeps of a constant inside an alternative design (does it remove the shipped one's cliffs?).
@@ -357,6 +363,13 @@ ALTERNATIVE_SWEEPS: dict[str, tuple[Params, str, tuple[float, ...]]] = {
         {"tail": "compound", "grids": 2},
         "recent_fraction",
         (1 / 120, 1 / 90, 1 / 60, 1 / 40, 1 / 30),
+    ),
+    "calibrated on its own past surprise": ({"calibrate": 1.0}, "calibrate", (0.25, 0.5, 1.0, 2.0, 4.0)),
+    "bins no finer than the noise": ({"noise_bins": 1.0}, "noise_bins", (0.5, 0.75, 1.0, 1.5, 2.0)),
+    "excursion channel, noise-averaged": (
+        {"excursions": True, "smooth": 0.5},
+        "smooth",
+        (0.25, 0.35, 0.5, 0.7, 1.0),
     ),
 }
 
@@ -402,7 +415,12 @@ def score_spread(dev: Sequence[NabFile], params: Params) -> tuple[list[float], d
 
 def print_spread(dev: Sequence[NabFile]) -> None:
     print("\n## where the scores fall: peak score in each dev window, and points outside windows per band")
-    for label in ("shipped", "compound tail, 2 grids", "novel points, Poisson tail"):
+    for label in (
+        "shipped",
+        "compound tail, 2 grids",
+        "novel points, Poisson tail",
+        "excursion channel, noise-averaged",
+    ):
         peaks, bands = score_spread(dev, ALTERNATIVES[label])
         print(f"  {label}")
         print(f"    window peaks: {' '.join(f'{x:.2f}' for x in peaks)}")

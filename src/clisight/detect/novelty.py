@@ -29,10 +29,12 @@ and a context set capped at :data:`MAX_CONTEXTS`.  The state is JSON-serialisabl
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any, Self
 
 from clisight.detect._base import StatefulDetector
+from clisight.detect._tails import _anscombe, _compound_tail, _count_tail, _poisson_tail
 
 __all__ = ["DEFAULT_PROBATION", "DEFAULT_THRESHOLD", "MAX_CONTEXTS", "NoveltyDetector"]
 
@@ -49,6 +51,7 @@ MAX_CONTEXTS = 50_000
 _LOG_FLOOR = math.log(1e-10)  # tail probability that scores 1, as in Numenta's log-likelihood
 _SPAN = 64  # quantised levels are clipped into [0, 64) to build integer context keys
 _ZERO = 32  # index of the lowest in-range bin
+_PBINS_PER_DECADE = 4  # the calibration's histogram of -log10(p): quarter decades, 1 .. 1e-10
 _MAX_SIZE = 16  # the compound tail's size distribution lumps novel points with more novelties here
 
 
@@ -80,13 +83,20 @@ class NoveltyDetector(StatefulDetector):
         "_grids",
         "_lag_slots",
         "_last",
+        "_last_ex",
         "_levels",
         "_mask",
         "_new_value",
         "_window",
         "alert_level",
         "buffer",
+        "calibrate",
         "count",
+        "ehist",
+        "ehist_sum",
+        "emean",
+        "evar",
+        "excursions",
         "first_time",
         "freeze",
         "graded",
@@ -105,17 +115,25 @@ class NoveltyDetector(StatefulDetector):
         "memory",
         "min_std",
         "min_window",
+        "noise_bins",
         "orders",
+        "outs",
         "per_point",
+        "phist",
         "prev",
         "prev2",
         "probation",
+        "pseen",
         "rate",
         "recent_fraction",
         "rel_std",
+        "ring",
+        "ring_at",
+        "ring_sum",
         "season_period",
         "seen",
         "sizes",
+        "smooth",
         "stabilise",
         "stabilised",
         "step",
@@ -149,6 +167,10 @@ class NoveltyDetector(StatefulDetector):
         "min_window",
         "tail",
         "freeze",
+        "excursions",
+        "calibrate",
+        "noise_bins",
+        "smooth",
     )
     _fields = (
         "count",
@@ -171,6 +193,16 @@ class NoveltyDetector(StatefulDetector):
         "lag",
         "seen",
         "stabilised",
+        "outs",
+        "ehist",
+        "ehist_sum",
+        "emean",
+        "evar",
+        "phist",
+        "pseen",
+        "ring",
+        "ring_at",
+        "ring_sum",
     )
 
     def __init__(
@@ -196,6 +228,10 @@ class NoveltyDetector(StatefulDetector):
         min_window: int = 1,
         tail: str = "negbin",
         freeze: bool = False,
+        excursions: bool = False,
+        calibrate: float = 0.0,
+        noise_bins: float = 0.0,
+        smooth: float = 0.0,
     ) -> None:
         if probation < 2:
             raise ValueError(f"probation must be >= 2 points, got {probation!r}")
@@ -233,8 +269,25 @@ class NoveltyDetector(StatefulDetector):
             raise ValueError(f"tail must be 'negbin', 'poisson', 'compound' or 'either', got {tail!r}")
         if min_window < 1:
             raise ValueError(f"min_window must be >= 1 point, got {min_window!r}")
+        if excursions and (per_point or tail != "negbin" or grids != 1):
+            raise ValueError(
+                "excursions=True works with one grid and the negbin tail of every novelty "
+                "(grids=1, tail='negbin', per_point=False)"
+            )
+        for name, x in (("calibrate", calibrate), ("noise_bins", noise_bins), ("smooth", smooth)):
+            if not 0.0 <= x < math.inf:
+                raise ValueError(f"{name} must be a finite number >= 0 (0 switches it off), got {x!r}")
         self.tail = tail
         self.freeze = freeze
+        self.excursions = excursions
+        self.calibrate = calibrate
+        self.noise_bins = noise_bins
+        self.smooth = smooth
+        self.ring: list[float] = []  # the last `span` raw values, when smoothing
+        self.ring_at = 0
+        self.ring_sum = 0.0
+        self.phist: list[float] = [0.0] * (10 * _PBINS_PER_DECADE + 1)
+        self.pseen = 0
         self.min_window = min_window
         self._window = max(1, min_window, round(self.probation * recent_fraction))
         self._mask = max(1, round(self.probation * mask_fraction))
@@ -248,6 +301,13 @@ class NoveltyDetector(StatefulDetector):
         self.hist_sum = 0
         self.kmean = 0.0
         self.kvar = 0.0
+        # the excursion channel: novelties of contexts touching a value beyond the learned range
+        self.outs = 0  # bit 0: the previous value was beyond the range; bit 1: the one before
+        self.ehist: list[int] = [0] * self._window
+        self.ehist_sum = 0
+        self.emean = 0.0
+        self.evar = 0.0
+        self._last_ex = 0
         # compound tail: novel points per point, and the distribution of a novel point's novelties
         self.rate = 0.0
         self.sizes: list[float] = [0.0] * (_MAX_SIZE + 1)
@@ -305,7 +365,11 @@ class NoveltyDetector(StatefulDetector):
             if n + 1 == self.probation:
                 self._learn_probation()
             return 0.0
+        if self.ring:
+            value = self._smoothed(value)
         p = self._observe(timestamp, value)
+        if self.calibrate:
+            p = self._calibrated(p)
         score = math.log(p) / _LOG_FLOOR if p < 1.0 else 0.0
         if score > 1.0:
             score = 1.0
@@ -328,7 +392,46 @@ class NoveltyDetector(StatefulDetector):
             self.mask_far = self._dist
         return score
 
+    def _calibrated(self, p: float) -> float:
+        """The larger of ``p`` and how often this series' own past points were as surprising
+        (after Numenta's anomaly likelihood: a series that keeps doing this is not surprised by it)."""
+        hist = self.phist
+        self.pseen += 1
+        if p >= 1.0:
+            return p
+        level = min(int(-math.log10(p) * _PBINS_PER_DECADE), len(hist) - 1)
+        as_rare = 0.0
+        for j in range(level, len(hist)):
+            as_rare += hist[j]
+        hist[level] += 1.0
+        return max(p, as_rare / (self.pseen + self.probation * self.calibrate))
+
+    def _smoothed(self, value: float) -> float:
+        """The mean of the last ``span`` values (this one included)."""
+        ring = self.ring
+        self.ring_sum += value - ring[self.ring_at]
+        ring[self.ring_at] = value
+        self.ring_at = (self.ring_at + 1) % len(ring)
+        return self.ring_sum / len(ring)
+
+    def _learn_span(self) -> None:
+        """Average as many points as it takes for the series' noise to fall below ``smooth`` bins
+        (1 on a series whose noise is finer than its grid), and smooth the learning period with it."""
+        raw = [v for _t, v in self.buffer]
+        noise = _noise(raw)
+        width = (max(raw) - min(raw)) / self._levels
+        span = 1
+        if width > 0.0 and noise > 0.0:
+            span = max(1, min(len(self.hist), math.ceil((noise / (self.smooth * width)) ** 2)))
+        self.ring = [raw[0]] * span
+        self.ring_sum = raw[0] * span
+        self.ring_at = 0
+        for row in self.buffer:
+            row[1] = self._smoothed(row[1])
+
     def _learn_probation(self) -> None:
+        if self.smooth > 0.0:
+            self._learn_span()
         values = [v for _t, v in self.buffer]
         if self.stabilise and all(v >= 0.0 and v == int(v) for v in values):
             # counts: quantise their square root (Anscombe), where Poisson noise has one spread
@@ -341,6 +444,9 @@ class NoveltyDetector(StatefulDetector):
         mid = abs(sum(values) / len(values))
         self.lo = lo
         self.width = max((hi - lo) / self._levels, self.rel_std * mid, self.min_std)
+        if self.noise_bins > 0.0 and len(values) > 2:
+            # no bin finer than ``noise_bins`` times the series' own point-to-point noise
+            self.width = max(self.width, self.noise_bins * _noise(values))
         if self.use_season and len(self.buffer) >= 2:
             step = self.buffer[1][0] - self.buffer[0][0]
             if step > 0:
@@ -357,12 +463,14 @@ class NoveltyDetector(StatefulDetector):
         # over its second half (the first half is still filling the context set)
         half = len(buffer) // 2
         late: list[int] = []
+        late_ex: list[int] = []
         sizes = self.sizes
         events = 0
         for i, (_t, v) in enumerate(buffer):
             k = self._recent(i, v)
             if i >= half:
                 late.append(k)
+                late_ex.append(self.ehist_sum)
                 if self._last:
                     events += 1
                     sizes[min(self._last, _MAX_SIZE)] += 1.0
@@ -374,6 +482,10 @@ class NoveltyDetector(StatefulDetector):
         mean = sum(late) / len(late)
         self.kmean = mean
         self.kvar = sum((k - mean) ** 2 for k in late) / len(late)
+        if self.excursions:
+            emean = sum(late_ex) / len(late_ex)
+            self.emean = emean
+            self.evar = sum((k - emean) ** 2 for k in late_ex) / len(late_ex)
 
     def _transform(self, value: float) -> float:
         return _anscombe(value) if self.stabilised else value
@@ -453,9 +565,94 @@ class NoveltyDetector(StatefulDetector):
         self._dist = dist
         return total
 
+    def _split_novelties(self, index: int, value: float) -> int:
+        """As :meth:`_novelties` on one grid, but the novelties of contexts that touch a value beyond
+        the learned range (this one, one of the two before, or yesterday's) go to ``_last_ex``, the
+        excursion channel, and only the others are returned."""
+        if self.stabilised:
+            value = _anscombe(value)
+        u = (value - self.lo) / self.width
+        top = self._levels
+        if u < 0.0:
+            q0 = -1 - int(math.log2(1.0 - u))
+        elif u >= top:
+            q0 = top + int(math.log2(u - top + 1.0))
+        else:
+            q0 = int(u)
+        out = q0 < 0 or q0 >= top
+        dist = q0 - top + 1 if q0 >= top else (-q0 if q0 < 0 else 0)
+        seen = self.seen
+        orders = self.orders
+        room = len(seen) < MAX_CONTEXTS
+        q = q0 + _ZERO
+        q = 0 if q < 0 else (_SPAN - 1 if q >= _SPAN else q)
+        a = self.prev[0]
+        b = self.prev2[0]
+        outs = self.outs
+        inner = 0
+        ex = 0
+        key = (1 << 24) | q
+        if key not in seen:
+            if out:
+                ex += 1
+            else:
+                inner += 1
+            if room:
+                seen.add(key)
+        self._new_value = bool(inner or ex)
+        if a >= 0 and orders > 1:
+            key = (2 << 24) | (a << 6) | q
+            if key not in seen:
+                if out or outs & 1:
+                    ex += 1
+                else:
+                    inner += 1
+                if room:
+                    seen.add(key)
+            if b >= 0 and orders > 2:
+                key = (3 << 24) | (b << 12) | (a << 6) | q
+                if key not in seen:
+                    if out or outs:
+                        ex += 1
+                    else:
+                        inner += 1
+                    if room:
+                        seen.add(key)
+        if ex and dist > 1 and self.graded:
+            ex += dist - 1
+        slots = self._lag_slots
+        if slots:
+            j = index % slots
+            lag = self.lag[0]
+            d = lag[j]
+            if d >= 0:
+                key = (4 << 24) | (d << 6) | q
+                if key not in seen:
+                    if out or not _ZERO <= d < _ZERO + top:
+                        ex += 1
+                    else:
+                        inner += 1
+                    if room:
+                        seen.add(key)
+            if not (inner or ex) or d < 0:
+                lag[j] = q
+        self.prev2[0] = a
+        self.prev[0] = q
+        self.outs = ((outs << 1) | out) & 3
+        self._dist = dist
+        self._last_ex = ex
+        return inner
+
     def _recent(self, index: int, value: float) -> int:
         """Learn the point; return the novelties of the last ``probation * recent_fraction`` points."""
-        k_new = self._novelties(index, value)
+        if self.excursions:
+            k_new = self._split_novelties(index, value)
+            ehist = self.ehist
+            i = index % len(ehist)
+            self.ehist_sum += self._last_ex - ehist[i]
+            ehist[i] = self._last_ex
+        else:
+            k_new = self._novelties(index, value)
         self._last = k_new
         hist = self.hist
         i = index % len(hist)
@@ -482,6 +679,19 @@ class NoveltyDetector(StatefulDetector):
             p = _compound_tail(k, window * max(self.rate, 1.0 / self.probation), self.sizes)
             if tail == "either":  # the smaller of the two tails, Bonferroni-corrected
                 p = min(1.0, 2.0 * min(p, _count_tail(k, mean, max(self.kvar, mean))))
+        if self.excursions:
+            # the excursion channel, judged against the series' own excursions; the smaller tail of
+            # the two channels, Bonferroni-corrected
+            e = self.ehist_sum
+            pe = 1.0
+            if e > 0:
+                emean = max(self.emean, window / self.probation)
+                pe = _count_tail(e, emean, max(self.evar, emean))
+            p = min(1.0, 2.0 * min(p, pe))
+            alpha = 1.0 / (self.probation * self.memory)
+            d = e - self.emean
+            self.emean += alpha * d
+            self.evar = (1.0 - alpha) * (self.evar + alpha * d * d)
         if self.freeze and (self.mask_left > 0 or (p < 1.0 and math.log(p) <= self.alert_level * _LOG_FLOOR)):
             # an incident (an alert and its mask) is not part of the series' normal novelty rate
             return p
@@ -504,75 +714,8 @@ class NoveltyDetector(StatefulDetector):
         return p
 
 
-def _compound_tail(k: int, mu: float, sizes: list[float]) -> float:
-    """``P(S >= k)`` for ``S`` the sum of ``Poisson(mu)`` sizes drawn from ``sizes`` (Panjer's recursion)."""
-    g = [math.exp(-mu)]
-    total = g[0]
-    top = len(sizes) - 1
-    for s in range(1, k):
-        acc = 0.0
-        for j in range(1, min(s, top) + 1):
-            acc += j * sizes[j] * g[s - j]
-        gs = mu / s * acc
-        g.append(gs)
-        total += gs
-        if total >= 1.0 - 1e-12:
-            return 1e-12
-    return max(1.0 - total, 1e-12)
-
-
-def _anscombe(value: float) -> float:
-    """Anscombe's variance-stabilising transform of a count, ``2 sqrt(x + 3/8)``, extended
-    continuously and monotonically below 0."""
-    if value >= 0.0:
-        return 2.0 * math.sqrt(value + 0.375)
-    return 4.0 * math.sqrt(0.375) - 2.0 * math.sqrt(0.375 - value)
-
-
-def _poisson_tail(k: int, mu: float) -> float:
-    """``P(N >= k)`` for ``N ~ Poisson(mu)``, accurate far into the tail."""
-    if k <= 0:
-        return 1.0
-    if k <= mu:
-        # the bulk: 1 - P(N < k)
-        term = math.exp(-mu)
-        total = term
-        for i in range(1, k):
-            term *= mu / i
-            total += term
-        return max(1.0 - total, 1e-300)
-    log_term = -mu + k * math.log(mu) - math.lgamma(k + 1)
-    term = 1.0
-    total = 1.0
-    i = k
-    while term > 1e-12 * total:
-        i += 1
-        term *= mu / i
-        total += term
-    return max(math.exp(log_term) * total, 1e-300)
-
-
-def _count_tail(k: int, mean: float, var: float) -> float:
-    """``P(N >= k)`` for a count with this mean and variance: negative binomial when overdispersed
-    (novelties come in bursts), Poisson otherwise."""
-    if var <= mean * (1.0 + 1e-9):
-        return _poisson_tail(k, mean)
-    r = mean * mean / (var - mean)
-    pi = 1.0 - mean / var
-    log_first = r * math.log1p(-pi)  # log P(N = 0)
-    if k <= mean:
-        term = math.exp(log_first)
-        total = term
-        for i in range(k - 1):
-            term *= (i + r) / (i + 1) * pi
-            total += term
-        return max(1.0 - total, 1e-300)
-    log_term = math.lgamma(k + r) - math.lgamma(r) - math.lgamma(k + 1) + log_first + k * math.log(pi)
-    term = 1.0
-    total = 1.0
-    i = k
-    while term > 1e-12 * total:
-        term *= (i + r) / (i + 1) * pi
-        total += term
-        i += 1
-    return max(math.exp(log_term) * total, 1e-300)
+def _noise(values: list[float]) -> float:
+    """The series' point-to-point noise: the median absolute first difference over 0.954 (its value
+    for Gaussian noise of standard deviation 1); blind to level shifts and bursts."""
+    steps = sorted(abs(b - a) for a, b in itertools.pairwise(values))
+    return steps[len(steps) // 2] / 0.954 if steps else 0.0
