@@ -33,7 +33,7 @@ import itertools
 import math
 from typing import Any, Self
 
-from clisight.detect._base import StatefulDetector
+from clisight.detect._base import StateError, StatefulDetector
 from clisight.detect._tails import _anscombe, _compound_tail, _count_tail, _poisson_tail
 
 __all__ = ["DEFAULT_PROBATION", "DEFAULT_THRESHOLD", "MAX_CONTEXTS", "NoveltyDetector"]
@@ -53,6 +53,12 @@ _SPAN = 64  # quantised levels are clipped into [0, 64) to build integer context
 _ZERO = 32  # index of the lowest in-range bin
 _PBINS_PER_DECADE = 4  # the calibration's histogram of -log10(p): quarter decades, 1 .. 1e-10
 _MAX_SIZE = 16  # the compound tail's size distribution lumps novel points with more novelties here
+#: State fields added by the third round's options (a state saved before them lacks them).
+_THIRD_ROUND = (
+    *("outs", "ehist", "ehist_sum", "emean", "evar"),  # the excursion channel
+    *("phist", "pseen"),  # calibration on the series' own past surprise
+    *("ring", "ring_at", "ring_sum"),  # averaging over the noise
+)
 
 
 class NoveltyDetector(StatefulDetector):
@@ -349,6 +355,15 @@ class NoveltyDetector(StatefulDetector):
             inner.setdefault("rate", 0.0)
             inner.setdefault("sizes", [0.0, 1.0] + [0.0] * (_MAX_SIZE - 1))
             inner.setdefault("stabilised", False)
+            state = {**state, "state": inner}
+        params = state.get("params") if isinstance(state, dict) else None
+        if isinstance(inner, dict) and isinstance(params, dict) and any(n not in inner for n in _THIRD_ROUND):
+            # a state saved before the third round's options: their fields start as a new detector's
+            try:
+                fresh = cls(**params)
+            except (TypeError, ValueError) as exc:
+                raise StateError(f"damaged {cls.kind} state: {exc}") from exc
+            inner = {**{n: getattr(fresh, n) for n in _THIRD_ROUND}, **inner}
             state = {**state, "state": inner}
         return super().from_state(state)
 
@@ -719,3 +734,4 @@ def _noise(values: list[float]) -> float:
     for Gaussian noise of standard deviation 1); blind to level shifts and bursts."""
     steps = sorted(abs(b - a) for a, b in itertools.pairwise(values))
     return steps[len(steps) // 2] / 0.954 if steps else 0.0
+
