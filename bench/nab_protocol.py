@@ -323,7 +323,7 @@ CONSTANTS: dict[str, tuple[float, ...]] = {
     "levels": (5, 6, 7, 8, 9, 10, 12),
     "recent_fraction": (1 / 120, 1 / 90, 1 / 75, 1 / 60, 1 / 48, 1 / 40, 1 / 30),
     "mask_fraction": (1 / 12, 1 / 9, 1 / 7.5, 1 / 6, 1 / 4.8, 1 / 4, 1 / 3),
-    "memory": (0.5, 0.75, 1.0, 1.5, 2.0),
+    "memory": (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 10.0, 30.0),
     "rel_std": (0.0025, 0.005, 0.01, 0.02, 0.04),
 }
 
@@ -353,6 +353,8 @@ ALTERNATIVES: dict[str, Params] = {
     "bins no finer than the noise": {"noise_bins": 1.0},
     "mean of as many points as the noise needs": {"smooth": 0.5},
     "excursion channel, noise-averaged": {"excursions": True, "smooth": 0.5},
+    "count statistics remember 4 learning periods": {"memory": 4.0},
+    "same, learning figures weigh as measured": {"memory": 4.0, "ramp": True},
 }
 
 #: Sweeps of a constant inside an alternative design (does it remove the shipped one's cliffs?).

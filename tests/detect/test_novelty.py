@@ -194,6 +194,7 @@ ALTERNATIVES = [
     {"noise_bins": 1.0},
     {"smooth": 0.5},
     {"excursions": True, "smooth": 0.5},
+    {"memory": 4.0, "ramp": True},
 ]
 
 
@@ -315,7 +316,7 @@ SECOND_ROUND_PARAMS = ("grids", "trim", "stabilise", "per_point", "min_window", 
 THIRD_ROUND_FIELDS = (
     *("outs", "ehist", "ehist_sum", "emean", "evar", "phist", "pseen", "ring", "ring_at", "ring_sum"),
 )
-THIRD_ROUND_PARAMS = ("excursions", "calibrate", "noise_bins", "smooth")
+THIRD_ROUND_PARAMS = ("excursions", "calibrate", "noise_bins", "smooth", "ramp")
 
 
 def test_a_state_saved_before_the_third_round_still_restores():
@@ -415,3 +416,17 @@ def test_bins_are_no_finer_than_the_noise_when_asked():
         floored.update(T0 + i, v)
     assert plain.width < floored.width
     assert floored.width == pytest.approx(2.0 * 10.0, rel=0.25)
+
+
+def test_with_ramp_a_long_memory_lets_go_of_the_learning_periods_discovery_rate():
+    """The learning period's second half is still finding new contexts; with ``ramp`` its figures
+    weigh as the half period they were measured on, so the mean follows the quieter series sooner."""
+    values = daily(4000, 4.0, 8)
+    slow = NoveltyDetector(probation=300, memory=4.0)
+    ramped = NoveltyDetector(probation=300, memory=4.0, ramp=True)
+    for i, v in enumerate(values):
+        slow.update(T0 + HOUR * i, v)
+        ramped.update(T0 + HOUR * i, v)
+        if i == 299:
+            assert ramped.kmean == slow.kmean > 0.0
+    assert ramped.kmean < slow.kmean

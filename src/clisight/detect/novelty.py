@@ -130,6 +130,7 @@ class NoveltyDetector(StatefulDetector):
         "prev2",
         "probation",
         "pseen",
+        "ramp",
         "rate",
         "recent_fraction",
         "rel_std",
@@ -177,6 +178,7 @@ class NoveltyDetector(StatefulDetector):
         "calibrate",
         "noise_bins",
         "smooth",
+        "ramp",
     )
     _fields = (
         "count",
@@ -238,6 +240,7 @@ class NoveltyDetector(StatefulDetector):
         calibrate: float = 0.0,
         noise_bins: float = 0.0,
         smooth: float = 0.0,
+        ramp: bool = False,
     ) -> None:
         if probation < 2:
             raise ValueError(f"probation must be >= 2 points, got {probation!r}")
@@ -289,6 +292,7 @@ class NoveltyDetector(StatefulDetector):
         self.calibrate = calibrate
         self.noise_bins = noise_bins
         self.smooth = smooth
+        self.ramp = ramp
         self.ring: list[float] = []  # the last `span` raw values, when smoothing
         self.ring_at = 0
         self.ring_sum = 0.0
@@ -704,14 +708,20 @@ class NoveltyDetector(StatefulDetector):
                 pe = _count_tail(e, emean, max(self.evar, emean))
             p = min(1.0, 2.0 * min(p, pe))
             alpha = 1.0 / (self.probation * self.memory)
+            if self.ramp:
+                alpha = max(alpha, 1.0 / (self.count - self.probation + self.probation // 2))
             d = e - self.emean
             self.emean += alpha * d
             self.evar = (1.0 - alpha) * (self.evar + alpha * d * d)
         if self.freeze and (self.mask_left > 0 or (p < 1.0 and math.log(p) <= self.alert_level * _LOG_FLOOR)):
             # an incident (an alert and its mask) is not part of the series' normal novelty rate
             return p
-        # mean and variance forget over the learning period
+        # mean and variance forget over the learning period (times ``memory``); with ``ramp``, the
+        # learning period's own figures weigh as the half period they were measured on, so a long
+        # memory does not keep its still-discovering novelty rate for long
         alpha = 1.0 / (self.probation * self.memory)
+        if self.ramp:
+            alpha = max(alpha, 1.0 / (self.count - self.probation + self.probation // 2))
         d = k - self.kmean
         self.kmean += alpha * d
         self.kvar = (1.0 - alpha) * (self.kvar + alpha * d * d)
@@ -734,4 +744,3 @@ def _noise(values: list[float]) -> float:
     for Gaussian noise of standard deviation 1); blind to level shifts and bursts."""
     steps = sorted(abs(b - a) for a, b in itertools.pairwise(values))
     return steps[len(steps) // 2] / 0.954 if steps else 0.0
-
