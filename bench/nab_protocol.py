@@ -347,7 +347,7 @@ ALTERNATIVES: dict[str, Params] = {
     "compound tail, 2 grids": {"tail": "compound", "grids": 2},
     "compound tail, no learning during incidents": {"tail": "compound", "freeze": True},
     "negbin or compound tail (Bonferroni)": {"tail": "either"},
-    # third round
+    # third round (THIRD_ROUND)
     "excursion channel (own statistics)": {"excursions": True},
     "calibrated on its own past surprise": {"calibrate": 1.0},
     "bins no finer than the noise": {"noise_bins": 1.0},
@@ -356,6 +356,17 @@ ALTERNATIVES: dict[str, Params] = {
     "count statistics remember 4 learning periods": {"memory": 4.0},
     "same, learning figures weigh as measured": {"memory": 4.0, "ramp": True},
 }
+
+#: The designs (and sweeps) the third round added: ``--designs third`` runs only these and the shipped one.
+THIRD_ROUND = (
+    "excursion channel (own statistics)",
+    "calibrated on its own past surprise",
+    "bins no finer than the noise",
+    "mean of as many points as the noise needs",
+    "excursion channel, noise-averaged",
+    "count statistics remember 4 learning periods",
+    "same, learning figures weigh as measured",
+)
 
 #: Sweeps of a constant inside an alternative design (does it remove the shipped one's cliffs?).
 ALTERNATIVE_SWEEPS: dict[str, tuple[Params, str, tuple[float, ...]]] = {
@@ -434,6 +445,13 @@ def main() -> int:
     parser.add_argument("--nab", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--quick", action="store_true", help="skip the constants' plateaus")
     parser.add_argument("--spread", action="store_true", help="only where the scores fall")
+    parser.add_argument(
+        "--designs",
+        choices=("all", "third"),
+        default="all",
+        help="designs to run through the protocol: all, or the shipped one and the third round's "
+        "(the earlier rounds' give the same figures as in bench/RESULTS.md)",
+    )
     args = parser.parse_args()
     if not (args.nab / "windows.json").is_file():
         sys.exit(f"NAB development subset not found at {args.nab}")
@@ -590,6 +608,8 @@ def main() -> int:
         "plateau: largest change on [0.8t, 1.2t]; transforms: " + " / ".join(TRANSFORMS) + ")"
     )
     for label, params in ALTERNATIVES.items():
+        if args.designs == "third" and label != "shipped" and label not in THIRD_ROUND:
+            continue
         print(f"  {label:50} {summary(dev, syn, params)}")
     if not args.quick:
         print(
@@ -597,6 +617,8 @@ def main() -> int:
             "(dev standard / AWS / synthetic at each design's step-1 threshold)"
         )
         for label, (params, name, values) in ALTERNATIVE_SWEEPS.items():
+            if args.designs == "third" and label not in THIRD_ROUND:
+                continue
             t = statistics.median(
                 choose(curve([f for c in CATEGORIES if c != h for f in cats[c]], params)) for h in CATEGORIES
             )
