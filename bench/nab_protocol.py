@@ -355,6 +355,8 @@ ALTERNATIVES: dict[str, Params] = {
     "excursion channel, noise-averaged": {"excursions": True, "smooth": 0.5},
     "count statistics remember 4 learning periods": {"memory": 4.0},
     "same, learning figures weigh as measured": {"memory": 4.0, "ramp": True},
+    "count statistics remember 1.5 learning periods": {"memory": 1.5},
+    "count statistics remember 2 learning periods": {"memory": 2.0},
 }
 
 #: The designs (and sweeps) the third round added: ``--designs third`` runs only these and the shipped one.
@@ -366,6 +368,8 @@ THIRD_ROUND = (
     "excursion channel, noise-averaged",
     "count statistics remember 4 learning periods",
     "same, learning figures weigh as measured",
+    "count statistics remember 1.5 learning periods",
+    "count statistics remember 2 learning periods",
 )
 
 #: Sweeps of a constant inside an alternative design (does it remove the shipped one's cliffs?).
@@ -433,6 +437,7 @@ def print_spread(dev: Sequence[NabFile]) -> None:
         "compound tail, 2 grids",
         "novel points, Poisson tail",
         "excursion channel, noise-averaged",
+        "count statistics remember 4 learning periods",
     ):
         peaks, bands = score_spread(dev, ALTERNATIVES[label])
         print(f"  {label}")
