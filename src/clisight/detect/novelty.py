@@ -82,6 +82,18 @@ class NoveltyDetector(StatefulDetector):
     as Poisson events whose sizes follow the series' own distribution, Panjer's recursion) or
     ``"either"`` (the smaller of the negbin and compound tails, Bonferroni-corrected); ``freeze``
     stops the count statistics learning during an alert and its mask.
+
+    The third round's alternatives (all off by default; see docs/detect.md for why none is shipped):
+    ``excursions`` counts the new contexts that touch a value beyond the learned range in a channel
+    of their own, with its own mean and variance, and takes the smaller of the two channels' tails
+    (Bonferroni-corrected; one grid and the negbin tail only); ``calibrate`` raises the tail
+    probability to the fraction of the series' own past points that were as surprising, the
+    learning period counting as ``calibrate`` learning periods of unsurprising points (after
+    Numenta's anomaly likelihood); ``noise_bins`` makes no bin narrower than that many times the
+    series' point-to-point noise; ``smooth`` scores the mean of as many recent points as it takes for
+    that noise to fall below ``smooth`` bins (at most the recent window; 1 on a series whose noise is
+    finer than its grid); ``ramp`` lets the learning period's count figures weigh as the half period
+    they were measured on, so a long ``memory`` does not keep its still-discovering novelty rate.
     """
 
     __slots__ = (
