@@ -323,7 +323,7 @@ CONSTANTS: dict[str, tuple[float, ...]] = {
     "levels": (5, 6, 7, 8, 9, 10, 12),
     "recent_fraction": (1 / 120, 1 / 90, 1 / 75, 1 / 60, 1 / 48, 1 / 40, 1 / 30),
     "mask_fraction": (1 / 12, 1 / 9, 1 / 7.5, 1 / 6, 1 / 4.8, 1 / 4, 1 / 3),
-    "memory": (0.5, 0.75, 1.0, 1.5, 2.0),
+    "memory": (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 10.0, 30.0),
     "rel_std": (0.0025, 0.005, 0.01, 0.02, 0.04),
 }
 
@@ -347,7 +347,30 @@ ALTERNATIVES: dict[str, Params] = {
     "compound tail, 2 grids": {"tail": "compound", "grids": 2},
     "compound tail, no learning during incidents": {"tail": "compound", "freeze": True},
     "negbin or compound tail (Bonferroni)": {"tail": "either"},
+    # third round (THIRD_ROUND)
+    "excursion channel (own statistics)": {"excursions": True},
+    "calibrated on its own past surprise": {"calibrate": 1.0},
+    "bins no finer than the noise": {"noise_bins": 1.0},
+    "mean of as many points as the noise needs": {"smooth": 0.5},
+    "excursion channel, noise-averaged": {"excursions": True, "smooth": 0.5},
+    "count statistics remember 4 learning periods": {"memory": 4.0},
+    "same, learning figures weigh as measured": {"memory": 4.0, "ramp": True},
+    "count statistics remember 1.5 learning periods": {"memory": 1.5},
+    "count statistics remember 2 learning periods": {"memory": 2.0},
 }
+
+#: The designs (and sweeps) the third round added: ``--designs third`` runs only these and the shipped one.
+THIRD_ROUND = (
+    "excursion channel (own statistics)",
+    "calibrated on its own past surprise",
+    "bins no finer than the noise",
+    "mean of as many points as the noise needs",
+    "excursion channel, noise-averaged",
+    "count statistics remember 4 learning periods",
+    "same, learning figures weigh as measured",
+    "count statistics remember 1.5 learning periods",
+    "count statistics remember 2 learning periods",
+)
 
 #: Sweeps of a constant inside an alternative design (does it remove the shipped one's cliffs?).
 ALTERNATIVE_SWEEPS: dict[str, tuple[Params, str, tuple[float, ...]]] = {
@@ -357,6 +380,13 @@ ALTERNATIVE_SWEEPS: dict[str, tuple[Params, str, tuple[float, ...]]] = {
         {"tail": "compound", "grids": 2},
         "recent_fraction",
         (1 / 120, 1 / 90, 1 / 60, 1 / 40, 1 / 30),
+    ),
+    "calibrated on its own past surprise": ({"calibrate": 1.0}, "calibrate", (0.25, 0.5, 1.0, 2.0, 4.0)),
+    "bins no finer than the noise": ({"noise_bins": 1.0}, "noise_bins", (0.5, 0.75, 1.0, 1.5, 2.0)),
+    "excursion channel, noise-averaged": (
+        {"excursions": True, "smooth": 0.5},
+        "smooth",
+        (0.25, 0.35, 0.5, 0.7, 1.0),
     ),
 }
 
@@ -402,7 +432,13 @@ def score_spread(dev: Sequence[NabFile], params: Params) -> tuple[list[float], d
 
 def print_spread(dev: Sequence[NabFile]) -> None:
     print("\n## where the scores fall: peak score in each dev window, and points outside windows per band")
-    for label in ("shipped", "compound tail, 2 grids", "novel points, Poisson tail"):
+    for label in (
+        "shipped",
+        "compound tail, 2 grids",
+        "novel points, Poisson tail",
+        "excursion channel, noise-averaged",
+        "count statistics remember 4 learning periods",
+    ):
         peaks, bands = score_spread(dev, ALTERNATIVES[label])
         print(f"  {label}")
         print(f"    window peaks: {' '.join(f'{x:.2f}' for x in peaks)}")
@@ -414,6 +450,13 @@ def main() -> int:
     parser.add_argument("--nab", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--quick", action="store_true", help="skip the constants' plateaus")
     parser.add_argument("--spread", action="store_true", help="only where the scores fall")
+    parser.add_argument(
+        "--designs",
+        choices=("all", "third"),
+        default="all",
+        help="designs to run through the protocol: all, or the shipped one and the third round's "
+        "(the earlier rounds' give the same figures as in bench/RESULTS.md)",
+    )
     args = parser.parse_args()
     if not (args.nab / "windows.json").is_file():
         sys.exit(f"NAB development subset not found at {args.nab}")
@@ -570,6 +613,8 @@ def main() -> int:
         "plateau: largest change on [0.8t, 1.2t]; transforms: " + " / ".join(TRANSFORMS) + ")"
     )
     for label, params in ALTERNATIVES.items():
+        if args.designs == "third" and label != "shipped" and label not in THIRD_ROUND:
+            continue
         print(f"  {label:50} {summary(dev, syn, params)}")
     if not args.quick:
         print(
@@ -577,6 +622,8 @@ def main() -> int:
             "(dev standard / AWS / synthetic at each design's step-1 threshold)"
         )
         for label, (params, name, values) in ALTERNATIVE_SWEEPS.items():
+            if args.designs == "third" and label not in THIRD_ROUND:
+                continue
             t = statistics.median(
                 choose(curve([f for c in CATEGORIES if c != h for f in cats[c]], params)) for h in CATEGORIES
             )

@@ -14,19 +14,14 @@ from clisight.detect import (
     DEFAULT_DETECTOR,
     DEFAULT_THRESHOLD,
     NoveltyDetector,
+    StateError,
     default_threshold,
     detector_from_state,
     make_detector,
 )
 from clisight.detect._registry import MIN_PROBATION
-from clisight.detect.novelty import (
-    DEFAULT_PROBATION,
-    MAX_CONTEXTS,
-    _anscombe,
-    _compound_tail,
-    _count_tail,
-    _poisson_tail,
-)
+from clisight.detect._tails import _anscombe, _compound_tail, _count_tail, _poisson_tail
+from clisight.detect.novelty import DEFAULT_PROBATION, MAX_CONTEXTS
 
 T0 = 1_700_000_000.0
 HOUR = 3600.0
@@ -192,6 +187,14 @@ ALTERNATIVES = [
     {"tail": "compound", "grids": 3},
     {"tail": "compound", "freeze": True},
     {"tail": "either"},
+    # third round
+    {"excursions": True},
+    {"excursions": True, "stabilise": True},
+    {"calibrate": 1.0},
+    {"noise_bins": 1.0},
+    {"smooth": 0.5},
+    {"excursions": True, "smooth": 0.5},
+    {"memory": 4.0, "ramp": True},
 ]
 
 
@@ -280,6 +283,11 @@ def test_the_alternatives_bad_parameters_are_refused():
         ({"trim": 0.5}, "trim"),
         ({"tail": "gauss"}, "tail"),
         ({"min_window": 0}, "min_window"),
+        ({"excursions": True, "grids": 2}, "excursions"),
+        ({"excursions": True, "tail": "compound"}, "excursions"),
+        ({"calibrate": -1.0}, "calibrate"),
+        ({"noise_bins": math.inf}, "noise_bins"),
+        ({"smooth": math.nan}, "smooth"),
     ):
         with pytest.raises(ValueError, match=match):
             NoveltyDetector(**bad)
@@ -295,10 +303,130 @@ def test_a_state_saved_before_the_alternatives_existed_still_restores():
     # compound-tail or stabilisation fields
     old = state["state"]
     old["prev"], old["prev2"], old["lag"] = old["prev"][0], old["prev2"][0], old["lag"][0]
-    for name in ("rate", "sizes", "stabilised"):
+    for name in ("rate", "sizes", "stabilised", *THIRD_ROUND_FIELDS):
         del old[name]
-    for name in ("grids", "trim", "stabilise", "per_point", "min_window", "tail", "freeze"):
+    for name in (*SECOND_ROUND_PARAMS, *THIRD_ROUND_PARAMS):
         del state["params"][name]
     restored = detector_from_state(state)
     for i, v in enumerate(values[700:], start=700):
         assert restored.update(T0 + HOUR * i, v) == original.update(T0 + HOUR * i, v)
+
+
+SECOND_ROUND_PARAMS = ("grids", "trim", "stabilise", "per_point", "min_window", "tail", "freeze")
+THIRD_ROUND_FIELDS = (
+    *("outs", "ehist", "ehist_sum", "emean", "evar", "phist", "pseen", "ring", "ring_at", "ring_sum"),
+)
+THIRD_ROUND_PARAMS = ("excursions", "calibrate", "noise_bins", "smooth", "ramp")
+
+
+def test_a_state_saved_before_the_third_round_still_restores():
+    values = daily(1200, 3.0, 6)
+    original = NoveltyDetector(probation=300)
+    for i, v in enumerate(values[:700]):
+        original.update(T0 + HOUR * i, v)
+    state = json.loads(json.dumps(original.to_state()))
+    for name in THIRD_ROUND_FIELDS:
+        del state["state"][name]
+    for name in THIRD_ROUND_PARAMS:
+        del state["params"][name]
+    restored = detector_from_state(state)
+    for i, v in enumerate(values[700:], start=700):
+        assert restored.update(T0 + HOUR * i, v) == original.update(T0 + HOUR * i, v)
+
+
+def test_a_damaged_state_of_the_third_round_says_so():
+    state = NoveltyDetector(probation=30).to_state()
+    del state["state"]["outs"]
+    state["params"]["probation"] = 1
+    with pytest.raises(StateError, match="damaged novelty state"):
+        detector_from_state(state)
+
+
+def bursty(n: int, seed: int, bursts: bool) -> list[float]:
+    """Noisy values in 40-60 and, if ``bursts``, a 1-3 point burst far above them every ~150 points."""
+    rng = random.Random(seed)
+    values = [50.0 + rng.uniform(-10.0, 10.0) for _ in range(n)]
+    if bursts:
+        burst = random.Random(seed + 1)
+        for at in range(400, n - 3, 150):
+            for i in range(at, at + burst.randint(1, 3)):
+                values[i] += 100.0 * burst.paretovariate(1.5)
+    return values
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**16))
+def test_the_excursion_channel_keeps_bursts_out_of_the_in_range_count(seed):
+    """A point beyond the learned range, and the two after it, add nothing to the in-range count:
+    their new contexts go to the excursion channel and its own statistics."""
+    detector = NoveltyDetector(probation=300, excursions=True)
+    beyond: list[bool] = []
+    excursion_novelties = 0
+    for i, v in enumerate(bursty(2000, seed, True)):
+        detector.update(T0 + 300.0 * i, v)
+        if i < 300:
+            continue
+        top = detector.lo + detector.width * detector._levels
+        beyond.append(not detector.lo <= v < top)
+        if any(beyond[-3:]):
+            assert detector._last == 0
+        excursion_novelties += detector._last_ex
+    assert excursion_novelties > 0 and detector.emean > 0.0
+
+
+@settings(max_examples=15, deadline=None)
+@given(values=st.lists(st.floats(-1e6, 1e6), min_size=60, max_size=400), probation=st.integers(2, 50))
+def test_calibration_never_raises_a_score(values, probation):
+    """The score calibrated on the series' own past surprise is never above the model's (no alert
+    level is reached, so no mask differs between the two)."""
+    plain = NoveltyDetector(probation=probation, alert_level=2.0)
+    calibrated = NoveltyDetector(probation=probation, alert_level=2.0, calibrate=1.0)
+    for i, v in enumerate(values):
+        assert calibrated.update(T0 + i, v) <= plain.update(T0 + i, v)
+
+
+def test_calibration_quiets_a_series_that_keeps_doing_the_same_thing():
+    values = bursty(6000, 3, True)
+    plain = NoveltyDetector(probation=600, alert_level=2.0)
+    calibrated = NoveltyDetector(probation=600, alert_level=2.0, calibrate=1.0)
+    late = [(plain.update(T0 + i, v), calibrated.update(T0 + i, v)) for i, v in enumerate(values)][3000:]
+    assert sum(c for _p, c in late) < sum(p for p, _c in late)
+
+
+def test_averaging_engages_only_where_the_noise_is_coarser_than_the_grid():
+    clean = [100.0 + 50.0 * (i // 100 % 2) for i in range(1000)]  # a square wave: no point-to-point noise
+    plain, smoothed = NoveltyDetector(probation=300), NoveltyDetector(probation=300, smooth=0.5)
+    assert [plain.update(T0 + i, v) for i, v in enumerate(clean)] == [
+        smoothed.update(T0 + i, v) for i, v in enumerate(clean)
+    ]
+    assert len(smoothed.ring) == 1
+    rng = random.Random(2)
+    noisy = NoveltyDetector(probation=300, smooth=0.5)
+    for i in range(400):
+        noisy.update(T0 + i, float(rng.randint(0, 4)))  # small counts: noise as wide as the range
+    assert 1 < len(noisy.ring) <= len(noisy.hist)
+
+
+def test_bins_are_no_finer_than_the_noise_when_asked():
+    rng = random.Random(3)
+    values = [rng.gauss(0.0, 10.0) for _ in range(400)]
+    plain, floored = NoveltyDetector(probation=300), NoveltyDetector(probation=300, noise_bins=2.0)
+    for i, v in enumerate(values):
+        plain.update(T0 + i, v)
+        floored.update(T0 + i, v)
+    assert plain.width < floored.width
+    assert floored.width == pytest.approx(2.0 * 10.0, rel=0.25)
+
+
+def test_with_ramp_a_long_memory_lets_go_of_the_learning_periods_discovery_rate():
+    """The learning period's second half is still finding new contexts; with ``ramp`` its figures
+    weigh as the half period they were measured on, so the mean follows the quieter series sooner."""
+    values = daily(4000, 4.0, 8)
+    slow = NoveltyDetector(probation=300, memory=4.0)
+    ramped = NoveltyDetector(probation=300, memory=4.0, ramp=True)
+    for i, v in enumerate(values):
+        slow.update(T0 + HOUR * i, v)
+        ramped.update(T0 + HOUR * i, v)
+        if i == 299:
+            assert ramped.kmean == slow.kmean > 0.0
+    assert ramped.kmean < slow.kmean

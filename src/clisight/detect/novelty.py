@@ -32,7 +32,17 @@ from __future__ import annotations
 import math
 from typing import Any, Self
 
-from clisight.detect._base import StatefulDetector
+from clisight.detect._base import StateError, StatefulDetector
+from clisight.detect._novelty_alternatives import (
+    _PBINS_PER_DECADE,
+    _SPAN,
+    _THIRD_ROUND,
+    _ZERO,
+    MAX_CONTEXTS,
+    NoveltyAlternatives,
+    _noise,
+)
+from clisight.detect._tails import _anscombe, _compound_tail, _count_tail, _poisson_tail
 
 __all__ = ["DEFAULT_PROBATION", "DEFAULT_THRESHOLD", "MAX_CONTEXTS", "NoveltyDetector"]
 
@@ -43,16 +53,12 @@ DEFAULT_THRESHOLD = 0.16
 #: The learning period of a series whose length is unknown: NAB's cap (750 rows).
 DEFAULT_PROBATION = 750
 
-#: Contexts remembered at most; past that, new contexts still count as novel but are not stored.
-MAX_CONTEXTS = 50_000
 
 _LOG_FLOOR = math.log(1e-10)  # tail probability that scores 1, as in Numenta's log-likelihood
-_SPAN = 64  # quantised levels are clipped into [0, 64) to build integer context keys
-_ZERO = 32  # index of the lowest in-range bin
 _MAX_SIZE = 16  # the compound tail's size distribution lumps novel points with more novelties here
 
 
-class NoveltyDetector(StatefulDetector):
+class NoveltyDetector(NoveltyAlternatives, StatefulDetector):
     """Context novelty on a coarse, range-relative grid, scored by the series' own novelty rate.
 
     ``probation`` is the one timescale (points learned from before any score; the recent window is
@@ -73,20 +79,32 @@ class NoveltyDetector(StatefulDetector):
     as Poisson events whose sizes follow the series' own distribution, Panjer's recursion) or
     ``"either"`` (the smaller of the negbin and compound tails, Bonferroni-corrected); ``freeze``
     stops the count statistics learning during an alert and its mask.
+
+    The third round's alternatives (all off by default; see docs/detect.md for why none is shipped):
+    ``excursions`` counts the new contexts that touch a value beyond the learned range in a channel
+    of their own, with its own mean and variance, and takes the smaller of the two channels' tails
+    (Bonferroni-corrected; one grid and the negbin tail only); ``calibrate`` raises the tail
+    probability to the fraction of the series' own past points that were as surprising, the
+    learning period counting as ``calibrate`` learning periods of unsurprising points (after
+    Numenta's anomaly likelihood); ``noise_bins`` makes no bin narrower than that many times the
+    series' point-to-point noise; ``smooth`` scores the mean of as many recent points as it takes for
+    that noise to fall below ``smooth`` bins (at most the recent window; 1 on a series whose noise is
+    finer than its grid); ``ramp`` lets the learning period's count figures weigh as the half period
+    they were measured on, so a long ``memory`` does not keep its still-discovering novelty rate.
     """
 
     __slots__ = (
-        "_dist",
         "_grids",
         "_lag_slots",
         "_last",
         "_levels",
         "_mask",
-        "_new_value",
         "_window",
         "alert_level",
         "buffer",
+        "calibrate",
         "count",
+        "excursions",
         "first_time",
         "freeze",
         "graded",
@@ -105,17 +123,20 @@ class NoveltyDetector(StatefulDetector):
         "memory",
         "min_std",
         "min_window",
+        "noise_bins",
         "orders",
         "per_point",
         "prev",
         "prev2",
         "probation",
+        "ramp",
         "rate",
         "recent_fraction",
         "rel_std",
         "season_period",
         "seen",
         "sizes",
+        "smooth",
         "stabilise",
         "stabilised",
         "step",
@@ -149,6 +170,11 @@ class NoveltyDetector(StatefulDetector):
         "min_window",
         "tail",
         "freeze",
+        "excursions",
+        "calibrate",
+        "noise_bins",
+        "smooth",
+        "ramp",
     )
     _fields = (
         "count",
@@ -171,6 +197,16 @@ class NoveltyDetector(StatefulDetector):
         "lag",
         "seen",
         "stabilised",
+        "outs",
+        "ehist",
+        "ehist_sum",
+        "emean",
+        "evar",
+        "phist",
+        "pseen",
+        "ring",
+        "ring_at",
+        "ring_sum",
     )
 
     def __init__(
@@ -196,6 +232,11 @@ class NoveltyDetector(StatefulDetector):
         min_window: int = 1,
         tail: str = "negbin",
         freeze: bool = False,
+        excursions: bool = False,
+        calibrate: float = 0.0,
+        noise_bins: float = 0.0,
+        smooth: float = 0.0,
+        ramp: bool = False,
     ) -> None:
         if probation < 2:
             raise ValueError(f"probation must be >= 2 points, got {probation!r}")
@@ -233,8 +274,26 @@ class NoveltyDetector(StatefulDetector):
             raise ValueError(f"tail must be 'negbin', 'poisson', 'compound' or 'either', got {tail!r}")
         if min_window < 1:
             raise ValueError(f"min_window must be >= 1 point, got {min_window!r}")
+        if excursions and (per_point or tail != "negbin" or grids != 1):
+            raise ValueError(
+                "excursions=True works with one grid and the negbin tail of every novelty "
+                "(grids=1, tail='negbin', per_point=False)"
+            )
+        for name, x in (("calibrate", calibrate), ("noise_bins", noise_bins), ("smooth", smooth)):
+            if not 0.0 <= x < math.inf:
+                raise ValueError(f"{name} must be a finite number >= 0 (0 switches it off), got {x!r}")
         self.tail = tail
         self.freeze = freeze
+        self.excursions = excursions
+        self.calibrate = calibrate
+        self.noise_bins = noise_bins
+        self.smooth = smooth
+        self.ramp = ramp
+        self.ring: list[float] = []  # the last `span` raw values, when smoothing
+        self.ring_at = 0
+        self.ring_sum = 0.0
+        self.phist: list[float] = [0.0] * (10 * _PBINS_PER_DECADE + 1)
+        self.pseen = 0
         self.min_window = min_window
         self._window = max(1, min_window, round(self.probation * recent_fraction))
         self._mask = max(1, round(self.probation * mask_fraction))
@@ -248,6 +307,13 @@ class NoveltyDetector(StatefulDetector):
         self.hist_sum = 0
         self.kmean = 0.0
         self.kvar = 0.0
+        # the excursion channel: novelties of contexts touching a value beyond the learned range
+        self.outs = 0  # bit 0: the previous value was beyond the range; bit 1: the one before
+        self.ehist: list[int] = [0] * self._window
+        self.ehist_sum = 0
+        self.emean = 0.0
+        self.evar = 0.0
+        self._last_ex = 0
         # compound tail: novel points per point, and the distribution of a novel point's novelties
         self.rate = 0.0
         self.sizes: list[float] = [0.0] * (_MAX_SIZE + 1)
@@ -290,6 +356,15 @@ class NoveltyDetector(StatefulDetector):
             inner.setdefault("sizes", [0.0, 1.0] + [0.0] * (_MAX_SIZE - 1))
             inner.setdefault("stabilised", False)
             state = {**state, "state": inner}
+        params = state.get("params") if isinstance(state, dict) else None
+        if isinstance(inner, dict) and isinstance(params, dict) and any(n not in inner for n in _THIRD_ROUND):
+            # a state saved before the third round's options: their fields start as a new detector's
+            try:
+                fresh = cls(**params)
+            except (TypeError, ValueError) as exc:
+                raise StateError(f"damaged {cls.kind} state: {exc}") from exc
+            inner = {**{n: getattr(fresh, n) for n in _THIRD_ROUND}, **inner}
+            state = {**state, "state": inner}
         return super().from_state(state)
 
     def _restored(self) -> None:
@@ -305,7 +380,11 @@ class NoveltyDetector(StatefulDetector):
             if n + 1 == self.probation:
                 self._learn_probation()
             return 0.0
+        if self.ring:
+            value = self._smoothed(value)
         p = self._observe(timestamp, value)
+        if self.calibrate:
+            p = self._calibrated(p)
         score = math.log(p) / _LOG_FLOOR if p < 1.0 else 0.0
         if score > 1.0:
             score = 1.0
@@ -329,6 +408,8 @@ class NoveltyDetector(StatefulDetector):
         return score
 
     def _learn_probation(self) -> None:
+        if self.smooth > 0.0:
+            self._learn_span()
         values = [v for _t, v in self.buffer]
         if self.stabilise and all(v >= 0.0 and v == int(v) for v in values):
             # counts: quantise their square root (Anscombe), where Poisson noise has one spread
@@ -341,6 +422,9 @@ class NoveltyDetector(StatefulDetector):
         mid = abs(sum(values) / len(values))
         self.lo = lo
         self.width = max((hi - lo) / self._levels, self.rel_std * mid, self.min_std)
+        if self.noise_bins > 0.0 and len(values) > 2:
+            # no bin finer than ``noise_bins`` times the series' own point-to-point noise
+            self.width = max(self.width, self.noise_bins * _noise(values))
         if self.use_season and len(self.buffer) >= 2:
             step = self.buffer[1][0] - self.buffer[0][0]
             if step > 0:
@@ -357,12 +441,14 @@ class NoveltyDetector(StatefulDetector):
         # over its second half (the first half is still filling the context set)
         half = len(buffer) // 2
         late: list[int] = []
+        late_ex: list[int] = []
         sizes = self.sizes
         events = 0
         for i, (_t, v) in enumerate(buffer):
             k = self._recent(i, v)
             if i >= half:
                 late.append(k)
+                late_ex.append(self.ehist_sum)
                 if self._last:
                     events += 1
                     sizes[min(self._last, _MAX_SIZE)] += 1.0
@@ -374,6 +460,10 @@ class NoveltyDetector(StatefulDetector):
         mean = sum(late) / len(late)
         self.kmean = mean
         self.kvar = sum((k - mean) ** 2 for k in late) / len(late)
+        if self.excursions:
+            emean = sum(late_ex) / len(late_ex)
+            self.emean = emean
+            self.evar = sum((k - emean) ** 2 for k in late_ex) / len(late_ex)
 
     def _transform(self, value: float) -> float:
         return _anscombe(value) if self.stabilised else value
@@ -455,7 +545,14 @@ class NoveltyDetector(StatefulDetector):
 
     def _recent(self, index: int, value: float) -> int:
         """Learn the point; return the novelties of the last ``probation * recent_fraction`` points."""
-        k_new = self._novelties(index, value)
+        if self.excursions:
+            k_new = self._split_novelties(index, value)
+            ehist = self.ehist
+            i = index % len(ehist)
+            self.ehist_sum += self._last_ex - ehist[i]
+            ehist[i] = self._last_ex
+        else:
+            k_new = self._novelties(index, value)
         self._last = k_new
         hist = self.hist
         i = index % len(hist)
@@ -482,11 +579,30 @@ class NoveltyDetector(StatefulDetector):
             p = _compound_tail(k, window * max(self.rate, 1.0 / self.probation), self.sizes)
             if tail == "either":  # the smaller of the two tails, Bonferroni-corrected
                 p = min(1.0, 2.0 * min(p, _count_tail(k, mean, max(self.kvar, mean))))
+        if self.excursions:
+            # the excursion channel, judged against the series' own excursions; the smaller tail of
+            # the two channels, Bonferroni-corrected
+            e = self.ehist_sum
+            pe = 1.0
+            if e > 0:
+                emean = max(self.emean, window / self.probation)
+                pe = _count_tail(e, emean, max(self.evar, emean))
+            p = min(1.0, 2.0 * min(p, pe))
+            alpha = 1.0 / (self.probation * self.memory)
+            if self.ramp:
+                alpha = max(alpha, 1.0 / (self.count - self.probation + self.probation // 2))
+            d = e - self.emean
+            self.emean += alpha * d
+            self.evar = (1.0 - alpha) * (self.evar + alpha * d * d)
         if self.freeze and (self.mask_left > 0 or (p < 1.0 and math.log(p) <= self.alert_level * _LOG_FLOOR)):
             # an incident (an alert and its mask) is not part of the series' normal novelty rate
             return p
-        # mean and variance forget over the learning period
+        # mean and variance forget over the learning period (times ``memory``); with ``ramp``, the
+        # learning period's own figures weigh as the half period they were measured on, so a long
+        # memory does not keep its still-discovering novelty rate for long
         alpha = 1.0 / (self.probation * self.memory)
+        if self.ramp:
+            alpha = max(alpha, 1.0 / (self.count - self.probation + self.probation // 2))
         d = k - self.kmean
         self.kmean += alpha * d
         self.kvar = (1.0 - alpha) * (self.kvar + alpha * d * d)
@@ -502,77 +618,3 @@ class NoveltyDetector(StatefulDetector):
                 sizes[j] *= 1.0 - beta
             sizes[min(last, _MAX_SIZE)] += beta
         return p
-
-
-def _compound_tail(k: int, mu: float, sizes: list[float]) -> float:
-    """``P(S >= k)`` for ``S`` the sum of ``Poisson(mu)`` sizes drawn from ``sizes`` (Panjer's recursion)."""
-    g = [math.exp(-mu)]
-    total = g[0]
-    top = len(sizes) - 1
-    for s in range(1, k):
-        acc = 0.0
-        for j in range(1, min(s, top) + 1):
-            acc += j * sizes[j] * g[s - j]
-        gs = mu / s * acc
-        g.append(gs)
-        total += gs
-        if total >= 1.0 - 1e-12:
-            return 1e-12
-    return max(1.0 - total, 1e-12)
-
-
-def _anscombe(value: float) -> float:
-    """Anscombe's variance-stabilising transform of a count, ``2 sqrt(x + 3/8)``, extended
-    continuously and monotonically below 0."""
-    if value >= 0.0:
-        return 2.0 * math.sqrt(value + 0.375)
-    return 4.0 * math.sqrt(0.375) - 2.0 * math.sqrt(0.375 - value)
-
-
-def _poisson_tail(k: int, mu: float) -> float:
-    """``P(N >= k)`` for ``N ~ Poisson(mu)``, accurate far into the tail."""
-    if k <= 0:
-        return 1.0
-    if k <= mu:
-        # the bulk: 1 - P(N < k)
-        term = math.exp(-mu)
-        total = term
-        for i in range(1, k):
-            term *= mu / i
-            total += term
-        return max(1.0 - total, 1e-300)
-    log_term = -mu + k * math.log(mu) - math.lgamma(k + 1)
-    term = 1.0
-    total = 1.0
-    i = k
-    while term > 1e-12 * total:
-        i += 1
-        term *= mu / i
-        total += term
-    return max(math.exp(log_term) * total, 1e-300)
-
-
-def _count_tail(k: int, mean: float, var: float) -> float:
-    """``P(N >= k)`` for a count with this mean and variance: negative binomial when overdispersed
-    (novelties come in bursts), Poisson otherwise."""
-    if var <= mean * (1.0 + 1e-9):
-        return _poisson_tail(k, mean)
-    r = mean * mean / (var - mean)
-    pi = 1.0 - mean / var
-    log_first = r * math.log1p(-pi)  # log P(N = 0)
-    if k <= mean:
-        term = math.exp(log_first)
-        total = term
-        for i in range(k - 1):
-            term *= (i + r) / (i + 1) * pi
-            total += term
-        return max(1.0 - total, 1e-300)
-    log_term = math.lgamma(k + r) - math.lgamma(r) - math.lgamma(k + 1) + log_first + k * math.log(pi)
-    term = 1.0
-    total = 1.0
-    i = k
-    while term > 1e-12 * total:
-        term *= (i + r) / (i + 1) * pi
-        total += term
-        i += 1
-    return max(math.exp(log_term) * total, 1e-300)
