@@ -188,7 +188,10 @@ def measure(
     try:
         wait_port(port, proc)
         rss = RssPeak(proc.pid)
+        server_cpu = cpu_seconds(rss.process)
+        client_cpu = time.process_time()
         first, answered, refused = send_all(url, payloads)
+        client_cpu = time.process_time() - client_cpu
         deadline = time.monotonic() + 600
         while count() < spans:  # type: ignore[operator]
             if time.monotonic() > deadline:
@@ -196,6 +199,8 @@ def measure(
             time.sleep(0.02)
         stored = time.perf_counter()
         peak = rss.stop()
+        used = cpu_seconds(rss.process)
+        server_cpu = {part: used[part] - server_cpu.get(part, 0.0) for part in used}
     finally:
         proc.terminate()
         try:
@@ -209,7 +214,27 @@ def measure(
         "drain_s": stored - answered,
         "refused": refused,
         "rss_mb": peak / 2**20,
+        # CPU time a span, in microseconds: the receiver's main process, its child processes
+        # (clisight's workers), and this script's client threads (4 threads, one GIL).
+        "cpu_server_us": server_cpu["main"] / spans * 1e6,
+        "cpu_children_us": server_cpu["children"] / spans * 1e6,
+        "cpu_client_us": client_cpu / spans * 1e6,
     }
+
+
+def cpu_seconds(process: object) -> dict[str, float]:
+    """User + system CPU seconds of ``process`` (a psutil.Process) and of its live children."""
+    import psutil
+
+    def used(p: psutil.Process) -> float:
+        try:
+            times = p.cpu_times()
+        except psutil.Error:
+            return 0.0
+        return float(times.user + times.system)
+
+    assert isinstance(process, psutil.Process)
+    return {"main": used(process), "children": sum(used(c) for c in process.children(recursive=True))}
 
 
 # -- the plain receiver ------------------------------------------------------------------------------
@@ -322,12 +347,14 @@ def main() -> None:
     floor = results[1]["stored_per_s"]
     print(
         "| receiver | stored spans/s | x plain | answered spans/s | last 200 -> stored | 429/503 | peak RSS |"
+        " CPU us/span: server, workers, client |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
     for r in results:
         print(
             f"| {r['receiver']} | {r['stored_per_s']:,.0f} | {r['stored_per_s'] / floor:.2f} | "  # type: ignore[operator]
-            f"{r['answered_per_s']:,.0f} | {r['drain_s']:.2f} s | {r['refused']} | {r['rss_mb']:.0f} MB |"
+            f"{r['answered_per_s']:,.0f} | {r['drain_s']:.2f} s | {r['refused']} | {r['rss_mb']:.0f} MB | "
+            f"{r['cpu_server_us']:.1f}, {r['cpu_children_us']:.1f}, {r['cpu_client_us']:.1f} |"
         )
 
 
