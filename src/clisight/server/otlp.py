@@ -213,8 +213,11 @@ def any_value(value: AnyValue) -> Any:
 _SCALAR_FIELDS: Final = frozenset({"string_value", "int_value", "double_value", "bool_value"})
 
 
-def attributes(pairs: Iterable[KeyValue]) -> dict[str, Any]:
-    out = {}
+def attributes(pairs: Iterable[KeyValue], out: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The pairs as a dict, added to ``out`` when given (a later key replaces an earlier one's
+    value where that one stood, as in ``{**out, **pairs}``)."""
+    if out is None:
+        out = {}
     for kv in pairs:
         value = kv.value
         # Scalars (nearly every attribute) by name; arrays, maps, bytes and unset values converted.
@@ -393,7 +396,7 @@ class Mapper:
                     if not start or end < start:
                         out.reject("a span needs a start time and an end time not before it")
                         continue
-                    own = {**extra, **attributes(span.attributes)} if extra else attributes(span.attributes)
+                    own = attributes(span.attributes, {**extra} if extra else None)
                     kind = span.kind
                     if kind:
                         own["span.kind"] = kinds[kind] if kind < len(kinds) else kind
