@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import os
 import sqlite3
 import tempfile
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from clisight.server.otlp import PROTOBUF, Mapper, start_worker
 from clisight.store import open_store
 from clisight.store.base import Selection
 from clisight.types import Record, SpanRow
+from tests.pg_cluster import admin_execute, database_url, pg_cluster  # noqa: F401
 from tests.server.conftest import serve
 
 NOW = 1_764_000_000_000_000_000
@@ -275,6 +277,29 @@ def test_memory_store_takes_span_rows_as_their_records() -> None:
         found.append(sorted((repr(row) for row in page.rows), key=str))
         store.close()
     assert found[0] and found[1] == found[0]
+
+
+def test_postgres_store_takes_span_rows_as_their_records(request: pytest.FixtureRequest) -> None:
+    admin_url: str = request.getfixturevalue("pg_cluster")  # a throw-away server (tests/pg_cluster)
+    general, fast = both_ways(ExportTraceServiceRequest.FromString(span_request(40)))
+    found = []
+    for name, items in (("general", general.records), ("fast", items_of(fast))):
+        database = f"rows_{os.getpid()}_{name}"
+        admin_execute(admin_url, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        admin_execute(admin_url, f"CREATE DATABASE {database}")
+        store = open_store(database_url(admin_url, database))
+        try:
+            store.migrate()
+            store.write_batch(items)
+            spans = store.rows("span", Selection(), limit=1000).rows
+            operations = store.aggregate(
+                "operation", Selection(), ["name"], ["count", "errors", "sum:duration"]
+            )
+            found.append((spans, sorted(operations, key=repr)))
+        finally:
+            store.close()
+            admin_execute(admin_url, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+    assert len(found[0][0]) == 39 and found[1] == found[0]
 
 
 def test_spooled_or_cleaned_span_rows_come_back_as_their_records(tmp_path: Path) -> None:
