@@ -20,7 +20,11 @@ Receivers:
 - ``phoenix`` (``--phoenix``): Arize Phoenix, when ``arize-phoenix`` is importable by
   ``--phoenix-python`` (it is not a dependency of clisight; install it in a venv of its own).
 
-Usage: ``python bench/bench_serve.py [--spans 204800] [--phoenix --phoenix-python PATH]``
+Usage: ``python bench/bench_serve.py [--spans 204800] [--phoenix --phoenix-python PATH]``;
+``--stages`` prints instead the CPU a span of each stage of clisight's path (decode, map, pickle,
+unpickle, store write) in one process, for spans as records and as rows.  Each receiver's row also
+shows the CPU a span its main process, its child processes (clisight's workers) and this script's
+client threads used.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -158,12 +163,24 @@ class RssPeak:
         self.thread.start()
 
     def _run(self) -> None:
+        # The process tree is listed once a second, not at every sample: listing it reads all of
+        # /proc, which on a busy machine cost this script (and so the receivers) a tenth of a core.
+        children: list[object] = []
+        turn = 0
         while self.running:
             try:
-                rss = sum(p.memory_info().rss for p in [self.process, *self.process.children(recursive=True)])
+                if turn % 20 == 0:
+                    children = self.process.children(recursive=True)
+                rss = 0
+                for p in [self.process, *children]:
+                    try:
+                        rss += p.memory_info().rss  # type: ignore[attr-defined]
+                    except Exception:  # a child that has gone since the listing
+                        continue
             except Exception:
                 return
             self.peak = max(self.peak, rss)
+            turn += 1
             time.sleep(0.05)
 
     def stop(self) -> int:
@@ -188,7 +205,10 @@ def measure(
     try:
         wait_port(port, proc)
         rss = RssPeak(proc.pid)
+        server_cpu = cpu_seconds(rss.process)
+        client_cpu = time.process_time()
         first, answered, refused = send_all(url, payloads)
+        client_cpu = time.process_time() - client_cpu
         deadline = time.monotonic() + 600
         while count() < spans:  # type: ignore[operator]
             if time.monotonic() > deadline:
@@ -196,6 +216,8 @@ def measure(
             time.sleep(0.02)
         stored = time.perf_counter()
         peak = rss.stop()
+        used = cpu_seconds(rss.process)
+        server_cpu = {part: used[part] - server_cpu.get(part, 0.0) for part in used}
     finally:
         proc.terminate()
         try:
@@ -209,7 +231,27 @@ def measure(
         "drain_s": stored - answered,
         "refused": refused,
         "rss_mb": peak / 2**20,
+        # CPU time a span, in microseconds: the receiver's main process, its child processes
+        # (clisight's workers), and this script's client threads (4 threads, one GIL).
+        "cpu_server_us": server_cpu["main"] / spans * 1e6,
+        "cpu_children_us": server_cpu["children"] / spans * 1e6,
+        "cpu_client_us": client_cpu / spans * 1e6,
     }
+
+
+def cpu_seconds(process: object) -> dict[str, float]:
+    """User + system CPU seconds of ``process`` (a psutil.Process) and of its live children."""
+    import psutil
+
+    def used(p: psutil.Process) -> float:
+        try:
+            times = p.cpu_times()
+        except psutil.Error:
+            return 0.0
+        return float(times.user + times.system)
+
+    assert isinstance(process, psutil.Process)
+    return {"main": used(process), "children": sum(used(c) for c in process.children(recursive=True))}
 
 
 # -- the plain receiver ------------------------------------------------------------------------------
@@ -275,13 +317,93 @@ def plain_receiver(port: int, db: str) -> None:
     ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
 
 
+def stages(spans: int) -> None:
+    """CPU a span of each stage of ``clisight serve``'s work, in this one process (the fastest of 5
+    passes, ``time.process_time``), for spans as records (the general path) and as rows (SpanRow,
+    what ``serve`` queues): decode, map (scrub included), pickle in the worker, unpickle in the
+    server (and type the rows), and the SQLite store's write (batches of 2,048, a fresh store)."""
+    import functools
+    import gc
+    import pickle
+
+    from clisight.pipeline.redact import PatternRedactor
+    from clisight.server.otlp import Mapper, decode
+    from clisight.store import open_store
+
+    try:
+        from clisight.types import SpanRow
+    except ImportError:  # a revision before span rows: records only
+        SpanRow = None  # type: ignore[assignment,misc]
+    payloads = bodies(spans)
+
+    def best(action: object, passes: int = 5) -> float:
+        times = []
+        for _ in range(passes):
+            start = time.process_time()
+            action()  # type: ignore[operator]
+            times.append(time.process_time() - start)
+        return min(times) / spans * 1e6
+
+    requests = [decode("traces", "application/x-protobuf", body) for body in payloads]
+    as_row = functools.partial(tuple.__new__, SpanRow)
+    print("| path | decode | map | pickle | unpickle | store write | total |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name, rows in (("records", False), ("span rows", True))[: 2 if SpanRow is not None else 1]:
+        mapper = Mapper(PatternRedactor())
+
+        def mapped_all(mapper: Mapper = mapper, rows: bool = rows) -> list[Any]:
+            if rows:
+                return [mapper.map("traces", r, rows) for r in requests]
+            return [mapper.map("traces", r) for r in requests]
+
+        cost = {"decode": best(lambda: [decode("traces", "application/x-protobuf", b) for b in payloads])}
+        cost["map"] = best(mapped_all)
+        mapped = mapped_all()
+        cost["pickle"] = best(lambda mapped=mapped: [pickle.dumps(m, protocol=5) for m in mapped])
+        sent = [pickle.dumps(m, protocol=5) for m in mapped]
+
+        def receive(sent: list[bytes] = sent) -> list[object]:
+            out: list[object] = []
+            for data in sent:
+                got = pickle.loads(data)
+                out += got.records
+                out += map(as_row, getattr(got, "rows", ()))
+            return out
+
+        cost["unpickle"] = best(receive)
+        items = receive()
+        with tempfile.TemporaryDirectory() as tmp:
+            store = open_store(f"sqlite:///{tmp}/stages.db")
+            store.migrate()
+            chunks = [items[i : i + 2048] for i in range(0, len(items), 2048)]
+            start = time.process_time()
+            for chunk in chunks:
+                store.write_batch(chunk)  # type: ignore[arg-type]
+            cost["store write"] = (time.process_time() - start) / spans * 1e6
+            store.close()
+        total = sum(cost.values())
+        print(f"| {name} | " + " | ".join(f"{v:.1f}" for v in cost.values()) + f" | {total:.1f} |")
+        # The next path starts without this one's objects for the collector to walk.
+        del mapped, sent, items, chunks
+        gc.collect()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spans", type=int, default=BATCH * 400)
     parser.add_argument("--phoenix", action="store_true")
     parser.add_argument("--phoenix-python", default=sys.executable)
+    parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="print the CPU a span of each stage of clisight's path in one process, and stop",
+    )
     parser.add_argument("--plain-receiver", nargs=2, metavar=("PORT", "DB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.stages:
+        print(f"# {machine()}; rev {git_rev()}; {time.strftime('%Y-%m-%d')}; us of CPU a span")
+        stages(args.spans)
+        return
     if args.plain_receiver:
         plain_receiver(int(args.plain_receiver[0]), args.plain_receiver[1])
         return
@@ -322,12 +444,14 @@ def main() -> None:
     floor = results[1]["stored_per_s"]
     print(
         "| receiver | stored spans/s | x plain | answered spans/s | last 200 -> stored | 429/503 | peak RSS |"
+        " CPU us/span: server, workers, client |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
     for r in results:
         print(
             f"| {r['receiver']} | {r['stored_per_s']:,.0f} | {r['stored_per_s'] / floor:.2f} | "  # type: ignore[operator]
-            f"{r['answered_per_s']:,.0f} | {r['drain_s']:.2f} s | {r['refused']} | {r['rss_mb']:.0f} MB |"
+            f"{r['answered_per_s']:,.0f} | {r['drain_s']:.2f} s | {r['refused']} | {r['rss_mb']:.0f} MB | "
+            f"{r['cpu_server_us']:.1f}, {r['cpu_children_us']:.1f}, {r['cpu_client_us']:.1f} |"
         )
 
 

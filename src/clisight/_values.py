@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from clisight.types import Record
+from clisight.types import Record, SpanRow, as_record
 
 MAX_DEPTH: Final = 32
 MAX_NODES: Final = 10_000
@@ -121,8 +121,10 @@ def _id_or_none(value: Any) -> str | None:
     return None if value is None else safe_str(value)
 
 
-def clean_record(record: Record) -> Record:
-    """``record`` with every field made storable; equal to ``record`` when nothing needed cleaning."""
+def clean_record(record: Record | SpanRow) -> Record:
+    """``record`` with every field made storable; equal to ``record`` when nothing needed cleaning
+    (a :class:`SpanRow` becomes its record first)."""
+    record = as_record(record)
     attributes = safe_value(record.attributes) if isinstance(record.attributes, dict) else {}
     if not isinstance(attributes, dict):  # the node budget ran out at the top
         attributes = {"attributes": attributes}

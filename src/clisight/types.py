@@ -103,6 +103,60 @@ class Record(NamedTuple):
     value: float | None = None
 
 
+class SpanRow(NamedTuple):
+    """A span already scrubbed and laid out as a row of the ``spans`` table: what ``clisight serve``
+    queues for a received span instead of a :class:`Record` (cheaper to build, to send from its
+    worker processes and to store).  It travels the pipeline as a record does; every store takes
+    it (SQLite binds it as it is, the others store :meth:`to_record`), and the spool and the
+    pipeline's bad-value recovery see it as :meth:`to_record`.
+
+    The fields are those of the ``spans`` row of :func:`clisight.store._model.map_batch`, with the
+    attributes and events as their JSON text: ``attributes`` holds every attribute but ``user_id``
+    (None when there are none), ``user`` the ``user_id`` attribute when it is a string.
+    """
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    span_kind: str
+    start_ns: int
+    end_ns: int
+    severity: int
+    attributes: str | None
+    events: str | None
+    user: str | None
+    session_id: str | None
+    resource: Resource
+
+    def to_record(self) -> Record:
+        """The :class:`Record` this row stands for (``user_id`` back among the attributes)."""
+        import orjson  # the receiver's path has it loaded already; a plain client never gets here
+
+        attributes = orjson.loads(self.attributes) if self.attributes is not None else {}
+        if self.user is not None:
+            attributes["user_id"] = self.user
+        return Record(
+            SPAN,
+            self.start_ns,
+            self.name,
+            "",
+            self.severity,
+            attributes,
+            self.resource,
+            self.session_id,
+            self.trace_id,
+            self.span_id,
+            self.parent_span_id,
+            self.end_ns,
+        )
+
+
+def as_record(item: Record | SpanRow) -> Record:
+    """``item`` as a :class:`Record` (a :class:`SpanRow` converted, a Record as it is)."""
+    return item.to_record() if isinstance(item, SpanRow) else item
+
+
 class Deadline:
     """The latest ``time.monotonic()`` a sink or store call may run until.
 

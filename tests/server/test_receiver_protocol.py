@@ -170,8 +170,11 @@ def test_bodies_over_the_limit_are_413_after_decompression_too(tmp_path: Path) -
             assert ExportLogsServiceResponse.FromString(small.content) == ExportLogsServiceResponse()
 
 
-def test_a_full_write_queue_answers_429_with_retry_after_and_stores_nothing_of_it(tmp_path: Path) -> None:
-    for served in serve(tmp_path, queue_size=10):
+@pytest.mark.parametrize("span_rows", [False, True], ids=["records", "span rows"])
+def test_a_full_write_queue_answers_429_with_retry_after_and_stores_nothing_of_it(
+    tmp_path: Path, span_rows: bool
+) -> None:
+    for served in serve(tmp_path, queue_size=10, span_rows=span_rows):
         with httpx.Client(base_url=served.url, timeout=10) as http:
             answer = http.post("/v1/traces", content=pb_request(11).SerializeToString(), headers=PB)
             assert answer.status_code == 429
@@ -181,6 +184,7 @@ def test_a_full_write_queue_answers_429_with_retry_after_and_stores_nothing_of_i
             assert len(served.stored("span")) == 10
             stats = served.pipeline.stats()[0]
             assert stats.dropped == 0  # refused, not accepted and dropped
+            assert stats.emitted == stats.stored == 10
 
 
 def test_wrong_methods_and_paths_are_not_500(http: httpx.Client) -> None:

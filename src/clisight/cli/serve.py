@@ -255,6 +255,7 @@ def serve(
         query=opened.query,
         exposed=ExposedMetrics(opened.query, [*config["expose_metrics"], *expose]),
         pool=pool,
+        span_rows=True,  # the pipeline's one sink is the store, and every store takes SpanRows
     )
     # At most MAX_CONCURRENT requests in flight (uvicorn answers 503 beyond): with the body limit and
     # the bounded write queue, the server's memory has a ceiling whatever the clients do.

@@ -24,7 +24,7 @@ from typing import Any, Final
 import orjson
 
 from clisight._values import safe_value
-from clisight.types import LOG, SEVERITY_NUMBERS, Record, Resource, severity_name
+from clisight.types import LOG, SEVERITY_NUMBERS, Record, Resource, SpanRow, as_record, severity_name
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _OPTIONS: Final = orjson.OPT_NON_STR_KEYS
@@ -51,8 +51,10 @@ def _timestamp(time_ns: int) -> str | None:
         return None
 
 
-def record_to_dict(record: Record) -> dict[str, Any]:
-    """The JSON-ready object for ``record`` (see the module docstring for its keys)."""
+def record_to_dict(record: Record | SpanRow) -> dict[str, Any]:
+    """The JSON-ready object for ``record`` (see the module docstring for its keys); a
+    :class:`SpanRow` is written as its record."""
+    record = as_record(record)
     attributes = record.attributes
     context = dict(attributes)
     # A None user_id or a non-dict performance_data stays in context, so the round trip is lossless
@@ -87,7 +89,7 @@ def record_to_dict(record: Record) -> dict[str, Any]:
     return d
 
 
-def record_to_json(record: Record) -> bytes:
+def record_to_json(record: Record | SpanRow) -> bytes:
     """One JSON object, UTF-8, without a trailing newline.  Never raises for odd attribute values.
 
     Values JSON has no type for are written as ``str(value)``; what orjson still refuses (integers

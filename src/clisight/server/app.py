@@ -18,11 +18,12 @@ Responses follow the OTLP/HTTP specification:
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
 from concurrent.futures import BrokenExecutor, Executor
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -48,7 +49,7 @@ from clisight.server.otlp import (
     gunzip,
     map_in_worker,
 )
-from clisight.types import Record
+from clisight.types import Record, SpanRow
 
 DEFAULT_MAX_BODY: Final = 20 * 1024 * 1024
 LOOPBACK_NAMES: Final = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -114,6 +115,7 @@ class Receiver:
         redactor: Redactor,
         max_body: int = DEFAULT_MAX_BODY,
         pool: Executor | None = None,
+        span_rows: bool = False,
     ) -> None:
         self.queue = queue
         self.mapper = Mapper(redactor)
@@ -121,6 +123,8 @@ class Receiver:
         self.stats = ReceiverStats()
         # Processes started with start_worker(redactor) that decode and map traces and logs.
         self.pool = pool
+        # Queue spans as SpanRow, not Record: only for a queue whose sinks are stores.
+        self.span_rows = span_rows
 
     def routes(self) -> list[Route]:
         return [
@@ -153,14 +157,19 @@ class Receiver:
             mapped = await self._map(signal, content_type, body)
         except BadRequest as exc:  # TooLarge included
             return _error(exc.status, str(exc), content_type)
-        if mapped.records and not self.queue.offer(mapped.records):
+        items = mapped.records
+        if mapped.rows:
+            # Plain tuples from the worker, typed here (tuple.__new__: no per-field Python call).
+            # A SpanRow travels the pipeline as a record does: every store takes it.
+            items = items + cast(list[Record], list(map(_span_row, mapped.rows)))
+        if items and not self.queue.offer(items):
             return _error(
                 429,
                 "the write queue is full: retry later",
                 content_type,
                 **{"Retry-After": str(RETRY_AFTER_S)},
             )
-        self.stats.accepted[signal] += len(mapped.records)
+        self.stats.accepted[signal] += len(items)
         self.stats.rejected[signal] += mapped.rejected
         return Response(
             encode_response(signal, content_type, mapped.rejected, mapped.reason),
@@ -173,12 +182,12 @@ class Receiver:
         if pool is not None and signal in POOLED_SIGNALS:
             try:
                 return await asyncio.get_running_loop().run_in_executor(
-                    pool, map_in_worker, signal, content_type, body
+                    pool, map_in_worker, signal, content_type, body, self.span_rows
                 )
             except BrokenExecutor:
                 # A pool process died (killed, out of memory): map here from now on, losing nothing.
                 self.pool = None
-        return self.mapper.map(signal, decode(signal, content_type, body))
+        return self.mapper.map(signal, decode(signal, content_type, body), self.span_rows)
 
     async def _read(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")
@@ -190,6 +199,9 @@ class Receiver:
             if len(body) > self.max_body:
                 raise TooLarge(f"the body is over the limit of {self.max_body} bytes")
         return bytes(body)
+
+
+_span_row = functools.partial(tuple.__new__, SpanRow)
 
 
 class Guard:
@@ -312,13 +324,16 @@ def create_app(
     exposed: ExposedMetrics | None = None,
     pool: Executor | None = None,
     dashboard: bool = True,
+    span_rows: bool = False,
 ) -> Starlette:
     """The server's ASGI app behind the guard: the OTLP receiver, ``/metrics`` (with ``exposed``,
     the series users asked to expose too), and with a ``query`` the REST API under ``/api/v1`` and
     (unless ``dashboard`` is false) the web dashboard at ``/``.  Every response carries the
     dashboard's security headers (a strict CSP).  With a ``pool`` of processes started by
-    ``otlp.start_worker(redactor)``, traces and logs are decoded and mapped there."""
-    receiver = Receiver(queue, redactor, max_body, pool)
+    ``otlp.start_worker(redactor)``, traces and logs are decoded and mapped there.  With
+    ``span_rows``, received spans are queued as :class:`clisight.types.SpanRow` (for a queue
+    whose sinks are all stores, as ``clisight serve``'s is)."""
+    receiver = Receiver(queue, redactor, max_body, pool, span_rows)
 
     async def metrics(request: Request) -> Response:
         from clisight.server import prometheus

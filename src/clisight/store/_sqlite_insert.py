@@ -338,7 +338,7 @@ _BINDABLE: Final = frozenset({int, float, str, bytes})
 
 
 def _span_params(
-    spans: list[tuple[Any, ...]],
+    spans: list[Any],
     tid: dict[str | None, int | None],
     nid: dict[str | None, int | None],
     sid: dict[str, int],
@@ -351,11 +351,16 @@ def _span_params(
     extend = flat.extend
     for r in spans:
         attrs, events, session = r[8], r[9], r[11]
-        try:
-            a = None if attrs is None else dumps(attrs, option=options).decode()
-            e = None if events is None else dumps(events, option=options).decode()
-        except (TypeError, ValueError):  # what orjson refuses, to_json's fallbacks keep
-            a, e = _json_or_none(attrs), _json_or_none(events)
+        if attrs is None or type(attrs) is str:
+            # A received span's row (SpanRow): its worker wrote the JSON (None: no attributes, so
+            # no events either).
+            a, e = attrs, events
+        else:
+            try:
+                a = dumps(attrs, option=options).decode()
+                e = None if events is None else dumps(events, option=options).decode()
+            except (TypeError, ValueError):  # what orjson refuses, to_json's fallbacks keep
+                a, e = _json_or_none(attrs), _json_or_none(events)
         extend(
             (
                 tid[r[0]],

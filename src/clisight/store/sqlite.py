@@ -278,7 +278,8 @@ class SqliteStore(SqlReads):
         """
         if not records:
             return True
-        mapped = map_batch(records)
+        # Received spans (SpanRow) carry their attributes as JSON text already: bound as they are.
+        mapped = map_batch(records, json_rows=True)
 
         def insert(conn: sqlite3.Connection) -> bool:
             key = batch_key(once_key, exit_key, deadline)
