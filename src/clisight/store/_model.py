@@ -186,6 +186,25 @@ def _split_user(attrs: dict[str, Any]) -> tuple[dict[str, Any] | None, str | Non
     return rest or None, user
 
 
+def _operation(
+    minute: dict[tuple[int, str, str, str, str], Acc],
+    bucket: int,
+    service: str,
+    name: str,
+    status: int,
+    duration_ns: int,
+) -> None:
+    """Count one span in its operation's minute cell (a span row and a span record alike)."""
+    key = (bucket, "operation", service, name, "")
+    op = minute.get(key)
+    if op is None:
+        op = minute[key] = Acc()
+    op.count += 1
+    if status:
+        op.errors += span_failed(status)
+    op.add_value(max(duration_ns, 0) / 1e9, True)
+
+
 def _session_entry(
     counts: dict[str, list[Any]], sid: str, time_ns: int, service: str, resource: Resource
 ) -> list[Any]:
@@ -412,16 +431,11 @@ def _map(records: Iterable[Record | SpanRow], json_rows: bool) -> MappedBatch:
                 # The receiver's hot path: the row is the record; only its operation cell and
                 # session bounds are left to count (as for a span record, below).
                 spans.append(item)
-                row_start, row_end, row_status = item[5], item[6], item[7]
+                row_start = item[5]
                 service = item[12].service
-                cell_key = (row_start - row_start % _MINUTE_NS, "operation", service, item[3], "")
-                op = minute.get(cell_key)
-                if op is None:
-                    op = minute[cell_key] = Acc()
-                op.count += 1
-                if row_status:
-                    op.errors += span_failed(row_status)
-                op.add_value(max(row_end - row_start, 0) / 1e9, True)
+                _operation(
+                    minute, row_start - row_start % _MINUTE_NS, service, item[3], item[7], item[6] - row_start
+                )
                 if item[11] is not None:
                     _session_entry(counts, item[11], row_start, service, item[12])
                 continue
@@ -522,14 +536,7 @@ def _map(records: Iterable[Record | SpanRow], json_rows: bool) -> MappedBatch:
             if sid is not None:
                 _session_entry(counts, sid, time_ns, service, rec.resource)  # bounds only, no count
             if end_ns is not None:
-                cell_key = (bucket, "operation", service, name, "")
-                op = minute.get(cell_key)
-                if op is None:
-                    op = minute[cell_key] = Acc()
-                op.count += 1
-                if severity:
-                    op.errors += span_failed(severity)
-                op.add_value(max(end_ns - time_ns, 0) / 1e9, True)
+                _operation(minute, bucket, service, name, severity, end_ns - time_ns)
         elif kind == "metric":
             histogram = attrs.get("histogram") if attrs else None
             value = _number(rec.value)  # a float, or None for what is no finite number
