@@ -218,3 +218,20 @@ def test_latencies_list_commands_first(tmp_path: Path) -> None:
     with Query(db) as query:
         names = [lat.name for lat in live.latencies(query, Filter())]
     assert names == ["command:deploy", "zzz.many"]
+
+
+def test_a_read_that_ends_after_the_app_quit_draws_nothing_and_raises_nothing(demo_copy: Path) -> None:
+    """The refresh worker hands its data to the app from its thread; when the user quits while a
+    read runs, the data arrives with the widgets gone (a loaded run once crashed the app's exit
+    with ``NoMatches: '#title'``)."""
+    with Query(demo_copy) as query:
+        app = TopApp(query, host=False)
+
+        async def check(pilot: Any) -> None:
+            pass
+
+        run_app(app, check)
+        assert app.data is not None
+        before = app.generation
+        app._show(app.data, app.service)  # what the worker's call_from_thread runs
+        assert app.generation == before + 1

@@ -21,6 +21,7 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.css.query import NoMatches
 from textual.widgets import ContentSwitcher, Footer, Static
 
 from clisight._terminal import clean
@@ -125,7 +126,9 @@ class TopApp(App[None]):
             return  # read for a filter the user has since changed; the next read is under way
         self.data = data
         self.generation += 1
-        self._draw()
+        # A read that ends while the app quits finds its widgets gone: nothing left to draw on.
+        with contextlib.suppress(NoMatches):
+            self._draw()
 
     # -- drawing --------------------------------------------------------------------------------
     def _draw(self) -> None:
