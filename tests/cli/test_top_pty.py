@@ -50,6 +50,16 @@ def test_top_draws_in_an_80x24_terminal_and_quits_on_q(demo_store: Path) -> None
         drawn += read_until(master, b"Error rate", TIMEOUT)
         assert b"\x1b[" in drawn  # a real terminal app: it drew with escape sequences
         os.write(master, b"q")
+        # Keep reading what it writes while it quits (the last frame, the terminal's restore): a
+        # terminal nobody reads fills up, and the app would block writing to it.
+        deadline = time.monotonic() + TIMEOUT
+        while proc.poll() is None and time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    os.read(master, 65536)
+                except OSError:  # the child closed the terminal
+                    break
         assert proc.wait(timeout=TIMEOUT) == 0
     finally:
         if proc.poll() is None:
