@@ -152,6 +152,33 @@ class SpanRow(NamedTuple):
         )
 
 
+def split_user(attrs: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """Attributes without ``user_id``, and the user: the stores keep it in a column of its own (the
+    client puts the context's user in every record, and an interned number is a few bytes where the
+    text is 30).  Readers put it back.  Empty attributes are None."""
+    if not attrs:
+        return None, None
+    user = attrs.get("user_id")
+    if type(user) is not str:
+        return attrs, None
+    rest = dict(attrs)
+    del rest["user_id"]
+    return rest or None, user
+
+
+def span_columns(attrs: dict[str, Any]) -> tuple[str, dict[str, Any] | None, Any, str | None]:
+    """The columns a span's attributes give its ``spans`` row (:class:`SpanRow`): its kind, the
+    other attributes (a string ``user_id`` taken out; None when nothing is left), its events (None
+    when there are none) and its user.  One place for a span record's row in the store and a
+    received span's row in the receiver."""
+    if not attrs:
+        return "", None, None, None
+    span_kind = attrs.get("span.kind", "")
+    kind = span_kind if type(span_kind) is str else str(span_kind)
+    rest, user = split_user(attrs) if "user_id" in attrs else (attrs, None)
+    return kind, rest, attrs.get("span.events") or None, user
+
+
 def as_record(item: Record | SpanRow) -> Record:
     """``item`` as a :class:`Record` (a :class:`SpanRow` converted, a Record as it is)."""
     return item.to_record() if isinstance(item, SpanRow) else item

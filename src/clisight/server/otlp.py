@@ -74,6 +74,7 @@ from clisight.types import (
     SPAN,
     Record,
     Resource,
+    span_columns,
 )
 
 PROTOBUF: Final = "application/x-protobuf"
@@ -334,14 +335,7 @@ class Mapper:
         dumps = orjson.dumps
         options = orjson.OPT_NON_STR_KEYS
         for fields in self._spans(request, out):
-            attrs = fields[4]
-            span_kind = attrs.get("span.kind", "")
-            events = attrs.get("span.events") or None
-            user = attrs.get("user_id")
-            if type(user) is str:
-                rest: dict[str, Any] | None = {k: v for k, v in attrs.items() if k != "user_id"} or None
-            else:
-                rest, user = attrs or None, None
+            span_kind, rest, events, user = span_columns(fields[4])
             try:
                 text = None if rest is None else dumps(rest, option=options).decode()
                 events_text = None if events is None else dumps(events, option=options).decode()
@@ -355,7 +349,7 @@ class Mapper:
                     span_id,
                     parent,
                     name,
-                    span_kind if type(span_kind) is str else str(span_kind),
+                    span_kind,
                     start,
                     end,
                     severity,

@@ -41,7 +41,17 @@ from clisight._shape import message_shape
 from clisight._sketch import QuantileSketch
 from clisight.exceptions import DataError
 from clisight.store.base import RESOLUTIONS
-from clisight.types import ERROR_LEVEL, PERFORMANCE, WARNING, Deadline, Record, Resource, SpanRow
+from clisight.types import (
+    ERROR_LEVEL,
+    PERFORMANCE,
+    WARNING,
+    Deadline,
+    Record,
+    Resource,
+    SpanRow,
+    span_columns,
+    split_user,
+)
 
 _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS
 
@@ -170,20 +180,6 @@ def _number(value: Any) -> float | None:
         if number == number and abs(number) != float("inf"):
             return number
     return None
-
-
-def _split_user(attrs: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-    """Attributes without ``user_id``, and the user: stored in a column of its own (the client puts
-    the context's user in every record, and an interned number is a few bytes where the text is 30).
-    Readers put it back.  Empty attributes are None."""
-    if not attrs:
-        return None, None
-    user = attrs.get("user_id")
-    if type(user) is not str:
-        return attrs, None
-    rest = dict(attrs)
-    del rest["user_id"]
-    return rest or None, user
 
 
 def _operation(
@@ -450,7 +446,7 @@ def _map(records: Iterable[Record | SpanRow], json_rows: bool) -> MappedBatch:
         sid = rec.session_id
         if kind == "log":
             severity = rec.severity
-            rest, user = _split_user(attrs)
+            rest, user = split_user(attrs)
             out.logs.append(
                 (
                     time_ns,
@@ -487,7 +483,7 @@ def _map(records: Iterable[Record | SpanRow], json_rows: bool) -> MappedBatch:
                 entry[0] += 1
                 entry[1] += severity >= ERROR_LEVEL
         elif kind == "event":
-            rest, user = _split_user(attrs)
+            rest, user = split_user(attrs)
             out.events.append((time_ns, rec.name, rest, rec.trace_id, rec.span_id, user, sid, rec.resource))
             model = attrs.get("model") if attrs else None
             acc = cell(bucket, "event", service, rec.name, model if isinstance(model, str) else "")
@@ -506,15 +502,7 @@ def _map(records: Iterable[Record | SpanRow], json_rows: bool) -> MappedBatch:
         elif kind == "span":
             # The hottest branch (the OTLP receiver's spans): no user_id attribute and no session
             # are the common case, and the operation cell is updated inline.
-            if attrs:
-                span_events = attrs.get("span.events")
-                span_kind = attrs.get("span.kind", "")
-                if "user_id" in attrs:
-                    rest, user = _split_user(attrs)
-                else:
-                    rest, user = attrs, None
-            else:
-                span_events, span_kind, rest, user = None, "", None, None
+            span_kind, rest, span_events, user = span_columns(attrs)
             name, end_ns, severity = rec.name, rec.end_ns, rec.severity
             out.spans.append(
                 (
@@ -522,12 +510,12 @@ def _map(records: Iterable[Record | SpanRow], json_rows: bool) -> MappedBatch:
                     rec.span_id,
                     rec.parent_span_id,
                     name,
-                    span_kind if type(span_kind) is str else str(span_kind),
+                    span_kind,
                     time_ns,
                     end_ns,
                     severity,
                     rest,
-                    span_events or None,
+                    span_events,
                     user,
                     sid,
                     rec.resource,
@@ -540,7 +528,7 @@ def _map(records: Iterable[Record | SpanRow], json_rows: bool) -> MappedBatch:
         elif kind == "metric":
             histogram = attrs.get("histogram") if attrs else None
             value = _number(rec.value)  # a float, or None for what is no finite number
-            rest, user = _split_user(attrs)
+            rest, user = split_user(attrs)
             out.metrics.append(
                 (
                     time_ns,
@@ -568,7 +556,7 @@ def _map(records: Iterable[Record | SpanRow], json_rows: bool) -> MappedBatch:
             fingerprint = (
                 given if isinstance(given, str) and given else error_fingerprint(rec.name, rec.body, stack)
             )
-            rest, user = _split_user({k: v for k, v in attrs.items() if k not in ("stack", "fingerprint")})
+            rest, user = split_user({k: v for k, v in attrs.items() if k not in ("stack", "fingerprint")})
             out.errors.append(
                 (
                     time_ns,
