@@ -8,6 +8,7 @@ non-zero exit status, never a traceback: :class:`ClisightGroup` turns clisight's
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -95,6 +96,17 @@ class LevelWord(_IntParam):
             return parse_level(value)
         except DataError as exc:
             self.fail(str(exc), param, ctx)
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click's FloatRange that also refuses ``nan`` and ``inf``: Python's float() reads both, and a
+    range check lets NaN through (every comparison with it is false)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
 
 
 TIME = TimeWord()

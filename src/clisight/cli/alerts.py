@@ -34,7 +34,15 @@ from clisight.alerts import (
     remove_silence,
 )
 from clisight.alerts.rules import format_duration
-from clisight.cli._common import USAGE_ERROR, CommandError, console, echo_json, json_option, open_store
+from clisight.cli._common import (
+    USAGE_ERROR,
+    CommandError,
+    FiniteFloatRange,
+    console,
+    echo_json,
+    json_option,
+    open_store,
+)
 from clisight.cli._common import store_option as _store_option
 from clisight.cli._text import clean, when
 from clisight.cli.errors import ago
@@ -115,7 +123,7 @@ def alerts() -> None:
 @click.option("--dry-run", is_flag=True, help="Only check the rules file; read no store.")
 @click.option(
     "--wait",
-    type=click.FloatRange(0, 600),
+    type=FiniteFloatRange(0, 600),
     default=30.0,
     show_default=True,
     help="Longest time, in seconds, to wait for notifications to be sent before exiting.",

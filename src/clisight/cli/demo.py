@@ -22,7 +22,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from clisight import _config
-from clisight.cli._common import CommandError, console, open_store, resolve_store_url
+from clisight.cli._common import CommandError, FiniteFloatRange, console, open_store, resolve_store_url
 from clisight.cli._workload import INCIDENT, NORMAL, Session
 from clisight.client import analytics, metrics, tracing
 from clisight.client import logger as client_logger
@@ -162,7 +162,7 @@ reports and detectors have something to find.  The demo run itself counts as one
 )
 @click.option(
     "--days",
-    type=click.FloatRange(0.1, 365),
+    type=FiniteFloatRange(0.1, 365),
     default=7.0,
     show_default=True,
     help="Spread the sessions over this many past days.",

@@ -10,7 +10,7 @@ import click
 from rich import box
 from rich.table import Table
 
-from clisight.cli._common import console, echo_json, open_store, store_option
+from clisight.cli._common import FiniteFloatRange, console, echo_json, open_store, store_option
 from clisight.cli._text import clean
 from clisight.query import Filter
 from clisight.query import analytics as qa
@@ -38,7 +38,7 @@ def _bar(value: int, peak: int, width: int = 30) -> str:
 @click.group(epilog=EPILOG, invoke_without_command=True)
 @click.option(
     "--days",
-    type=click.FloatRange(0.01, 3650),
+    type=FiniteFloatRange(0.01, 3650),
     default=7.0,
     show_default=True,
     help="The period looked at (compared with the same period before it).",
@@ -115,7 +115,7 @@ def _since(days: float) -> Any:
 
 @insights.command("paths")
 @click.option("--after", default=None, metavar="STEP", help="Only the steps taken right after STEP.")
-@click.option("--days", type=click.FloatRange(0.01, 3650), default=30.0, show_default=True)
+@click.option("--days", type=FiniteFloatRange(0.01, 3650), default=30.0, show_default=True)
 @click.option("--top", type=click.IntRange(1, 1000), default=15, show_default=True)
 @store_option
 @click.option("--json", "as_json", is_flag=True)
@@ -143,7 +143,7 @@ def paths(after: str | None, days: float, top: int, store: str | None, as_json: 
     metavar="DURATION",
     help="Time from the first step within which the others must follow: 30m, 2h, 1d, 7d.",
 )
-@click.option("--days", type=click.FloatRange(0.01, 3650), default=30.0, show_default=True)
+@click.option("--days", type=FiniteFloatRange(0.01, 3650), default=30.0, show_default=True)
 @store_option
 @click.option("--json", "as_json", is_flag=True)
 def funnel(steps: tuple[str, ...], window: str, days: float, store: str | None, as_json: bool) -> None:

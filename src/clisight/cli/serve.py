@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from clisight import _config
-from clisight.cli._common import CommandError, open_store, resolve_store_url
+from clisight.cli._common import CommandError, FiniteFloatRange, open_store, resolve_store_url
 from clisight.cli._text import clean
 
 if TYPE_CHECKING:
@@ -161,7 +161,7 @@ def _start_alerts(query: Any, path: Path | None, config: _config.Config) -> Any:
 )
 @click.option(
     "--max-body-mb",
-    type=click.FloatRange(0.001, 1024),
+    type=FiniteFloatRange(0.001, 1024),
     default=20.0,
     show_default=True,
     help="Largest request body, counted after decompression.",

@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from clisight.cli._common import LEVEL, make_filter, open_store, report_options
+from clisight.cli._common import LEVEL, FiniteFloatRange, make_filter, open_store, report_options
 from clisight.cli._text import clean, dumps, when
 from clisight.query import Filter, LogLine, Query
 from clisight.types import CRITICAL, DEBUG, ERROR_LEVEL, INFO, PERFORMANCE, WARNING
@@ -109,7 +109,7 @@ rewrite your terminal.
 )
 @click.option(
     "--interval",
-    type=click.FloatRange(0.05, 60),
+    type=FiniteFloatRange(0.05, 60),
     default=0.5,
     show_default=True,
     help="Seconds between polls with -f.",

@@ -12,7 +12,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from clisight._terminal import clean
-from clisight.cli._common import CommandError, console, open_store, store_option
+from clisight.cli._common import CommandError, FiniteFloatRange, console, open_store, store_option
 
 if TYPE_CHECKING:
     _FloatParam = click.ParamType[float, Any]
@@ -59,7 +59,7 @@ Works over SSH and in an 80x24 terminal; values from the store are shown escaped
 @click.option("--service", default=None, metavar="NAME", help="Start filtered to this service (s cycles).")
 @click.option(
     "--interval",
-    type=click.FloatRange(0.5, 3600),
+    type=FiniteFloatRange(0.5, 3600),
     default=5.0,
     show_default=True,
     help="Seconds between refreshes.",

@@ -7,7 +7,7 @@ import dataclasses
 import click
 
 from clisight import _config
-from clisight.cli._common import console, echo_json, json_option, open_store, store_option
+from clisight.cli._common import FiniteFloatRange, console, echo_json, json_option, open_store, store_option
 from clisight.cli._text import clean, size
 from clisight.query import RetentionPolicy
 
@@ -24,14 +24,14 @@ Examples:
 @click.command(epilog=EPILOG)
 @click.option(
     "--max-age-days",
-    type=click.FloatRange(0),
+    type=FiniteFloatRange(0),
     default=None,
     metavar="D",
     help="Delete records older than D days (default: retention_days).",
 )
 @click.option(
     "--max-mb",
-    type=click.FloatRange(0),
+    type=FiniteFloatRange(0),
     default=None,
     metavar="M",
     help="Then delete the oldest records until the store is under M megabytes (default: retention_max_mb).",
