@@ -59,7 +59,8 @@ def _non_negative_float(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError
     number = float(value)
-    if not number >= 0:  # also rejects NaN
+    # NaN fails the comparison; inf would be an exit deadline (or retention) that never comes.
+    if not 0 <= number < float("inf"):
         raise ValueError
     return number
 

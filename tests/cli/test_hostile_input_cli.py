@@ -47,3 +47,27 @@ def test_a_number_option_refuses_nan_and_infinity_naming_the_option(
     assert result.exit_code == 2, result.output
     assert option in result.stderr and "finite number" in result.stderr
     assert not store.exists()
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "CLISIGHT_EXIT_TIMEOUT",
+        "CLISIGHT_FLUSH_INTERVAL",
+        "CLISIGHT_RETENTION_DAYS",
+        "CLISIGHT_RETENTION_MAX_MB",
+    ],
+)
+@pytest.mark.parametrize("command", [("doctor",), ("vacuum",)])
+def test_an_infinite_setting_in_the_environment_is_an_invalid_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, command: tuple[str, ...]
+) -> None:
+    # An exit deadline of inf would hold the host program's exit forever; retention of inf days
+    # crashed vacuum converting it to nanoseconds.
+    monkeypatch.chdir(tmp_path)  # no pyproject.toml above
+    monkeypatch.setenv(variable, "inf")
+    monkeypatch.setenv("CLISIGHT_STORE", str(tmp_path / "untouched.db"))
+    result = invoke(*command)
+    assert result.exit_code == 2, result.output
+    assert variable in result.stderr and "'inf'" in result.stderr
+    assert not (tmp_path / "untouched.db").exists()
