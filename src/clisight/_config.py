@@ -467,6 +467,10 @@ def read_pyproject(path: Path) -> dict[str, Any]:
             data = tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError("[tool.clisight]", str(path), "<unreadable>", f"a valid TOML file ({exc})") from exc
+    except UnicodeDecodeError as exc:  # tomllib decodes the bytes before it parses them
+        raise ConfigError(
+            "[tool.clisight]", str(path), "<not UTF-8>", f"a TOML file in UTF-8 (byte {exc.start} is not)"
+        ) from exc
     table = data.get("tool", {}).get("clisight", {})
     if not isinstance(table, dict):
         raise ConfigError("[tool.clisight]", str(path), table, "a table")

@@ -71,3 +71,14 @@ def test_an_infinite_setting_in_the_environment_is_an_invalid_configuration(
     assert result.exit_code == 2, result.output
     assert variable in result.stderr and "'inf'" in result.stderr
     assert not (tmp_path / "untouched.db").exists()
+
+
+@pytest.mark.parametrize("command", [("doctor",), ("tail",), ("vacuum",), ("alerts", "list")])
+def test_a_pyproject_toml_that_is_not_utf8_is_named_as_an_invalid_configuration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...]
+) -> None:
+    (tmp_path / "pyproject.toml").write_bytes(b"\xff\xfe[tool.clisight]\nstore = 'x.db'\n")
+    monkeypatch.chdir(tmp_path)
+    result = invoke(*command)
+    assert result.exit_code == 2, result.output
+    assert str(tmp_path / "pyproject.toml") in result.stderr and "UTF-8" in result.stderr
