@@ -82,3 +82,29 @@ def test_a_pyproject_toml_that_is_not_utf8_is_named_as_an_invalid_configuration(
     result = invoke(*command)
     assert result.exit_code == 2, result.output
     assert str(tmp_path / "pyproject.toml") in result.stderr and "UTF-8" in result.stderr
+
+
+NOT_UTF8 = b"caf\xe9-\xff".decode("utf-8", "surrogateescape")  # how Python hands over a Latin-1 argv byte
+TEXT_ARGS = [
+    ("report", "--service"),
+    ("perf", "--session"),
+    ("tail", "--grep"),
+    ("tail", "--component"),
+    ("export", "--name"),
+    ("errors", "show"),
+    ("traces", "--service"),
+    ("usage", "--service"),
+    ("insights", "--service"),
+    ("insights", "funnel"),
+    ("alerts", "history", "--rule"),
+    ("top", "--once", "--service"),
+]
+
+
+@pytest.mark.parametrize("words", TEXT_ARGS, ids=" ".join)
+def test_text_that_is_not_utf8_is_a_usage_error_not_a_traceback(
+    demo_store: Path, words: tuple[str, ...]
+) -> None:
+    result = invoke(*words, NOT_UTF8, "--store", str(demo_store))
+    assert result.exit_code == 2, result.output
+    assert "not valid UTF-8" in result.stderr and r"caf\xe9-\xff" in result.stderr

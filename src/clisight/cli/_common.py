@@ -109,8 +109,32 @@ class FiniteFloatRange(click.FloatRange):
         return super().convert(number, param, ctx)
 
 
+if TYPE_CHECKING:
+    _StrParam = click.ParamType[str, Any]
+else:
+    _StrParam = click.ParamType
+
+
+class Utf8Text(_StrParam):
+    """Text to match stored text with: it must be valid UTF-8, as everything stored is.  Python
+    hands over an argument's undecodable bytes (a Latin-1 terminal) as lone surrogates, which no
+    store can encode."""
+
+    name = "TEXT"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = text.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+            self.fail(f"{clean(raw[:80])!s} is not valid UTF-8 text; pass it in UTF-8", param, ctx)
+        return text
+
+
 TIME = TimeWord()
 LEVEL = LevelWord()
+TEXT = Utf8Text()
 
 
 def store_option(fn: F) -> F:
@@ -139,8 +163,12 @@ def filter_options(fn: F) -> F:
             click.option(
                 "--until", type=TIME, default=None, help="Only records at or before TIME (same forms)."
             ),
-            click.option("--service", default=None, metavar="NAME", help="Only records of this service."),
-            click.option("--session", default=None, metavar="ID", help="Only records of this session id."),
+            click.option(
+                "--service", type=TEXT, default=None, metavar="NAME", help="Only records of this service."
+            ),
+            click.option(
+                "--session", type=TEXT, default=None, metavar="ID", help="Only records of this session id."
+            ),
         ]
     ):
         fn = decorator(fn)

@@ -35,6 +35,7 @@ from clisight.alerts import (
 )
 from clisight.alerts.rules import format_duration
 from clisight.cli._common import (
+    TEXT,
     USAGE_ERROR,
     CommandError,
     FiniteFloatRange,
@@ -248,7 +249,9 @@ def list_(rules_file: Path | None, store: str | None, as_json: bool) -> None:
 @click.option(
     "--since", default="7d", show_default=True, help="Transitions at or after: 15m, 2h, 7d, a date."
 )
-@click.option("--rule", "rule_name", default=None, metavar="NAME", help="Only this rule's transitions.")
+@click.option(
+    "--rule", "rule_name", type=TEXT, default=None, metavar="NAME", help="Only this rule's transitions."
+)
 @click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
 def history(store: str | None, as_json: bool, since: str, rule_name: str | None, limit: int) -> None:
     """State transitions, newest first, with the value that caused each."""
@@ -288,7 +291,7 @@ def history(store: str | None, as_json: bool, since: str, rule_name: str | None,
 
 
 @alerts.command()
-@click.argument("rule", metavar="RULE")
+@click.argument("rule", type=TEXT, metavar="RULE")
 @rules_option
 @_store_option
 @json_option
@@ -345,7 +348,7 @@ def silence(
 
 
 @alerts.command()
-@click.argument("silence_id", metavar="ID")
+@click.argument("silence_id", type=TEXT, metavar="ID")
 @_store_option
 @json_option
 def unsilence(silence_id: str, store: str | None, as_json: bool) -> None:

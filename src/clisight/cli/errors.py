@@ -13,7 +13,15 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from clisight.cli._common import CommandError, console, echo_json, make_filter, open_store, report_options
+from clisight.cli._common import (
+    TEXT,
+    CommandError,
+    console,
+    echo_json,
+    make_filter,
+    open_store,
+    report_options,
+)
 from clisight.cli._common import json_option as _json_option
 from clisight.cli._common import store_option as _store_option
 from clisight.cli._text import clean, when
@@ -219,7 +227,7 @@ def _inherited(ctx: click.Context, name: str, value: Any) -> Any:
 
 
 @errors.command()
-@click.argument("ident", metavar="ID")
+@click.argument("ident", type=TEXT, metavar="ID")
 @_store_option
 @_json_option
 @click.pass_context
@@ -240,7 +248,7 @@ def _status_command(status: str, help_text: str) -> click.Command:
     @click.command(
         name={"resolved": "resolve", "ignored": "ignore", "unresolved": "reopen"}[status], help=help_text
     )
-    @click.argument("ident", metavar="ID")
+    @click.argument("ident", type=TEXT, metavar="ID")
     @_store_option
     @click.pass_context
     def command(ctx: click.Context, ident: str, store: str | None) -> None:

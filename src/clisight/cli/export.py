@@ -23,7 +23,7 @@ from typing import IO, Any, Final
 
 import click
 
-from clisight.cli._common import CommandError, filter_options, make_filter, open_store, store_option
+from clisight.cli._common import TEXT, CommandError, filter_options, make_filter, open_store, store_option
 from clisight.cli._text import clean
 from clisight.query import EXPORT_ORDER
 
@@ -189,6 +189,7 @@ as a formula (starting with = + - @, tab or CR) get a leading single quote.
 )
 @click.option(
     "--name",
+    type=TEXT,
     default=None,
     metavar="NAME",
     help="Only events, spans and metrics with this name, errors of this type.",

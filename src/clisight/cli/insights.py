@@ -10,7 +10,7 @@ import click
 from rich import box
 from rich.table import Table
 
-from clisight.cli._common import FiniteFloatRange, console, echo_json, open_store, store_option
+from clisight.cli._common import TEXT, FiniteFloatRange, console, echo_json, open_store, store_option
 from clisight.cli._text import clean
 from clisight.query import Filter
 from clisight.query import analytics as qa
@@ -43,7 +43,7 @@ def _bar(value: int, peak: int, width: int = 30) -> str:
     show_default=True,
     help="The period looked at (compared with the same period before it).",
 )
-@click.option("--service", default=None, metavar="NAME", help="Only this service.")
+@click.option("--service", type=TEXT, default=None, metavar="NAME", help="Only this service.")
 @store_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.pass_context
@@ -135,7 +135,7 @@ def paths(after: str | None, days: float, top: int, store: str | None, as_json: 
 
 
 @insights.command("funnel")
-@click.argument("steps", nargs=-1, required=True)
+@click.argument("steps", nargs=-1, type=TEXT, required=True)
 @click.option(
     "--window",
     default="1d",

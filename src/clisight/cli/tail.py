@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from clisight.cli._common import LEVEL, FiniteFloatRange, make_filter, open_store, report_options
+from clisight.cli._common import LEVEL, TEXT, FiniteFloatRange, make_filter, open_store, report_options
 from clisight.cli._text import clean, dumps, when
 from clisight.query import Filter, LogLine, Query
 from clisight.types import CRITICAL, DEBUG, ERROR_LEVEL, INFO, PERFORMANCE, WARNING
@@ -103,9 +103,16 @@ rewrite your terminal.
 )
 @click.option("-f", "--follow", "follow_", is_flag=True, help="Keep printing new lines as they are stored.")
 @click.option("--level", type=LEVEL, default=None, help="Minimum level: debug, info, performance, warning...")
-@click.option("--component", default=None, metavar="NAME", help="Only this component (logger name).")
 @click.option(
-    "--grep", "text", default=None, metavar="TEXT", help="Only messages containing TEXT (any case)."
+    "--component", type=TEXT, default=None, metavar="NAME", help="Only this component (logger name)."
+)
+@click.option(
+    "--grep",
+    "text",
+    type=TEXT,
+    default=None,
+    metavar="TEXT",
+    help="Only messages containing TEXT (any case).",
 )
 @click.option(
     "--interval",

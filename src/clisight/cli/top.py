@@ -12,7 +12,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from clisight._terminal import clean
-from clisight.cli._common import CommandError, FiniteFloatRange, console, open_store, store_option
+from clisight.cli._common import TEXT, CommandError, FiniteFloatRange, console, open_store, store_option
 
 if TYPE_CHECKING:
     _FloatParam = click.ParamType[float, Any]
@@ -56,7 +56,9 @@ Works over SSH and in an 80x24 terminal; values from the store are shown escaped
 
 @click.command(epilog=EPILOG)
 @store_option
-@click.option("--service", default=None, metavar="NAME", help="Start filtered to this service (s cycles).")
+@click.option(
+    "--service", type=TEXT, default=None, metavar="NAME", help="Start filtered to this service (s cycles)."
+)
 @click.option(
     "--interval",
     type=FiniteFloatRange(0.5, 3600),

@@ -18,6 +18,7 @@ from rich.table import Table
 from clisight import _config, _prices
 from clisight.cli import _claude_code
 from clisight.cli._common import (
+    TEXT,
     TIME,
     CommandError,
     console,
@@ -49,7 +50,11 @@ def _options(fn: Callable[..., Any]) -> Callable[..., Any]:
             ),
             click.option("--until", type=TIME, default=None, help="Only usage at or before TIME."),
             click.option(
-                "--service", default=None, metavar="NAME", help="Only this service (claude-code...)."
+                "--service",
+                type=TEXT,
+                default=None,
+                metavar="NAME",
+                help="Only this service (claude-code...).",
             ),
             click.option("--breakdown", is_flag=True, help="One line per model under each row."),
         ]
