@@ -108,3 +108,23 @@ def test_text_that_is_not_utf8_is_a_usage_error_not_a_traceback(
     result = invoke(*words, NOT_UTF8, "--store", str(demo_store))
     assert result.exit_code == 2, result.output
     assert "not valid UTF-8" in result.stderr and r"caf\xe9-\xff" in result.stderr
+
+
+HUGE = str(2**64)  # past SQLite's 64-bit integers
+
+
+@pytest.mark.parametrize(
+    ("words", "option"), [(("tail",), "-n"), (("tail",), "--level"), (("tail", "-f"), "--level")]
+)
+def test_a_count_or_level_too_large_for_the_store_is_a_usage_error(
+    demo_store: Path, words: tuple[str, ...], option: str
+) -> None:
+    result = invoke(*words, option, HUGE, "--store", str(demo_store))
+    assert result.exit_code == 2, result.output
+    assert option in result.stderr and HUGE in result.stderr
+
+
+def test_an_export_limit_past_the_store_size_exports_everything(demo_store: Path) -> None:
+    everything = invoke("export", "--kind", "sessions", "--store", str(demo_store))
+    result = invoke("export", "--kind", "sessions", "--limit", HUGE, "--store", str(demo_store))
+    assert result.exit_code == 0 and result.stdout == everything.stdout != ""

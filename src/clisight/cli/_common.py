@@ -86,6 +86,10 @@ class TimeWord(_IntParam):
             self.fail(str(exc), param, ctx)
 
 
+MAX_SEVERITY = 24  # OpenTelemetry's FATAL4; a larger number matches nothing (and may not fit SQLite)
+MAX_ROWS = 2**63 - 1  # SQLite's largest integer, the most a LIMIT can ask for
+
+
 class LevelWord(_IntParam):
     """A level name (``debug``, ``info``, ``warning``, ``error``...) or severity number."""
 
@@ -93,9 +97,12 @@ class LevelWord(_IntParam):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         try:
-            return parse_level(value)
+            number = parse_level(value)
         except DataError as exc:
             self.fail(str(exc), param, ctx)
+        if not 0 <= number <= MAX_SEVERITY:
+            self.fail(f"{value!r}: a severity number is 0 to {MAX_SEVERITY} (OpenTelemetry's)", param, ctx)
+        return number
 
 
 class FiniteFloatRange(click.FloatRange):

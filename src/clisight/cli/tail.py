@@ -11,7 +11,15 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from clisight.cli._common import LEVEL, TEXT, FiniteFloatRange, make_filter, open_store, report_options
+from clisight.cli._common import (
+    LEVEL,
+    MAX_ROWS,
+    TEXT,
+    FiniteFloatRange,
+    make_filter,
+    open_store,
+    report_options,
+)
 from clisight.cli._text import clean, dumps, when
 from clisight.query import Filter, LogLine, Query
 from clisight.types import CRITICAL, DEBUG, ERROR_LEVEL, INFO, PERFORMANCE, WARNING
@@ -96,7 +104,7 @@ rewrite your terminal.
     "-n",
     "--lines",
     "n",
-    type=click.IntRange(0),
+    type=click.IntRange(0, MAX_ROWS),
     default=20,
     show_default=True,
     help="How many of the latest lines to show first.",
