@@ -128,3 +128,15 @@ def test_an_export_limit_past_the_store_size_exports_everything(demo_store: Path
     everything = invoke("export", "--kind", "sessions", "--store", str(demo_store))
     result = invoke("export", "--kind", "sessions", "--limit", HUGE, "--store", str(demo_store))
     assert result.exit_code == 0 and result.stdout == everything.stdout != ""
+
+
+def test_a_grep_longer_than_sqlite_can_match_is_a_usage_error_naming_the_limit(demo_store: Path) -> None:
+    result = invoke("tail", "--grep", "x" * 60_000, "--store", str(demo_store))
+    assert result.exit_code == 2, result.output
+    assert "--grep" in result.stderr and "10,000 characters" in result.stderr
+    assert "x" * 100 not in result.stderr  # the value is cut in the message
+
+
+def test_a_long_grep_within_the_limit_is_searched(demo_store: Path) -> None:
+    result = invoke("tail", "--grep", "é" * 10_000, "--store", str(demo_store))
+    assert result.exit_code == 0, result.output

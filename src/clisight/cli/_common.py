@@ -129,6 +129,9 @@ class Utf8Text(_StrParam):
 
     name = "TEXT"
 
+    def __init__(self, max_chars: int | None = None) -> None:
+        self.max_chars = max_chars
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value)
         try:
@@ -136,12 +139,21 @@ class Utf8Text(_StrParam):
         except UnicodeEncodeError:
             raw = text.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
             self.fail(f"{clean(raw[:80])!s} is not valid UTF-8 text; pass it in UTF-8", param, ctx)
+        if self.max_chars is not None and len(text) > self.max_chars:
+            self.fail(
+                f"{clean(text[:20])}... is {len(text):,} characters long; "
+                f"at most {self.max_chars:,} characters can be matched",
+                param,
+                ctx,
+            )
         return text
 
 
 TIME = TimeWord()
 LEVEL = LevelWord()
 TEXT = Utf8Text()
+# SQLite refuses a LIKE pattern over 50,000 bytes; 10,000 characters of 4-byte UTF-8 stay below it.
+PATTERN = Utf8Text(max_chars=10_000)
 
 
 def store_option(fn: F) -> F:

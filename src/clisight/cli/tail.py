@@ -14,6 +14,7 @@ from rich.text import Text
 from clisight.cli._common import (
     LEVEL,
     MAX_ROWS,
+    PATTERN,
     TEXT,
     FiniteFloatRange,
     make_filter,
@@ -117,7 +118,7 @@ rewrite your terminal.
 @click.option(
     "--grep",
     "text",
-    type=TEXT,
+    type=PATTERN,
     default=None,
     metavar="TEXT",
     help="Only messages containing TEXT (any case).",
