@@ -140,3 +140,10 @@ def test_a_grep_longer_than_sqlite_can_match_is_a_usage_error_naming_the_limit(d
 def test_a_long_grep_within_the_limit_is_searched(demo_store: Path) -> None:
     result = invoke("tail", "--grep", "é" * 10_000, "--store", str(demo_store))
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("window", ["-1d", "0", "0s", "nan", "infh", "1e400"])
+def test_a_funnel_window_that_is_not_a_positive_duration_is_refused(demo_store: Path, window: str) -> None:
+    result = invoke("insights", "funnel", "a", "b", "--window", window, "--store", str(demo_store))
+    assert result.exit_code == 2, result.output
+    assert "--window" in result.stderr and window in result.stderr

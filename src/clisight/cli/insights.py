@@ -185,14 +185,20 @@ def retention(weeks: int, store: str | None, as_json: bool) -> None:
     console().print(table if found else "No users in this range (sessions need user=...).")
 
 
+MAX_WINDOW_S = 3650 * 86_400  # as far back as --days reaches
+
+
 def _duration(text: str) -> float:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
     value = text.strip().lower()
     try:
-        if value and value[-1] in units:
-            return float(value[:-1]) * units[value[-1]]
-        return float(value)
+        seconds = float(value[:-1]) * units[value[-1]] if value and value[-1] in units else float(value)
     except ValueError:
         raise click.BadParameter(
             f"{text!r}: expected a duration such as 30m, 2h, 1d", param_hint="--window"
         ) from None
+    if not 1 <= seconds <= MAX_WINDOW_S:  # also refuses nan
+        raise click.BadParameter(
+            f"{text!r}: the window must be between 1s and {MAX_WINDOW_S // 86_400}d", param_hint="--window"
+        )
+    return seconds
