@@ -8,11 +8,14 @@ traceback fails the test) unless a real process is the point.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import sqlite3
 from pathlib import Path
 
 import pytest
 
-from tests.cli.clirun import invoke
+from tests.cli.clirun import invoke, run_clisight
 
 # Every option that takes a number of seconds, days or megabytes: (command words, option).
 FLOAT_OPTIONS = [
@@ -147,3 +150,53 @@ def test_a_funnel_window_that_is_not_a_positive_duration_is_refused(demo_store: 
     result = invoke("insights", "funnel", "a", "b", "--window", window, "--store", str(demo_store))
     assert result.exit_code == 2, result.output
     assert "--window" in result.stderr and window in result.stderr
+
+
+def another_programs_database(path: Path) -> str:
+    """A SQLite file with another program's table and row; returns its bytes' digest."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+        conn.execute("INSERT INTO invoices (total) VALUES (12.5)")
+        conn.commit()
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+RULES = '[[rule]]\nname = "latency"\nmetric = "latency_p95"\nwindow = "10m"\nabove = "1s"\n'
+WRITERS = [
+    ("vacuum",),
+    ("alerts", "silence", "latency", "--for", "1h"),
+    ("alerts", "unsilence", "1"),
+    ("alerts", "check"),
+    ("errors", "resolve", "abcdef"),
+    ("demo", "--sessions", "1"),
+    ("usage", "import-claude-code", "transcripts"),
+    ("doctor", "--repair"),
+]
+
+
+@pytest.mark.parametrize("words", WRITERS, ids=" ".join)
+def test_a_command_that_writes_refuses_another_programs_database_and_leaves_it_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, words: tuple[str, ...]
+) -> None:
+    db = tmp_path / "app.db"
+    digest = another_programs_database(db)
+    monkeypatch.setenv("CLISIGHT_HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "alerts.toml").write_text(RULES)
+    (tmp_path / "transcripts").mkdir()
+    args = [str(tmp_path / "transcripts") if word == "transcripts" else word for word in words]
+    result = invoke(*args, "--store", str(db))
+    assert result.exit_code == 1, result.output
+    assert "not a clisight store" in result.stderr
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
+    with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as conn:
+        assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("invoices",)]
+
+
+def test_serve_refuses_another_programs_database_before_it_listens(tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    digest = another_programs_database(db)
+    proc = run_clisight("serve", "--port", "0", "--store", str(db), timeout=30)
+    assert proc.returncode == 1, proc.stderr
+    assert "not a clisight store" in proc.stderr and "Traceback" not in proc.stderr
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == digest

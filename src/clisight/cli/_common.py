@@ -20,12 +20,13 @@ from rich.console import Console
 
 from clisight import _config
 from clisight.cli._text import clean, dumps
-from clisight.exceptions import ClisightError, ConfigError, DataError
+from clisight.exceptions import ClisightError, ConfigError, DataError, SchemaError
 from clisight.query import Filter, Query, parse_level, parse_time
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 NO_DATA_HINT = "no data yet: run `clisight demo` or instrument your program"
+NOT_A_STORE = "is not a clisight store"  # how the store's reader refuses another program's database
 USAGE_ERROR = 2  # click's status for bad options; also used for a broken configuration
 
 
@@ -249,17 +250,41 @@ class OpenedStore:
         return self.path is None or self.path.exists()
 
 
-def open_store(option: str | None, *, must_exist: bool = True) -> OpenedStore:
+def open_store(option: str | None, *, must_exist: bool = True, writes: bool = False) -> OpenedStore:
     """Open the store: reads go through a read-only connection (the store is never created,
     upgraded or written by them), state changes such as ``vacuum`` through a writable one.  A file
     store that does not exist yet is an error (unless ``must_exist`` is False) rather than
-    silently created empty."""
+    silently created empty.  A command that ``writes`` refuses a SQLite file some other program
+    owns before it writes anything: a writer would add clisight's tables to it."""
     query = Query(resolve_store_url(option))
     opened = OpenedStore(query, store_file(query))
     if must_exist and not opened.exists:
         query.close()
         raise CommandError(f"{NO_DATA_HINT} (no store at {clean(opened.path)})")
+    if writes:
+        try:
+            _refuse_foreign(opened)
+        except BaseException:
+            query.close()
+            raise
     return opened
+
+
+def _refuse_foreign(opened: OpenedStore) -> None:
+    """Raise SchemaError if the store is an existing database that is not a clisight store.
+
+    The read-only reader knows (it refuses such a file; the writer would migrate it); any other
+    trouble it finds (an older store only a writer upgrades, a locked or damaged file) is left to
+    the writer, which says so itself."""
+    if opened.path is None or not opened.path.is_file() or opened.path.stat().st_size == 0:
+        return
+    try:
+        opened.query.tail(n=1)  # the cheapest read: it opens the reader, which checks the schema
+    except SchemaError as exc:
+        if NOT_A_STORE in str(exc):
+            raise
+    except ClisightError:
+        pass
 
 
 # -- output -------------------------------------------------------------------------------------

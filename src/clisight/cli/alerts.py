@@ -153,7 +153,7 @@ def check(rules_file: Path | None, store: str | None, as_json: bool, dry_run: bo
         return
     # Failures are printed below, once: not also by logging's last-resort handler.
     logging.getLogger("clisight.alerts").addHandler(logging.NullHandler())
-    opened = open_store(store)
+    opened = open_store(store, writes=True)
     try:
         server_url = _config.resolve()["server_url"]
         engine = AlertEngine(opened.query, rules, server_url=server_url)
@@ -331,7 +331,7 @@ def silence(
             names = ", ".join(r.name for r in known.rules)
             raise CommandError(f"no rule {clean(rule)!r} in {clean(path)} (rules: {clean(names)})")
     who = author if author is not None else _user()
-    opened = open_store(store, must_exist=False)
+    opened = open_store(store, must_exist=False, writes=True)
     try:
         made = add_silence(
             opened.query, None if rule == "*" else rule, pairs, time.time_ns() + length, comment, who
@@ -353,7 +353,7 @@ def silence(
 @json_option
 def unsilence(silence_id: str, store: str | None, as_json: bool) -> None:
     """Remove the silence ID (see `clisight alerts silences`)."""
-    opened = open_store(store)
+    opened = open_store(store, writes=True)
     try:
         removed = remove_silence(opened.query, silence_id)
     finally:

@@ -176,7 +176,7 @@ def demo(store: str | None, n_sessions: int, days: float, seed: int | None) -> N
     Everything goes through the client pipeline, so secrets in it are scrubbed like any record.
     """
     url = resolve_store_url(store)
-    open_store(url, must_exist=False).query.close()  # an unknown URL scheme fails here, cleanly
+    open_store(url, must_exist=False, writes=True).query.close()  # an unknown scheme, another program's file
     config = _config.resolve({"service": SERVICE, "store": url})
     if config["disabled"]:
         raise CommandError(

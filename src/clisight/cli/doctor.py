@@ -109,6 +109,9 @@ def _repair(option: str | None) -> dict[str, Any]:
     from clisight.pipeline.store_sink import StoreSink
 
     url = resolve_store_url(option)
+    open_store(
+        url, must_exist=False, writes=True
+    ).query.close()  # the sink would migrate another program's file
     sink = StoreSink(url)
     try:
         done = sink.import_spool()

@@ -235,7 +235,9 @@ def serve(
     # Two ports: listen on both before anything opens (a taken port fails here, leaving nothing open).
     sockets = [_listen(host, p) for p in (port, ui_port)] if ui_port is not None and ui_port != port else None
     url = resolve_store_url(store)
-    opened = open_store(url, must_exist=False)  # an unknown scheme or unreachable server fails here, cleanly
+    opened = open_store(
+        url, must_exist=False, writes=True
+    )  # a bad scheme, unreachable server or foreign file
     shown_url = opened.query.url
     config = _config.resolve({"store": url})
     rules_path = _alert_rules(config)

@@ -230,6 +230,7 @@ def import_claude_code(paths: tuple[Path, ...], store: str | None, as_json: bool
     roots = list(paths) or [p for p in _claude_code.default_roots() if p.exists()]
     files = _claude_code.transcript_files(roots)
     url = resolve_store_url(store)
+    open_store(url, must_exist=False, writes=True).query.close()  # before the writer opens (and migrates) it
     write, close = _claude_code.store_writer(url)
     opened = open_store(url, must_exist=False)
     query = opened.query

@@ -54,7 +54,7 @@ def vacuum(max_age_days: float | None, max_mb: float | None, store: str | None, 
         day_days=config["rollup_day_days"],
         max_bytes=int(megabytes * 1024 * 1024),
     )
-    with open_store(store).query as query:
+    with open_store(store, writes=True).query as query:
         result = query.vacuum(policy)
         url = query.url
     if as_json:
