@@ -200,3 +200,62 @@ def test_serve_refuses_another_programs_database_before_it_listens(tmp_path: Pat
     assert proc.returncode == 1, proc.stderr
     assert "not a clisight store" in proc.stderr and "Traceback" not in proc.stderr
     assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
+
+
+READERS = [
+    ("tail",),
+    ("tail", "--json"),
+    ("report",),
+    ("report", "--full"),
+    ("perf",),
+    ("errors",),
+    ("errors", "show", "abcdef"),
+    ("insights",),
+    ("insights", "paths"),
+    ("insights", "funnel", "a", "b"),
+    ("insights", "retention"),
+    ("usage",),
+    ("usage", "blocks"),
+    ("traces",),
+    ("traces", "show", "abcdef"),
+    ("export",),
+    ("alerts", "history"),
+    ("alerts", "silences"),
+    ("top", "--once"),
+]
+
+
+def broken_store(tmp_path: Path, kind: str, demo_store: Path) -> Path:
+    path = tmp_path / "store.db"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "random bytes":
+        path.write_bytes(bytes((i * 7919 + 13) % 251 for i in range(8192)))
+    elif kind == "truncated":
+        data = demo_store.read_bytes()
+        path.write_bytes(data[: len(data) // 3])
+    else:  # another program's database
+        another_programs_database(path)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["directory", "random bytes", "truncated", "another program's"])
+@pytest.mark.parametrize("words", READERS, ids=" ".join)
+def test_every_reader_on_a_broken_store_says_what_is_wrong_with_it_and_changes_nothing(
+    tmp_path: Path, demo_store: Path, words: tuple[str, ...], kind: str
+) -> None:
+    store = broken_store(tmp_path, kind, demo_store)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    digest = None if store.is_dir() else hashlib.sha256(store.read_bytes()).hexdigest()
+    result = invoke(*words, "--store", str(store))
+    assert result.exit_code == 1, result.output
+    first = result.stderr.strip().splitlines()[0]
+    assert str(store) in first and ("store" in first or "database" in first), first
+    assert "Error:" in first and "StoreError" not in first and "SchemaError" not in first
+    if digest is not None:
+        assert hashlib.sha256(store.read_bytes()).hexdigest() == digest
+    # SQLite may leave an empty -wal and a -shm beside a file it opened; nothing else appears.
+    after = [
+        name for name in sorted(p.name for p in tmp_path.iterdir()) if not name.endswith(("-wal", "-shm"))
+    ]
+    assert after == before

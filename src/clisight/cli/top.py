@@ -87,6 +87,9 @@ def top(
     cost today, recent errors and firing alerts, refreshed every --interval seconds."""
     opened = open_store(store)
     try:
+        # A store that cannot be read at all is an error now, as for every report; later failures
+        # (a store replaced or locked while it runs) show in the dashboard, which keeps running.
+        opened.query.tail(n=1)
         watch_host = host if host is not None else opened.path is not None or opened.query.url == "memory://"
         if once:
             _print_once(opened.query, service, window, watch_host)
