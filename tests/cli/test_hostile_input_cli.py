@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
+import signal
+import socket
 import sqlite3
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.cli.clirun import invoke, run_clisight
+from tests.cli.clirun import CLISIGHT, TIMEOUT, invoke, run_clisight
 
 # Every option that takes a number of seconds, days or megabytes: (command words, option).
 FLOAT_OPTIONS = [
@@ -259,3 +264,39 @@ def test_every_reader_on_a_broken_store_says_what_is_wrong_with_it_and_changes_n
         name for name in sorted(p.name for p in tmp_path.iterdir()) if not name.endswith(("-wal", "-shm"))
     ]
     assert after == before
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_serve_stops_cleanly_on_ctrl_c(tmp_path: Path, workers: str) -> None:
+    """Ctrl-C in a shell signals the whole foreground process group: the server and its workers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    db = tmp_path / "served.db"
+    proc = subprocess.Popen(
+        [str(CLISIGHT), "serve", "--port", str(port), "--store", str(db), "--workers", workers],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CLISIGHT_HOME": str(tmp_path / "home")},
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            assert proc.poll() is None, proc.communicate(timeout=10)
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "clisight serve did not listen in time"
+                time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate(timeout=10)
+    assert proc.returncode in (0, 130), stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert "clisight serve: stopped" in stderr
