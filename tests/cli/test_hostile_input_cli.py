@@ -384,3 +384,33 @@ def test_json_output_is_valid_json_on_stdout_with_warnings_kept_on_stderr(
         json.loads(result.stdout)
     if words == ("detect",):
         assert "Warning:" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ("tail", "-n", "100000"),
+        ("tail", "-n", "100000", "--json"),
+        ("export",),
+        ("export", "--format", "csv", "--kind", "logs"),
+    ],
+    ids=" ".join,
+)
+def test_a_reader_that_closes_the_pipe_early_gets_a_quiet_exit(
+    demo_store: Path, words: tuple[str, ...]
+) -> None:
+    """`clisight tail | head -1`: more output than a pipe holds, and the reader goes after one line."""
+    proc = subprocess.Popen(
+        [str(CLISIGHT), *words, "--store", str(demo_store)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline()
+        proc.stdout.close()
+        _, stderr = proc.communicate(timeout=TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=10)
+    assert stderr == b"", stderr.decode(errors="replace")[-2000:]  # no BrokenPipeError, no traceback
+    # Status 1 is click's quiet exit on a closed pipe: the output did outgrow the pipe.
+    assert proc.returncode == 1
