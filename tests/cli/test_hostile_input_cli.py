@@ -12,10 +12,12 @@ import contextlib
 import hashlib
 import json
 import os
+import select
 import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -414,3 +416,40 @@ def test_a_reader_that_closes_the_pipe_early_gets_a_quiet_exit(
     assert stderr == b"", stderr.decode(errors="replace")[-2000:]  # no BrokenPipeError, no traceback
     # Status 1 is click's quiet exit on a closed pipe: the output did outgrow the pipe.
     assert proc.returncode == 1
+
+
+HOLD_LOCK = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN EXCLUSIVE")
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+print("letting go", flush=True)
+conn.execute("COMMIT")
+"""
+
+
+def test_a_store_another_writer_holds_locked_is_read_and_then_written_when_it_lets_go(
+    tmp_path: Path, demo_store: Path
+) -> None:
+    db = tmp_path / "locked.db"
+    src = sqlite3.connect(f"{demo_store.as_uri()}?mode=ro", uri=True)
+    with contextlib.closing(src), contextlib.closing(sqlite3.connect(db)) as dst:
+        src.backup(dst)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(db), "3"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        # Readers see the last commit while the lock is held (the store keeps a write-ahead log).
+        assert invoke("tail", "--json", "--store", str(db)).exit_code == 0
+        assert invoke("report", "--json", "--store", str(db)).exit_code == 0
+        # A writer waits for the lock instead of failing at once.
+        result = invoke("vacuum", "--max-age-days", "0", "--store", str(db))
+        assert result.exit_code == 0, result.output
+        # It got the lock only after the holder let go: the holder's last words are already out.
+        assert select.select([holder.stdout], [], [], 0)[0], "vacuum wrote while another writer held the lock"
+        assert holder.stdout.readline() == "letting go\n"
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
