@@ -9,6 +9,7 @@ non-zero exit status, never a traceback: :class:`ClisightGroup` turns clisight's
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -263,11 +264,30 @@ def open_store(option: str | None, *, must_exist: bool = True, writes: bool = Fa
         raise CommandError(f"{NO_DATA_HINT} (no store at {clean(opened.path)})")
     if writes:
         try:
+            _refuse_unwritable(opened)
             _refuse_foreign(opened)
         except BaseException:
             query.close()
             raise
     return opened
+
+
+def _refuse_unwritable(opened: OpenedStore) -> None:
+    """A file store the user cannot write is refused before anything starts: SQLite would fail only
+    at the first write (a demo would have simulated its sessions and spooled them by then)."""
+    path = opened.path
+    if path is None or not path.exists():
+        return
+    problem = None
+    if not os.access(path, os.W_OK):
+        problem = "the file is read-only for you"
+    elif not os.access(path.parent, os.W_OK | os.X_OK):
+        problem = f"its directory {path.parent} is read-only for you (SQLite writes its -wal file there)"
+    if problem:
+        raise CommandError(
+            f"cannot write to the store {clean(path)}: {clean(problem)}; this command writes the store, "
+            "so run it as a user who can (or on a copy of the store)"
+        )
 
 
 def _refuse_foreign(opened: OpenedStore) -> None:

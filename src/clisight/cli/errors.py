@@ -252,7 +252,7 @@ def _status_command(status: str, help_text: str) -> click.Command:
     @_store_option
     @click.pass_context
     def command(ctx: click.Context, ident: str, store: str | None) -> None:
-        with open_store(_inherited(ctx, "store", store)).query as query:
+        with open_store(_inherited(ctx, "store", store), writes=True).query as query:
             saved = set_status(query, ident, status)
         if saved is None:
             raise CommandError(f"no error group {clean(ident)!r} (one group must start with it)")
