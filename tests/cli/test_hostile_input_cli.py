@@ -453,3 +453,28 @@ def test_a_store_another_writer_holds_locked_is_read_and_then_written_when_it_le
     finally:
         holder.kill()
         holder.wait(timeout=10)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released: connecting is refused at once)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "words", [*READERS[:6], ("doctor",), ("vacuum",), ("alerts", "silence", "x", "--for", "1h")], ids=" ".join
+)
+def test_a_postgresql_store_that_does_not_connect_is_a_clear_error_without_the_password(
+    words: tuple[str, ...],
+) -> None:
+    pytest.importorskip("psycopg")
+    url = f"postgresql://clisight:hunter2-secret@127.0.0.1:{closed_port()}/clisight?connect_timeout=2"
+    started = time.monotonic()
+    result = invoke(*words, "--store", url)
+    assert time.monotonic() - started < TIMEOUT
+    assert result.exit_code == 1, result.output
+    assert "hunter2-secret" not in result.output
+    text = " ".join(result.output.split())
+    assert "127.0.0.1" in text and ("cannot read the store" in text or "cannot connect" in text)
+    assert "refused" in text
