@@ -478,3 +478,19 @@ def test_a_postgresql_store_that_does_not_connect_is_a_clear_error_without_the_p
     text = " ".join(result.output.split())
     assert "127.0.0.1" in text and ("cannot read the store" in text or "cannot connect" in text)
     assert "refused" in text
+
+
+@pytest.mark.parametrize(
+    "prices",
+    ['{"claude-sonnet-4": {"input": "cheap"}}', "{not json", "/nonexistent/prices.json"],
+    ids=["bad price", "not JSON", "missing file"],
+)
+@pytest.mark.parametrize("kind", ["daily", "session", "blocks"])
+def test_usage_with_a_broken_price_override_says_so_instead_of_using_the_shipped_prices(
+    demo_store: Path, monkeypatch: pytest.MonkeyPatch, prices: str, kind: str
+) -> None:
+    monkeypatch.setenv("CLISIGHT_LLM_PRICES", prices)
+    result = invoke("usage", kind, "--store", str(demo_store))
+    assert result.exit_code == 2, result.output
+    assert "llm_prices" in result.stderr and "CLISIGHT_LLM_PRICES" in result.stderr
+    assert result.stdout == ""  # no costs computed with prices the user did not ask for

@@ -64,10 +64,14 @@ def _options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _price_table() -> _prices.PriceTable:
-    try:
-        return _prices.table(_config.resolve(strict=False)["llm_prices"])
-    except Exception:  # a broken override: report with the shipped table
-        return _prices.shipped()
+    """The shipped prices with the user's ``llm_prices`` over them.  A broken override is an error:
+    costs from prices the user did not ask for would look right and be wrong.  Other settings do
+    not matter here, and a problem with them does not stop the report."""
+    config = _config.resolve(strict=False)
+    for problem in config.problems:
+        if problem.parameter in ("llm_prices", "[tool.clisight]"):
+            raise problem
+    return _prices.table(config["llm_prices"])
 
 
 def _report(
