@@ -494,3 +494,46 @@ def test_usage_with_a_broken_price_override_says_so_instead_of_using_the_shipped
     assert result.exit_code == 2, result.output
     assert "llm_prices" in result.stderr and "CLISIGHT_LLM_PRICES" in result.stderr
     assert result.stdout == ""  # no costs computed with prices the user did not ask for
+
+
+CONFIG_READERS = [
+    ("tail",),
+    ("report",),
+    ("perf",),
+    ("errors",),
+    ("insights",),
+    ("usage",),
+    ("traces",),
+    ("export",),
+    ("doctor",),
+    ("vacuum",),
+    ("demo", "--sessions", "1"),
+    ("alerts", "list"),
+    ("alerts", "history"),
+    ("alerts", "silences"),
+    ("top", "--once"),
+]
+BROKEN_CONFIGS = {
+    "not TOML": ("pyproject.toml", "[tool.clisight\nstore = 'x.db'\n", "a valid TOML file"),
+    "wrong type": ("pyproject.toml", "[tool.clisight]\nqueue_size = 'lots'\n", "queue_size"),
+    "unknown key": ("pyproject.toml", "[tool.clisight]\nqueue_sise = 10\n", "queue_sise"),
+    "bad environment value": ("CLISIGHT_EXIT_TIMEOUT", "soon", "CLISIGHT_EXIT_TIMEOUT"),
+}
+
+
+@pytest.mark.parametrize("broken", sorted(BROKEN_CONFIGS))
+@pytest.mark.parametrize("words", CONFIG_READERS, ids=" ".join)
+def test_every_command_on_the_configured_store_exits_2_naming_a_broken_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, words: tuple[str, ...], broken: str
+) -> None:
+    where, text, named = BROKEN_CONFIGS[broken]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CLISIGHT_HOME", str(tmp_path / "home"))
+    if where == "pyproject.toml":
+        (tmp_path / where).write_text(text)
+    else:
+        monkeypatch.setenv(where, text)
+    result = invoke(*words)
+    assert result.exit_code == 2, result.output
+    assert named in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "home").exists()  # nothing was created: no store, no salt
