@@ -537,3 +537,11 @@ def test_every_command_on_the_configured_store_exits_2_naming_a_broken_setting(
     assert result.exit_code == 2, result.output
     assert named in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "home").exists()  # nothing was created: no store, no salt
+
+
+@pytest.mark.parametrize("words", [("export",), ("report", "--full")], ids=" ".join)
+@pytest.mark.parametrize("path", ["", "   "], ids=["empty", "blank"])
+def test_an_empty_output_path_is_a_usage_error(demo_store: Path, words: tuple[str, ...], path: str) -> None:
+    result = invoke(*words, "-o", path, "--store", str(demo_store))
+    assert result.exit_code == 2, result.output
+    assert "-o" in result.stderr and "empty" in result.stderr

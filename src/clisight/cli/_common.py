@@ -151,6 +151,20 @@ class Utf8Text(_StrParam):
         return text
 
 
+class OutputPath(click.Path):
+    """A file to write (``-`` for standard output where allowed); an empty path is refused here,
+    where the option is named, rather than failing as the current directory later."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail(
+                "an empty path; pass a file path" + (" or - for standard output" if self.allow_dash else ""),
+                param,
+                ctx,
+            )
+        return super().convert(value, param, ctx)
+
+
 TIME = TimeWord()
 LEVEL = LevelWord()
 TEXT = Utf8Text()

@@ -23,7 +23,15 @@ from typing import IO, Any, Final
 
 import click
 
-from clisight.cli._common import TEXT, CommandError, filter_options, make_filter, open_store, store_option
+from clisight.cli._common import (
+    TEXT,
+    CommandError,
+    OutputPath,
+    filter_options,
+    make_filter,
+    open_store,
+    store_option,
+)
 from clisight.cli._text import clean
 from clisight.query import EXPORT_ORDER
 
@@ -200,7 +208,7 @@ as a formula (starting with = + - @, tab or CR) get a leading single quote.
     "--output",
     default="-",
     metavar="FILE",
-    type=click.Path(dir_okay=False, allow_dash=True),
+    type=OutputPath(dir_okay=False, allow_dash=True),
     help="Write to FILE instead of standard output (a regular file is replaced once the export is complete).",
 )
 @store_option

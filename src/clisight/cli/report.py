@@ -12,7 +12,15 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from clisight.cli._common import CommandError, console, echo_json, make_filter, open_store, report_options
+from clisight.cli._common import (
+    CommandError,
+    OutputPath,
+    console,
+    echo_json,
+    make_filter,
+    open_store,
+    report_options,
+)
 from clisight.cli._text import clean, seconds, when
 from clisight.cli.tail import level_style
 from clisight.query import Filter, Report
@@ -215,7 +223,7 @@ Examples:
 @click.option(
     "--output",
     "-o",
-    type=click.Path(dir_okay=False, writable=True),
+    type=OutputPath(dir_okay=False, writable=True),
     default=None,
     help="Write the --full report to this file instead of standard output.",
 )
