@@ -545,3 +545,28 @@ def test_an_empty_output_path_is_a_usage_error(demo_store: Path, words: tuple[st
     result = invoke(*words, "-o", path, "--store", str(demo_store))
     assert result.exit_code == 2, result.output
     assert "-o" in result.stderr and "empty" in result.stderr
+
+
+def test_doctor_names_every_broken_setting_at_once_and_as_json_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[tool.clisight]\nbatch_size = 0\n")
+    monkeypatch.setenv("CLISIGHT_QUEUE_SIZE", "abc")
+    monkeypatch.setenv("CLISIGHT_OVERFLOW", "explode")
+    text = invoke("doctor")
+    assert text.exit_code == 2, text.output
+    for name in (
+        "queue_size",
+        "CLISIGHT_QUEUE_SIZE",
+        "overflow",
+        "batch_size",
+        str(tmp_path / "pyproject.toml"),
+    ):
+        assert name in text.stderr
+    assert "Traceback" not in text.stderr
+    as_json = invoke("doctor", "--json")
+    assert as_json.exit_code == 2
+    problems = json.loads(as_json.stdout)["problems"]
+    assert sorted(p["parameter"] for p in problems) == ["batch_size", "overflow", "queue_size"]
+    assert {p["source"] for p in problems} >= {"environment CLISIGHT_QUEUE_SIZE"}

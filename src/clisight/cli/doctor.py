@@ -16,6 +16,7 @@ from rich.text import Text
 from clisight import _config
 from clisight.cli._common import (
     NO_DATA_HINT,
+    BadConfiguration,
     CommandError,
     console,
     echo_json,
@@ -290,7 +291,33 @@ def doctor(store: str | None, as_json: bool, repair: bool) -> None:
     schema version and row counts, what runs dropped or spooled, what is collected (DO_NOT_TRACK
     honoured) and what is redacted.  With --repair, first imports what runs spooled at exit.
     """
-    config = _config.resolve()  # a ConfigError becomes a clean message and exit status 2
+    # Every invalid setting at once (not one per run), then exit status 2 as for any bad setting.
+    config = _config.resolve(strict=False)
+    if config.problems:
+        if as_json:
+            echo_json(
+                {
+                    "problems": [
+                        {
+                            "parameter": p.parameter,
+                            "source": p.source,
+                            "value": repr(p.value),
+                            "allowed": p.allowed,
+                        }
+                        for p in config.problems
+                    ],
+                    "pyproject": str(config.pyproject) if config.pyproject else None,
+                }
+            )
+        raise BadConfiguration(
+            clean(
+                "\n".join(str(p) for p in config.problems)
+                + "\nFix or remove "
+                + ("that setting" if len(config.problems) == 1 else "those settings")
+                + "; `clisight doctor --help` explains the configuration table.",
+                multiline=True,
+            )
+        )
     repaired = _repair(store) if repair else None
     if repaired is not None and not as_json:
         console().print(
