@@ -570,3 +570,37 @@ def test_doctor_names_every_broken_setting_at_once_and_as_json_too(
     problems = json.loads(as_json.stdout)["problems"]
     assert sorted(p["parameter"] for p in problems) == ["batch_size", "overflow", "queue_size"]
     assert {p["source"] for p in problems} >= {"environment CLISIGHT_QUEUE_SIZE"}
+
+
+def unopenable(tmp_path: Path, kind: str) -> Path:
+    if kind == "symlink loop":
+        (tmp_path / "a.db").symlink_to(tmp_path / "b.db")
+        (tmp_path / "b.db").symlink_to(tmp_path / "a.db")
+        return tmp_path / "a.db"
+    return tmp_path / ("n" * 300 + ".db")  # longer than a file name may be (255 bytes)
+
+
+@pytest.mark.parametrize("kind", ["symlink loop", "name too long"])
+@pytest.mark.parametrize(
+    "words", [("tail",), ("report",), ("export",), ("vacuum",), ("demo", "--sessions", "1")], ids=" ".join
+)
+def test_a_store_path_the_system_cannot_open_is_named_with_the_reason(
+    tmp_path: Path, words: tuple[str, ...], kind: str
+) -> None:
+    path = unopenable(tmp_path, kind)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = invoke(*words, "--store", str(path))
+    assert result.exit_code == 1, result.output
+    reason = "Symlink loop" if kind == "symlink loop" else "File name too long"
+    assert "cannot open the store" in result.stderr and reason in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("kind", ["symlink loop", "name too long"])
+def test_doctor_reports_a_store_path_the_system_cannot_open_in_its_store_section(
+    tmp_path: Path, kind: str
+) -> None:
+    result = invoke("doctor", "--json", "--store", str(unopenable(tmp_path, kind)))
+    assert result.exit_code == 1, result.output
+    store = json.loads(result.stdout)["store"]
+    assert store["status"] == "error" and "cannot open the store" in store["message"]

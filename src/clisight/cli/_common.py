@@ -21,7 +21,7 @@ from rich.console import Console
 
 from clisight import _config
 from clisight.cli._text import clean, dumps
-from clisight.exceptions import ClisightError, ConfigError, DataError, SchemaError
+from clisight.exceptions import ClisightError, ConfigError, DataError, SchemaError, StoreError
 from clisight.query import Filter, Query, parse_level, parse_time
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -271,9 +271,20 @@ def open_store(option: str | None, *, must_exist: bool = True, writes: bool = Fa
     store that does not exist yet is an error (unless ``must_exist`` is False) rather than
     silently created empty.  A command that ``writes`` refuses a SQLite file some other program
     owns before it writes anything: a writer would add clisight's tables to it."""
-    query = Query(resolve_store_url(option))
-    opened = OpenedStore(query, store_file(query))
-    if must_exist and not opened.exists:
+    url = resolve_store_url(option)
+    query = None
+    try:
+        query = Query(url)
+        opened = OpenedStore(query, store_file(query))
+        exists = opened.exists
+    except (OSError, RuntimeError) as exc:  # RuntimeError: pathlib's "Symlink loop" (Python < 3.13)
+        if query is not None:
+            query.close()
+        shown = url if len(url) <= 120 else f"{url[:100]}...{url[-15:]}"
+        raise StoreError(
+            f"cannot open the store {shown}: {getattr(exc, 'strerror', None) or exc}; check the path"
+        ) from None
+    if must_exist and not exists:
         query.close()
         raise CommandError(f"{NO_DATA_HINT} (no store at {clean(opened.path)})")
     if writes:
