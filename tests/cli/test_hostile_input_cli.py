@@ -241,9 +241,8 @@ def broken_store(tmp_path: Path, kind: str, demo_store: Path) -> Path:
         path.mkdir()
     elif kind == "random bytes":
         path.write_bytes(bytes((i * 7919 + 13) % 251 for i in range(8192)))
-    elif kind == "truncated":
-        data = demo_store.read_bytes()
-        path.write_bytes(data[: len(data) // 3])
+    elif kind == "truncated":  # cut in its third page: the schema stays, the tables' pages are gone
+        path.write_bytes(demo_store.read_bytes()[: 2 * 4096 + 100])
     else:  # another program's database
         another_programs_database(path)
     return path
