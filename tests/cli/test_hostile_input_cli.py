@@ -603,3 +603,17 @@ def test_doctor_reports_a_store_path_the_system_cannot_open_in_its_store_section
     assert result.exit_code == 1, result.output
     store = json.loads(result.stdout)["store"]
     assert store["status"] == "error" and "cannot open the store" in store["message"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "character device"])
+def test_a_rules_file_that_is_not_a_regular_file_is_refused_instead_of_read_forever(
+    tmp_path: Path, kind: str
+) -> None:
+    if kind == "fifo":
+        rules = tmp_path / "alerts.toml"
+        os.mkfifo(rules)  # nobody writes it: opening it would wait for a writer
+    else:
+        rules = Path("/dev/zero")  # reading it never ends
+    proc = run_clisight("alerts", "check", "--dry-run", "--rules", str(rules), timeout=30)
+    assert proc.returncode == 2, proc.stderr
+    assert str(rules) in proc.stderr and "not a regular file" in proc.stderr

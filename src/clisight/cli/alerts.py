@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,15 @@ def rules_path(option: Path | None) -> Path:
 def read_rules(option: Path | None) -> RuleSet:
     """The checked rules file; exit 2 with every mistake (file:line: reason) when it has any."""
     path = rules_path(option)
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        mode = None  # missing or unreadable: load_rules says which
+    if mode is not None and not stat.S_ISREG(mode):
+        # A FIFO would wait for a writer, /dev/zero would be read forever.
+        raise BadRules(
+            clean(f"alert rules refused: {path}: not a regular file; pass a .toml file", multiline=True)
+        )
     thresholds = _config.threshold_pairs(_config.resolve()["thresholds"])
     try:
         return load_rules(path, thresholds=thresholds)
