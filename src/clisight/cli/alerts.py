@@ -88,11 +88,10 @@ def read_rules(option: Path | None) -> RuleSet:
         mode = path.stat().st_mode
     except OSError:
         mode = None  # missing or unreadable: load_rules says which
-    if mode is not None and not stat.S_ISREG(mode):
-        # A FIFO would wait for a writer, /dev/zero would be read forever.
-        raise BadRules(
-            clean(f"alert rules refused: {path}: not a regular file; pass a .toml file", multiline=True)
-        )
+    # A FIFO is read as a stream, as cat reads it (`--rules <(generate-rules)`); a device such as
+    # /dev/zero would be read forever, a socket cannot be read at all.
+    if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+        raise BadRules(clean(f"alert rules refused: {path}: not a regular file or FIFO; pass a .toml file"))
     thresholds = _config.threshold_pairs(_config.resolve()["thresholds"])
     try:
         return load_rules(path, thresholds=thresholds)
