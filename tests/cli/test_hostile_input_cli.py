@@ -631,3 +631,29 @@ def test_a_rules_file_can_be_a_fifo_read_as_a_stream(tmp_path: Path) -> None:
             proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     assert f"{fifo}: OK" in out
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ("demo", "--sessions", "1"),
+        ("alerts", "silence", "latency", "--for", "1h"),
+        ("usage", "import-claude-code", "transcript.jsonl"),
+    ],
+    ids=" ".join,
+)
+def test_a_new_store_under_a_file_is_refused_before_anything_is_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, words: tuple[str, ...]
+) -> None:
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file where a directory would have to be\\n")
+    (tmp_path / "transcript.jsonl").write_text("")
+    monkeypatch.setenv("CLISIGHT_HOME", str(tmp_path / "home"))
+    args = [str(tmp_path / word) if word.endswith(".jsonl") else word for word in words]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = invoke(*args, "--store", str(blocker / "data" / "x.db"))
+    assert result.exit_code == 1, result.output
+    assert (
+        f"cannot create the store {blocker / 'data' / 'x.db'}: {blocker} is not a directory" in result.stderr
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -301,7 +301,10 @@ def _refuse_unwritable(opened: OpenedStore) -> None:
     """A file store the user cannot write is refused before anything starts: SQLite would fail only
     at the first write (a demo would have simulated its sessions and spooled them by then)."""
     path = opened.path
-    if path is None or not path.exists():
+    if path is None:
+        return
+    if not path.exists():
+        _refuse_uncreatable(path)
         return
     problem = None
     if not os.access(path, os.W_OK):
@@ -313,6 +316,21 @@ def _refuse_unwritable(opened: OpenedStore) -> None:
             f"cannot write to the store {clean(path)}: {clean(problem)}; this command writes the store, "
             "so run it as a user who can (or on a copy of the store)"
         )
+
+
+def _refuse_uncreatable(path: Path) -> None:
+    """A new store's directories are created as needed, below the nearest one that exists: that
+    one must be a directory the user can write."""
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    problem = None
+    if not ancestor.is_dir():
+        problem = f"{ancestor} is not a directory"
+    elif not os.access(ancestor, os.W_OK | os.X_OK):
+        problem = f"the directory {ancestor} is read-only for you"
+    if problem:
+        raise CommandError(f"cannot create the store {clean(path)}: {clean(problem)}; pass another --store")
 
 
 def _refuse_foreign(opened: OpenedStore) -> None:
