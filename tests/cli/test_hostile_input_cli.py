@@ -657,3 +657,34 @@ def test_a_new_store_under_a_file_is_refused_before_anything_is_done(
         f"cannot create the store {blocker / 'data' / 'x.db'}: {blocker} is not a directory" in result.stderr
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def store_copy(demo_store: Path, target: Path) -> str:
+    src = sqlite3.connect(f"{demo_store.as_uri()}?mode=ro", uri=True)
+    with contextlib.closing(src), contextlib.closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)
+    return hashlib.sha256(target.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("words", [("export",), ("report", "--full")], ids=" ".join)
+@pytest.mark.parametrize("alias", ["the same path", "a symlink", "a hard link", "its -wal file"])
+def test_writing_the_output_over_the_store_itself_is_refused_and_the_store_kept(
+    tmp_path: Path, demo_store: Path, words: tuple[str, ...], alias: str
+) -> None:
+    db = tmp_path / "store.db"
+    digest = store_copy(demo_store, db)
+    out = {
+        "the same path": db,
+        "a symlink": tmp_path / "link.db",
+        "a hard link": tmp_path / "hard.db",
+        "its -wal file": tmp_path / "store.db-wal",
+    }[alias]
+    if alias == "a symlink":
+        out.symlink_to(db)
+    elif alias == "a hard link":
+        os.link(db, out)
+    result = invoke(*words, "-o", str(out), "--store", str(db))
+    assert result.exit_code == 2, result.output
+    assert "-o" in result.stderr and "the store itself" in result.stderr
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
+    assert invoke("tail", "--store", str(db)).exit_code == 0

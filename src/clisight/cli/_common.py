@@ -353,6 +353,34 @@ def _refuse_foreign(opened: OpenedStore) -> None:
 # -- output -------------------------------------------------------------------------------------
 
 
+STORE_FILES = ("", "-wal", "-shm", "-journal")  # the store file and SQLite's files beside it
+
+
+def refuse_output_over_store(output: str | None, opened: OpenedStore) -> None:
+    """An ``-o`` that names the store itself (its path, a symlink or hard link to it, or SQLite's
+    -wal, -shm or journal file beside it) would replace what the store holds with a copy of a
+    part of it: refused, exit status 2."""
+    if output is None or output == "-" or opened.path is None:
+        return
+    target = os.path.realpath(output)
+    store = os.path.realpath(opened.path)
+    same = target in {store + suffix for suffix in STORE_FILES}
+    if not same and os.path.exists(target):
+        try:
+            same = any(
+                os.path.exists(store + suffix) and os.path.samefile(target, store + suffix)
+                for suffix in STORE_FILES
+            )
+        except OSError:
+            same = False
+    if same:
+        raise click.BadParameter(
+            f"{clean(output)} is the store itself ({clean(opened.path)}): writing there would replace "
+            "what it holds; pass another file",
+            param_hint="-o / --output",
+        )
+
+
 def console(stderr: bool = False) -> Console:
     """A console for this command's output; colour follows the terminal and NO_COLOR."""
     return Console(highlight=False, emoji=False, stderr=stderr)

@@ -30,6 +30,7 @@ from clisight.cli._common import (
     filter_options,
     make_filter,
     open_store,
+    refuse_output_over_store,
     store_option,
 )
 from clisight.cli._text import clean
@@ -236,7 +237,9 @@ def export(
         raise click.UsageError(
             "a CSV file holds one kind of record: pass exactly one --kind (e.g. --kind logs)"
         )
-    with open_store(store).query as query:
+    opened = open_store(store)
+    with opened.query as query:
+        refuse_output_over_store(output, opened)
         rows = query.export(flt, chosen)
         with open_output(output) as out:
             if fmt == "csv":

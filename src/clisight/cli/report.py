@@ -19,6 +19,7 @@ from clisight.cli._common import (
     echo_json,
     make_filter,
     open_store,
+    refuse_output_over_store,
     report_options,
 )
 from clisight.cli._text import clean, seconds, when
@@ -267,7 +268,9 @@ def _full_report(store: str | None, flt: Filter, top: int, fmt: str, output: str
     from clisight.stack.render import render
     from clisight.stack.report import build_report
 
-    with open_store(store).query as query:
+    opened = open_store(store)
+    with opened.query as query:
+        refuse_output_over_store(output, opened)
         text = render(build_report(query, flt, top), fmt)
     if output is None:
         # The text form escapes control characters itself; the others are escaped for their format.
