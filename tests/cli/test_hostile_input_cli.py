@@ -688,3 +688,26 @@ def test_writing_the_output_over_the_store_itself_is_refused_and_the_store_kept(
     assert "-o" in result.stderr and "the store itself" in result.stderr
     assert hashlib.sha256(db.read_bytes()).hexdigest() == digest
     assert invoke("tail", "--store", str(db)).exit_code == 0
+
+
+SINCE_COMMANDS = [
+    ("tail",),
+    ("report",),
+    ("perf",),
+    ("errors",),
+    ("traces",),
+    ("export",),
+    ("usage",),
+    ("alerts", "history"),
+]
+
+
+@pytest.mark.parametrize("value", ["yesterday-ish", "-1h", "nan", "9999-12-31"])
+@pytest.mark.parametrize("words", SINCE_COMMANDS, ids=" ".join)
+def test_a_bad_since_names_the_option_and_the_accepted_forms(
+    demo_store: Path, words: tuple[str, ...], value: str
+) -> None:
+    result = invoke(*words, "--since", value, "--store", str(demo_store))
+    assert result.exit_code == 2, result.output
+    assert "'--since'" in result.stderr and value in result.stderr
+    assert "15m" in result.stderr or "out of range" in result.stderr

@@ -37,6 +37,7 @@ from clisight.alerts import (
 from clisight.alerts.rules import format_duration
 from clisight.cli._common import (
     TEXT,
+    TIME,
     USAGE_ERROR,
     CommandError,
     FiniteFloatRange,
@@ -256,17 +257,19 @@ def list_(rules_file: Path | None, store: str | None, as_json: bool) -> None:
 @_store_option
 @json_option
 @click.option(
-    "--since", default="7d", show_default=True, help="Transitions at or after: 15m, 2h, 7d, a date."
+    "--since",
+    "since_ns",
+    type=TIME,
+    default="7d",
+    show_default=True,
+    help="Transitions at or after: 15m, 2h, 7d, a date.",
 )
 @click.option(
     "--rule", "rule_name", type=TEXT, default=None, metavar="NAME", help="Only this rule's transitions."
 )
 @click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
-def history(store: str | None, as_json: bool, since: str, rule_name: str | None, limit: int) -> None:
+def history(store: str | None, as_json: bool, since_ns: int, rule_name: str | None, limit: int) -> None:
     """State transitions, newest first, with the value that caused each."""
-    from clisight.cli._common import TIME
-
-    since_ns = TIME.convert(since, None, None)
     opened = open_store(store)
     try:
         found = alert_history(opened.query, since_ns, limit if rule_name is None else 1_000_000)
