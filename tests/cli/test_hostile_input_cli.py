@@ -12,12 +12,14 @@ import contextlib
 import hashlib
 import json
 import os
+import queue
 import select
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -711,3 +713,40 @@ def test_a_bad_since_names_the_option_and_the_accepted_forms(
     assert result.exit_code == 2, result.output
     assert "'--since'" in result.stderr and value in result.stderr
     assert "15m" in result.stderr or "out of range" in result.stderr
+
+
+@pytest.mark.parametrize("when", ["as soon as it prints its banner", "once it accepts connections"])
+def test_serve_on_port_0_prints_the_port_it_got_and_stops_on_ctrl_c_at_any_time(
+    tmp_path: Path, when: str
+) -> None:
+    proc = subprocess.Popen(
+        [str(CLISIGHT), "serve", "--port", "0", "--store", str(tmp_path / "served.db"), "--workers", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CLISIGHT_HOME": str(tmp_path / "home")},
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr or ()], daemon=True)
+    reader.start()
+    try:
+        endpoint = None
+        while endpoint is None:
+            line = lines.get(timeout=TIMEOUT)  # queue.Empty: no endpoint printed in time
+            if "OTEL_EXPORTER_OTLP_ENDPOINT=" in line:
+                endpoint = line.split("=", 1)[1].strip()
+        port = int(endpoint.rsplit(":", 1)[1])
+        assert port != 0
+        if when == "once it accepts connections":
+            with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT):
+                pass  # the printed port is the one listening
+        # A Ctrl-C while the server is still starting used to be swallowed: it ran on.
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=TIMEOUT) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    reader.join(timeout=10)
+    said = "".join(lines.queue)
+    assert "clisight serve: stopped" in said and "Traceback" not in said
