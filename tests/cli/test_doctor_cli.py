@@ -46,6 +46,13 @@ def test_doctor_shows_where_each_value_came_from(tmp_path: Path, monkeypatch: py
     assert "environment CLISIGHT_LEVEL" in text and "fromfile" in text
 
 
+def test_doctor_shows_the_files_the_defaults_resolve_to(tmp_path: Path) -> None:
+    text = invoke("doctor", env={"COLUMNS": "400"}).stdout  # wide enough that no path wraps
+    home = tmp_path / "home"  # CLISIGHT_HOME, set for every test
+    assert f"(the data dir) {home / 'clisight.db'}" in text
+    assert f"(default) {home / 'alerts.toml'}" in text
+
+
 def test_doctor_reports_store_size_schema_and_row_counts(demo_store: Path) -> None:
     doc = invoke_json("doctor", "--store", str(demo_store))
     store = doc["store"]
