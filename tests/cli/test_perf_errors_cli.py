@@ -70,6 +70,7 @@ def test_errors_read_well_in_80_columns_and_show_a_group(demo_store: Path) -> No
     assert shown.exit_code == 0, shown.output
     _fits(shown.output, 100)  # stack lines carry file paths; the rest fits
     assert "Latest occurrence" in shown.output and "Breadcrumbs" in shown.output
+    assert "status open" in shown.output  # the word the list uses (docs/cli.md), not the query layer's
     missing = invoke("errors", "--store", str(demo_store), "show", "ffffffffffff")
     assert missing.exit_code == 1 and "no error group" in missing.output
 

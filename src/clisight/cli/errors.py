@@ -84,7 +84,7 @@ def detail_view(detail: ErrorDetail) -> RenderableType:
         ("id ", "dim"),
         g.fingerprint,
         ("  status ", "dim"),
-        (g.status, STATUS_STYLE[g.status]),
+        (STATUS_LABEL[g.status], STATUS_STYLE[g.status]),
         ("  count ", "dim"),
         f"{g.total:,}",
         ("  sessions ", "dim"),
