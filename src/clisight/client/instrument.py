@@ -215,7 +215,8 @@ def _run_wrapped(call: Callable[..., Any], prog: str, args: tuple[Any, ...], kwa
                 client.exit_code = 1
         raise
     finally:
-        _current.remove(run)
+        if run in _current:  # a SIGTERM handler may have ended it already (finish_open_runs)
+            _current.remove(run)
         _finish(run, code)
 
 
@@ -267,10 +268,12 @@ _argparse_exit_registered = [False]
 def _register_argparse_exit() -> None:
     if not _argparse_exit_registered[0]:
         _argparse_exit_registered[0] = True
-        atexit.register(_finish_argparse_runs)
+        atexit.register(finish_open_runs)
 
 
-def _finish_argparse_runs() -> None:
+def finish_open_runs() -> None:
+    """End every run still going on with the process's exit code: at exit for argparse, whose
+    parsers never see the command end, and on SIGTERM for every kind."""
     with guard():
         client = _core._client
         code = client.exit_code if client is not None and client.exit_code is not None else 0
