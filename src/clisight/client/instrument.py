@@ -5,7 +5,8 @@ What one run of an instrumented program records:
 - its **command path**, the nested command tree kept (``mycli db migrate``): named by the program's
   own command tree, so a value is never taken for a subcommand;
 - the **options used** (declared option names only, never their values, never positionals);
-- its **exit code** (usage errors, ``--help``, ``sys.exit(n)``, an exception: 1, Ctrl-C: 130) and
+- its **exit code** as the shell sees it (usage errors, ``--help``, ``sys.exit(n)``, an exception: 1,
+  Ctrl-C: 130, or 1 where click prints ``Aborted!``; SIGTERM: 143) and
   **duration**; an exception escaping the command is recorded with ``capture_exception``;
 - a ``command:<path>`` span (the store's ``operation`` rollups give count, failures and duration
   percentiles per command), whose trace the records inside the command share (click and typer);
