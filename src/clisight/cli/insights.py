@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -180,8 +181,12 @@ def retention(weeks: int, store: str | None, as_json: bool) -> None:
         echo_json([{**qa.as_dict(c), "rates": list(c.rates)} for c in found])
         return
     table = _table("Weekly retention", "Cohort (week of)", "Users", *(f"W{k}" for k in range(1, weeks)))
+    now = datetime.now(UTC)
     for cohort in found:
-        table.add_row(cohort.week, f"{cohort.size:,}", *(f"{r:.0%}" for r in cohort.rates[1:]))
+        start = datetime.strptime(cohort.week, "%Y-%m-%d").replace(tzinfo=UTC)
+        # A week that has not begun yet is blank: nobody could have come back in it, so not "0%".
+        cells = (f"{r:.0%}" if start + timedelta(weeks=k) <= now else "" for k, r in enumerate(cohort.rates))
+        table.add_row(cohort.week, f"{cohort.size:,}", *list(cells)[1:])
     console().print(table if found else "No users in this range (sessions need user=...).")
 
 
