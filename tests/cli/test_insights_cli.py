@@ -49,6 +49,7 @@ def test_insights_table_and_json(tmp_path: Path) -> None:
     assert text.exit_code == 0, text.output
     assert "high error rate in tool sync: 6 of 12 runs failed (50%)" in text.output
     assert "Activity by hour of day" in text.output
+    assert "1.00 s" in text.output and "Slowest: tool sync (p95 1.00 s)" in text.output  # as report shows
     doc = json.loads(invoke("insights", "--store", str(db), "--json").stdout)
     assert doc["commands"][0]["command"] == "tool sync" and doc["commands"][0]["failed"] == 6
     assert doc["findings"][0]["numbers"] == {"runs": 12, "failed": 6, "error_rate": 0.5}

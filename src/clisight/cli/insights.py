@@ -11,6 +11,7 @@ import click
 from rich import box
 from rich.table import Table
 
+from clisight._terminal import seconds
 from clisight.cli._common import console, echo_json, open_store, store_option
 from clisight.cli._text import clean
 from clisight.query import Filter
@@ -75,14 +76,14 @@ def insights(ctx: click.Context, days: float, service: str | None, store: str | 
             f"{c.runs:,}",
             f"{c.failed:,}",
             f"{c.error_rate:.1%}",
-            f"{c.mean:.3g}s",
-            f"{c.p50:.3g}s",
-            f"{c.p95:.3g}s",
+            seconds(c.mean),
+            seconds(c.p50),
+            seconds(c.p95),
         )
     if found.commands:
         out.print(commands)
         slowest = max(found.commands, key=lambda c: c.p95)
-        out.print(f"Slowest: {clean(slowest.command)} (p95 {slowest.p95:.3g}s)")
+        out.print(f"Slowest: {clean(slowest.command)} (p95 {seconds(slowest.p95)})")
     peak = max(found.by_hour) if any(found.by_hour) else 0
     if peak:
         hours = _table("Activity by hour of day", "Hour", "Count", "")
