@@ -18,6 +18,12 @@ def test_doctor_on_a_broken_env_value_exits_2_naming_the_parameter_without_trace
     assert "Traceback" not in proc.stderr
 
 
+def test_doctor_names_every_broken_setting_at_once() -> None:
+    proc = run_clisight("doctor", env={"CLISIGHT_QUEUE_SIZE": "abc", "CLISIGHT_OVERFLOW": "explode"})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "CLISIGHT_QUEUE_SIZE" in proc.stderr and "CLISIGHT_OVERFLOW" in proc.stderr
+
+
 def test_doctor_on_an_unknown_pyproject_key_exits_2_naming_the_key_and_file(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("[tool.clisight]\nqueue_sizee = 10\n")
     result = invoke("doctor")

@@ -16,6 +16,7 @@ from rich.text import Text
 from clisight import _config
 from clisight.cli._common import (
     NO_DATA_HINT,
+    BadConfiguration,
     CommandError,
     console,
     echo_json,
@@ -289,7 +290,14 @@ def doctor(store: str | None, as_json: bool, repair: bool) -> None:
     schema version and row counts, what runs dropped or spooled, what is collected (DO_NOT_TRACK
     honoured) and what is redacted.  With --repair, first imports what runs spooled at exit.
     """
-    config = _config.resolve()  # a ConfigError becomes a clean message and exit status 2
+    config = _config.resolve(strict=False)
+    if config.problems:  # every broken setting at once, so one run of doctor shows all there is to fix
+        raise BadConfiguration(
+            "\n".join(str(problem) for problem in config.problems)
+            + "\nFix or remove "
+            + ("that setting" if len(config.problems) == 1 else "those settings")
+            + "; `clisight doctor --help` explains the configuration table."
+        )
     repaired = _repair(store) if repair else None
     if repaired is not None and not as_json:
         console().print(
