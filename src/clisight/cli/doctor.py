@@ -16,6 +16,7 @@ from rich.text import Text
 from clisight import _config
 from clisight.cli._common import (
     NO_DATA_HINT,
+    BadConfiguration,
     CommandError,
     console,
     echo_json,
@@ -176,6 +177,8 @@ def render(out: Console, config: _config.Config, facts: dict[str, Any]) -> None:
         shown = ", ".join(value) if isinstance(value, tuple) else value
         if name == "store" and value == "":
             shown = f"(the data dir) {_config.default_store_path()}"
+        elif name == "alerts_file" and value == "":
+            shown = f"(default) {_config.default_alerts_path()}"
         table.add_row(
             name,
             Text(clean(repr(shown) if shown == "" else shown)),
@@ -287,7 +290,14 @@ def doctor(store: str | None, as_json: bool, repair: bool) -> None:
     schema version and row counts, what runs dropped or spooled, what is collected (DO_NOT_TRACK
     honoured) and what is redacted.  With --repair, first imports what runs spooled at exit.
     """
-    config = _config.resolve()  # a ConfigError becomes a clean message and exit status 2
+    config = _config.resolve(strict=False)
+    if config.problems:  # every broken setting at once, so one run of doctor shows all there is to fix
+        raise BadConfiguration(
+            "\n".join(str(problem) for problem in config.problems)
+            + "\nFix or remove "
+            + ("that setting" if len(config.problems) == 1 else "those settings")
+            + "; `clisight doctor --help` explains the configuration table."
+        )
     repaired = _repair(store) if repair else None
     if repaired is not None and not as_json:
         console().print(

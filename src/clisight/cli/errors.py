@@ -84,7 +84,7 @@ def detail_view(detail: ErrorDetail) -> RenderableType:
         ("id ", "dim"),
         g.fingerprint,
         ("  status ", "dim"),
-        (g.status, STATUS_STYLE[g.status]),
+        (STATUS_LABEL[g.status], STATUS_STYLE[g.status]),
         ("  count ", "dim"),
         f"{g.total:,}",
         ("  sessions ", "dim"),
@@ -229,11 +229,18 @@ def show(ctx: click.Context, ident: str, store: str | None, as_json: bool) -> No
     with open_store(store).query as query:
         detail = error_detail(query, ident)
     if detail is None:
-        raise CommandError(f"no error group {clean(ident)!r} (one group must start with it)")
+        raise CommandError(_no_group(ident))
     if as_json:
         echo_json({"group": dataclasses.asdict(detail.group), "latest": detail.latest})
         return
     console().print(detail_view(detail))
+
+
+def _no_group(ident: str) -> str:
+    shown = f"no error group {clean(ident)!r}"
+    if len(ident.strip()) < 6:
+        return f"{shown}: give at least the first 6 characters of an ID `clisight errors` lists"
+    return f"{shown}: no ID `clisight errors` lists starts with it, or more than one does"
 
 
 def _status_command(status: str, help_text: str) -> click.Command:
@@ -247,7 +254,7 @@ def _status_command(status: str, help_text: str) -> click.Command:
         with open_store(_inherited(ctx, "store", store)).query as query:
             saved = set_status(query, ident, status)
         if saved is None:
-            raise CommandError(f"no error group {clean(ident)!r} (one group must start with it)")
+            raise CommandError(_no_group(ident))
         click.echo(f"{saved['fingerprint'][:ID_CHARS]} {status}")
 
     return command

@@ -234,6 +234,9 @@ def serve(
         )
     # Two ports: listen on both before anything opens (a taken port fails here, leaving nothing open).
     sockets = [_listen(host, p) for p in (port, ui_port)] if ui_port is not None and ui_port != port else None
+    if port == 0:  # the system picks the port: listen now, so the banner can say which
+        sockets = sockets or [_listen(host, 0)]
+        port = int(sockets[0].getsockname()[1])
     url = resolve_store_url(store)
     opened = open_store(url, must_exist=False)  # an unknown scheme or unreachable server fails here, cleanly
     shown_url = opened.query.url
