@@ -48,6 +48,17 @@ def test_demo_records_errors_retries_slow_operations_and_several_users(demo_stor
     assert {"DEBUG", "INFO", "PERFORMANCE", "WARNING", "ERROR"} <= levels
 
 
+def test_demo_commands_fill_the_insights_command_table(demo_store: Path) -> None:
+    # Each simulated command runs in a command:<path> span, as clisight.instrument records one; the
+    # sessions that end with exit code 1 are its failures.
+    doc = invoke_json("insights", "--store", str(demo_store), "--days", "30")
+    commands = {c["command"]: c for c in doc["commands"]}
+    assert {"chat", "ask", "review"} <= set(commands)
+    assert sum(c["runs"] for c in commands.values()) == 80  # one a session: the demo_store has 80
+    assert sum(c["failed"] for c in commands.values()) > 0
+    assert all(0 < c["p50"] <= c["p95"] for c in commands.values())
+
+
 def test_demo_spreads_records_over_the_past_days(demo_store: Path) -> None:
     all_time = invoke_json("report", "--store", str(demo_store))
     last_day = invoke_json("report", "--store", str(demo_store), "--since", "1d")
