@@ -18,6 +18,7 @@ from clisight.cli._common import json_option as _json_option
 from clisight.cli._common import store_option as _store_option
 from clisight.cli._text import clean, when
 from clisight.query.errors import ErrorDetail, ErrorGroupView, error_detail, error_groups, set_status
+from clisight.query.results import ErrorGroupCount
 
 SPARKS = "▁▂▃▄▅▆▇█"
 STATUS_STYLE = {"unresolved": "yellow", "regression": "bold red", "resolved": "green", "ignored": "dim"}
@@ -46,7 +47,7 @@ def ago(time_ns: int | None, now_ns: int | None = None) -> str:
     return f"{delta}s"
 
 
-def short_title(g: ErrorGroupView) -> str:
+def short_title(g: ErrorGroupView | ErrorGroupCount) -> str:
     """The group's title; an LLM API error's says its kind and model instead of the message."""
     if g.kind and g.kind.startswith("llm."):
         return clean(f"{g.type}: {g.kind[4:].replace('_', ' ')} · {g.model or 'unknown'}", 80)
