@@ -11,6 +11,10 @@ every span is in it; it reports:
 - refused: requests answered 429/503 (the client retries them after Retry-After);
 - peak RSS of the receiver process.
 
+Before the receivers it prints the rate at which this machine decodes and reads every field of the
+same requests in one thread, the yardstick issue 12 gives for its machine class (about 145,000
+spans/s), so runs on other machines can be read against the issue's figures.
+
 Receivers:
 
 - ``clisight serve`` (the installed command, its default settings, a fresh SQLite store);
@@ -89,6 +93,45 @@ def bodies(total: int) -> list[bytes]:
                     attr.value.double_value = i / (a + 1)
         out.append(request.SerializeToString())
     return out
+
+
+def read_every_field(payloads: list[bytes]) -> float:
+    """Spans/s this machine decodes and reads every field of (ids, name, kind, times, status, each
+    attribute's key and value, events, links), in one thread: the yardstick issue 12 gives for its
+    machine class (about 145,000/s there), so a run elsewhere can be read against its targets."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    def values(pairs: Any) -> None:
+        for kv in pairs:
+            value = kv.value
+            _ = kv.key, getattr(value, value.WhichOneof("value"))
+
+    def read(body: bytes) -> int:
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        n = 0
+        for resource in request.resource_spans:
+            values(resource.resource.attributes)
+            for scope in resource.scope_spans:
+                _ = scope.scope.name
+                for s in scope.spans:
+                    _ = (s.trace_id, s.span_id, s.parent_span_id, s.name, s.kind)
+                    _ = (s.start_time_unix_nano, s.end_time_unix_nano, s.status.code, s.status.message)
+                    values(s.attributes)
+                    for event in s.events:
+                        _ = event.name, event.time_unix_nano
+                        values(event.attributes)
+                    for link in s.links:
+                        _ = link.trace_id, link.span_id
+                    n += 1
+        return n
+
+    best = float("inf")
+    for _ in range(3):
+        start = time.process_time()
+        n = sum(read(body) for body in payloads)
+        best = min(best, time.process_time() - start)
+    return n / best
 
 
 def send_all(url: str, payloads: list[bytes]) -> tuple[float, float, int]:
@@ -411,6 +454,11 @@ def main() -> None:
     spans = args.spans
     print(f"# {machine()}; rev {git_rev()}; {time.strftime('%Y-%m-%d')}")
     print(f"# {spans} spans in {len(payloads)} requests of {BATCH}, {THREADS} client threads, 10 attributes")
+    yardstick = read_every_field(payloads)
+    print(
+        f"# this machine decodes and reads every field of {yardstick:,.0f} spans/s in one thread"
+        f" (issue 12's machine class: about 145,000; x{yardstick / 145_000:.2f})"
+    )
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         clisight = str(Path(sys.executable).with_name("clisight"))

@@ -76,6 +76,18 @@ def test_an_unknown_key_is_an_error_not_ignored(tmp_path: Path) -> None:
         resolve({"bogus": 1}, environ={}, pyproject=False)
 
 
+def test_an_unknown_key_is_called_unknown_and_the_near_name_is_suggested(tmp_path: Path) -> None:
+    path = write_pyproject(tmp_path, "[tool.clisight]\nqueue_sise = 10\n")
+    with pytest.raises(ConfigError) as from_file:
+        resolve({}, environ={}, pyproject=path)
+    with pytest.raises(ConfigError) as from_kwarg:
+        resolve({"sevice": "x"}, environ={}, pyproject=False)
+    for error, key, near in ((from_file, "queue_sise", "queue_size"), (from_kwarg, "sevice", "service")):
+        message = str(error.value)
+        assert message.startswith(f"unknown parameter {key!r}") and f"did you mean {near!r}?" in message
+        assert "invalid value" not in message and error.value.parameter == key
+
+
 def test_corrupt_pyproject_names_the_file(tmp_path: Path) -> None:
     path = write_pyproject(tmp_path, "[tool.clisight\nbroken")
     with pytest.raises(ConfigError, match=str(path)):

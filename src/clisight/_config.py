@@ -504,7 +504,7 @@ def resolve(
 
     for key in kwargs:
         if key not in PARAMS_BY_NAME:
-            raise ConfigError(key, "keyword argument", kwargs[key], "one of " + ", ".join(PARAMS_BY_NAME))
+            raise _unknown(key, "keyword argument", kwargs[key])
     path = find_pyproject() if pyproject is True else (pyproject or None)
     file_table: dict[str, Any] = {}
     if path:
@@ -514,14 +514,7 @@ def resolve(
             fail(error)
     for key in list(file_table):
         if key.replace("-", "_") not in PARAMS_BY_NAME:
-            fail(
-                ConfigError(
-                    key,
-                    f"[tool.clisight] in {path}",
-                    file_table.pop(key),
-                    "one of " + ", ".join(PARAMS_BY_NAME),
-                )
-            )
+            fail(_unknown(key, f"[tool.clisight] in {path}", file_table.pop(key)))
     file_values = {k.replace("-", "_"): v for k, v in file_table.items()}
 
     values: dict[str, Resolved] = {}
@@ -547,6 +540,17 @@ def resolve(
     if env.get("DO_NOT_TRACK", "").strip() not in ("", "0") and values["usage"].source == "default":
         values["usage"] = Resolved(False, "environment DO_NOT_TRACK")
     return Config(values, path, problems)
+
+
+def _unknown(key: str, source: str, value: object) -> ConfigError:
+    """A key that names no parameter (a typo, most often): said so, with the nearest name."""
+    import difflib
+
+    allowed = "one of " + ", ".join(PARAMS_BY_NAME)
+    near = difflib.get_close_matches(key.replace("-", "_"), PARAMS_BY_NAME, n=1)
+    hint = f"did you mean {near[0]!r}? " if near else ""
+    message = f"unknown parameter {key!r} (from {source}): {hint}expected {allowed}"
+    return ConfigError(key, source, value, allowed, message=message)
 
 
 def default_store_path() -> Path:

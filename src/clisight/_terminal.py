@@ -53,7 +53,12 @@ def when(time_ns: int | None, *, precise: bool = False) -> str:
 
 
 def seconds(value: float) -> str:
-    """A duration for people: ``850 ms``, ``2.41 s``, ``3.2 min``."""
+    """A duration for people: ``101 µs``, ``850 ms``, ``2.41 s``, ``3.2 min``.
+
+    Under a millisecond it is microseconds: a report of fast operations should not read "0 ms".
+    """
+    if 0 < value < 0.0009995:  # what would round to "1 ms" reads better as 1 ms than "1000 µs"
+        return f"{value * 1e6:.0f} µs"
     if value < 1:
         return f"{value * 1000:.0f} ms"
     if value < 120:

@@ -32,12 +32,16 @@ class ConfigError(ClisightError, ValueError):
     The message names the parameter, where the value came from and what is allowed.
     """
 
-    def __init__(self, parameter: str, source: str, value: object, allowed: str) -> None:
+    def __init__(
+        self, parameter: str, source: str, value: object, allowed: str, *, message: str | None = None
+    ) -> None:
         self.parameter = parameter
         self.source = source
         self.value = value
         self.allowed = allowed
-        super().__init__(f"invalid value {value!r} for {parameter!r} (from {source}): expected {allowed}")
+        super().__init__(
+            message or f"invalid value {value!r} for {parameter!r} (from {source}): expected {allowed}"
+        )
 
 
 class AlertRulesError(ConfigError):

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli.clirun import invoke, invoke_json, run_clisight
+from tests.cli.clirun import invoke, invoke_json, make_demo_store, run_clisight
 
 
 def test_demo_then_report_json_end_to_end_with_the_installed_command(tmp_path: Path) -> None:
@@ -46,6 +46,36 @@ def test_demo_records_errors_retries_slow_operations_and_several_users(demo_stor
     assert all(op["p50"] <= op["p95"] <= op["max"] for op in operations.values())
     levels = {lv["level"] for lv in doc["levels"]}
     assert {"DEBUG", "INFO", "PERFORMANCE", "WARNING", "ERROR"} <= levels
+
+
+def test_demo_commands_fill_the_insights_command_table(demo_store: Path) -> None:
+    # Each simulated command runs in a command:<path> span, as clisight.instrument records one; the
+    # sessions that end with exit code 1 are its failures.
+    doc = invoke_json("insights", "--store", str(demo_store), "--days", "30")
+    commands = {c["command"]: c for c in doc["commands"]}
+    assert {"chat", "ask", "review"} <= set(commands)
+    assert sum(c["runs"] for c in commands.values()) == 80  # one a session: the demo_store has 80
+    assert sum(c["failed"] for c in commands.values()) > 0
+    assert all(0 < c["p50"] <= c["p95"] for c in commands.values())
+
+
+def test_report_error_groups_say_what_clisight_errors_says(tmp_path: Path) -> None:
+    # The status a user set with `errors resolve` and an LLM error's kind and model, not the store's
+    # own "open" and the provider's message (which read the same for every model).
+    db = make_demo_store(tmp_path, sessions=40, seed=3)
+    listed = invoke_json("errors", "--store", str(db))
+    first = listed[0]["fingerprint"]
+    assert invoke("errors", "resolve", first[:12], "--store", str(db)).exit_code == 0
+    doc = invoke_json("report", "--store", str(db))
+    groups = {g["fingerprint"]: g for g in doc["errors"]["groups"]}
+    assert groups[first]["status"] == "resolved"
+    assert {g["status"] for f, g in groups.items() if f != first} == {"unresolved"}
+    by_errors = {g["fingerprint"]: (g["kind"], g["model"]) for g in listed}
+    assert {f: (g["kind"], g["model"]) for f, g in groups.items()} == {f: by_errors[f] for f in groups}
+    assert any(g["model"] for g in groups.values())
+    table = invoke("report", "--store", str(db), env={"COLUMNS": "160"})
+    assert table.exit_code == 0
+    assert "resolved" in table.output and " · claude-" in table.output
 
 
 def test_demo_spreads_records_over_the_past_days(demo_store: Path) -> None:

@@ -18,6 +18,12 @@ def test_doctor_on_a_broken_env_value_exits_2_naming_the_parameter_without_trace
     assert "Traceback" not in proc.stderr
 
 
+def test_doctor_names_every_broken_setting_at_once() -> None:
+    proc = run_clisight("doctor", env={"CLISIGHT_QUEUE_SIZE": "abc", "CLISIGHT_OVERFLOW": "explode"})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "CLISIGHT_QUEUE_SIZE" in proc.stderr and "CLISIGHT_OVERFLOW" in proc.stderr
+
+
 def test_doctor_on_an_unknown_pyproject_key_exits_2_naming_the_key_and_file(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text("[tool.clisight]\nqueue_sizee = 10\n")
     result = invoke("doctor")
@@ -44,6 +50,13 @@ def test_doctor_shows_where_each_value_came_from(tmp_path: Path, monkeypatch: py
     assert config["queue_size"]["source"] == "default" and config["queue_size"]["doc"]
     text = invoke("doctor").stdout
     assert "environment CLISIGHT_LEVEL" in text and "fromfile" in text
+
+
+def test_doctor_shows_the_files_the_defaults_resolve_to(tmp_path: Path) -> None:
+    text = invoke("doctor", env={"COLUMNS": "400"}).stdout  # wide enough that no path wraps
+    home = tmp_path / "home"  # CLISIGHT_HOME, set for every test
+    assert f"(the data dir) {home / 'clisight.db'}" in text
+    assert f"(default) {home / 'alerts.toml'}" in text
 
 
 def test_doctor_reports_store_size_schema_and_row_counts(demo_store: Path) -> None:

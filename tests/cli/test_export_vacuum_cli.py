@@ -31,7 +31,14 @@ def copy_store(source: Path, target: Path) -> None:
         src.backup(dst)
 
 
-TABLES = {"session": "sessions", "log": "logs", "event": "events", "span": "spans", "error": "errors"}
+TABLES = {
+    "session": "sessions",
+    "log": "logs",
+    "event": "events",
+    "span": "spans",
+    "error": "errors",
+    "metric": "metric_points",
+}
 
 
 def test_export_jsonl_round_trip_counts_match_the_store(demo_store: Path, tmp_path: Path) -> None:
@@ -41,6 +48,7 @@ def test_export_jsonl_round_trip_counts_match_the_store(demo_store: Path, tmp_pa
     kinds = Counter(json.loads(line)["kind"] for line in out.read_text().splitlines())
     rows = invoke_json("doctor", "--store", str(demo_store))["store"]["row_counts"]
     assert {kind: kinds[kind] for kind in TABLES} == {kind: rows[table] for kind, table in TABLES.items()}
+    assert kinds["metric"] > 0  # the default ("all") includes metric points
     assert f"Exported {sum(kinds.values()):,} records" in result.stderr
 
 

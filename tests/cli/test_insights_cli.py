@@ -49,6 +49,7 @@ def test_insights_table_and_json(tmp_path: Path) -> None:
     assert text.exit_code == 0, text.output
     assert "high error rate in tool sync: 6 of 12 runs failed (50%)" in text.output
     assert "Activity by hour of day" in text.output
+    assert "1.00 s" in text.output and "Slowest: tool sync (p95 1.00 s)" in text.output  # as report shows
     doc = json.loads(invoke("insights", "--store", str(db), "--json").stdout)
     assert doc["commands"][0]["command"] == "tool sync" and doc["commands"][0]["failed"] == 6
     assert doc["findings"][0]["numbers"] == {"runs": 12, "failed": 6, "error_rate": 0.5}
@@ -73,3 +74,12 @@ def test_journey_views(tmp_path: Path) -> None:
     assert table.exit_code == 0 and "install" in table.output
     bad = invoke("insights", "funnel", "install", "--window", "soon", "--store", str(db))
     assert bad.exit_code == 2 and "expected a duration" in bad.output
+
+
+def test_retention_leaves_the_weeks_still_to_come_blank(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    _store(db)  # three users, first seen 20 hours ago: at most W1 has begun (on a Monday morning)
+    table = invoke("insights", "retention", "--weeks", "4", "--store", str(db), env={"COLUMNS": "120"})
+    assert table.exit_code == 0, table.output
+    rows = [line for line in table.output.splitlines() if line.strip()[:2] == "20"]  # a cohort's date
+    assert rows and all(row.count("%") <= 1 for row in rows), table.output  # W2, W3: not yet, not 0%

@@ -70,8 +70,11 @@ def test_errors_read_well_in_80_columns_and_show_a_group(demo_store: Path) -> No
     assert shown.exit_code == 0, shown.output
     _fits(shown.output, 100)  # stack lines carry file paths; the rest fits
     assert "Latest occurrence" in shown.output and "Breadcrumbs" in shown.output
+    assert "status open" in shown.output  # the word the list uses (docs/cli.md), not the query layer's
     missing = invoke("errors", "--store", str(demo_store), "show", "ffffffffffff")
     assert missing.exit_code == 1 and "no error group" in missing.output
+    short = invoke("errors", "--store", str(demo_store), "show", ident[:4])  # matches, but too short
+    assert short.exit_code == 1 and "at least the first 6 characters" in short.output
 
 
 def test_resolve_and_ignore_change_the_status_shown(demo_store: Path, tmp_path: Path) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -113,3 +115,31 @@ def test_serve_says_when_the_port_is_taken(tmp_path: Path) -> None:
         proc = run_clisight("serve", "--port", str(port), "--store", str(tmp_path / "x.db"), timeout=30)
     assert proc.returncode == 1
     assert f"could not listen on 127.0.0.1:{port}" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_serve_on_port_0_prints_the_port_it_got_and_answers_there(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [str(CLISIGHT), "serve", "--port", "0", "--workers", "0", "--store", str(tmp_path / "x.db")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CLISIGHT_HOME": str(tmp_path / "home")},
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr or ()], daemon=True)
+    reader.start()
+    try:
+        line = ""
+        while not line.startswith("REST API:"):
+            line = lines.get(timeout=30)  # the banner comes once the port is bound
+        url = line.split()[-1]
+        port = int(url.split(":")[2].split("/")[0])
+        assert port != 0
+        answer = httpx.get(f"{url}health", timeout=10)
+        assert answer.status_code == 200, answer.text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
+    shown = "".join(lines.queue)
+    assert f"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{port}" in shown and ":0" not in shown

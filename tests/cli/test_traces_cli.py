@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 from pathlib import Path
 
 from clisight.store import SqliteStore
 from clisight.types import ERROR_LEVEL, Record, Resource
-from tests.cli.clirun import run_clisight
+from tests.cli.clirun import CLISIGHT, TIMEOUT, run_clisight
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
@@ -120,3 +122,20 @@ def test_show_explains_a_bad_or_unknown_id(tmp_path: Path) -> None:
     unknown = run_clisight("traces", "show", "ffffffff", "--store", str(db))
     assert unknown.returncode == 1 and "no recent trace starts with" in unknown.stderr
     assert "Traceback" not in bad.stderr + unknown.stderr
+
+
+def test_show_into_a_pipe_keeps_span_names_whole(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    fill(db)
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    shown = subprocess.run(
+        [str(CLISIGHT), "traces", "show", TRACE[:8], "--store", str(db)],
+        capture_output=True,  # a pipe, as with `| less`: no terminal to ask for its width
+        text=True,
+        timeout=TIMEOUT,
+        env={**env, "CLISIGHT_HOME": str(tmp_path / "home")},
+    )
+    assert shown.returncode == 0, shown.stderr
+    body = shown.stdout.splitlines()
+    assert max(len(line) for line in body) <= 80
+    assert any("subprocess tool" in row and "█" in row for row in body), shown.stdout

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import select
+import signal
 import subprocess
 import sys
 import textwrap
@@ -21,6 +23,7 @@ from tests.helpers import GENEROUS_EXIT
 
 CLICK_APP = """
 import sys
+import time
 import click
 import clisight
 
@@ -49,6 +52,11 @@ def crash():
 @click.argument("code", type=int)
 def quit(code):
     sys.exit(code)
+
+@cli.command()
+def wait():
+    print("ready", flush=True)
+    time.sleep(60)  # until the test's SIGTERM
 
 clisight.instrument(cli)
 cli(prog_name="tool")
@@ -90,10 +98,15 @@ push = remote.add_parser("push")
 push.add_argument("--force", action="store_true")
 push.add_argument("branch")
 crash = sub.add_parser("crash")
+sub.add_parser("wait")
 clisight.instrument(parser)
 args = parser.parse_args()
 if args.cmd == "crash":
     raise KeyError("missing")
+if args.cmd == "wait":
+    import time
+    print("ready", flush=True)
+    time.sleep(60)  # until the test's SIGTERM
 """
 
 
@@ -215,6 +228,28 @@ def test_argparse_app_records_command_path_options_and_exit_code(
     if code == 1:
         [error] = _errors(db)
         assert error["type"] == "KeyError"
+
+
+@pytest.mark.parametrize("source", [CLICK_APP, ARGPARSE_APP], ids=["click", "argparse"])
+def test_a_command_stopped_by_sigterm_keeps_its_path_and_records_143(tmp_path: Path, source: str) -> None:
+    db = tmp_path / "t.db"
+    script = tmp_path / "app.py"
+    script.write_text(textwrap.dedent(source))
+    env = {**os.environ, "CLISIGHT_EXIT_TIMEOUT": str(GENEROUS_EXIT)}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(db), "wait"], stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        assert ready and proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == -signal.SIGTERM
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+    [command] = _commands(db)
+    assert (command["command"], command["exit_code"], command["status"]) == ("tool wait", 143, ERROR_LEVEL)
+    assert command["session"]["command"] == "tool wait" and command["session"]["exit_code"] == 143
 
 
 def test_do_not_track_records_no_command_and_keeps_the_exit_code(tmp_path: Path) -> None:

@@ -179,11 +179,17 @@ def test_budgets_warn_once_per_session_and_day_and_call_back(tmp_path: Path) -> 
     assert "0.039825 >= $0.03" in logs[1]["message"]
 
 
-def test_do_not_track_records_no_llm_calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_do_not_track_records_no_llm_calls_but_still_returns_their_cost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("DO_NOT_TRACK", "1")
     db = tmp_path / "s.db"
     clisight.init(store=db)
-    assert clisight.llm.record(model="gpt-4o", input_tokens=5) is None
+    # The program may show its user the cost: an end user's DO_NOT_TRACK must not change that.
+    expected = _prices.shipped().cost("gpt-4o", 5, 0, 0, 0)
+    assert expected is not None and expected > 0
+    assert clisight.llm.record(model="gpt-4o", input_tokens=5) == expected
+    assert clisight.llm.record(model="no-such-model", input_tokens=5) is None
     assert _events(db) == []
 
 

@@ -157,7 +157,9 @@ def test_dashboard_port_serves_the_server_on_loopback_until_closed(tmp_path: Pat
         httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=5)
 
 
-def test_a_taken_dashboard_port_is_reported_not_raised(tmp_path: Path) -> None:
+def test_a_taken_dashboard_port_is_reported_not_raised(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -165,6 +167,9 @@ def test_a_taken_dashboard_port_is_reported_not_raised(tmp_path: Path) -> None:
         stack = stack_on(tmp_path / "s.db", dashboard_port=port)
     assert stack.ready and stack.dashboard_url is None
     assert any(f"could not listen on 127.0.0.1:{port}" in p for p in stack.problems)
+    assert (
+        capfd.readouterr().err == ""
+    )  # a line in problems, not the web server's log on the program's stderr
 
 
 @pytest.mark.parametrize("port", ["8080", -1, 70000, True])

@@ -23,10 +23,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from clisight import _config
 from clisight.cli._common import CommandError, FiniteFloatRange, console, open_store, resolve_store_url
-from clisight.cli._workload import INCIDENT, NORMAL, Session
+from clisight.cli._workload import INCIDENT, NORMAL, CommandFailed, Session
 from clisight.client import analytics, metrics, tracing
 from clisight.client import logger as client_logger
 from clisight.client.core import flush, get_client, init, shutdown
+from clisight.client.instrument import SPAN_PREFIX as COMMAND_PREFIX
 from clisight.client.performance import check_threshold
 from clisight.types import (
     CRITICAL,
@@ -68,8 +69,17 @@ class ApiRecorder:
 
     @contextmanager
     def session(self, session_id: str, user: str, command: str) -> Iterator[None]:
+        # The command runs in a ``command:<path>`` span with its exit code, as clisight.instrument
+        # records a real program's commands: insights' and perf's command tables read these.
         with analytics.session(session_id, user=user, command=command):
-            yield
+            run = tracing.span(COMMAND_PREFIX + command, command=command, options="")
+            with run:
+                try:
+                    yield
+                except CommandFailed:
+                    run.set(exit_code=1)
+                    raise
+                run.set(exit_code=0)
 
     @contextmanager
     def span(self, name: str, **attributes: Any) -> Iterator[None]:

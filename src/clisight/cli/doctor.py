@@ -180,6 +180,8 @@ def render(out: Console, config: _config.Config, facts: dict[str, Any]) -> None:
         shown = ", ".join(value) if isinstance(value, tuple) else value
         if name == "store" and value == "":
             shown = f"(the data dir) {_config.default_store_path()}"
+        elif name == "alerts_file" and value == "":
+            shown = f"(default) {_config.default_alerts_path()}"
         table.add_row(
             name,
             Text(clean(repr(shown) if shown == "" else shown)),

@@ -26,6 +26,7 @@ from clisight.cli._common import json_option as _json_option
 from clisight.cli._common import store_option as _store_option
 from clisight.cli._text import clean, when
 from clisight.query.errors import ErrorDetail, ErrorGroupView, error_detail, error_groups, set_status
+from clisight.query.results import ErrorGroupCount
 
 SPARKS = "▁▂▃▄▅▆▇█"
 STATUS_STYLE = {"unresolved": "yellow", "regression": "bold red", "resolved": "green", "ignored": "dim"}
@@ -54,7 +55,7 @@ def ago(time_ns: int | None, now_ns: int | None = None) -> str:
     return f"{delta}s"
 
 
-def short_title(g: ErrorGroupView) -> str:
+def short_title(g: ErrorGroupView | ErrorGroupCount) -> str:
     """The group's title; an LLM API error's says its kind and model instead of the message."""
     if g.kind and g.kind.startswith("llm."):
         return clean(f"{g.type}: {g.kind[4:].replace('_', ' ')} · {g.model or 'unknown'}", 80)
@@ -92,7 +93,7 @@ def detail_view(detail: ErrorDetail) -> RenderableType:
         ("id ", "dim"),
         g.fingerprint,
         ("  status ", "dim"),
-        (g.status, STATUS_STYLE[g.status]),
+        (STATUS_LABEL[g.status], STATUS_STYLE[g.status]),
         ("  count ", "dim"),
         f"{g.total:,}",
         ("  sessions ", "dim"),
@@ -237,11 +238,18 @@ def show(ctx: click.Context, ident: str, store: str | None, as_json: bool) -> No
     with open_store(store).query as query:
         detail = error_detail(query, ident)
     if detail is None:
-        raise CommandError(f"no error group {clean(ident)!r} (one group must start with it)")
+        raise CommandError(_no_group(ident))
     if as_json:
         echo_json({"group": dataclasses.asdict(detail.group), "latest": detail.latest})
         return
     console().print(detail_view(detail))
+
+
+def _no_group(ident: str) -> str:
+    shown = f"no error group {clean(ident)!r}"
+    if len(ident.strip()) < 6:
+        return f"{shown}: give at least the first 6 characters of an ID `clisight errors` lists"
+    return f"{shown}: no ID `clisight errors` lists starts with it, or more than one does"
 
 
 def _status_command(status: str, help_text: str) -> click.Command:
@@ -255,7 +263,7 @@ def _status_command(status: str, help_text: str) -> click.Command:
         with open_store(_inherited(ctx, "store", store), writes=True).query as query:
             saved = set_status(query, ident, status)
         if saved is None:
-            raise CommandError(f"no error group {clean(ident)!r} (one group must start with it)")
+            raise CommandError(_no_group(ident))
         click.echo(f"{saved['fingerprint'][:ID_CHARS]} {status}")
 
     return command

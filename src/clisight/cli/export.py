@@ -34,7 +34,6 @@ from clisight.cli._common import (
     store_option,
 )
 from clisight.cli._text import clean
-from clisight.query import EXPORT_ORDER
 
 # CLI word -> the query layer's record kind.
 KINDS: Final = {
@@ -232,7 +231,8 @@ def export(
     the same filters as the reports.
     """
     flt = make_filter(since, until, service, session, name=name, limit=limit)
-    chosen = [KINDS[k] for k in dict.fromkeys(kinds)] or list(EXPORT_ORDER)
+    # "all" is every kind --kind offers; the query layer's default order leaves metric points out.
+    chosen = [KINDS[k] for k in dict.fromkeys(kinds)] or list(KINDS.values())
     if fmt == "csv" and len(chosen) != 1:
         raise click.UsageError(
             "a CSV file holds one kind of record: pass exactly one --kind (e.g. --kind logs)"

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
 from rich import box
 from rich.table import Table
 
+from clisight._terminal import seconds
 from clisight.cli._common import TEXT, FiniteFloatRange, console, echo_json, open_store, store_option
 from clisight.cli._text import clean
 from clisight.query import Filter
@@ -74,14 +76,14 @@ def insights(ctx: click.Context, days: float, service: str | None, store: str | 
             f"{c.runs:,}",
             f"{c.failed:,}",
             f"{c.error_rate:.1%}",
-            f"{c.mean:.3g}s",
-            f"{c.p50:.3g}s",
-            f"{c.p95:.3g}s",
+            seconds(c.mean),
+            seconds(c.p50),
+            seconds(c.p95),
         )
     if found.commands:
         out.print(commands)
         slowest = max(found.commands, key=lambda c: c.p95)
-        out.print(f"Slowest: {clean(slowest.command)} (p95 {slowest.p95:.3g}s)")
+        out.print(f"Slowest: {clean(slowest.command)} (p95 {seconds(slowest.p95)})")
     peak = max(found.by_hour) if any(found.by_hour) else 0
     if peak:
         hours = _table("Activity by hour of day", "Hour", "Count", "")
@@ -180,8 +182,12 @@ def retention(weeks: int, store: str | None, as_json: bool) -> None:
         echo_json([{**qa.as_dict(c), "rates": list(c.rates)} for c in found])
         return
     table = _table("Weekly retention", "Cohort (week of)", "Users", *(f"W{k}" for k in range(1, weeks)))
+    now = datetime.now(UTC)
     for cohort in found:
-        table.add_row(cohort.week, f"{cohort.size:,}", *(f"{r:.0%}" for r in cohort.rates[1:]))
+        start = datetime.strptime(cohort.week, "%Y-%m-%d").replace(tzinfo=UTC)
+        # A week that has not begun yet is blank: nobody could have come back in it, so not "0%".
+        cells = (f"{r:.0%}" if start + timedelta(weeks=k) <= now else "" for k, r in enumerate(cohort.rates))
+        table.add_row(cohort.week, f"{cohort.size:,}", *list(cells)[1:])
     console().print(table if found else "No users in this range (sessions need user=...).")
 
 

@@ -23,6 +23,7 @@ from clisight.cli._common import (
     report_options,
 )
 from clisight.cli._text import clean, seconds, when
+from clisight.cli.errors import STATUS_LABEL, short_title
 from clisight.cli.tail import level_style
 from clisight.query import Filter, Report
 
@@ -90,11 +91,11 @@ def errors_section(report: Report) -> RenderableType:
     groups = _table("Error groups", "Error", "Here", "All time", "Last seen", "Status")
     for group in errors.groups:
         groups.add_row(
-            Text(clean(group.title, 100)),
+            Text(short_title(group)),  # as `clisight errors` names it: an LLM error by kind and model
             f"{group.count:,}",
             f"{group.total_count:,}",
             when(group.last_seen_ns),
-            clean(group.status),
+            STATUS_LABEL.get(group.status, clean(group.status)),
         )
     lines = _table("Top error lines", "Component", "Message", "Count", "Last seen")
     for line in errors.log_errors:

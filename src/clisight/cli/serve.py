@@ -244,11 +244,10 @@ def serve(
             f"--host {host} accepts connections from other machines: give --token (or CLISIGHT_TOKEN)"
         )
     # Two ports: listen on both before anything opens (a taken port fails here, leaving nothing open).
-    # Port 0 too: the system picks a free port, which the banner must show (so listen before it).
-    ports = (port, ui_port) if ui_port is not None and ui_port != port else (port,)
-    sockets = [_listen(host, p) for p in ports] if len(ports) > 1 or port == 0 else None
-    if sockets is not None:
-        port = sockets[0].getsockname()[1]
+    sockets = [_listen(host, p) for p in (port, ui_port)] if ui_port is not None and ui_port != port else None
+    if port == 0:  # the system picks the port: listen now, so the banner can say which
+        sockets = sockets or [_listen(host, 0)]
+        port = int(sockets[0].getsockname()[1])
     url = resolve_store_url(store)
     # A bad scheme, an unreachable server or another program's file fails here, cleanly.
     opened = open_store(url, must_exist=False, writes=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 
 import click
@@ -124,7 +123,8 @@ def show(ctx: click.Context, trace_id: str, store: str | None, as_json: bool) ->
         )
         return
     click.echo(f"trace {full}: {len(spans)} spans")
-    console().print(waterfall(spans, shutil.get_terminal_size((100, 24)).columns))
+    out = console()
+    out.print(waterfall(spans, out.width))  # the width it renders in (80 into a pipe), not a guess
 
 
 def _resolve(query: Query, prefix: str) -> str:

@@ -433,6 +433,10 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
         current = _client
         if current is not None:
             current.exit_code = 128 + signum
+            # A command of clisight.instrument still running never reaches its own end: end it here.
+            instrument = sys.modules.get("clisight.client.instrument")
+            if instrument is not None:
+                instrument.finish_open_runs()
         shutdown()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)

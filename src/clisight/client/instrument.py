@@ -5,7 +5,8 @@ What one run of an instrumented program records:
 - its **command path**, the nested command tree kept (``mycli db migrate``): named by the program's
   own command tree, so a value is never taken for a subcommand;
 - the **options used** (declared option names only, never their values, never positionals);
-- its **exit code** (usage errors, ``--help``, ``sys.exit(n)``, an exception: 1, Ctrl-C: 130) and
+- its **exit code** as the shell sees it (usage errors, ``--help``, ``sys.exit(n)``, an exception: 1,
+  Ctrl-C: 130, or 1 where click prints ``Aborted!``; SIGTERM: 143) and
   **duration**; an exception escaping the command is recorded with ``capture_exception``;
 - a ``command:<path>`` span (the store's ``operation`` rollups give count, failures and duration
   percentiles per command), whose trace the records inside the command share (click and typer);
@@ -215,7 +216,8 @@ def _run_wrapped(call: Callable[..., Any], prog: str, args: tuple[Any, ...], kwa
                 client.exit_code = 1
         raise
     finally:
-        _current.remove(run)
+        if run in _current:  # a SIGTERM handler may have ended it already (finish_open_runs)
+            _current.remove(run)
         _finish(run, code)
 
 
@@ -267,10 +269,12 @@ _argparse_exit_registered = [False]
 def _register_argparse_exit() -> None:
     if not _argparse_exit_registered[0]:
         _argparse_exit_registered[0] = True
-        atexit.register(_finish_argparse_runs)
+        atexit.register(finish_open_runs)
 
 
-def _finish_argparse_runs() -> None:
+def finish_open_runs() -> None:
+    """End every run still going on with the process's exit code: at exit for argparse, whose
+    parsers never see the command end, and on SIGTERM for every kind."""
     with guard():
         client = _core._client
         code = client.exit_code if client is not None and client.exit_code is not None else 0

@@ -153,14 +153,15 @@ def record(
     **properties: Any,
 ) -> float | None:
     """Record one LLM call; returns its cost in US dollars (None when the model's price is unknown
-    or clisight is not running).
+    or clisight is not running).  With usage off (``DO_NOT_TRACK=1``) nothing is recorded, but the
+    cost is still returned.
 
     ``latency`` and ``ttft`` (time to first token) are seconds; ``cost_usd`` overrides the price
     table (a provider's own figure).  ``properties`` are kept as fields of the event.
     """
     with guard():
         client = _core._client
-        if client is None or not client.usage:
+        if client is None:
             return None
         with _state.lock:
             _state.sync(client)
@@ -171,6 +172,8 @@ def record(
             price: float | None = float(cost_usd)
         else:
             price = table.cost(model, *tokens)
+        if not client.usage:
+            return price  # DO_NOT_TRACK: nothing recorded, but the program still gets its cost
         attrs: dict[str, Any] = {**properties, "model": str(model) if model is not None else "unknown"}
         attrs["input_tokens"], attrs["output_tokens"] = tokens[0], tokens[1]
         attrs["cache_read_tokens"], attrs["cache_creation_tokens"] = tokens[2], tokens[3]

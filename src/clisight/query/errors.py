@@ -69,6 +69,11 @@ def _llm_facts(attrs: dict[str, Any]) -> tuple[str | None, str | None]:
     return (kind if isinstance(kind, str) else None), (model if isinstance(model, str) else None)
 
 
+def llm_facts(q: Query, group: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(kind, model) of an LLM API error group, from its latest occurrence; (None, None) otherwise."""
+    return _llm_facts(_latest_attributes(q, group))
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorDetail:
     """One group and its latest occurrence (an ``error`` row in the export schema)."""
@@ -181,7 +186,7 @@ def error_groups(q: Query, flt: Filter = _ALL, order: str = "count", top: int = 
             continue  # deleted by retention between the two reads
         g = page.rows[0]
         status, regressed = status_of(q, g)
-        kind, model = _llm_facts(_latest_attributes(q, g))
+        kind, model = llm_facts(q, g)
         views.append(
             ErrorGroupView(
                 g["fingerprint"],

@@ -34,7 +34,8 @@ class Count:
 @dataclass(frozen=True, slots=True)
 class ErrorGroupCount:
     """An error group (one fingerprint): ``count`` occurrences within the filter; ``total_count``,
-    ``first_seen_ns`` and ``last_seen_ns`` over all time."""
+    ``first_seen_ns`` and ``last_seen_ns`` over all time; ``status`` as ``clisight errors`` gives it
+    (``unresolved``, ``resolved``, ``ignored``, ``regression``)."""
 
     fingerprint: str
     type: str
@@ -44,6 +45,8 @@ class ErrorGroupCount:
     total_count: int
     first_seen_ns: int
     last_seen_ns: int
+    kind: str | None = None  # an LLM API error's kind (``llm.rate_limit``...), from its latest occurrence
+    model: str | None = None  # and its model
 
 
 @dataclass(frozen=True, slots=True)

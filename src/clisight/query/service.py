@@ -143,22 +143,30 @@ class Query:
         found = self._reads.aggregate("error", error_sel, ("fingerprint",), ("count", "min:time", "max:time"))
         found = [r for r in found if r["count"]]
         found.sort(key=lambda r: (-r["count"], -(r["max:time"] or 0)))
+        # A group's status (resolve / ignore / reopen, regressions) and an LLM error's kind and model
+        # are clisight.query.errors' to read, which builds on this module: imported here, when used.
+        from clisight.query import errors as group_facts
+
         groups = []
         for row in found[:top]:
             page = self._reads.rows("error_group", Selection(name=row["fingerprint"]), limit=1)
             if not page.rows:
                 continue  # the group was deleted by retention between the two reads
             g = page.rows[0]
+            status, _ = group_facts.status_of(self, g)
+            kind, model = group_facts.llm_facts(self, g)
             groups.append(
                 ErrorGroupCount(
                     g["fingerprint"],
                     g["type"],
                     g["title"],
-                    g["status"],
+                    status,
                     row["count"],
                     g["count"],
                     g["first_seen_ns"],
                     g["last_seen_ns"],
+                    kind,
+                    model,
                 )
             )
         return groups

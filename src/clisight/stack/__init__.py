@@ -29,6 +29,7 @@ program's own tasks excepted).
 from __future__ import annotations
 
 import contextlib
+import socket
 import threading
 import time
 import uuid
@@ -117,12 +118,22 @@ class _DashboardServer:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, name="clisight-dashboard", daemon=True)
         self.port = port
+        self.error = ""
+        self.socket: socket.socket | None = None
 
     def _run(self) -> None:
-        with contextlib.suppress(SystemExit):  # uvicorn exits when it cannot bind: start() reports it
-            self.server.run()
+        with contextlib.suppress(SystemExit):  # uvicorn exits when it cannot start: start() reports it
+            self.server.run(sockets=[self.socket] if self.socket is not None else None)
 
     def start(self) -> bool:
+        # Listen here first: a taken port is then one line in problems, not uvicorn's ERROR log on
+        # the program's stderr.
+        try:
+            self.socket = socket.create_server(("127.0.0.1", self.port))
+        except OSError as error:
+            self.error = error.strerror or str(error)
+            self.query.close()
+            return False
         self.thread.start()
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while time.monotonic() < deadline and self.thread.is_alive() and not self.server.started:
@@ -139,6 +150,8 @@ class _DashboardServer:
         self.server.should_exit = True
         if self.thread.is_alive() and self.thread is not threading.current_thread():
             self.thread.join(SERVER_STOP_TIMEOUT)
+        if self.socket is not None:
+            self.socket.close()
         self.query.close()
 
 
@@ -246,7 +259,8 @@ class ObservabilityStack:
             self._server = server
             self.dashboard_url = server.url
         else:
-            self.problems.append(f"dashboard_port: could not listen on 127.0.0.1:{port} (in use?)")
+            reason = server.error or "in use?"
+            self.problems.append(f"dashboard_port: could not listen on 127.0.0.1:{port} ({reason})")
 
     # -- journeys ---------------------------------------------------------------------------------
     async def track_user_journey(self, user_action: str, **properties: Any) -> str | None:

@@ -45,9 +45,7 @@ class Section:
 
 
 def _duration(value: float) -> str:
-    """``seconds`` down to microseconds (a report of fast steps should not read "0 ms")."""
-    if 0 < value < 0.001:
-        return f"{value * 1e6:.0f} µs"
+    """``seconds``, which goes down to microseconds (a report of fast steps should not read "0 ms")."""
     return seconds(value)
 
 
