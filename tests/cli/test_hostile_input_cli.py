@@ -244,7 +244,10 @@ def broken_store(tmp_path: Path, kind: str, demo_store: Path) -> Path:
     elif kind == "random bytes":
         path.write_bytes(bytes((i * 7919 + 13) % 251 for i in range(8192)))
     elif kind == "truncated":  # cut in its third page: the schema stays, the tables' pages are gone
-        path.write_bytes(demo_store.read_bytes()[: 2 * 4096 + 100])
+        whole = tmp_path.parent / f"{tmp_path.name}-whole.db"  # the demo's latest pages may be in its -wal
+        store_copy(demo_store, whole)
+        path.write_bytes(whole.read_bytes()[: 2 * 4096 + 100])
+        whole.unlink()
     else:  # another program's database
         another_programs_database(path)
     return path
