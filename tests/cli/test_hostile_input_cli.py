@@ -45,6 +45,27 @@ FLOAT_OPTIONS = [
 ]
 
 
+def float_options(command: click.Command, path: tuple[str, ...] = ()) -> set[tuple[str, str]]:
+    """(command, option) for every option read as a float, of every command and subcommand."""
+    found = {
+        (" ".join(path), param.opts[0])
+        for param in command.params
+        if isinstance(param.type, click.FloatRange | type(click.FLOAT))
+    }
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            found |= float_options(sub, (*path, name))
+    return found
+
+
+def test_the_number_table_names_every_option_read_as_a_float() -> None:
+    named = {
+        (" ".join(w for w in words if not w.startswith("-") and w not in ("a", "b", "series.csv")), option)
+        for words, option in FLOAT_OPTIONS
+    }
+    assert float_options(cli) == named
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 @pytest.mark.parametrize(
     ("words", "option"), FLOAT_OPTIONS, ids=lambda v: " ".join(v) if isinstance(v, tuple) else v
