@@ -59,7 +59,8 @@ def _non_negative_float(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError
     number = float(value)
-    if not number >= 0:  # also rejects NaN
+    # NaN fails the comparison; inf would be an exit deadline (or retention) that never comes.
+    if not 0 <= number < float("inf"):
         raise ValueError
     return number
 
@@ -466,6 +467,10 @@ def read_pyproject(path: Path) -> dict[str, Any]:
             data = tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError("[tool.clisight]", str(path), "<unreadable>", f"a valid TOML file ({exc})") from exc
+    except UnicodeDecodeError as exc:  # tomllib decodes the bytes before it parses them
+        raise ConfigError(
+            "[tool.clisight]", str(path), "<not UTF-8>", f"a TOML file in UTF-8 (byte {exc.start} is not)"
+        ) from exc
     table = data.get("tool", {}).get("clisight", {})
     if not isinstance(table, dict):
         raise ConfigError("[tool.clisight]", str(path), table, "a table")

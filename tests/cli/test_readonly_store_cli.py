@@ -248,3 +248,30 @@ def test_a_wal_without_its_shm_in_an_unwritable_directory_is_explained_not_read_
     result = run_reader("report", "--store", str(db), cwd=shared_dir / "cwd")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "write-ahead log" in result.stderr and "not writable" in result.stderr
+
+
+WRITERS = (
+    ("vacuum",),
+    ("errors", "resolve", "abcdef"),
+    ("alerts", "silence", "latency", "--for", "1h"),
+    ("demo", "--sessions", "1"),
+    ("usage", "import-claude-code", "transcript.jsonl"),
+)
+
+
+@pytest.mark.parametrize("args", WRITERS, ids=" ".join)
+def test_a_command_that_writes_refuses_a_read_only_store_file_up_front_and_leaves_nothing_behind(
+    shared_dir: Path, args: tuple[str, ...]
+) -> None:
+    folder = shared_dir / "cwd"  # a directory the reader can write; only the store file is read-only
+    db = folder / "x.db"
+    fill(db)
+    db.chmod(0o444)
+    (folder / "transcript.jsonl").write_text("")
+    before = snapshot(folder)
+    words = [str(folder / word) if word.endswith(".jsonl") else word for word in args]
+    result = run_reader(*words, "--store", str(db), cwd=folder)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"cannot write to the store {db}: the file is read-only for you" in result.stderr
+    assert snapshot(folder) == before  # no spool, no salt, no -wal or -shm: nothing was started

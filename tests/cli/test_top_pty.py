@@ -5,11 +5,14 @@ from __future__ import annotations
 import fcntl
 import os
 import select
+import signal
 import struct
 import subprocess
 import termios
 import time
 from pathlib import Path
+
+import pytest
 
 from tests.cli.clirun import CLISIGHT
 
@@ -61,6 +64,47 @@ def test_top_draws_in_an_80x24_terminal_and_quits_on_q(demo_store: Path) -> None
                 except OSError:  # the child closed the terminal
                     break
         assert proc.wait(timeout=TIMEOUT) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        os.close(master)
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c key", "SIGINT"])
+def test_top_in_a_terminal_stops_cleanly_on_ctrl_c(demo_store: Path, stop: str) -> None:
+    """Ctrl-C in a terminal app is a key (the terminal is raw), not a signal; `kill -INT` is a signal.
+    Both end top with status 0 and the terminal restored, never a traceback."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"}
+    proc = subprocess.Popen(
+        [str(CLISIGHT), "top", "--store", str(demo_store), "--no-host"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(slave)
+    try:
+        read_until(master, b"Error rate", TIMEOUT)
+        if stop == "SIGINT":
+            proc.send_signal(signal.SIGINT)
+        else:
+            os.write(master, b"\x03")
+        written = b""
+        deadline = time.monotonic() + TIMEOUT
+        while proc.poll() is None and time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    written += os.read(master, 65536)
+                except OSError:  # the child closed the terminal
+                    break
+        assert proc.wait(timeout=TIMEOUT) == 0
+        assert b"Traceback" not in written
+        assert b"\x1b[?1049l" in written  # left the alternate screen: the terminal is restored
     finally:
         if proc.poll() is None:
             proc.kill()

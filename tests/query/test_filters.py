@@ -72,7 +72,9 @@ def test_filter_becomes_a_store_selection() -> None:
     assert Filter(text="").selection().text is None
 
 
-@pytest.mark.parametrize("word", ["1000000d", "200000d", "99999999999999999999", "1969-12-31"])
+@pytest.mark.parametrize(
+    "word", ["1000000d", "200000d", "99999999999999999999", "1969-12-31", "0001-01-01", "9999-12-31T23:59:59"]
+)
 def test_times_a_store_cannot_hold_are_refused_with_the_range(word: str) -> None:
     with pytest.raises(DataError, match="out of range"):
         parse_time(word)

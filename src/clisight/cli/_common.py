@@ -8,6 +8,8 @@ non-zero exit status, never a traceback: :class:`ClisightGroup` turns clisight's
 
 from __future__ import annotations
 
+import math
+import os
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,12 +21,13 @@ from rich.console import Console
 
 from clisight import _config
 from clisight.cli._text import clean, dumps
-from clisight.exceptions import ClisightError, ConfigError, DataError
+from clisight.exceptions import ClisightError, ConfigError, DataError, SchemaError, StoreError
 from clisight.query import Filter, Query, parse_level, parse_time
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 NO_DATA_HINT = "no data yet: run `clisight demo` or instrument your program"
+NOT_A_STORE = "is not a clisight store"  # how the store's reader refuses another program's database
 USAGE_ERROR = 2  # click's status for bad options; also used for a broken configuration
 
 
@@ -85,6 +88,10 @@ class TimeWord(_IntParam):
             self.fail(str(exc), param, ctx)
 
 
+MAX_SEVERITY = 24  # OpenTelemetry's FATAL4; a larger number matches nothing (and may not fit SQLite)
+MAX_ROWS = 2**63 - 1  # SQLite's largest integer, the most a LIMIT can ask for
+
+
 class LevelWord(_IntParam):
     """A level name (``debug``, ``info``, ``warning``, ``error``...) or severity number."""
 
@@ -92,13 +99,77 @@ class LevelWord(_IntParam):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         try:
-            return parse_level(value)
+            number = parse_level(value)
         except DataError as exc:
             self.fail(str(exc), param, ctx)
+        if not 0 <= number <= MAX_SEVERITY:
+            self.fail(f"{value!r}: a severity number is 0 to {MAX_SEVERITY} (OpenTelemetry's)", param, ctx)
+        return number
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click's FloatRange that also refuses ``nan`` and ``inf``: Python's float() reads both, and a
+    range check lets NaN through (every comparison with it is false)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+if TYPE_CHECKING:
+    _StrParam = click.ParamType[str, Any]
+else:
+    _StrParam = click.ParamType
+
+
+class Utf8Text(_StrParam):
+    """Text to match stored text with: it must be valid UTF-8, as everything stored is.  Python
+    hands over an argument's undecodable bytes (a Latin-1 terminal) as lone surrogates, which no
+    store can encode."""
+
+    name = "TEXT"
+
+    def __init__(self, max_chars: int | None = None) -> None:
+        self.max_chars = max_chars
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = text.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+            self.fail(f"{clean(raw[:80])!s} is not valid UTF-8 text; pass it in UTF-8", param, ctx)
+        if self.max_chars is not None and len(text) > self.max_chars:
+            self.fail(
+                f"{clean(text[:20])}... is {len(text):,} characters long; "
+                f"at most {self.max_chars:,} characters can be matched",
+                param,
+                ctx,
+            )
+        return text
+
+
+class OutputPath(click.Path):
+    """A file to write (``-`` for standard output where allowed); an empty path is refused here,
+    where the option is named, rather than failing as the current directory later."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail(
+                "an empty path; pass a file path" + (" or - for standard output" if self.allow_dash else ""),
+                param,
+                ctx,
+            )
+        return super().convert(value, param, ctx)
 
 
 TIME = TimeWord()
 LEVEL = LevelWord()
+TEXT = Utf8Text()
+# SQLite refuses a LIKE pattern over 50,000 bytes; 10,000 characters of 4-byte UTF-8 stay below it.
+PATTERN = Utf8Text(max_chars=10_000)
 
 
 def store_option(fn: F) -> F:
@@ -127,8 +198,12 @@ def filter_options(fn: F) -> F:
             click.option(
                 "--until", type=TIME, default=None, help="Only records at or before TIME (same forms)."
             ),
-            click.option("--service", default=None, metavar="NAME", help="Only records of this service."),
-            click.option("--session", default=None, metavar="ID", help="Only records of this session id."),
+            click.option(
+                "--service", type=TEXT, default=None, metavar="NAME", help="Only records of this service."
+            ),
+            click.option(
+                "--session", type=TEXT, default=None, metavar="ID", help="Only records of this session id."
+            ),
         ]
     ):
         fn = decorator(fn)
@@ -190,20 +265,120 @@ class OpenedStore:
         return self.path is None or self.path.exists()
 
 
-def open_store(option: str | None, *, must_exist: bool = True) -> OpenedStore:
+def open_store(option: str | None, *, must_exist: bool = True, writes: bool = False) -> OpenedStore:
     """Open the store: reads go through a read-only connection (the store is never created,
     upgraded or written by them), state changes such as ``vacuum`` through a writable one.  A file
     store that does not exist yet is an error (unless ``must_exist`` is False) rather than
-    silently created empty."""
-    query = Query(resolve_store_url(option))
-    opened = OpenedStore(query, store_file(query))
-    if must_exist and not opened.exists:
+    silently created empty.  A command that ``writes`` refuses a SQLite file some other program
+    owns before it writes anything: a writer would add clisight's tables to it."""
+    url = resolve_store_url(option)
+    query = None
+    try:
+        query = Query(url)
+        opened = OpenedStore(query, store_file(query))
+        exists = opened.exists
+    except (OSError, RuntimeError) as exc:  # RuntimeError: pathlib's "Symlink loop" (Python < 3.13)
+        if query is not None:
+            query.close()
+        shown = url if len(url) <= 120 else f"{url[:100]}...{url[-15:]}"
+        raise StoreError(
+            f"cannot open the store {shown}: {getattr(exc, 'strerror', None) or exc}; check the path"
+        ) from None
+    if must_exist and not exists:
         query.close()
         raise CommandError(f"{NO_DATA_HINT} (no store at {clean(opened.path)})")
+    if writes:
+        try:
+            _refuse_unwritable(opened)
+            _refuse_foreign(opened)
+        except BaseException:
+            query.close()
+            raise
     return opened
 
 
+def _refuse_unwritable(opened: OpenedStore) -> None:
+    """A file store the user cannot write is refused before anything starts: SQLite would fail only
+    at the first write (a demo would have simulated its sessions and spooled them by then)."""
+    path = opened.path
+    if path is None:
+        return
+    if not path.exists():
+        _refuse_uncreatable(path)
+        return
+    problem = None
+    if not os.access(path, os.W_OK):
+        problem = "the file is read-only for you"
+    elif not os.access(path.parent, os.W_OK | os.X_OK):
+        problem = f"its directory {path.parent} is read-only for you (SQLite writes its -wal file there)"
+    if problem:
+        raise CommandError(
+            f"cannot write to the store {clean(path)}: {clean(problem)}; this command writes the store, "
+            "so run it as a user who can (or on a copy of the store)"
+        )
+
+
+def _refuse_uncreatable(path: Path) -> None:
+    """A new store's directories are created as needed, below the nearest one that exists: that
+    one must be a directory the user can write."""
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    problem = None
+    if not ancestor.is_dir():
+        problem = f"{ancestor} is not a directory"
+    elif not os.access(ancestor, os.W_OK | os.X_OK):
+        problem = f"the directory {ancestor} is read-only for you"
+    if problem:
+        raise CommandError(f"cannot create the store {clean(path)}: {clean(problem)}; pass another --store")
+
+
+def _refuse_foreign(opened: OpenedStore) -> None:
+    """Raise SchemaError if the store is an existing database that is not a clisight store.
+
+    The read-only reader knows (it refuses such a file; the writer would migrate it); any other
+    trouble it finds (an older store only a writer upgrades, a locked or damaged file) is left to
+    the writer, which says so itself."""
+    if opened.path is None or not opened.path.is_file() or opened.path.stat().st_size == 0:
+        return
+    try:
+        opened.query.tail(n=1)  # the cheapest read: it opens the reader, which checks the schema
+    except SchemaError as exc:
+        if NOT_A_STORE in str(exc):
+            raise
+    except ClisightError:
+        pass
+
+
 # -- output -------------------------------------------------------------------------------------
+
+
+STORE_FILES = ("", "-wal", "-shm", "-journal")  # the store file and SQLite's files beside it
+
+
+def refuse_output_over_store(output: str | None, opened: OpenedStore) -> None:
+    """An ``-o`` that names the store itself (its path, a symlink or hard link to it, or SQLite's
+    -wal, -shm or journal file beside it) would replace what the store holds with a copy of a
+    part of it: refused, exit status 2."""
+    if output is None or output == "-" or opened.path is None:
+        return
+    target = os.path.realpath(output)
+    store = os.path.realpath(opened.path)
+    same = target in {store + suffix for suffix in STORE_FILES}
+    if not same and os.path.exists(target):
+        try:
+            same = any(
+                os.path.exists(store + suffix) and os.path.samefile(target, store + suffix)
+                for suffix in STORE_FILES
+            )
+        except OSError:
+            same = False
+    if same:
+        raise click.BadParameter(
+            f"{clean(output)} is the store itself ({clean(opened.path)}): writing there would replace "
+            "what it holds; pass another file",
+            param_hint="-o / --output",
+        )
 
 
 def console(stderr: bool = False) -> Console:

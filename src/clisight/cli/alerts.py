@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import logging
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,17 @@ from clisight.alerts import (
     remove_silence,
 )
 from clisight.alerts.rules import format_duration
-from clisight.cli._common import USAGE_ERROR, CommandError, console, echo_json, json_option, open_store
+from clisight.cli._common import (
+    TEXT,
+    TIME,
+    USAGE_ERROR,
+    CommandError,
+    FiniteFloatRange,
+    console,
+    echo_json,
+    json_option,
+    open_store,
+)
 from clisight.cli._common import store_option as _store_option
 from clisight.cli._text import clean, when
 from clisight.cli.errors import ago
@@ -74,6 +85,14 @@ def rules_path(option: Path | None) -> Path:
 def read_rules(option: Path | None) -> RuleSet:
     """The checked rules file; exit 2 with every mistake (file:line: reason) when it has any."""
     path = rules_path(option)
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        mode = None  # missing or unreadable: load_rules says which
+    # A FIFO is read as a stream, as cat reads it (`--rules <(generate-rules)`); a device such as
+    # /dev/zero would be read forever, a socket cannot be read at all.
+    if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+        raise BadRules(clean(f"alert rules refused: {path}: not a regular file or FIFO; pass a .toml file"))
     thresholds = _config.threshold_pairs(_config.resolve()["thresholds"])
     try:
         return load_rules(path, thresholds=thresholds)
@@ -115,7 +134,7 @@ def alerts() -> None:
 @click.option("--dry-run", is_flag=True, help="Only check the rules file; read no store.")
 @click.option(
     "--wait",
-    type=click.FloatRange(0, 600),
+    type=FiniteFloatRange(0, 600),
     default=30.0,
     show_default=True,
     help="Longest time, in seconds, to wait for notifications to be sent before exiting.",
@@ -144,7 +163,7 @@ def check(rules_file: Path | None, store: str | None, as_json: bool, dry_run: bo
         return
     # Failures are printed below, once: not also by logging's last-resort handler.
     logging.getLogger("clisight.alerts").addHandler(logging.NullHandler())
-    opened = open_store(store)
+    opened = open_store(store, writes=True)
     try:
         server_url = _config.resolve()["server_url"]
         engine = AlertEngine(opened.query, rules, server_url=server_url)
@@ -238,15 +257,19 @@ def list_(rules_file: Path | None, store: str | None, as_json: bool) -> None:
 @_store_option
 @json_option
 @click.option(
-    "--since", default="7d", show_default=True, help="Transitions at or after: 15m, 2h, 7d, a date."
+    "--since",
+    "since_ns",
+    type=TIME,
+    default="7d",
+    show_default=True,
+    help="Transitions at or after: 15m, 2h, 7d, a date.",
 )
-@click.option("--rule", "rule_name", default=None, metavar="NAME", help="Only this rule's transitions.")
+@click.option(
+    "--rule", "rule_name", type=TEXT, default=None, metavar="NAME", help="Only this rule's transitions."
+)
 @click.option("--limit", type=click.IntRange(1, 100_000), default=100, show_default=True)
-def history(store: str | None, as_json: bool, since: str, rule_name: str | None, limit: int) -> None:
+def history(store: str | None, as_json: bool, since_ns: int, rule_name: str | None, limit: int) -> None:
     """State transitions, newest first, with the value that caused each."""
-    from clisight.cli._common import TIME
-
-    since_ns = TIME.convert(since, None, None)
     opened = open_store(store)
     try:
         found = alert_history(opened.query, since_ns, limit if rule_name is None else 1_000_000)
@@ -280,7 +303,7 @@ def history(store: str | None, as_json: bool, since: str, rule_name: str | None,
 
 
 @alerts.command()
-@click.argument("rule", metavar="RULE")
+@click.argument("rule", type=TEXT, metavar="RULE")
 @rules_option
 @_store_option
 @json_option
@@ -320,7 +343,7 @@ def silence(
             names = ", ".join(r.name for r in known.rules)
             raise CommandError(f"no rule {clean(rule)!r} in {clean(path)} (rules: {clean(names)})")
     who = author if author is not None else _user()
-    opened = open_store(store, must_exist=False)
+    opened = open_store(store, must_exist=False, writes=True)
     try:
         made = add_silence(
             opened.query, None if rule == "*" else rule, pairs, time.time_ns() + length, comment, who
@@ -337,12 +360,12 @@ def silence(
 
 
 @alerts.command()
-@click.argument("silence_id", metavar="ID")
+@click.argument("silence_id", type=TEXT, metavar="ID")
 @_store_option
 @json_option
 def unsilence(silence_id: str, store: str | None, as_json: bool) -> None:
     """Remove the silence ID (see `clisight alerts silences`)."""
-    opened = open_store(store)
+    opened = open_store(store, writes=True)
     try:
         removed = remove_silence(opened.query, silence_id)
     finally:

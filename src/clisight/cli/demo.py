@@ -22,7 +22,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from clisight import _config
-from clisight.cli._common import CommandError, console, open_store, resolve_store_url
+from clisight.cli._common import CommandError, FiniteFloatRange, console, open_store, resolve_store_url
 from clisight.cli._workload import INCIDENT, NORMAL, CommandFailed, Session
 from clisight.client import analytics, metrics, tracing
 from clisight.client import logger as client_logger
@@ -172,7 +172,7 @@ reports and detectors have something to find.  The demo run itself counts as one
 )
 @click.option(
     "--days",
-    type=click.FloatRange(0.1, 365),
+    type=FiniteFloatRange(0.1, 365),
     default=7.0,
     show_default=True,
     help="Spread the sessions over this many past days.",
@@ -186,7 +186,7 @@ def demo(store: str | None, n_sessions: int, days: float, seed: int | None) -> N
     Everything goes through the client pipeline, so secrets in it are scrubbed like any record.
     """
     url = resolve_store_url(store)
-    open_store(url, must_exist=False).query.close()  # an unknown URL scheme fails here, cleanly
+    open_store(url, must_exist=False, writes=True).query.close()  # an unknown scheme, another program's file
     config = _config.resolve({"service": SERVICE, "store": url})
     if config["disabled"]:
         raise CommandError(

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from clisight.cli._common import FiniteFloatRange
 from clisight.detect import (
     DEFAULT_DETECTOR,
     DEFAULT_THRESHOLD,
@@ -409,7 +410,7 @@ def _delimiter_option(ctx: click.Context, param: click.Parameter, value: str | N
 )
 @click.option(
     "--threshold",
-    type=click.FloatRange(0.0, 1.0),
+    type=FiniteFloatRange(0.0, 1.0),
     default=None,
     help=f"Score (0-1) at or above which a point is an anomaly. [default: the detector's own; "
     f"{DEFAULT_THRESHOLD} for {DEFAULT_DETECTOR}]",

@@ -110,6 +110,9 @@ def _repair(option: str | None) -> dict[str, Any]:
     from clisight.pipeline.store_sink import StoreSink
 
     url = resolve_store_url(option)
+    open_store(
+        url, must_exist=False, writes=True
+    ).query.close()  # the sink would migrate another program's file
     sink = StoreSink(url)
     try:
         done = sink.import_spool()
@@ -290,13 +293,32 @@ def doctor(store: str | None, as_json: bool, repair: bool) -> None:
     schema version and row counts, what runs dropped or spooled, what is collected (DO_NOT_TRACK
     honoured) and what is redacted.  With --repair, first imports what runs spooled at exit.
     """
+    # Every invalid setting at once (not one per run), then exit status 2 as for any bad setting.
     config = _config.resolve(strict=False)
-    if config.problems:  # every broken setting at once, so one run of doctor shows all there is to fix
+    if config.problems:
+        if as_json:
+            echo_json(
+                {
+                    "problems": [
+                        {
+                            "parameter": p.parameter,
+                            "source": p.source,
+                            "value": repr(p.value),
+                            "allowed": p.allowed,
+                        }
+                        for p in config.problems
+                    ],
+                    "pyproject": str(config.pyproject) if config.pyproject else None,
+                }
+            )
         raise BadConfiguration(
-            "\n".join(str(problem) for problem in config.problems)
-            + "\nFix or remove "
-            + ("that setting" if len(config.problems) == 1 else "those settings")
-            + "; `clisight doctor --help` explains the configuration table."
+            clean(
+                "\n".join(str(p) for p in config.problems)
+                + "\nFix or remove "
+                + ("that setting" if len(config.problems) == 1 else "those settings")
+                + "; `clisight doctor --help` explains the configuration table.",
+                multiline=True,
+            )
         )
     repaired = _repair(store) if repair else None
     if repaired is not None and not as_json:

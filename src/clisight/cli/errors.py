@@ -13,7 +13,15 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from clisight.cli._common import CommandError, console, echo_json, make_filter, open_store, report_options
+from clisight.cli._common import (
+    TEXT,
+    CommandError,
+    console,
+    echo_json,
+    make_filter,
+    open_store,
+    report_options,
+)
 from clisight.cli._common import json_option as _json_option
 from clisight.cli._common import store_option as _store_option
 from clisight.cli._text import clean, when
@@ -220,7 +228,7 @@ def _inherited(ctx: click.Context, name: str, value: Any) -> Any:
 
 
 @errors.command()
-@click.argument("ident", metavar="ID")
+@click.argument("ident", type=TEXT, metavar="ID")
 @_store_option
 @_json_option
 @click.pass_context
@@ -248,11 +256,11 @@ def _status_command(status: str, help_text: str) -> click.Command:
     @click.command(
         name={"resolved": "resolve", "ignored": "ignore", "unresolved": "reopen"}[status], help=help_text
     )
-    @click.argument("ident", metavar="ID")
+    @click.argument("ident", type=TEXT, metavar="ID")
     @_store_option
     @click.pass_context
     def command(ctx: click.Context, ident: str, store: str | None) -> None:
-        with open_store(_inherited(ctx, "store", store)).query as query:
+        with open_store(_inherited(ctx, "store", store), writes=True).query as query:
             saved = set_status(query, ident, status)
         if saved is None:
             raise CommandError(_no_group(ident))

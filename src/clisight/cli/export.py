@@ -23,7 +23,16 @@ from typing import IO, Any, Final
 
 import click
 
-from clisight.cli._common import CommandError, filter_options, make_filter, open_store, store_option
+from clisight.cli._common import (
+    TEXT,
+    CommandError,
+    OutputPath,
+    filter_options,
+    make_filter,
+    open_store,
+    refuse_output_over_store,
+    store_option,
+)
 from clisight.cli._text import clean
 
 # CLI word -> the query layer's record kind.
@@ -188,6 +197,7 @@ as a formula (starting with = + - @, tab or CR) get a leading single quote.
 )
 @click.option(
     "--name",
+    type=TEXT,
     default=None,
     metavar="NAME",
     help="Only events, spans and metrics with this name, errors of this type.",
@@ -198,7 +208,7 @@ as a formula (starting with = + - @, tab or CR) get a leading single quote.
     "--output",
     default="-",
     metavar="FILE",
-    type=click.Path(dir_okay=False, allow_dash=True),
+    type=OutputPath(dir_okay=False, allow_dash=True),
     help="Write to FILE instead of standard output (a regular file is replaced once the export is complete).",
 )
 @store_option
@@ -227,7 +237,9 @@ def export(
         raise click.UsageError(
             "a CSV file holds one kind of record: pass exactly one --kind (e.g. --kind logs)"
         )
-    with open_store(store).query as query:
+    opened = open_store(store)
+    with opened.query as query:
+        refuse_output_over_store(output, opened)
         rows = query.export(flt, chosen)
         with open_output(output) as out:
             if fmt == "csv":

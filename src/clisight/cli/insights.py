@@ -12,7 +12,7 @@ from rich import box
 from rich.table import Table
 
 from clisight._terminal import seconds
-from clisight.cli._common import console, echo_json, open_store, store_option
+from clisight.cli._common import TEXT, FiniteFloatRange, console, echo_json, open_store, store_option
 from clisight.cli._text import clean
 from clisight.query import Filter
 from clisight.query import analytics as qa
@@ -40,12 +40,12 @@ def _bar(value: int, peak: int, width: int = 30) -> str:
 @click.group(epilog=EPILOG, invoke_without_command=True)
 @click.option(
     "--days",
-    type=click.FloatRange(0.01, 3650),
+    type=FiniteFloatRange(0.01, 3650),
     default=7.0,
     show_default=True,
     help="The period looked at (compared with the same period before it).",
 )
-@click.option("--service", default=None, metavar="NAME", help="Only this service.")
+@click.option("--service", type=TEXT, default=None, metavar="NAME", help="Only this service.")
 @store_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.pass_context
@@ -117,7 +117,7 @@ def _since(days: float) -> Any:
 
 @insights.command("paths")
 @click.option("--after", default=None, metavar="STEP", help="Only the steps taken right after STEP.")
-@click.option("--days", type=click.FloatRange(0.01, 3650), default=30.0, show_default=True)
+@click.option("--days", type=FiniteFloatRange(0.01, 3650), default=30.0, show_default=True)
 @click.option("--top", type=click.IntRange(1, 1000), default=15, show_default=True)
 @store_option
 @click.option("--json", "as_json", is_flag=True)
@@ -137,7 +137,7 @@ def paths(after: str | None, days: float, top: int, store: str | None, as_json: 
 
 
 @insights.command("funnel")
-@click.argument("steps", nargs=-1, required=True)
+@click.argument("steps", nargs=-1, type=TEXT, required=True)
 @click.option(
     "--window",
     default="1d",
@@ -145,7 +145,7 @@ def paths(after: str | None, days: float, top: int, store: str | None, as_json: 
     metavar="DURATION",
     help="Time from the first step within which the others must follow: 30m, 2h, 1d, 7d.",
 )
-@click.option("--days", type=click.FloatRange(0.01, 3650), default=30.0, show_default=True)
+@click.option("--days", type=FiniteFloatRange(0.01, 3650), default=30.0, show_default=True)
 @store_option
 @click.option("--json", "as_json", is_flag=True)
 def funnel(steps: tuple[str, ...], window: str, days: float, store: str | None, as_json: bool) -> None:
@@ -191,14 +191,20 @@ def retention(weeks: int, store: str | None, as_json: bool) -> None:
     console().print(table if found else "No users in this range (sessions need user=...).")
 
 
+MAX_WINDOW_S = 3650 * 86_400  # as far back as --days reaches
+
+
 def _duration(text: str) -> float:
     units = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
     value = text.strip().lower()
     try:
-        if value and value[-1] in units:
-            return float(value[:-1]) * units[value[-1]]
-        return float(value)
+        seconds = float(value[:-1]) * units[value[-1]] if value and value[-1] in units else float(value)
     except ValueError:
         raise click.BadParameter(
             f"{text!r}: expected a duration such as 30m, 2h, 1d", param_hint="--window"
         ) from None
+    if not 1 <= seconds <= MAX_WINDOW_S:  # also refuses nan
+        raise click.BadParameter(
+            f"{text!r}: the window must be between 1s and {MAX_WINDOW_S // 86_400}d", param_hint="--window"
+        )
+    return seconds

@@ -12,7 +12,16 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from clisight.cli._common import CommandError, console, echo_json, make_filter, open_store, report_options
+from clisight.cli._common import (
+    CommandError,
+    OutputPath,
+    console,
+    echo_json,
+    make_filter,
+    open_store,
+    refuse_output_over_store,
+    report_options,
+)
 from clisight.cli._text import clean, seconds, when
 from clisight.cli.errors import STATUS_LABEL, short_title
 from clisight.cli.tail import level_style
@@ -216,7 +225,7 @@ Examples:
 @click.option(
     "--output",
     "-o",
-    type=click.Path(dir_okay=False, writable=True),
+    type=OutputPath(dir_okay=False, writable=True),
     default=None,
     help="Write the --full report to this file instead of standard output.",
 )
@@ -260,7 +269,9 @@ def _full_report(store: str | None, flt: Filter, top: int, fmt: str, output: str
     from clisight.stack.render import render
     from clisight.stack.report import build_report
 
-    with open_store(store).query as query:
+    opened = open_store(store)
+    with opened.query as query:
+        refuse_output_over_store(output, opened)
         text = render(build_report(query, flt, top), fmt)
     if output is None:
         # The text form escapes control characters itself; the others are escaped for their format.

@@ -15,10 +15,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from clisight import _config
-from clisight.cli._common import CommandError, open_store, resolve_store_url
+from clisight.cli._common import CommandError, FiniteFloatRange, open_store, resolve_store_url
 from clisight.cli._text import clean
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import uvicorn
+
     from clisight.pipeline.redact import Redactor
 
 DEFAULT_PORT = 4318  # OTLP/HTTP's registered port
@@ -31,8 +35,15 @@ MAX_DEFAULT_WORKERS = 4
 STOP_GRACE_S = 3  # how long a stop waits for open requests (live-tail streams) before closing them
 
 
-def _ignore(signum: int, frame: FrameType | None) -> None:
-    """Stands in for SIGINT's and SIGTERM's handlers while uvicorn runs (it handles them itself)."""
+def _stopper(server: uvicorn.Server) -> Callable[[int, FrameType | None], None]:
+    """SIGINT's and SIGTERM's handler around uvicorn's own: a signal before uvicorn takes over (while
+    the server starts) stops it as soon as it has started, and the one uvicorn raises again when it
+    has stopped is quiet, so the process lives on to write what it received."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        server.should_exit = True
+
+    return stop
 
 
 def _pool(workers: int | None, redactor: Redactor) -> ProcessPoolExecutor | None:
@@ -161,7 +172,7 @@ def _start_alerts(query: Any, path: Path | None, config: _config.Config) -> Any:
 )
 @click.option(
     "--max-body-mb",
-    type=click.FloatRange(0.001, 1024),
+    type=FiniteFloatRange(0.001, 1024),
     default=20.0,
     show_default=True,
     help="Largest request body, counted after decompression.",
@@ -238,7 +249,8 @@ def serve(
         sockets = sockets or [_listen(host, 0)]
         port = int(sockets[0].getsockname()[1])
     url = resolve_store_url(store)
-    opened = open_store(url, must_exist=False)  # an unknown scheme or unreachable server fails here, cleanly
+    # A bad scheme, an unreachable server or another program's file fails here, cleanly.
+    opened = open_store(url, must_exist=False, writes=True)
     shown_url = opened.query.url
     config = _config.resolve({"store": url})
     rules_path = _alert_rules(config)
@@ -273,11 +285,11 @@ def serve(
         timeout_graceful_shutdown=STOP_GRACE_S,
     )
     server = uvicorn.Server(config_)
+    # uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again with the handlers it
+    # found in place: these, so the process lives on to write what it received, then exits 0.
+    quiet = {sig: signal.signal(sig, _stopper(server)) for sig in (signal.SIGINT, signal.SIGTERM)}
     click.echo(clean(banner(host, port, shown_url, bool(token), ui_port), multiline=True), err=True)
     scheduler = _start_alerts(opened.query, rules_path, config)
-    # uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again with the handlers it
-    # found in place: quiet ones, so the process lives on to write what it received, then exits 0.
-    quiet = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         server.run(sockets=sockets)
     except SystemExit:  # uvicorn's own exit when it cannot start (the port is taken, say)

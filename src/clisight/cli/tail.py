@@ -11,7 +11,16 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from clisight.cli._common import LEVEL, make_filter, open_store, report_options
+from clisight.cli._common import (
+    LEVEL,
+    MAX_ROWS,
+    PATTERN,
+    TEXT,
+    FiniteFloatRange,
+    make_filter,
+    open_store,
+    report_options,
+)
 from clisight.cli._text import clean, dumps, when
 from clisight.query import Filter, LogLine, Query
 from clisight.types import CRITICAL, DEBUG, ERROR_LEVEL, INFO, PERFORMANCE, WARNING
@@ -96,20 +105,27 @@ rewrite your terminal.
     "-n",
     "--lines",
     "n",
-    type=click.IntRange(0),
+    type=click.IntRange(0, MAX_ROWS),
     default=20,
     show_default=True,
     help="How many of the latest lines to show first.",
 )
 @click.option("-f", "--follow", "follow_", is_flag=True, help="Keep printing new lines as they are stored.")
 @click.option("--level", type=LEVEL, default=None, help="Minimum level: debug, info, performance, warning...")
-@click.option("--component", default=None, metavar="NAME", help="Only this component (logger name).")
 @click.option(
-    "--grep", "text", default=None, metavar="TEXT", help="Only messages containing TEXT (any case)."
+    "--component", type=TEXT, default=None, metavar="NAME", help="Only this component (logger name)."
+)
+@click.option(
+    "--grep",
+    "text",
+    type=PATTERN,
+    default=None,
+    metavar="TEXT",
+    help="Only messages containing TEXT (any case).",
 )
 @click.option(
     "--interval",
-    type=click.FloatRange(0.05, 60),
+    type=FiniteFloatRange(0.05, 60),
     default=0.5,
     show_default=True,
     help="Seconds between polls with -f.",

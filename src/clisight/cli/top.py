@@ -12,7 +12,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from clisight._terminal import clean
-from clisight.cli._common import CommandError, console, open_store, store_option
+from clisight.cli._common import TEXT, CommandError, FiniteFloatRange, console, open_store, store_option
 
 if TYPE_CHECKING:
     _FloatParam = click.ParamType[float, Any]
@@ -56,10 +56,12 @@ Works over SSH and in an 80x24 terminal; values from the store are shown escaped
 
 @click.command(epilog=EPILOG)
 @store_option
-@click.option("--service", default=None, metavar="NAME", help="Start filtered to this service (s cycles).")
+@click.option(
+    "--service", type=TEXT, default=None, metavar="NAME", help="Start filtered to this service (s cycles)."
+)
 @click.option(
     "--interval",
-    type=click.FloatRange(0.5, 3600),
+    type=FiniteFloatRange(0.5, 3600),
     default=5.0,
     show_default=True,
     help="Seconds between refreshes.",
@@ -85,6 +87,9 @@ def top(
     cost today, recent errors and firing alerts, refreshed every --interval seconds."""
     opened = open_store(store)
     try:
+        # A store that cannot be read at all is an error now, as for every report; later failures
+        # (a store replaced or locked while it runs) show in the dashboard, which keeps running.
+        opened.query.tail(n=1)
         watch_host = host if host is not None else opened.path is not None or opened.query.url == "memory://"
         if once:
             _print_once(opened.query, service, window, watch_host)

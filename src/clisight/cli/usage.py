@@ -18,6 +18,7 @@ from rich.table import Table
 from clisight import _config, _prices
 from clisight.cli import _claude_code
 from clisight.cli._common import (
+    TEXT,
     TIME,
     CommandError,
     console,
@@ -49,7 +50,11 @@ def _options(fn: Callable[..., Any]) -> Callable[..., Any]:
             ),
             click.option("--until", type=TIME, default=None, help="Only usage at or before TIME."),
             click.option(
-                "--service", default=None, metavar="NAME", help="Only this service (claude-code...)."
+                "--service",
+                type=TEXT,
+                default=None,
+                metavar="NAME",
+                help="Only this service (claude-code...).",
             ),
             click.option("--breakdown", is_flag=True, help="One line per model under each row."),
         ]
@@ -59,10 +64,14 @@ def _options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _price_table() -> _prices.PriceTable:
-    try:
-        return _prices.table(_config.resolve(strict=False)["llm_prices"])
-    except Exception:  # a broken override: report with the shipped table
-        return _prices.shipped()
+    """The shipped prices with the user's ``llm_prices`` over them.  A broken override is an error:
+    costs from prices the user did not ask for would look right and be wrong.  Other settings do
+    not matter here, and a problem with them does not stop the report."""
+    config = _config.resolve(strict=False)
+    for problem in config.problems:
+        if problem.parameter in ("llm_prices", "[tool.clisight]"):
+            raise problem
+    return _prices.table(config["llm_prices"])
 
 
 def _report(
@@ -225,6 +234,7 @@ def import_claude_code(paths: tuple[Path, ...], store: str | None, as_json: bool
     roots = list(paths) or [p for p in _claude_code.default_roots() if p.exists()]
     files = _claude_code.transcript_files(roots)
     url = resolve_store_url(store)
+    open_store(url, must_exist=False, writes=True).query.close()  # before the writer opens (and migrates) it
     write, close = _claude_code.store_writer(url)
     opened = open_store(url, must_exist=False)
     query = opened.query

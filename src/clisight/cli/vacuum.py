@@ -7,7 +7,7 @@ import dataclasses
 import click
 
 from clisight import _config
-from clisight.cli._common import console, echo_json, json_option, open_store, store_option
+from clisight.cli._common import FiniteFloatRange, console, echo_json, json_option, open_store, store_option
 from clisight.cli._text import clean, size
 from clisight.query import RetentionPolicy
 
@@ -24,14 +24,14 @@ Examples:
 @click.command(epilog=EPILOG)
 @click.option(
     "--max-age-days",
-    type=click.FloatRange(0),
+    type=FiniteFloatRange(0),
     default=None,
     metavar="D",
     help="Delete records older than D days (default: retention_days).",
 )
 @click.option(
     "--max-mb",
-    type=click.FloatRange(0),
+    type=FiniteFloatRange(0),
     default=None,
     metavar="M",
     help="Then delete the oldest records until the store is under M megabytes (default: retention_max_mb).",
@@ -54,7 +54,7 @@ def vacuum(max_age_days: float | None, max_mb: float | None, store: str | None, 
         day_days=config["rollup_day_days"],
         max_bytes=int(megabytes * 1024 * 1024),
     )
-    with open_store(store).query as query:
+    with open_store(store, writes=True).query as query:
         result = query.vacuum(policy)
         url = query.url
     if as_json:

@@ -39,7 +39,7 @@ def parse_time(text: str, now: datetime | None = None) -> int:
         elif word.isdigit():
             found = int(word)
         else:
-            found = to_ns(datetime.fromisoformat(text.strip()))
+            found = _iso_ns(datetime.fromisoformat(text.strip()))
     except OverflowError:  # 1000000d ago: before year 1
         found = -1
     except ValueError:
@@ -50,6 +50,15 @@ def parse_time(text: str, now: datetime | None = None) -> int:
     if not 0 <= found < 2**63:  # what a store can hold: 1970 to 2262
         raise DataError(f"time {text!r} is out of range: clisight keeps times from 1970 to 2262")
     return found
+
+
+def _iso_ns(moment: datetime) -> int:
+    """An ISO date-time read by fromisoformat as nanoseconds, -1 for one whose local time cannot
+    be placed (0001-01-01 is before year 1 in UTC east of Greenwich): out of range, not unreadable."""
+    try:
+        return to_ns(moment)
+    except (OverflowError, ValueError):
+        return -1
 
 
 def parse_level(level: int | str) -> int:

@@ -72,6 +72,8 @@ class TopApp(App[None]):
         Binding("r", "refresh_now", "Refresh"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
+        # Textual only hints "press ctrl+q" on ctrl+c; in a terminal tool ctrl+c means stop.
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
     def __init__(
