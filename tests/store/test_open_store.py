@@ -209,6 +209,31 @@ def test_read_only_store_refuses_a_newer_schema_and_a_foreign_database(tmp_path:
         SqliteStore(foreign, read_only=True).rows("log", Selection())
 
 
+def test_a_writer_refuses_another_programs_database_and_leaves_it_as_it_was(tmp_path: Path) -> None:
+    # clisight.init(store="app.db") on the program's own database must not add clisight's tables to it.
+    import sqlite3
+
+    from clisight.exceptions import SchemaError
+    from clisight.types import Record, Resource
+
+    foreign = tmp_path / "app.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE photos (x)")
+        conn.execute("INSERT INTO photos VALUES (1)")
+    conn.close()
+    before = foreign.read_bytes()
+    store = SqliteStore(foreign)
+    with pytest.raises(SchemaError, match="not a clisight store"):
+        store.migrate()
+    with pytest.raises(SchemaError, match="not a clisight store"):
+        store.write_batch([Record("log", 1, "api", "hello", 9, {}, Resource("svc"))])
+    store.close()
+    assert foreign.read_bytes() == before
+    with sqlite3.connect(foreign) as conn:
+        assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["photos"]
+    conn.close()
+
+
 def test_read_only_store_reads_an_empty_file_as_an_empty_store(tmp_path: Path) -> None:
     empty = tmp_path / "empty.db"
     empty.touch()

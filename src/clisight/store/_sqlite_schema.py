@@ -61,6 +61,16 @@ def read_schema_version(conn: sqlite3.Connection) -> int:
     return int(row[0] or 0)
 
 
+def refuse_foreign(conn: sqlite3.Connection, where: str) -> None:
+    """A database with tables but no schema_version is another program's (clisight creates its
+    tables and that one in one transaction): neither read as a store nor given clisight's tables."""
+    if conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None:
+        raise SchemaError(
+            f"{where} is not a clisight store (it has tables but no schema_version table); "
+            "pass the store a program using clisight writes (see `clisight doctor`)"
+        )
+
+
 def migrate_connection(
     conn: sqlite3.Connection,
     target: int = LATEST_VERSION,
@@ -77,6 +87,8 @@ def migrate_connection(
     _refuse_newer(current, where)
     if current >= target:
         return current
+    if current == 0:
+        refuse_foreign(conn, where)
     if begin is None:
         conn.execute("BEGIN IMMEDIATE")
     else:
@@ -179,11 +191,8 @@ def shadow_missing_tables(conn: sqlite3.Connection, where: str) -> int:
     _refuse_newer(version, where)
     if version == LATEST_VERSION:
         return version
-    if version == 0 and conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None:
-        raise SchemaError(
-            f"{where} is not a clisight store (it has tables but no schema_version table); "
-            "pass the store a program using clisight writes (see `clisight doctor`)"
-        )
+    if version == 0:
+        refuse_foreign(conn, where)
     if version == 0:
         # An empty file: read it as an empty store of the latest layout.
         for sql in latest_tables():

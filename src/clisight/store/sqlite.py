@@ -30,6 +30,7 @@ from clisight.store._sqlite_schema import (
     connect_read_only,
     migrate_connection,
     read_schema_version,
+    refuse_foreign,
     retry_busy,
 )
 from clisight.store._sqlreads import SqlReads
@@ -116,6 +117,8 @@ class SqliteStore(SqlReads):
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the store {self.url}: {exc}") from exc
         try:
+            if read_schema_version(conn) == 0:
+                refuse_foreign(conn, self.url)  # before a pragma makes the other program's file WAL
             apply_pragmas(conn)
             register_functions(conn)
             migrate_connection(
