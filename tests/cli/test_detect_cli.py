@@ -335,13 +335,34 @@ def test_unreadable_timestamp_names_its_line(tmp_path):
     assert "line 3: timestamp 'yesterday'" in result.output
 
 
-@pytest.mark.parametrize("cell", ["1e20", "-99999999999"])
+@pytest.mark.parametrize("cell", ["1e30", "-99999999999"])
 def test_timestamp_beyond_the_calendar_names_its_line_instead_of_crashing_a_detector(tmp_path, cell):
     csv_path = tmp_path / "far.csv"
     csv_path.write_text(f"timestamp,value\n1700000000,1\n{cell},2\n")
     result = CliRunner().invoke(detect, [str(csv_path), "--detector", "seasonal"], catch_exceptions=False)
     assert result.exit_code == 1
     assert f"line 3: timestamp {cell!r} is outside the years 1 to 9999" in result.output
+
+
+@pytest.mark.parametrize("scale", [1, 1_000, 1_000_000, 1_000_000_000])
+def test_epoch_seconds_milli_micro_and_nanoseconds_read_as_the_same_times(tmp_path, scale):
+    csv_path = tmp_path / "epoch.csv"
+    csv_path.write_text("t,value\n" + "".join(f"{(T0 + 300 * i) * scale},{i % 7}\n" for i in range(50)))
+    series = read_series(csv_path, "value", "t")
+    assert series.timestamps == pytest.approx([T0 + 300 * i for i in range(50)], abs=1e-6)
+
+
+def test_reads_the_time_ns_column_of_clisights_own_csv_export(tmp_path):
+    from tests.cli.clirun import invoke, make_demo_store
+
+    store = make_demo_store(tmp_path, sessions=20, seed=5)
+    exported = tmp_path / "metrics.csv"
+    out = invoke("export", "--store", str(store), "--format", "csv", "--kind", "metrics", "-o", str(exported))
+    assert out.exit_code == 0, out.output
+    result = run(str(exported), "--timestamp", "time_ns", "--column", "value", "--json", "--sort")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["points"] > 100 and payload["judged"] > 0
 
 
 def test_without_a_timestamp_column_rows_are_numbered(tmp_path):

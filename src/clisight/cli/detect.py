@@ -87,7 +87,12 @@ def _parse_time(text: str) -> float | None:
     else:
         if not math.isfinite(number):
             return None
-        return number / 1000.0 if abs(number) > 1e11 else number  # epoch milliseconds
+        # Epoch seconds, or (past what seconds reach by the year 5138) milliseconds, microseconds or
+        # nanoseconds, as clisight's own export writes its ``time_ns`` column.
+        for limit, scale in ((1e17, 1e9), (1e14, 1e6), (1e11, 1e3)):
+            if abs(number) > limit:
+                return number / scale
+        return number
     try:
         when = datetime.fromisoformat(cell.replace("Z", "+00:00"))
     except ValueError:
@@ -259,7 +264,8 @@ def _read_rows(
             parsed = _parse_time(label)
             if parsed is None:
                 raise click.ClickException(
-                    f"{where}: timestamp {label!r} is neither ISO 8601 nor epoch seconds"
+                    f"{where}: timestamp {label!r} is neither ISO 8601"
+                    " nor an epoch time (seconds, ms, us or ns)"
                 )
             if not _EARLIEST <= parsed <= _LATEST:
                 raise click.ClickException(f"{where}: timestamp {label!r} is outside the years 1 to 9999")
@@ -385,7 +391,10 @@ def _delimiter_option(ctx: click.Context, param: click.Parameter, value: str | N
     "--timestamp",
     "timestamp_column",
     default=None,
-    help="Timestamp column (ISO 8601 or epoch seconds). [default: 'timestamp' if present, else row numbers]",
+    help=(
+        "Timestamp column (ISO 8601, or epoch seconds, ms, us or ns, told apart by size)."
+        " [default: 'timestamp' if present, else row numbers]"
+    ),
 )
 @click.option(
     "--delimiter",
