@@ -19,3 +19,8 @@ def dumps(value: Any, *, indent: int | None = 2) -> str:
 
 
 __all__ = ["clean", "dumps", "seconds", "size", "when"]
+
+
+def counted(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1: "1 span", "2,048 spans", "0 files"."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"

@@ -21,7 +21,7 @@ from clisight.cli._common import (
     report_options,
     store_option,
 )
-from clisight.cli._text import clean, seconds, when
+from clisight.cli._text import clean, counted, seconds, when
 from clisight.query import Query
 from clisight.query.traces import SpanNode, recent_traces, trace_tree
 
@@ -122,7 +122,7 @@ def show(ctx: click.Context, trace_id: str, store: str | None, as_json: bool) ->
             }
         )
         return
-    click.echo(f"trace {full}: {len(spans)} spans")
+    click.echo(f"trace {full}: {counted(len(spans), 'span')}")
     out = console()
     out.print(waterfall(spans, out.width))  # the width it renders in (80 into a pipe), not a guess
 

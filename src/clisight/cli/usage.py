@@ -28,7 +28,7 @@ from clisight.cli._common import (
     resolve_store_url,
     store_option,
 )
-from clisight.cli._text import clean
+from clisight.cli._text import clean, counted
 from clisight.query import usage as usage_query
 
 EPILOG = """\b
@@ -259,9 +259,9 @@ def import_claude_code(paths: tuple[Path, ...], store: str | None, as_json: bool
         )
     else:
         click.echo(
-            f"Imported {result.entries:,} requests in {result.sessions:,} sessions "
-            f"from {result.files_read} of "
-            f"{result.files} files ({result.duplicates:,} duplicates skipped) into {url}"
+            f"Imported {counted(result.entries, 'request')} in {counted(result.sessions, 'session')} "
+            f"from {result.files_read:,} of {counted(result.files, 'file')} "
+            f"({counted(result.duplicates, 'duplicate')} skipped) into {url}"
         )
     for file, line, problem in result.malformed[:50]:
         click.echo(f"skipped malformed line {clean(file)}:{line}: {clean(problem)}", err=True)
