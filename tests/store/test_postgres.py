@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -485,6 +486,24 @@ def test_a_read_only_store_never_creates_the_schema_and_refuses_writes(db: str) 
             reader.save_state("k", 1)
     finally:
         reader.close()
+
+
+@pytest.mark.parametrize("secret", ["p", "s3cr3t-Pa55", "a b", "$x"])
+def test_a_message_masks_the_password_where_it_stands_and_nowhere_else(secret: str) -> None:
+    # No server needed: the store connects on first use.  A one-letter password used to mask every
+    # "p" of the message ("***ort 1 failed").
+    store = open_store(f"postgresql://u:{quote(secret)}@127.0.0.1:1/x")
+    try:
+        said = store._say(
+            RuntimeError(
+                f'connection to "127.0.0.1", port 1 failed: password={secret} url '
+                f"postgresql://u:{secret}@h/x accepting"
+            )
+        )
+    finally:
+        store.close()
+    assert "port 1 failed" in said and "accepting" in said
+    assert said.count("***") >= 2 and f"={secret} " not in said and f":{secret}@" not in said
 
 
 def test_the_password_never_shows_in_the_url_info_or_errors(db: str) -> None:

@@ -213,10 +213,12 @@ class PostgresStore(SqlReads):
     # -- connections --------------------------------------------------------------------------
     def _say(self, exc: BaseException) -> str:
         """An error's text with the password (if one slipped in) masked."""
-        message = str(exc).strip() or type(exc).__name__
+        message = redact_url(str(exc).strip() or type(exc).__name__)
         if self._secret:
             for secret in {self._secret, unquote(self._secret)}:
-                message = message.replace(secret, "***")
+                # Where it stands alone, not inside a word: a password "p" must not turn "port 1
+                # failed" into "***ort 1 failed".
+                message = re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", "***", message)
         return message
 
     def _connect(self, role: str, deadline: Deadline | None = None) -> Connection:
