@@ -159,6 +159,50 @@ def test_write_where_the_directory_cannot_be_created_raises(tmp_path: Path) -> N
         sink.write(_batch(0, 1))
 
 
+def test_an_existing_sqlite_database_is_never_appended_to(tmp_path: Path) -> None:
+    from clisight.store import open_store
+
+    db = tmp_path / "store.db"
+    store = open_store(db)
+    store.migrate()  # a clisight store; any SQLite file is refused alike
+    store.close()
+    before = db.read_bytes()
+    for path in (db, Path(f"{db}-wal")):
+        with pytest.raises(OSError, match="SQLite database"):
+            JsonlSink(path).write(_batch(0, 1))
+    assert db.read_bytes() == before
+
+
+@pytest.mark.parametrize("suffix", ["", "-wal", "-shm"])
+def test_jsonl_path_naming_the_store_is_refused_and_the_store_keeps_working(
+    tmp_path: Path, suffix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Set by the program's own code: ConfigError.  Set by the end user (environment): a warning,
+    # no JSON lines, and the store works (a first run used to create the file as JSON lines).
+    import clisight
+    from clisight.exceptions import ConfigError, ConfigWarning
+    from clisight.store import Selection, open_store
+
+    db = tmp_path / "store.db"
+    with pytest.raises(ConfigError, match="jsonl_path"):
+        clisight.init(store=str(db), jsonl_path=str(db) + suffix, service="t", handle_sigterm=False)
+    clisight.shutdown()
+    monkeypatch.setenv("CLISIGHT_JSONL_PATH", str(db) + suffix)
+    with pytest.warns(ConfigWarning, match="jsonl_path"):
+        clisight.init(store=str(db), service="t", handle_sigterm=False)
+    try:
+        clisight.get_logger("c").info("hello")
+        assert clisight.flush(10)
+        assert set(clisight.pipeline_stats()["sinks"]) == {"store"}
+    finally:
+        clisight.shutdown()
+    store = open_store(db)
+    try:
+        assert [r["message"] for r in store.rows("log", Selection()).rows] == ["hello"]
+    finally:
+        store.close()
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
 def test_write_to_an_unwritable_directory_raises(tmp_path: Path) -> None:
     locked = tmp_path / "ro"

@@ -120,7 +120,7 @@ class Client:
             digest = hashlib.sha256(endpoint.encode()).hexdigest()[:16]
             spool = spool_dir_for(_config.default_store_path().parent / f"otlp-{digest}")
             sinks.append(OtlpHttpSink(None if endpoint == "env" else endpoint, spool_dir=spool))
-        if self.config["jsonl_path"]:
+        if self.config["jsonl_path"] and not self._jsonl_is_the_store():
             from clisight.pipeline.jsonl import JsonlSink
 
             sinks.append(
@@ -132,6 +132,33 @@ class Client:
                 )
             )
         return sinks
+
+    def _jsonl_is_the_store(self) -> bool:
+        """jsonl_path naming the store's file (or the -wal, -shm or -journal SQLite keeps beside it)
+        would append JSON lines into the database: refused, raising when the program's own code set
+        it, else with a warning (no JSON lines; the store works)."""
+        from clisight.exceptions import ClisightError, ConfigError, ConfigWarning
+        from clisight.store import store_path
+
+        try:
+            store = store_path(self.store_url) if self.store_url else None
+        except ClisightError:
+            return False
+        if store is None:
+            return False
+        jsonl = os.path.realpath(Path(self.config["jsonl_path"]).expanduser())
+        base = os.path.realpath(store.expanduser())
+        if jsonl not in {base + suffix for suffix in ("", "-wal", "-shm", "-journal")}:
+            return False
+        source = self.config.source("jsonl_path")
+        allowed = "a file other than the store and its SQLite files"
+        problem = ConfigError("jsonl_path", source, self.config["jsonl_path"], allowed)
+        if source == "keyword argument":
+            raise problem
+        import warnings
+
+        warnings.warn(f"clisight: {problem}; no JSON lines are written", ConfigWarning, stacklevel=5)
+        return True
 
     def session_record(
         self,

@@ -39,6 +39,23 @@ _GZIP_LEVEL: Final = 6
 _INHERITED_FDS: list[int] = []
 
 
+_SQLITE_MAGIC: Final = b"SQLite format 3\x00"
+_SQLITE_SIDE_FILES: Final = ("-wal", "-shm", "-journal")
+
+
+def _is_database(path: str) -> bool:
+    """True for a SQLite database file, or a file SQLite keeps beside one (``-wal``, ``-shm``...)."""
+    bases = [path] + [path[: -len(s)] for s in _SQLITE_SIDE_FILES if path.endswith(s)]
+    for base in bases:
+        try:
+            with open(base, "rb") as handle:
+                if handle.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC:
+                    return True
+        except OSError:
+            continue
+    return False
+
+
 class JsonlSink:
     """Append records to ``path`` as JSON lines, rotating by size.  Implements :class:`Sink`."""
 
@@ -128,6 +145,14 @@ class JsonlSink:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+        if _is_database(self.path):
+            # jsonl_path set to the store's own file (or its -wal): lines appended there would
+            # corrupt the database.  The batch is dropped and counted, with this as the reason.
+            raise OSError(
+                errno.EINVAL,
+                f"{self.path} is a SQLite database or one of its files (the store?), not a JSON lines "
+                "file: nothing is appended to it; set jsonl_path to another file",
+            )
         self._fd = os.open(self.path, _FLAGS, 0o644)
         return self._fd
 
