@@ -132,3 +132,31 @@ def test_a_path_no_route_takes_is_a_json_404(served: Served) -> None:
     answer = httpx.get(f"{served.url}/api/v1/traces/ab%0Acd", timeout=10)
     assert answer.status_code == 404 and answer.json() == {"detail": "Not Found"}
     assert httpx.get(f"{served.url}/nowhere", timeout=10).headers["content-type"] == "application/json"
+
+
+def test_a_bad_cursor_is_named_once_with_what_to_do(filled: tuple[Served, httpx.Client]) -> None:
+    _, api = filled
+    answer = api.get("/records/log", params={"cursor": "abc"})
+    detail = answer.json()["detail"]
+    assert answer.status_code == 400 and "'abc'" in detail and "pass back a cursor" in detail
+    assert detail.lower().count("bad cursor") == 1, detail  # it read "bad cursor: bad cursor 'abc'"
+
+
+def test_error_group_records_carry_the_status_set_by_resolve_and_ignore(
+    filled: tuple[Served, httpx.Client],
+) -> None:
+    from clisight.query import Query
+    from clisight.query import errors as errors_query
+
+    served, api = filled
+    [group] = api.get("/records/error_group").json()["rows"]
+    assert group["status"] == "unresolved"  # as /errors, `clisight errors` and the dashboard say it
+    with Query(served.store_url) as query:
+        errors_query.set_status(query, group["fingerprint"], "resolved")
+    [group] = api.get("/records/error_group").json()["rows"]
+    assert group["status"] == "resolved"  # it said "open": the store's column is never updated
+    [listed] = api.get("/errors").json()["groups"]
+    assert listed["status"] == "resolved"
+    with Query(served.store_url) as query:
+        errors_query.set_status(query, group["fingerprint"], "ignored")
+    assert [g["status"] for g in api.get("/records/error_group").json()["rows"]] == ["ignored"]

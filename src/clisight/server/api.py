@@ -218,8 +218,8 @@ def create_api(query: Query, pipeline_stats: Callable[[], Sequence[SinkStats]] |
             page = query.reader.rows(
                 kind.value, sel, cursor=cursor, limit=limit, newest_first=order == Order.newest
             )
-        except ValueError as exc:  # a cursor that is not one of ours
-            raise HTTPException(400, f"bad cursor: {exc}") from None
+        except ValueError as exc:  # a cursor that is not one of ours; the store's message names it
+            raise HTTPException(400, str(exc)) from None
         return RecordsPage(kind=kind, rows=page.rows, cursor=page.cursor)
 
     @api.get(
