@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from clisight.exceptions import ClisightError, DataError
 from clisight.pipeline.writer import SinkStats
 from clisight.query import Filter, Query, parse_level, parse_time
+from clisight.query import errors as errors_query
 from clisight.query.traces import recent_traces, trace_tree
 
 MAX_LIMIT = 1000
@@ -220,7 +221,8 @@ def create_api(query: Query, pipeline_stats: Callable[[], Sequence[SinkStats]] |
             )
         except ValueError as exc:  # a cursor that is not one of ours; the store's message names it
             raise HTTPException(400, str(exc)) from None
-        return RecordsPage(kind=kind, rows=page.rows, cursor=page.cursor)
+        rows = errors_query.with_status(query, page.rows) if kind == Kind.error_group else page.rows
+        return RecordsPage(kind=kind, rows=rows, cursor=page.cursor)
 
     @api.get(
         "/traces", response_model=list[TraceRow], summary="Recent traces, newest first", responses=BAD_REQUEST
