@@ -201,6 +201,8 @@ def test_bad_filters_are_a_clear_400(served: App) -> None:
             ("/logs?range=1y", "unknown range"),
             ("/usage?days=x", "days must be"),
             ("/alerts?range=2y", "range is one of"),
+            ("/errors?status=gone", "status is one of"),
+            ("/errors?range=2y", "range is one of"),  # it said "status is one of": the wrong parameter
         ):
             answer = client.get(path)
             assert answer.status_code == 400 and words in answer.text, path

@@ -256,10 +256,12 @@ class Dashboard:
     def errors(self, request: Request) -> Response:
         status = request.query_params.get("status", "open")
         span = request.query_params.get("range", "7d")
-        if status not in ("", "open", *errors_query.STATUSES, "regression") or span not in data.RANGES:
+        if status not in ("", "open", *errors_query.STATUSES, "regression"):
             return self.problem(
                 request, 400, "status is one of open, unresolved, resolved, ignored, regression"
             )
+        if span not in data.RANGES:
+            return self.problem(request, 400, f"range is one of {', '.join(data.RANGES)}")
         groups = data.errors(self.query, time.time_ns(), status, span)
         return self.render(request, "errors.html", title="Errors", groups=groups, status=status, span=span)
 
