@@ -132,3 +132,26 @@ def test_every_metric_point_from_the_sdk_is_stored(served: Served) -> None:
     hist = by_name["latency"][0]
     assert hist["type"] == "histogram" and hist["value"] == pytest.approx(3.0)
     assert hist["histogram"]["count"] == 3 and hist["histogram"]["max"] == 2.5
+
+
+def test_a_cumulative_histogram_is_stored_as_the_increase_of_its_sum(served: Served) -> None:
+    # The SDK's default: every export repeats the histogram's whole history.  Stored as sent, each
+    # export added the cumulative sum again to the rollups (2 exports of one 1.5 s request: 3.0 s).
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(resource=RESOURCE, metric_readers=[reader])
+    latency = provider.get_meter("interop.metrics").create_histogram("latency", unit="s")
+    exporter = OTLPMetricExporter(endpoint=f"{served.url}/v1/metrics", timeout=10)
+    for value in (1.5, None, 0.5):  # an export with no new recording repeats the same totals
+        if value is not None:
+            latency.record(value, {"route": "/a"})
+        data = reader.get_metrics_data()
+        assert data is not None
+        assert exporter.export(data) is MetricExportResult.SUCCESS
+    exporter.shutdown()
+    provider.shutdown()
+
+    points = [row for row in served.stored("metric") if row["name"] == "latency"]
+    assert [p["value"] for p in points] == [1.5, 0.0, 0.5]
+    assert [p["attributes"]["otel.cumulative_value"] for p in points] == [1.5, 1.5, 2.0]
+    assert [p["histogram"]["count"] for p in points] == [1, 1, 2]  # the buckets as the SDK sent them
+    assert all(p["temporality"] == "cumulative" for p in points)

@@ -20,8 +20,9 @@ metric data point         ``metric``, one per point: ``type`` (counter, updownco
                           histogram, exponential_histogram, summary), ``unit``, ``temporality``;
                           a cumulative sum's value is the delta since the previous point of
                           its series (resets detected), the reported total in
-                          ``otel.cumulative_value``; a histogram's value is its sum, its buckets
-                          in ``histogram``
+                          ``otel.cumulative_value``; a histogram's value is its sum (of a
+                          cumulative one, the sum's delta, likewise), its buckets as sent in
+                          ``histogram``
 resource                  ``service.name``, ``service.version``, ``host.name``, ``process.pid``,
                           ``telemetry.sdk.name`` -> the record's resource; other resource
                           attributes in ``otel.resource``
@@ -573,6 +574,10 @@ class Mapper:
                 }
             else:
                 value = point.sum if point.HasField("sum") else math.nan
+                if temporality == "cumulative" and not math.isnan(value):
+                    # As for a cumulative sum: rollups add values, so each point adds what is new.
+                    own["otel.cumulative_value"] = value
+                    value = self._delta(resource, metric.name, own, point.start_time_unix_nano, value)
                 histogram: dict[str, Any] = {"count": point.count}
                 if point.HasField("sum"):
                     histogram["sum"] = point.sum
