@@ -22,7 +22,7 @@ metric data point         ``metric``, one per point: ``type`` (counter, updownco
                           its series (resets detected), the reported total in
                           ``otel.cumulative_value``; a histogram's value is its sum (of a
                           cumulative one, the sum's delta, likewise), its buckets as sent in
-                          ``histogram``
+                          ``histogram``; a summary's value is its sum's delta, likewise
 resource                  ``service.name``, ``service.version``, ``host.name``, ``process.pid``,
                           ``telemetry.sdk.name`` -> the record's resource; other resource
                           attributes in ``otel.resource``
@@ -565,8 +565,9 @@ class Mapper:
                 if which == "sum" and temporality == "cumulative":
                     own["otel.cumulative_value"] = value
                     value = self._delta(resource, metric.name, own, point.start_time_unix_nano, value)
-            elif which == "summary":
-                value = point.sum
+            elif which == "summary":  # its count and sum are totals since its start time
+                own["otel.cumulative_value"] = point.sum
+                value = self._delta(resource, metric.name, own, point.start_time_unix_nano, point.sum)
                 own["summary"] = {
                     "count": point.count,
                     "sum": point.sum,
