@@ -160,3 +160,15 @@ def test_error_group_records_carry_the_status_set_by_resolve_and_ignore(
     with Query(served.store_url) as query:
         errors_query.set_status(query, group["fingerprint"], "ignored")
     assert [g["status"] for g in api.get("/records/error_group").json()["rows"]] == ["ignored"]
+
+
+def test_every_parameter_in_the_schema_says_what_it_is(served: Served) -> None:
+    schema = httpx.get(f"{served.url}/api/v1/openapi.json", timeout=10).json()
+    bare = [
+        f"{path} {p['name']}"
+        for path, methods in schema["paths"].items()
+        for operation in methods.values()
+        for p in operation.get("parameters", [])
+        if not p.get("description")
+    ]
+    assert bare == []  # kind, order, limit, top and trace_id had none

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Path
 from fastapi import Query as Param
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -194,7 +194,9 @@ def create_api(query: Query, pipeline_stats: Callable[[], Sequence[SinkStats]] |
         responses=BAD_REQUEST,
     )
     def records(
-        kind: Kind,
+        kind: Annotated[
+            Kind, Path(description="Which records: each kind has its export schema (docs/store.md)")
+        ],
         since: Since = None,
         until: Until = None,
         service: Service = None,
@@ -208,8 +210,10 @@ def create_api(query: Query, pipeline_stats: Callable[[], Sequence[SinkStats]] |
         trace_id: Annotated[
             str | None, Param(description="Only this trace (32 hex characters)", pattern="^[0-9a-fA-F]{32}$")
         ] = None,
-        order: Order = Order.newest,
-        limit: Annotated[int, Param(ge=1, le=MAX_LIMIT)] = 100,
+        order: Annotated[
+            Order, Param(description="newest first (the default) or oldest first")
+        ] = Order.newest,
+        limit: Annotated[int, Param(ge=1, le=MAX_LIMIT, description="Records per page")] = 100,
         cursor: Annotated[str | None, Param(description="From the previous page's cursor")] = None,
     ) -> RecordsPage:
         severity = None if level is None else parse_level(str(level))
@@ -232,7 +236,7 @@ def create_api(query: Query, pipeline_stats: Callable[[], Sequence[SinkStats]] |
         until: Until = None,
         service: Service = None,
         session: Session = None,
-        limit: Annotated[int, Param(ge=1, le=MAX_LIMIT)] = 20,
+        limit: Annotated[int, Param(ge=1, le=MAX_LIMIT, description="How many traces")] = 20,
     ) -> list[TraceRow]:
         found = recent_traces(query, _filter(since, until, service, session), limit)
         return [TraceRow(**dataclasses.asdict(t), duration_s=t.duration_s) for t in found]
@@ -243,7 +247,7 @@ def create_api(query: Query, pipeline_stats: Callable[[], Sequence[SinkStats]] |
         summary="One trace's spans, parents before children",
         responses={404: {"model": Problem, "description": "No span of this trace is stored"}},
     )
-    def trace(trace_id: str) -> Trace:
+    def trace(trace_id: Annotated[str, Path(description="The trace id (32 hex characters)")]) -> Trace:
         spans = trace_tree(query, trace_id)
         if not spans:
             raise HTTPException(404, f"no span of trace {trace_id!r} is stored")
@@ -256,7 +260,7 @@ def create_api(query: Query, pipeline_stats: Callable[[], Sequence[SinkStats]] |
         until: Until = None,
         service: Service = None,
         session: Session = None,
-        top: Annotated[int, Param(ge=1, le=MAX_LIMIT)] = 20,
+        top: Annotated[int, Param(ge=1, le=MAX_LIMIT, description="How many of each list")] = 20,
     ) -> dict[str, Any]:
         result = query.errors(_filter(since, until, service, session), top)
         return {**_plain(result), "total": result.total}
@@ -271,7 +275,7 @@ def create_api(query: Query, pipeline_stats: Callable[[], Sequence[SinkStats]] |
         until: Until = None,
         service: Service = None,
         session: Session = None,
-        top: Annotated[int, Param(ge=1, le=MAX_LIMIT)] = 20,
+        top: Annotated[int, Param(ge=1, le=MAX_LIMIT, description="How many of each list")] = 20,
     ) -> list[dict[str, Any]]:
         return [_plain(op) for op in query.slow_operations(_filter(since, until, service, session), top)]
 
@@ -292,7 +296,7 @@ def create_api(query: Query, pipeline_stats: Callable[[], Sequence[SinkStats]] |
         until: Until = None,
         service: Service = None,
         session: Session = None,
-        top: Annotated[int, Param(ge=1, le=MAX_LIMIT)] = 10,
+        top: Annotated[int, Param(ge=1, le=MAX_LIMIT, description="How many of each list")] = 10,
     ) -> dict[str, Any]:
         result = query.report(_filter(since, until, service, session), top)
         return {**_plain(result), "total_logs": result.total_logs}
