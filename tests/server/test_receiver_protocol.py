@@ -196,8 +196,11 @@ def test_a_host_header_not_on_the_allow_list_is_403(served: Served, http: httpx.
     answer = http.post("/v1/traces", content=b"", headers={**PB, "Host": "attacker.example:4318"})
     assert answer.status_code == 403
     assert "attacker.example" in answer.json()["message"]
-    for host in ("localhost:4318", "127.0.0.1", "[::1]:4318"):
-        assert http.post("/v1/traces", content=b"", headers={**PB, "Host": host}).status_code == 200
+    for host in ("localhost:4318", "127.0.0.1", "[::1]:4318", "127.0.0.2:4318", "[0:0:0:0:0:0:0:1]"):
+        # every loopback address, as docs/server.md says (127.0.0.2 was refused)
+        assert http.post("/v1/traces", content=b"", headers={**PB, "Host": host}).status_code == 200, host
+    for host in ("127.0.0.1.attacker.example", "127.0.0.1x", "0.0.0.0", "10.0.0.1"):
+        assert http.post("/v1/traces", content=b"", headers={**PB, "Host": host}).status_code == 403, host
 
 
 def test_with_a_token_requests_without_it_are_401(tmp_path: Path) -> None:
