@@ -400,3 +400,20 @@ def test_the_live_tail_streams_lines_stored_after_it_started(served: App) -> Non
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+def test_the_conversations_tile_says_none_were_recorded_rather_than_averaging_nothing(served: App) -> None:
+    tile = re.compile(r"<h2>Conversations</h2>(.*?)</div>", re.S)
+    with served.client() as client:
+        [empty] = tile.findall(client.get("/usage").text)  # the demo records no conversation.* metrics
+        assert "on average" not in empty and "none recorded" in empty  # it said "0.0 ms response on average"
+        now = str(time.time_ns())
+
+        def gauge(name: str, value: float) -> dict[str, Any]:
+            return {"name": name, "gauge": {"dataPoints": [{"timeUnixNano": now, "asDouble": value}]}}
+
+        metrics = [gauge("conversation.messages", 4), gauge("conversation.tokens", 900)]
+        metrics.append(gauge("conversation.response_time", 1.5))
+        served.send(client, "/v1/metrics", {"resourceMetrics": [{"scopeMetrics": [{"metrics": metrics}]}]})
+        [one] = tile.findall(client.get("/usage").text)
+        assert "4.0 messages" in one and "900 tokens" in one and "on average" in one
