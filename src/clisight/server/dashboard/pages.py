@@ -122,7 +122,13 @@ class Dashboard:
             lstrip_blocks=True,
         )
         self.env.filters.update(
-            when=_when, seconds=_seconds, bytes=_bytes, number=_number, ago=_ago, duration=_duration
+            when=_when,
+            seconds=_seconds,
+            bytes=_bytes,
+            number=_number,
+            ago=_ago,
+            duration=_duration,
+            json_text=data.json_text,
         )
         self.env.globals.update(
             nav=NAV,
