@@ -14,7 +14,9 @@ log record                ``log`` (component = instrumentation scope name), or `
                           it has an ``event_name``, or no severity and a dotted name as its body
                           (``claude_code.api_request``: how Claude Code sends its events); an
                           ``error`` when it carries ``exception.type`` and is an ``exception``
-                          event or of severity ERROR or above; a ``session`` update for the
+                          event; such a line of severity ERROR or above is kept as a ``log``
+                          and also an ``error`` (from clisight, whose exporter sends the error
+                          apart, only the ``log``); a ``session`` update for the
                           ``clisight.session`` event (what clisight's own exporter sends)
 metric data point         ``metric``, one per point: ``type`` (counter, updowncounter, gauge,
                           histogram, exponential_histogram, summary), ``unit``, ``temporality``;
@@ -453,12 +455,16 @@ class Mapper:
                     )
                     session = self._session(attrs)
                     if "exception.type" in attrs and (event == "exception" or severity >= ERROR_LEVEL):
-                        out.records.append(
-                            self._exception(
-                                time_ns, body, severity, attrs, resource, session, trace_id, span_id
+                        # A logged exception is a log line and an error, as clisight's client
+                        # stores it; clisight's exporter sends that error apart, as an exception event.
+                        if event == "exception" or resource.sdk != "clisight":
+                            out.records.append(
+                                self._exception(
+                                    time_ns, body, severity, attrs, resource, session, trace_id, span_id
+                                )
                             )
-                        )
-                        continue
+                        if event == "exception":
+                            continue
                     if event == "clisight.session" and session:
                         end = attrs.pop("session.end_ns", None)
                         attrs.pop("session.id", None)
