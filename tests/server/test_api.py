@@ -172,3 +172,30 @@ def test_every_parameter_in_the_schema_says_what_it_is(served: Served) -> None:
         if not p.get("description")
     ]
     assert bare == []  # kind, order, limit, top and trace_id had none
+
+
+def test_a_filter_that_cannot_apply_to_the_kind_is_a_400_not_ignored(
+    filled: tuple[Served, httpx.Client],
+) -> None:
+    _, api = filled
+    # Each was ignored: ?service=other listed every error group, ?level=error every span.
+    for kind, params, named in (
+        ("error_group", {"service": "other"}, "service"),
+        ("error_group", {"q": "x"}, "q"),
+        ("span", {"level": "error"}, "level"),
+        ("event", {"component": "api"}, "component"),
+        ("log", {"name": "request 1"}, "name"),
+        ("session", {"q": "x"}, "q"),
+    ):
+        answer = api.get(f"/records/{kind}", params=params)
+        assert answer.status_code == 400, (kind, params, answer.text)
+        assert f"'{named}'" in answer.json()["detail"] and kind in answer.json()["detail"]
+    # the filters a kind has still work
+    assert (
+        api.get("/records/log", params={"level": "warning", "component": "api", "q": "request"}).status_code
+        == 200
+    )
+    [group] = api.get("/records/error_group").json()["rows"]
+    by_fingerprint = api.get("/records/error_group", params={"name": group["fingerprint"]}).json()["rows"]
+    assert by_fingerprint == [group]
+    assert api.get("/records/error", params={"name": "KeyError", "q": "missing"}).json()["rows"]

@@ -15,7 +15,7 @@ import dataclasses
 import importlib.metadata as _metadata
 from collections.abc import Callable, Sequence
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from fastapi import FastAPI, HTTPException, Path
 from fastapi import Query as Param
@@ -44,6 +44,19 @@ class Kind(StrEnum):
     error = "error"
     session = "session"
     error_group = "error_group"
+
+
+# The kinds each filter of /records/{kind} applies to (the store's selection; name is an error's
+# type and an error group's fingerprint).  Any other is refused rather than silently ignored.
+FILTERS: Final[dict[str, tuple[str, ...]]] = {
+    "service": ("log", "event", "span", "metric", "error", "session"),
+    "session": ("log", "event", "span", "metric", "error", "session"),
+    "level": ("log",),
+    "component": ("log",),
+    "name": ("event", "span", "metric", "error", "error_group"),
+    "q": ("log", "error"),
+    "trace_id": ("log", "event", "span", "error"),
+}
 
 
 class Order(StrEnum):
@@ -204,11 +217,18 @@ def create_api(query: Query, pipeline_stats: Callable[[], Sequence[SinkStats]] |
         level: Annotated[Level | None, Param(description="Minimum level (logs)")] = None,
         component: Annotated[str | None, Param(description="Exact component (logs)")] = None,
         name: Annotated[
-            str | None, Param(description="Exact event, span or metric name, or error type")
+            str | None,
+            Param(description="Exact event, span or metric name, error type, or error group fingerprint"),
         ] = None,
-        q: Annotated[str | None, Param(description="Case-insensitive text in the message")] = None,
+        q: Annotated[
+            str | None, Param(description="Case-insensitive text in the message (logs, errors)")
+        ] = None,
         trace_id: Annotated[
-            str | None, Param(description="Only this trace (32 hex characters)", pattern="^[0-9a-fA-F]{32}$")
+            str | None,
+            Param(
+                description="Only this trace (32 hex characters; logs, events, spans, errors)",
+                pattern="^[0-9a-fA-F]{32}$",
+            ),
         ] = None,
         order: Annotated[
             Order, Param(description="newest first (the default) or oldest first")
@@ -216,6 +236,14 @@ def create_api(query: Query, pipeline_stats: Callable[[], Sequence[SinkStats]] |
         limit: Annotated[int, Param(ge=1, le=MAX_LIMIT, description="Records per page")] = 100,
         cursor: Annotated[str | None, Param(description="From the previous page's cursor")] = None,
     ) -> RecordsPage:
+        given = {"service": service, "session": session, "level": level, "component": component}
+        given.update(name=name, q=q, trace_id=trace_id)
+        for param, value in given.items():
+            if value is not None and kind.value not in FILTERS[param]:
+                kinds = ", ".join(FILTERS[param])
+                raise HTTPException(
+                    400, f"'{param}' does not filter {kind.value} records (it filters {kinds}): leave it out"
+                )
         severity = None if level is None else parse_level(str(level))
         flt = _filter(since, until, service, session, level=severity, component=component, name=name, text=q)
         sel = dataclasses.replace(flt.selection(), trace_id=trace_id.lower() if trace_id else None)
