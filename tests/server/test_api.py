@@ -199,3 +199,11 @@ def test_a_filter_that_cannot_apply_to_the_kind_is_a_400_not_ignored(
     by_fingerprint = api.get("/records/error_group", params={"name": group["fingerprint"]}).json()["rows"]
     assert by_fingerprint == [group]
     assert api.get("/records/error", params={"name": "KeyError", "q": "missing"}).json()["rows"]
+
+
+def test_an_until_before_since_is_a_400_that_says_so(filled: tuple[Served, httpx.Client]) -> None:
+    _, api = filled
+    for route in ("/records/log", "/traces", "/errors", "/operations", "/usage", "/report"):
+        answer = api.get(route, params={"since": "1h", "until": "2h"})  # it answered an empty page
+        assert answer.status_code == 400 and "before" in answer.json()["detail"], (route, answer.text)
+    assert api.get("/records/log", params={"since": "2h", "until": "1h"}).status_code == 200

@@ -155,15 +155,14 @@ def _filter(
     since: str | None, until: str | None, service: str | None, session: str | None, **more: Any
 ) -> Filter:
     try:
-        return Filter(
-            since=None if since is None else parse_time(since),
-            until=None if until is None else parse_time(until),
-            service=service,
-            session=session,
-            **more,
-        )
+        since_ns = None if since is None else parse_time(since)
+        until_ns = None if until is None else parse_time(until)
+        flt = Filter(since=since_ns, until=until_ns, service=service, session=session, **more)
     except DataError as exc:
         raise HTTPException(400, str(exc)) from None
+    if since_ns is not None and until_ns is not None and until_ns < since_ns:
+        raise HTTPException(400, f"until ({until}) is before since ({since}): no record can match; swap them")
+    return flt
 
 
 def _plain(value: Any) -> Any:
