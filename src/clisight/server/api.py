@@ -85,7 +85,11 @@ class Problem(BaseModel):
 
 
 BAD_REQUEST: dict[int | str, dict[str, Any]] = {
-    400: {"model": Problem, "description": "A time word that is not a time, or a cursor that is not ours"}
+    400: {
+        "model": Problem,
+        "description": "A date that does not exist, until before since, a filter the kind does not have,"
+        " or a cursor that is not ours",
+    }
 }
 TIME_FORM = (
     r"^(now|[0-9]+(\.[0-9]+)?[smhdw]|[0-9]{1,19}|"
