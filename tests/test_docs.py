@@ -83,6 +83,10 @@ RUNNABLE = [
         "clisight.get_logger('db').info('started')\nclisight.shutdown()\n",
         set(),
     ),
+    ("server.md", 0, "import clisight", "", {("metric", "jobs.done"), ("metric", "queue.depth")}),
+    ("tui.md", 0, "import asyncio", "", set()),
+    ("detect.md", 0, "from clisight.detect import", "", set()),
+    ("detect.md", 1, "import clisight", "", set()),
 ]
 # Paths the pages use as examples, and what a test may write instead.
 PLACEHOLDERS = {"sqlite:////var/lib/clisight.db": "sqlite:///clisight.db"}
@@ -127,3 +131,53 @@ def test_alert_rule_examples_load(index: int, tmp_path: Path) -> None:
     rules = tmp_path / "alerts.toml"
     rules.write_text(snippets("alerts.md", "toml")[index])
     assert load_rules(rules)  # a file with any mistake raises AlertRulesError naming it
+
+
+def run_snippet(page: str, index: int, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / f"{page}-{index}.py"
+    script.write_text(snippets(page)[index])
+    home = tmp_path / "snippet-home"
+    return subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "CLISIGHT_HOME": str(home), **env},
+    )
+
+
+def test_detect_page_snippets_print_what_their_comments_say(tmp_path: Path) -> None:
+    streaming = run_snippet("detect.md", 0, tmp_path)
+    assert streaming.returncode == 0, streaming.stderr
+    [said] = re.findall(r"# (anomaly at .*)$", snippets("detect.md")[0], flags=re.M)
+    assert streaming.stdout.splitlines() == [said]  # the step, and nothing in the steady part
+    seed = run_snippet("detect.md", 1, tmp_path)
+    assert seed.returncode == 0, seed.stderr
+    page = (DOCS / "detect.md").read_text()
+    said = re.findall(r"^#\s+\[?'(.*?)\.\.\.", page, flags=re.M)
+    assert len(said) == 2 and all(line in seed.stdout for line in said), (said, seed.stdout)
+
+
+def test_server_page_scrape_is_what_the_exposed_metrics_snippet_serves(tmp_path: Path) -> None:
+    pytest.importorskip("uvicorn", reason="the server extra is not installed")
+    import httpx
+
+    from clisight.query import Query
+    from clisight.query.exposed import ExposedMetrics
+    from tests.server.conftest import serve
+
+    store = f"sqlite:///{tmp_path / 'served.db'}"  # the file the test server reads
+    ran = run_snippet("server.md", 0, tmp_path, CLISIGHT_STORE=store)
+    assert ran.returncode == 0, ran.stderr
+    [scrape] = snippets("server.md", "text")
+    with Query(store) as query:
+        served = serve(tmp_path, exposed=ExposedMetrics(query))
+        try:
+            url = next(served).url
+            page = httpx.get(f"{url}/metrics", timeout=10).text.splitlines()
+        finally:
+            served.close()
+    assert [
+        line for line in page if not line.startswith(("clisight_", "# HELP clisight_", "# TYPE clisight_"))
+    ] == (scrape.splitlines())

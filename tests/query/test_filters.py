@@ -48,6 +48,14 @@ def test_parse_time_says_what_it_accepts() -> None:
         parse_time("yesterday-ish")
 
 
+def test_a_date_that_does_not_exist_is_named_with_why() -> None:
+    # It said "expected ... an ISO date such as 2024-05-01": the form it was already in.
+    with pytest.raises(DataError, match=r"'2024-02-30'.*day is out of range for month"):
+        parse_time("2024-02-30")
+    with pytest.raises(DataError, match=r"'2024-05-01T25:00'.*hour must be in 0\.\.23"):
+        parse_time("2024-05-01T25:00")
+
+
 def test_parse_level_reads_names_numbers_and_aliases() -> None:
     assert [
         parse_level(x) for x in ("debug", "INFO", "warn", "Warning", "performance", "fatal", "17", 3)

@@ -213,6 +213,17 @@ def test_export_streams_every_kind_as_plain_dicts(query: Query, make: Any) -> No
     assert len(list(query.export(Filter(limit=10)))) == 10
 
 
+def test_exported_error_groups_carry_the_status_resolve_gave_them(query: Query, make: Any) -> None:
+    from clisight.query import errors as errors_query
+
+    query.store.write_batch([make.error("KeyError", "'user'")])
+    [group] = query.export(kinds=["error_group"])
+    assert group["status"] == "unresolved"
+    errors_query.set_status(query, group["fingerprint"], "resolved")
+    [group] = query.export(kinds=["error_group"])
+    assert group["status"] == "resolved"  # it said "open": the store's column is never updated
+
+
 def test_export_applies_the_filter(query: Query, make: Any) -> None:
     query.store.write_batch(
         [

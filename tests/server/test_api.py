@@ -132,3 +132,78 @@ def test_a_path_no_route_takes_is_a_json_404(served: Served) -> None:
     answer = httpx.get(f"{served.url}/api/v1/traces/ab%0Acd", timeout=10)
     assert answer.status_code == 404 and answer.json() == {"detail": "Not Found"}
     assert httpx.get(f"{served.url}/nowhere", timeout=10).headers["content-type"] == "application/json"
+
+
+def test_a_bad_cursor_is_named_once_with_what_to_do(filled: tuple[Served, httpx.Client]) -> None:
+    _, api = filled
+    answer = api.get("/records/log", params={"cursor": "abc"})
+    detail = answer.json()["detail"]
+    assert answer.status_code == 400 and "'abc'" in detail and "pass back a cursor" in detail
+    assert detail.lower().count("bad cursor") == 1, detail  # it read "bad cursor: bad cursor 'abc'"
+
+
+def test_error_group_records_carry_the_status_set_by_resolve_and_ignore(
+    filled: tuple[Served, httpx.Client],
+) -> None:
+    from clisight.query import Query
+    from clisight.query import errors as errors_query
+
+    served, api = filled
+    [group] = api.get("/records/error_group").json()["rows"]
+    assert group["status"] == "unresolved"  # as /errors, `clisight errors` and the dashboard say it
+    with Query(served.store_url) as query:
+        errors_query.set_status(query, group["fingerprint"], "resolved")
+    [group] = api.get("/records/error_group").json()["rows"]
+    assert group["status"] == "resolved"  # it said "open": the store's column is never updated
+    [listed] = api.get("/errors").json()["groups"]
+    assert listed["status"] == "resolved"
+    with Query(served.store_url) as query:
+        errors_query.set_status(query, group["fingerprint"], "ignored")
+    assert [g["status"] for g in api.get("/records/error_group").json()["rows"]] == ["ignored"]
+
+
+def test_every_parameter_in_the_schema_says_what_it_is(served: Served) -> None:
+    schema = httpx.get(f"{served.url}/api/v1/openapi.json", timeout=10).json()
+    bare = [
+        f"{path} {p['name']}"
+        for path, methods in schema["paths"].items()
+        for operation in methods.values()
+        for p in operation.get("parameters", [])
+        if not p.get("description")
+    ]
+    assert bare == []  # kind, order, limit, top and trace_id had none
+
+
+def test_a_filter_that_cannot_apply_to_the_kind_is_a_400_not_ignored(
+    filled: tuple[Served, httpx.Client],
+) -> None:
+    _, api = filled
+    # Each was ignored: ?service=other listed every error group, ?level=error every span.
+    for kind, params, named in (
+        ("error_group", {"service": "other"}, "service"),
+        ("error_group", {"q": "x"}, "q"),
+        ("span", {"level": "error"}, "level"),
+        ("event", {"component": "api"}, "component"),
+        ("log", {"name": "request 1"}, "name"),
+        ("session", {"q": "x"}, "q"),
+    ):
+        answer = api.get(f"/records/{kind}", params=params)
+        assert answer.status_code == 400, (kind, params, answer.text)
+        assert f"'{named}'" in answer.json()["detail"] and kind in answer.json()["detail"]
+    # the filters a kind has still work
+    assert (
+        api.get("/records/log", params={"level": "warning", "component": "api", "q": "request"}).status_code
+        == 200
+    )
+    [group] = api.get("/records/error_group").json()["rows"]
+    by_fingerprint = api.get("/records/error_group", params={"name": group["fingerprint"]}).json()["rows"]
+    assert by_fingerprint == [group]
+    assert api.get("/records/error", params={"name": "KeyError", "q": "missing"}).json()["rows"]
+
+
+def test_an_until_before_since_is_a_400_that_says_so(filled: tuple[Served, httpx.Client]) -> None:
+    _, api = filled
+    for route in ("/records/log", "/traces", "/errors", "/operations", "/usage", "/report"):
+        answer = api.get(route, params={"since": "1h", "until": "2h"})  # it answered an empty page
+        assert answer.status_code == 400 and "before" in answer.json()["detail"], (route, answer.text)
+    assert api.get("/records/log", params={"since": "2h", "until": "1h"}).status_code == 200

@@ -4,6 +4,7 @@ demo``, escaping of hostile data sent over OTLP, CSRF, the security headers and 
 
 from __future__ import annotations
 
+import html
 import re
 import subprocess
 import time
@@ -173,7 +174,6 @@ def test_logs_filter_by_level_service_and_text(served: App) -> None:
 
 
 def test_logs_page_back_through_older_lines(served: App) -> None:
-    import html
 
     now = time.time_ns()
     with served.client() as client:
@@ -201,6 +201,8 @@ def test_bad_filters_are_a_clear_400(served: App) -> None:
             ("/logs?range=1y", "unknown range"),
             ("/usage?days=x", "days must be"),
             ("/alerts?range=2y", "range is one of"),
+            ("/errors?status=gone", "status is one of"),
+            ("/errors?range=2y", "range is one of"),  # it said "status is one of": the wrong parameter
         ):
             answer = client.get(path)
             assert answer.status_code == 400 and words in answer.text, path
@@ -398,3 +400,34 @@ def test_the_live_tail_streams_lines_stored_after_it_started(served: App) -> Non
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+def test_the_conversations_tile_says_none_were_recorded_rather_than_averaging_nothing(served: App) -> None:
+    tile = re.compile(r"<h2>Conversations</h2>(.*?)</div>", re.S)
+    with served.client() as client:
+        [empty] = tile.findall(client.get("/usage").text)  # the demo records no conversation.* metrics
+        assert "on average" not in empty and "none recorded" in empty  # it said "0.0 ms response on average"
+        now = str(time.time_ns())
+
+        def gauge(name: str, value: float) -> dict[str, Any]:
+            return {"name": name, "gauge": {"dataPoints": [{"timeUnixNano": now, "asDouble": value}]}}
+
+        metrics = [gauge("conversation.messages", 4), gauge("conversation.tokens", 900)]
+        metrics.append(gauge("conversation.response_time", 1.5))
+        served.send(client, "/v1/metrics", {"resourceMetrics": [{"scopeMetrics": [{"metrics": metrics}]}]})
+        [one] = tile.findall(client.get("/usage").text)
+        assert "4.0 messages" in one and "900 tokens" in one and "on average" in one
+
+
+def test_log_and_span_attributes_show_as_json_not_python_reprs(served: App) -> None:
+    body = log_body(["structured line"], service="attrs-app")
+    record = body["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]
+    record["attributes"] = [
+        {"key": "ok", "value": {"boolValue": True}},
+        {"key": "tags", "value": {"arrayValue": {"values": [{"stringValue": "a"}, {"intValue": "2"}]}}},
+    ]
+    with served.client() as client:
+        served.send(client, "/v1/logs", body)
+        page = html.unescape(client.get("/logs", params={"service": "attrs-app"}).text)
+    # they showed as True and ['a', 2]: Python's spelling, not what was sent or what the API returns
+    assert "<dd>true</dd>" in page and '<dd>["a",2]</dd>' in page

@@ -3,6 +3,11 @@ span, log record and metric point is stored, with its attributes and ids exact."
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("opentelemetry.exporter.otlp.proto.http", reason="opentelemetry-exporter-otlp-proto-http")
@@ -19,6 +24,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
+from tests.helpers import GENEROUS_EXIT
 from tests.server.conftest import Served
 
 RESOURCE = Resource.create({"service.name": "otel-app", "service.version": "2.1.0", "deployment": "test"})
@@ -132,3 +138,79 @@ def test_every_metric_point_from_the_sdk_is_stored(served: Served) -> None:
     hist = by_name["latency"][0]
     assert hist["type"] == "histogram" and hist["value"] == pytest.approx(3.0)
     assert hist["histogram"]["count"] == 3 and hist["histogram"]["max"] == 2.5
+
+
+def test_a_cumulative_histogram_is_stored_as_the_increase_of_its_sum(served: Served) -> None:
+    # The SDK's default: every export repeats the histogram's whole history.  Stored as sent, each
+    # export added the cumulative sum again to the rollups (2 exports of one 1.5 s request: 3.0 s).
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(resource=RESOURCE, metric_readers=[reader])
+    latency = provider.get_meter("interop.metrics").create_histogram("latency", unit="s")
+    exporter = OTLPMetricExporter(endpoint=f"{served.url}/v1/metrics", timeout=10)
+    for value in (1.5, None, 0.5):  # an export with no new recording repeats the same totals
+        if value is not None:
+            latency.record(value, {"route": "/a"})
+        data = reader.get_metrics_data()
+        assert data is not None
+        assert exporter.export(data) is MetricExportResult.SUCCESS
+    exporter.shutdown()
+    provider.shutdown()
+
+    points = [row for row in served.stored("metric") if row["name"] == "latency"]
+    assert [p["value"] for p in points] == [1.5, 0.0, 0.5]
+    assert [p["attributes"]["otel.cumulative_value"] for p in points] == [1.5, 1.5, 2.0]
+    assert [p["histogram"]["count"] for p in points] == [1, 1, 2]  # the buckets as the SDK sent them
+    assert all(p["temporality"] == "cumulative" for p in points)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_logged_exception_from_the_sdk_keeps_its_line_and_makes_one_error(served: Served) -> None:
+    import logging
+
+    from opentelemetry.sdk._logs import LoggingHandler
+
+    provider = LoggerProvider(resource=RESOURCE)
+    provider.add_log_record_processor(
+        SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{served.url}/v1/logs", timeout=10))
+    )
+    logger = logging.getLogger("interop.exceptions")
+    logger.propagate = False
+    handler = LoggingHandler(logger_provider=provider)
+    logger.addHandler(handler)
+    try:
+        try:
+            {}["user"]
+        except KeyError:
+            logger.exception("payment failed")
+    finally:
+        logger.removeHandler(handler)
+        provider.shutdown()
+
+    # The line was dropped: only the error was stored, so the logs never said "payment failed".
+    [line] = served.stored("log")
+    assert (line["message"], line["severity_text"]) == ("payment failed", "ERROR")
+    [error] = served.stored("error")
+    assert error["type"] == "KeyError" and "user" in error["message"] and "Traceback" in error["stack"]
+
+
+def test_clisights_own_exporter_into_the_receiver_stores_a_logged_exception_as_it_was(
+    served: Served, tmp_path: Path
+) -> None:
+    # clisight's client stores logger.exception as a log line and an error; its exporter sends both
+    # (the error as an ``exception`` event).  The line came back as a second error, the line lost.
+    program = (
+        "import clisight\n"
+        "clisight.init(service='rt', store='none')\n"
+        "try:\n    1 / 0\n"
+        "except ZeroDivisionError:\n    clisight.get_logger('shop').exception('payment failed')\n"
+    )
+    env = {**os.environ, "CLISIGHT_OTLP_ENDPOINT": served.url, "CLISIGHT_HOME": str(tmp_path / "home")}
+    env.update(CLISIGHT_EXIT_TIMEOUT=str(GENEROUS_EXIT))
+    proc = subprocess.run(
+        [sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    [line] = served.stored("log")
+    assert (line["message"], line["component"]) == ("payment failed", "shop")
+    [error] = served.stored("error")
+    assert error["type"] == "ZeroDivisionError"

@@ -196,8 +196,11 @@ def test_a_host_header_not_on_the_allow_list_is_403(served: Served, http: httpx.
     answer = http.post("/v1/traces", content=b"", headers={**PB, "Host": "attacker.example:4318"})
     assert answer.status_code == 403
     assert "attacker.example" in answer.json()["message"]
-    for host in ("localhost:4318", "127.0.0.1", "[::1]:4318"):
-        assert http.post("/v1/traces", content=b"", headers={**PB, "Host": host}).status_code == 200
+    for host in ("localhost:4318", "127.0.0.1", "[::1]:4318", "127.0.0.2:4318", "[0:0:0:0:0:0:0:1]"):
+        # every loopback address, as docs/server.md says (127.0.0.2 was refused)
+        assert http.post("/v1/traces", content=b"", headers={**PB, "Host": host}).status_code == 200, host
+    for host in ("127.0.0.1.attacker.example", "127.0.0.1x", "0.0.0.0", "10.0.0.1"):
+        assert http.post("/v1/traces", content=b"", headers={**PB, "Host": host}).status_code == 403, host
 
 
 def test_with_a_token_requests_without_it_are_401(tmp_path: Path) -> None:
@@ -239,3 +242,21 @@ def test_refusals_carry_a_google_rpc_status_with_a_matching_code(http: httpx.Cli
     assert wrong_type.status_code == 415 and wrong_type.json()["code"] == 3
     proto = http.post("/v1/logs", content=b"\x0a\xff", headers=PB)
     assert proto.status_code == 400 and proto.content[:2] == b"\x08\x03"  # field 1 (code) = 3
+
+
+def test_a_summarys_value_is_the_increase_of_its_cumulative_sum(served: Served, http: httpx.Client) -> None:
+    # A summary's count and sum are totals since its start time (the OTLP data model); stored as
+    # sent, each report added the whole history again to the rollups.
+    def summary(at: int, start: int, count: int, total: float) -> bytes:
+        point = {"timeUnixNano": str(at), "startTimeUnixNano": str(start), "count": str(count), "sum": total}
+        metric = {"name": "rpc.duration", "unit": "s", "summary": {"dataPoints": [point]}}
+        return orjson.dumps({"resourceMetrics": [{"scopeMetrics": [{"metrics": [metric]}]}]})
+
+    t0 = 1_700_000_000_000_000_000
+    for at, start, count, total in ((1, 0, 2, 3.0), (2, 0, 3, 4.5), (3, 2, 1, 0.5)):  # the last: restarted
+        answer = http.post("/v1/metrics", content=summary(t0 + at, t0 + start, count, total), headers=JS)
+        assert answer.status_code == 200, answer.text
+    points = served.stored("metric")
+    assert [p["value"] for p in points] == [3.0, 1.5, 0.5]
+    assert [p["attributes"]["otel.cumulative_value"] for p in points] == [3.0, 4.5, 0.5]
+    assert [p["attributes"]["summary"]["count"] for p in points] == [2, 3, 1]

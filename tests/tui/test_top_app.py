@@ -235,3 +235,20 @@ def test_a_read_that_ends_after_the_app_quit_draws_nothing_and_raises_nothing(de
         before = app.generation
         app._show(app.data, app.service)  # what the worker's call_from_thread runs
         assert app.generation == before + 1
+
+
+def test_an_unreadable_store_is_named_once_with_what_went_wrong(tmp_path: Path) -> None:
+    from clisight.tui import _data
+
+    db = tmp_path / "damaged.db"
+    query = Query(db)
+    query.store.migrate()
+    try:
+        for part in db.parent.glob(db.name + "*"):
+            part.write_bytes(b"not a database" * 4096)
+        problem = _data.load(query, None, 900.0, None).problem
+    finally:
+        query.close()
+    assert problem is not None and "not a database" in problem and str(db) in problem
+    # it read "cannot read the store: StoreError: cannot read the store sqlite:///...: ..."
+    assert problem.count("cannot read the store") == 1 and "StoreError" not in problem, problem

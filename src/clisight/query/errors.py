@@ -145,6 +145,12 @@ def status_of(q: Query, group: dict[str, Any]) -> tuple[str, int | None]:
     return "resolved", None
 
 
+def with_status(q: Query, groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``error_group`` rows with the status :func:`status_of` gives them (the store's own column
+    keeps the status a group was created with; resolve and ignore are saved as state)."""
+    return [{**g, "status": status_of(q, g)[0]} for g in groups]
+
+
 def error_groups(q: Query, flt: Filter = _ALL, order: str = "count", top: int = 20) -> list[ErrorGroupView]:
     """Groups with an occurrence in ``flt``, by ``count`` (most first) or ``recent`` (latest first),
     each with its status, affected sessions and a trend of :data:`TREND_BUCKETS` counts."""

@@ -12,6 +12,7 @@ from clisight.types import SEVERITY_NUMBERS
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _AGO = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
+_DATE_SHAPE = re.compile(r"^\d{4}-\d{2}-\d{2}([t ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(z|[+-]\d{2}:\d{2})?$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
 
 
@@ -42,7 +43,9 @@ def parse_time(text: str, now: datetime | None = None) -> int:
             found = _iso_ns(datetime.fromisoformat(text.strip()))
     except OverflowError:  # 1000000d ago: before year 1
         found = -1
-    except ValueError:
+    except ValueError as exc:
+        if _DATE_SHAPE.match(word):  # the form is right: say what is wrong with the date itself
+            raise DataError(f"cannot read time {text!r}: {exc} (no such date or time)") from None
         raise DataError(
             f"cannot read time {text!r}: expected a duration ago (15m, 2h, 7d), 'now', "
             "an ISO date such as 2024-05-01 or 2024-05-01T12:00, or nanoseconds since the epoch"

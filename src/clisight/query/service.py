@@ -299,7 +299,12 @@ class Query:
         """
         remaining = flt.limit
         for kind in kinds:
-            for row in self._iter_rows(kind, flt.selection()):
+            rows = self._iter_rows(kind, flt.selection())
+            if kind == "error_group":  # the status resolve and ignore saved, not the store's column
+                from clisight.query import errors as group_facts
+
+                rows = (group_facts.with_status(self, [g])[0] for g in rows)
+            for row in rows:
                 if remaining is not None:
                     if remaining <= 0:
                         return

@@ -15,9 +15,9 @@ import dataclasses
 import importlib.metadata as _metadata
 from collections.abc import Callable, Sequence
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Path
 from fastapi import Query as Param
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from clisight.exceptions import ClisightError, DataError
 from clisight.pipeline.writer import SinkStats
 from clisight.query import Filter, Query, parse_level, parse_time
+from clisight.query import errors as errors_query
 from clisight.query.traces import recent_traces, trace_tree
 
 MAX_LIMIT = 1000
@@ -43,6 +44,19 @@ class Kind(StrEnum):
     error = "error"
     session = "session"
     error_group = "error_group"
+
+
+# The kinds each filter of /records/{kind} applies to (the store's selection; name is an error's
+# type and an error group's fingerprint).  Any other is refused rather than silently ignored.
+FILTERS: Final[dict[str, tuple[str, ...]]] = {
+    "service": ("log", "event", "span", "metric", "error", "session"),
+    "session": ("log", "event", "span", "metric", "error", "session"),
+    "level": ("log",),
+    "component": ("log",),
+    "name": ("event", "span", "metric", "error", "error_group"),
+    "q": ("log", "error"),
+    "trace_id": ("log", "event", "span", "error"),
+}
 
 
 class Order(StrEnum):
@@ -71,7 +85,11 @@ class Problem(BaseModel):
 
 
 BAD_REQUEST: dict[int | str, dict[str, Any]] = {
-    400: {"model": Problem, "description": "A time word that is not a time, or a cursor that is not ours"}
+    400: {
+        "model": Problem,
+        "description": "A date that does not exist, until before since, a filter the kind does not have,"
+        " or a cursor that is not ours",
+    }
 }
 TIME_FORM = (
     r"^(now|[0-9]+(\.[0-9]+)?[smhdw]|[0-9]{1,19}|"
@@ -141,15 +159,14 @@ def _filter(
     since: str | None, until: str | None, service: str | None, session: str | None, **more: Any
 ) -> Filter:
     try:
-        return Filter(
-            since=None if since is None else parse_time(since),
-            until=None if until is None else parse_time(until),
-            service=service,
-            session=session,
-            **more,
-        )
+        since_ns = None if since is None else parse_time(since)
+        until_ns = None if until is None else parse_time(until)
+        flt = Filter(since=since_ns, until=until_ns, service=service, session=session, **more)
     except DataError as exc:
         raise HTTPException(400, str(exc)) from None
+    if since_ns is not None and until_ns is not None and until_ns < since_ns:
+        raise HTTPException(400, f"until ({until}) is before since ({since}): no record can match; swap them")
+    return flt
 
 
 def _plain(value: Any) -> Any:
@@ -193,7 +210,9 @@ def create_api(query: Query, pipeline_stats: Callable[[], Sequence[SinkStats]] |
         responses=BAD_REQUEST,
     )
     def records(
-        kind: Kind,
+        kind: Annotated[
+            Kind, Path(description="Which records: each kind has its export schema (docs/store.md)")
+        ],
         since: Since = None,
         until: Until = None,
         service: Service = None,
@@ -201,16 +220,33 @@ def create_api(query: Query, pipeline_stats: Callable[[], Sequence[SinkStats]] |
         level: Annotated[Level | None, Param(description="Minimum level (logs)")] = None,
         component: Annotated[str | None, Param(description="Exact component (logs)")] = None,
         name: Annotated[
-            str | None, Param(description="Exact event, span or metric name, or error type")
+            str | None,
+            Param(description="Exact event, span or metric name, error type, or error group fingerprint"),
         ] = None,
-        q: Annotated[str | None, Param(description="Case-insensitive text in the message")] = None,
+        q: Annotated[
+            str | None, Param(description="Case-insensitive text in the message (logs, errors)")
+        ] = None,
         trace_id: Annotated[
-            str | None, Param(description="Only this trace (32 hex characters)", pattern="^[0-9a-fA-F]{32}$")
+            str | None,
+            Param(
+                description="Only this trace (32 hex characters; logs, events, spans, errors)",
+                pattern="^[0-9a-fA-F]{32}$",
+            ),
         ] = None,
-        order: Order = Order.newest,
-        limit: Annotated[int, Param(ge=1, le=MAX_LIMIT)] = 100,
+        order: Annotated[
+            Order, Param(description="newest first (the default) or oldest first")
+        ] = Order.newest,
+        limit: Annotated[int, Param(ge=1, le=MAX_LIMIT, description="Records per page")] = 100,
         cursor: Annotated[str | None, Param(description="From the previous page's cursor")] = None,
     ) -> RecordsPage:
+        given = {"service": service, "session": session, "level": level, "component": component}
+        given.update(name=name, q=q, trace_id=trace_id)
+        for param, value in given.items():
+            if value is not None and kind.value not in FILTERS[param]:
+                kinds = ", ".join(FILTERS[param])
+                raise HTTPException(
+                    400, f"'{param}' does not filter {kind.value} records (it filters {kinds}): leave it out"
+                )
         severity = None if level is None else parse_level(str(level))
         flt = _filter(since, until, service, session, level=severity, component=component, name=name, text=q)
         sel = dataclasses.replace(flt.selection(), trace_id=trace_id.lower() if trace_id else None)
@@ -218,9 +254,10 @@ def create_api(query: Query, pipeline_stats: Callable[[], Sequence[SinkStats]] |
             page = query.reader.rows(
                 kind.value, sel, cursor=cursor, limit=limit, newest_first=order == Order.newest
             )
-        except ValueError as exc:  # a cursor that is not one of ours
-            raise HTTPException(400, f"bad cursor: {exc}") from None
-        return RecordsPage(kind=kind, rows=page.rows, cursor=page.cursor)
+        except ValueError as exc:  # a cursor that is not one of ours; the store's message names it
+            raise HTTPException(400, str(exc)) from None
+        rows = errors_query.with_status(query, page.rows) if kind == Kind.error_group else page.rows
+        return RecordsPage(kind=kind, rows=rows, cursor=page.cursor)
 
     @api.get(
         "/traces", response_model=list[TraceRow], summary="Recent traces, newest first", responses=BAD_REQUEST
@@ -230,7 +267,7 @@ def create_api(query: Query, pipeline_stats: Callable[[], Sequence[SinkStats]] |
         until: Until = None,
         service: Service = None,
         session: Session = None,
-        limit: Annotated[int, Param(ge=1, le=MAX_LIMIT)] = 20,
+        limit: Annotated[int, Param(ge=1, le=MAX_LIMIT, description="How many traces")] = 20,
     ) -> list[TraceRow]:
         found = recent_traces(query, _filter(since, until, service, session), limit)
         return [TraceRow(**dataclasses.asdict(t), duration_s=t.duration_s) for t in found]
@@ -241,7 +278,7 @@ def create_api(query: Query, pipeline_stats: Callable[[], Sequence[SinkStats]] |
         summary="One trace's spans, parents before children",
         responses={404: {"model": Problem, "description": "No span of this trace is stored"}},
     )
-    def trace(trace_id: str) -> Trace:
+    def trace(trace_id: Annotated[str, Path(description="The trace id (32 hex characters)")]) -> Trace:
         spans = trace_tree(query, trace_id)
         if not spans:
             raise HTTPException(404, f"no span of trace {trace_id!r} is stored")
@@ -254,7 +291,7 @@ def create_api(query: Query, pipeline_stats: Callable[[], Sequence[SinkStats]] |
         until: Until = None,
         service: Service = None,
         session: Session = None,
-        top: Annotated[int, Param(ge=1, le=MAX_LIMIT)] = 20,
+        top: Annotated[int, Param(ge=1, le=MAX_LIMIT, description="How many of each list")] = 20,
     ) -> dict[str, Any]:
         result = query.errors(_filter(since, until, service, session), top)
         return {**_plain(result), "total": result.total}
@@ -269,7 +306,7 @@ def create_api(query: Query, pipeline_stats: Callable[[], Sequence[SinkStats]] |
         until: Until = None,
         service: Service = None,
         session: Session = None,
-        top: Annotated[int, Param(ge=1, le=MAX_LIMIT)] = 20,
+        top: Annotated[int, Param(ge=1, le=MAX_LIMIT, description="How many of each list")] = 20,
     ) -> list[dict[str, Any]]:
         return [_plain(op) for op in query.slow_operations(_filter(since, until, service, session), top)]
 
@@ -290,7 +327,7 @@ def create_api(query: Query, pipeline_stats: Callable[[], Sequence[SinkStats]] |
         until: Until = None,
         service: Service = None,
         session: Session = None,
-        top: Annotated[int, Param(ge=1, le=MAX_LIMIT)] = 10,
+        top: Annotated[int, Param(ge=1, le=MAX_LIMIT, description="How many of each list")] = 10,
     ) -> dict[str, Any]:
         result = query.report(_filter(since, until, service, session), top)
         return {**_plain(result), "total_logs": result.total_logs}

@@ -230,7 +230,7 @@ class Guard:
             return
         headers = dict(scope["headers"])
         host = _hostname(headers.get(b"host", b"").decode("latin-1"))
-        if host not in self.allowed:
+        if host not in self.allowed and not _is_loopback(host):
             response: Response = JSONResponse(
                 {"code": 7, "message": f"Host {host or '(none)'!r} is not allowed; see --allow-host"}, 403
             )
@@ -310,6 +310,16 @@ def _hostname(host: str) -> str:
     if host.startswith("["):
         return host[1 : host.find("]")] if "]" in host else host
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def _is_loopback(host: str) -> bool:
+    """A loopback address written as one (127.0.0.0/8, ::1): no DNS name can stand for it."""
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def create_app(

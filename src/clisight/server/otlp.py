@@ -14,14 +14,17 @@ log record                ``log`` (component = instrumentation scope name), or `
                           it has an ``event_name``, or no severity and a dotted name as its body
                           (``claude_code.api_request``: how Claude Code sends its events); an
                           ``error`` when it carries ``exception.type`` and is an ``exception``
-                          event or of severity ERROR or above; a ``session`` update for the
+                          event; such a line of severity ERROR or above is kept as a ``log``
+                          and also an ``error`` (from clisight, whose exporter sends the error
+                          apart, only the ``log``); a ``session`` update for the
                           ``clisight.session`` event (what clisight's own exporter sends)
 metric data point         ``metric``, one per point: ``type`` (counter, updowncounter, gauge,
                           histogram, exponential_histogram, summary), ``unit``, ``temporality``;
                           a cumulative sum's value is the delta since the previous point of
                           its series (resets detected), the reported total in
-                          ``otel.cumulative_value``; a histogram's value is its sum, its buckets
-                          in ``histogram``
+                          ``otel.cumulative_value``; a histogram's value is its sum (of a
+                          cumulative one, the sum's delta, likewise), its buckets as sent in
+                          ``histogram``; a summary's value is its sum's delta, likewise
 resource                  ``service.name``, ``service.version``, ``host.name``, ``process.pid``,
                           ``telemetry.sdk.name`` -> the record's resource; other resource
                           attributes in ``otel.resource``
@@ -452,12 +455,16 @@ class Mapper:
                     )
                     session = self._session(attrs)
                     if "exception.type" in attrs and (event == "exception" or severity >= ERROR_LEVEL):
-                        out.records.append(
-                            self._exception(
-                                time_ns, body, severity, attrs, resource, session, trace_id, span_id
+                        # A logged exception is a log line and an error, as clisight's client
+                        # stores it; clisight's exporter sends that error apart, as an exception event.
+                        if event == "exception" or resource.sdk != "clisight":
+                            out.records.append(
+                                self._exception(
+                                    time_ns, body, severity, attrs, resource, session, trace_id, span_id
+                                )
                             )
-                        )
-                        continue
+                        if event == "exception":
+                            continue
                     if event == "clisight.session" and session:
                         end = attrs.pop("session.end_ns", None)
                         attrs.pop("session.id", None)
@@ -564,8 +571,9 @@ class Mapper:
                 if which == "sum" and temporality == "cumulative":
                     own["otel.cumulative_value"] = value
                     value = self._delta(resource, metric.name, own, point.start_time_unix_nano, value)
-            elif which == "summary":
-                value = point.sum
+            elif which == "summary":  # its count and sum are totals since its start time
+                own["otel.cumulative_value"] = point.sum
+                value = self._delta(resource, metric.name, own, point.start_time_unix_nano, point.sum)
                 own["summary"] = {
                     "count": point.count,
                     "sum": point.sum,
@@ -573,6 +581,10 @@ class Mapper:
                 }
             else:
                 value = point.sum if point.HasField("sum") else math.nan
+                if temporality == "cumulative" and not math.isnan(value):
+                    # As for a cumulative sum: rollups add values, so each point adds what is new.
+                    own["otel.cumulative_value"] = value
+                    value = self._delta(resource, metric.name, own, point.start_time_unix_nano, value)
                 histogram: dict[str, Any] = {"count": point.count}
                 if point.HasField("sum"):
                     histogram["sum"] = point.sum

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from clisight.alerts import alert_statuses
+from clisight.exceptions import ClisightError
 from clisight.query import Query, live
 from clisight.tui._host import HostSample, HostSampler
 
@@ -89,6 +90,8 @@ def load(
         services = tuple(live.services(q, now))
         alerts, evaluated = firing_alerts(q)
     except Exception as error:  # a store being migrated, deleted or locked: say so, keep running
-        problem = f"cannot read the store: {type(error).__name__}: {error}"
+        # clisight's own errors already say what and where; anything else is named by its type
+        known = isinstance(error, ClisightError) and str(error)
+        problem = str(error) if known else f"cannot read the store: {type(error).__name__}: {error}"
     sample = host.sample() if host is not None else None
     return TopData(snapshot, services, alerts, evaluated, sample, problem, time.perf_counter() - started)

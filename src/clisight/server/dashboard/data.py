@@ -319,11 +319,12 @@ def error(q: Query, fingerprint: str) -> Occurrence | None:
     attrs = dict((detail.latest or {}).get("attributes") or {})
     frames = [f for f in attrs.pop("exception.frames", None) or [] if isinstance(f, dict)]
     crumbs = [c for c in attrs.pop("breadcrumbs", None) or [] if isinstance(c, dict)]
-    context = sorted((str(k), _text(v)) for k, v in attrs.items())
+    context = sorted((str(k), json_text(v)) for k, v in attrs.items())
     return Occurrence(detail, frames, crumbs, context)
 
 
-def _text(value: Any) -> str:
+def json_text(value: Any) -> str:
+    """An attribute value as text: strings as they are, anything else as JSON (``true``, ``[1,2]``)."""
     if isinstance(value, str):
         return value
     import orjson

@@ -122,7 +122,13 @@ class Dashboard:
             lstrip_blocks=True,
         )
         self.env.filters.update(
-            when=_when, seconds=_seconds, bytes=_bytes, number=_number, ago=_ago, duration=_duration
+            when=_when,
+            seconds=_seconds,
+            bytes=_bytes,
+            number=_number,
+            ago=_ago,
+            duration=_duration,
+            json_text=data.json_text,
         )
         self.env.globals.update(
             nav=NAV,
@@ -256,10 +262,12 @@ class Dashboard:
     def errors(self, request: Request) -> Response:
         status = request.query_params.get("status", "open")
         span = request.query_params.get("range", "7d")
-        if status not in ("", "open", *errors_query.STATUSES, "regression") or span not in data.RANGES:
+        if status not in ("", "open", *errors_query.STATUSES, "regression"):
             return self.problem(
                 request, 400, "status is one of open, unresolved, resolved, ignored, regression"
             )
+        if span not in data.RANGES:
+            return self.problem(request, 400, f"range is one of {', '.join(data.RANGES)}")
         groups = data.errors(self.query, time.time_ns(), status, span)
         return self.render(request, "errors.html", title="Errors", groups=groups, status=status, span=span)
 
