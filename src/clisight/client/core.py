@@ -91,6 +91,7 @@ class Client:
 
     def _default_sinks(self) -> list[Sink]:
         sinks: list[Sink] = []
+        store_file: Path | None = None
         if self.store_url:
             from clisight.exceptions import ConfigWarning, UnsupportedStoreURL
             from clisight.pipeline.store_sink import StoreSink
@@ -110,6 +111,7 @@ class Client:
                 )
                 self.store_url = str(_config.default_store_path())
                 sinks.append(StoreSink.from_config(self.store_url, self.config))
+            store_file = next((s.file for s in sinks if isinstance(s, StoreSink)), None)
         if self.config["otlp_endpoint"]:
             import hashlib
 
@@ -120,7 +122,7 @@ class Client:
             digest = hashlib.sha256(endpoint.encode()).hexdigest()[:16]
             spool = spool_dir_for(_config.default_store_path().parent / f"otlp-{digest}")
             sinks.append(OtlpHttpSink(None if endpoint == "env" else endpoint, spool_dir=spool))
-        if self.config["jsonl_path"] and not self._jsonl_is_the_store():
+        if self.config["jsonl_path"] and not self._jsonl_is_the_store(store_file):
             from clisight.pipeline.jsonl import JsonlSink
 
             sinks.append(
@@ -133,21 +135,16 @@ class Client:
             )
         return sinks
 
-    def _jsonl_is_the_store(self) -> bool:
+    def _jsonl_is_the_store(self, store: Path | None) -> bool:
         """jsonl_path naming the store's file (or the -wal, -shm or -journal SQLite keeps beside it)
         would append JSON lines into the database: refused, raising when the program's own code set
         it, else with a warning (no JSON lines; the store works)."""
-        from clisight.exceptions import ClisightError, ConfigError, ConfigWarning
-        from clisight.store import store_path
+        from clisight.exceptions import ConfigError, ConfigWarning
 
-        try:
-            store = store_path(self.store_url) if self.store_url else None
-        except ClisightError:
-            return False
         if store is None:
             return False
         jsonl = os.path.realpath(Path(self.config["jsonl_path"]).expanduser())
-        base = os.path.realpath(store.expanduser())
+        base = os.path.realpath(store)
         if jsonl not in {base + suffix for suffix in ("", "-wal", "-shm", "-journal")}:
             return False
         source = self.config.source("jsonl_path")

@@ -72,8 +72,11 @@ class StoreSink:
         # Beside the store's file (resolved as SqliteStore resolves it); for a database server, in
         # this machine's data dir under a name made from the URL; an in-memory store has none.
         self.spool_dir: Path | None = None
+        # The store's file (None for a database server or memory): other sinks must not write it.
+        self.file: Path | None = None
         if path is not None and str(path) != ":memory:":
-            self.spool_dir = spool_dir_for(path.expanduser().resolve())
+            self.file = path.expanduser().resolve()
+            self.spool_dir = spool_dir_for(self.file)
         elif backend_of(url) == "postgresql":
             import hashlib  # here, not at the top: the constructor runs on the caller's path
 
