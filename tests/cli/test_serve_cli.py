@@ -114,7 +114,11 @@ def test_serve_says_when_the_port_is_taken(tmp_path: Path) -> None:
         port = busy.getsockname()[1]
         proc = run_clisight("serve", "--port", str(port), "--store", str(tmp_path / "x.db"), timeout=30)
     assert proc.returncode == 1
-    assert f"could not listen on 127.0.0.1:{port}" in proc.stderr and "Traceback" not in proc.stderr
+    assert f"could not listen on 127.0.0.1:{port} (Address already in use)" in proc.stderr
+    # One line says it: no banner first, no uvicorn log line, no "stopped" summary, no store made.
+    assert "Traceback" not in proc.stderr and "ERROR:" not in proc.stderr
+    assert "OTLP/HTTP" not in proc.stderr and "stopped;" not in proc.stderr
+    assert not (tmp_path / "x.db").exists()
 
 
 def test_serve_on_port_0_prints_the_port_it_got_and_answers_there(tmp_path: Path) -> None:

@@ -114,7 +114,8 @@ def _listen(host: str, port: int) -> socket.socket:
     try:
         return socket.create_server((host.strip("[]"), port), family=family, backlog=2048)
     except OSError as exc:
-        raise CommandError(f"could not listen on {host}:{port} ({exc.strerror or exc})") from None
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise CommandError(f"could not listen on {host}:{port} ({reason})") from None
 
 
 def _alert_rules(config: _config.Config) -> Path | None:
@@ -153,7 +154,13 @@ def _start_alerts(query: Any, path: Path | None, config: _config.Config) -> Any:
     show_default=True,
     help="Address to listen on.  Anything but loopback needs --token.",
 )
-@click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=DEFAULT_PORT,
+    show_default=True,
+    help="Port for OTLP/HTTP, the REST API and the dashboard (0: any free port, named in the banner).",
+)
 @click.option(
     "--store", metavar="URL", default=None, help="Store to write to (default: the configured store)."
 )
@@ -243,11 +250,12 @@ def serve(
         raise click.UsageError(
             f"--host {host} accepts connections from other machines: give --token (or CLISIGHT_TOKEN)"
         )
-    # Two ports: listen on both before anything opens (a taken port fails here, leaving nothing open).
-    sockets = [_listen(host, p) for p in (port, ui_port)] if ui_port is not None and ui_port != port else None
-    if port == 0:  # the system picks the port: listen now, so the banner can say which
-        sockets = sockets or [_listen(host, 0)]
-        port = int(sockets[0].getsockname()[1])
+    # Listen on the port (and the dashboard's) before anything opens or prints: a taken port is one
+    # clear error, not uvicorn's log line after the banner; port 0 is known for the banner.
+    sockets = [_listen(host, port)]
+    if ui_port is not None and ui_port != port:
+        sockets.append(_listen(host, ui_port))
+    port = int(sockets[0].getsockname()[1])
     url = resolve_store_url(store)
     # A bad scheme, an unreachable server or another program's file fails here, cleanly.
     opened = open_store(url, must_exist=False, writes=True)
