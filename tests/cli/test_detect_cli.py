@@ -373,6 +373,16 @@ def test_without_a_timestamp_column_rows_are_numbered(tmp_path):
     assert json.loads(result.output)["anomalies"] == []
 
 
+@pytest.mark.parametrize("detector", ["novelty", "mad"])
+def test_an_unknown_parameter_is_named_with_the_ones_the_detector_takes(tmp_path, detector):
+    csv_path = write_series(tmp_path / "s.csv", spike=False, shift=False, points=100)
+    result = run(str(csv_path), "--detector", detector, "-p", "bogus=1")
+    assert result.exit_code == 2
+    assert f"the {detector} detector has no parameter 'bogus'" in result.output
+    assert "warmup" in result.output or "probation" in result.output
+    assert "__init__" not in result.output
+
+
 def test_bad_parameter_is_a_usage_error(tmp_path):
     csv_path = write_series(tmp_path / "s.csv", spike=False, shift=False)
     result = run(str(csv_path), "-p", "nonsense")

@@ -476,6 +476,13 @@ def detect(
     # the whole series is known, so as in NAB a detector with a learning period learns from its
     # first 15 % (the other detectors keep the defaults they have in live use)
     known = {"series_length": len(series.values)} if "probation" in DETECTORS[detector]._params else {}
+    unknown = sorted(set(options) - set(DETECTORS[detector]._params))
+    if unknown:
+        raise click.BadParameter(
+            f"the {detector} detector has no parameter {unknown[0]!r}; "
+            f"it takes {', '.join(DETECTORS[detector]._params)}",
+            param_hint="--param",
+        )
     try:
         instance = make_detector(detector, **known, **options)
     except TypeError as exc:
