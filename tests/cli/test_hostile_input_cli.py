@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import click
+import httpx
 import pytest
 
 from clisight.cli.main import cli
@@ -313,13 +314,13 @@ def test_serve_stops_cleanly_on_ctrl_c(tmp_path: Path, workers: str) -> None:
     )
     try:
         deadline = time.monotonic() + TIMEOUT
-        while True:
+        while True:  # serving: it answers HTTP (it listens earlier, while it starts)
             assert proc.poll() is None, proc.communicate(timeout=10)
             try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "clisight serve did not listen in time"
+                httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline, "clisight serve did not answer in time"
                 time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGINT)
         _, stderr = proc.communicate(timeout=TIMEOUT)
