@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -57,3 +59,20 @@ def invoke_json(*args: str) -> Any:
     result = invoke(*args, "--json")
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
+
+
+def serve_on_any_port(folder: Path) -> tuple[subprocess.Popen[str], queue.Queue[str], threading.Thread]:
+    """``clisight serve --port 0 --workers 0`` on a new store in ``folder``, its stderr lines as they
+    come (the banner names the port the system picked), and the thread reading them, which ends
+    when the process does.  The caller stops the process, waits for it and joins the thread."""
+    proc = subprocess.Popen(
+        [str(CLISIGHT), "serve", "--port", "0", "--workers", "0", "--store", str(folder / "served.db")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CLISIGHT_HOME": str(folder / "home")},
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr or ()], daemon=True)
+    reader.start()
+    return proc, lines, reader

@@ -12,14 +12,12 @@ import contextlib
 import hashlib
 import json
 import os
-import queue
 import select
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -28,7 +26,7 @@ import httpx
 import pytest
 
 from clisight.cli.main import cli
-from tests.cli.clirun import CLISIGHT, TIMEOUT, invoke, invoke_json, run_clisight
+from tests.cli.clirun import CLISIGHT, TIMEOUT, invoke, invoke_json, run_clisight, serve_on_any_port
 
 # Every option that takes a number of seconds, days or megabytes: (command words, option).
 FLOAT_OPTIONS = [
@@ -744,16 +742,7 @@ def test_a_bad_since_names_the_option_and_the_accepted_forms(
 def test_serve_on_port_0_prints_the_port_it_got_and_stops_on_ctrl_c_at_any_time(
     tmp_path: Path, when: str
 ) -> None:
-    proc = subprocess.Popen(
-        [str(CLISIGHT), "serve", "--port", "0", "--store", str(tmp_path / "served.db"), "--workers", "0"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "CLISIGHT_HOME": str(tmp_path / "home")},
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr or ()], daemon=True)
-    reader.start()
+    proc, lines, reader = serve_on_any_port(tmp_path)
     try:
         endpoint = None
         while endpoint is None:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import socket
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import pytest
 pytest.importorskip("uvicorn", reason="the server extra is not installed")
 
 from clisight.query import Filter, Query
-from tests.cli.clirun import CLISIGHT, run_clisight
+from tests.cli.clirun import CLISIGHT, run_clisight, serve_on_any_port
 
 
 def free_port() -> int:
@@ -122,16 +120,7 @@ def test_serve_says_when_the_port_is_taken(tmp_path: Path) -> None:
 
 
 def test_serve_on_port_0_prints_the_port_it_got_and_answers_there(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [str(CLISIGHT), "serve", "--port", "0", "--workers", "0", "--store", str(tmp_path / "x.db")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "CLISIGHT_HOME": str(tmp_path / "home")},
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr or ()], daemon=True)
-    reader.start()
+    proc, lines, reader = serve_on_any_port(tmp_path)
     try:
         line = ""
         while not line.startswith("REST API:"):

@@ -35,12 +35,13 @@ def read_until(fd: int, wanted: bytes, timeout: float) -> bytes:
     return seen
 
 
-def test_top_draws_in_an_80x24_terminal_and_quits_on_q(demo_store: Path) -> None:
+def start_top(store: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """``clisight top`` on ``store`` in a new 80x24 pseudo-terminal: the process and the master fd."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"}
     proc = subprocess.Popen(
-        [str(CLISIGHT), "top", "--store", str(demo_store), "--no-host"],
+        [str(CLISIGHT), "top", "--store", str(store), "--no-host"],
         stdin=slave,
         stdout=slave,
         stderr=slave,
@@ -48,6 +49,11 @@ def test_top_draws_in_an_80x24_terminal_and_quits_on_q(demo_store: Path) -> None
         start_new_session=True,
     )
     os.close(slave)
+    return proc, master
+
+
+def test_top_draws_in_an_80x24_terminal_and_quits_on_q(demo_store: Path) -> None:
+    proc, master = start_top(demo_store)
     try:
         drawn = read_until(master, b"Overview", TIMEOUT)
         drawn += read_until(master, b"Error rate", TIMEOUT)
@@ -75,18 +81,7 @@ def test_top_draws_in_an_80x24_terminal_and_quits_on_q(demo_store: Path) -> None
 def test_top_in_a_terminal_stops_cleanly_on_ctrl_c(demo_store: Path, stop: str) -> None:
     """Ctrl-C in a terminal app is a key (the terminal is raw), not a signal; `kill -INT` is a signal.
     Both end top with status 0 and the terminal restored, never a traceback."""
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"}
-    proc = subprocess.Popen(
-        [str(CLISIGHT), "top", "--store", str(demo_store), "--no-host"],
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
-        env=env,
-        start_new_session=True,
-    )
-    os.close(slave)
+    proc, master = start_top(demo_store)
     try:
         read_until(master, b"Error rate", TIMEOUT)
         if stop == "SIGINT":
