@@ -3,9 +3,12 @@ span, log record and metric point is stored, with its attributes and ids exact."
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -67,28 +70,34 @@ def test_every_span_from_the_sdk_is_stored_with_exact_ids_and_attributes(served:
     assert rows["failing"]["attributes"]["status.message"] == "boom"
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_every_log_record_from_the_sdk_is_stored(served: Served) -> None:
-    import logging
+@contextlib.contextmanager
+def sdk_logger(served: Served, name: str) -> Iterator[logging.Logger]:
+    """A stdlib logger whose records the OpenTelemetry SDK exports to ``served``, one at a time;
+    flushed and detached on leaving."""
+    from opentelemetry.sdk._logs import LoggingHandler
 
     provider = LoggerProvider(resource=RESOURCE)
     provider.add_log_record_processor(
         SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{served.url}/v1/logs", timeout=10))
     )
-    from opentelemetry.sdk._logs import LoggingHandler
-
-    logger = logging.getLogger("interop.logs")
+    logger = logging.getLogger(name)
     logger.propagate = False
+    logger.setLevel(logging.DEBUG)
     handler = LoggingHandler(logger_provider=provider)
     logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
     try:
-        logger.info("cache warmed", extra={"entries": 120})
-        logger.warning("slow disk", extra={"latency_ms": 812.5})
-        logger.error("upload failed: api_key=sk-ant-0123456789abcdef0123456789")
+        yield logger
     finally:
         logger.removeHandler(handler)
         provider.shutdown()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_every_log_record_from_the_sdk_is_stored(served: Served) -> None:
+    with sdk_logger(served, "interop.logs") as logger:
+        logger.info("cache warmed", extra={"entries": 120})
+        logger.warning("slow disk", extra={"latency_ms": 812.5})
+        logger.error("upload failed: api_key=sk-ant-0123456789abcdef0123456789")
 
     rows = served.stored("log")
     assert [(r["severity_text"], r["component"]) for r in rows] == [
@@ -165,28 +174,13 @@ def test_a_cumulative_histogram_is_stored_as_the_increase_of_its_sum(served: Ser
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_a_logged_exception_from_the_sdk_keeps_its_line_and_makes_one_error(served: Served) -> None:
-    import logging
-
-    from opentelemetry.sdk._logs import LoggingHandler
-
-    provider = LoggerProvider(resource=RESOURCE)
-    provider.add_log_record_processor(
-        SimpleLogRecordProcessor(OTLPLogExporter(endpoint=f"{served.url}/v1/logs", timeout=10))
-    )
-    logger = logging.getLogger("interop.exceptions")
-    logger.propagate = False
-    handler = LoggingHandler(logger_provider=provider)
-    logger.addHandler(handler)
-    try:
+    with sdk_logger(served, "interop.exceptions") as logger:
         try:
             {}["user"]
         except KeyError:
             logger.exception("payment failed")
-    finally:
-        logger.removeHandler(handler)
-        provider.shutdown()
 
-    # The line was dropped: only the error was stored, so the logs never said "payment failed".
+    # Both: the line (it used to be dropped, only the error stored) and one error.
     [line] = served.stored("log")
     assert (line["message"], line["severity_text"]) == ("payment failed", "ERROR")
     [error] = served.stored("error")
