@@ -27,7 +27,6 @@ from clisight.query import Filter, Query, parse_level, parse_time
 F = TypeVar("F", bound=Callable[..., Any])
 
 NO_DATA_HINT = "no data yet: run `clisight demo` or instrument your program"
-NOT_A_STORE = "is not a clisight store"  # how the store's reader refuses another program's database
 USAGE_ERROR = 2  # click's status for bad options; also used for a broken configuration
 
 
@@ -334,18 +333,18 @@ def _refuse_uncreatable(path: Path) -> None:
 
 
 def _refuse_foreign(opened: OpenedStore) -> None:
-    """Raise SchemaError if the store is an existing database that is not a clisight store.
+    """Raise SchemaError if the store is an existing database the writer would refuse: another
+    program's (the store checks before it touches the file) or a newer clisight's.
 
-    The read-only reader knows (it refuses such a file; the writer would migrate it); any other
-    trouble it finds (an older store only a writer upgrades, a locked or damaged file) is left to
-    the writer, which says so itself."""
+    The writer's own check, run now rather than at the command's first write (a demo would have
+    simulated every session by then); any other trouble (a locked or damaged file) is left to the
+    writer, which says so itself."""
     if opened.path is None or not opened.path.is_file() or opened.path.stat().st_size == 0:
         return
     try:
-        opened.query.tail(n=1)  # the cheapest read: it opens the reader, which checks the schema
-    except SchemaError as exc:
-        if NOT_A_STORE in str(exc):
-            raise
+        opened.query.store.migrate()
+    except SchemaError:
+        raise
     except ClisightError:
         pass
 
