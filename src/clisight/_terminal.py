@@ -66,6 +66,21 @@ def seconds(value: float) -> str:
     return f"{value / 60:.1f} min"
 
 
+_PERIOD_UNITS: Final = (("d", 86_400), ("h", 3600), ("min", 60), ("s", 1))
+
+
+def period(value: float) -> str:
+    """A length of time for people, in its two largest non-zero whole units: ``30 min``, ``1 h``,
+    ``1 h 30 min``, ``7 d`` (never ``168 h``); under a second ``0 s``.  Rounded down."""
+    left = int(value) if value > 0 else 0
+    parts = []
+    for unit, length in _PERIOD_UNITS:
+        count, left = divmod(left, length)
+        if count:
+            parts.append(f"{count} {unit}")
+    return " ".join(parts[:2]) or "0 s"
+
+
 def size(n_bytes: int) -> str:
     """A byte count for people: ``812 B``, ``1.4 MB``."""
     amount = float(n_bytes)
@@ -76,4 +91,4 @@ def size(n_bytes: int) -> str:
     return f"{amount:.1f} GB"  # pragma: no cover - the loop always returns
 
 
-__all__ = ["clean", "seconds", "size", "when"]
+__all__ = ["clean", "period", "seconds", "size", "when"]

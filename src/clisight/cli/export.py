@@ -46,7 +46,6 @@ KINDS: Final = {
 }
 
 
-
 class KindChoice(click.Choice):  # type: ignore[type-arg]
     """``--kind``: the plural words (shown in the help), or the REST API's singular ones (``log``
     as well as ``logs``), normalised to the plural."""
@@ -206,8 +205,7 @@ as a formula (starting with = + - @, tab or CR) get a leading single quote.
     "kinds",
     type=KindChoice(list(KINDS), case_sensitive=False),
     multiple=True,
-    help="Which records (repeatable; default: all).  The REST API's singular words (log, event...)"
-    " work too.",
+    help="Which records (repeatable; default: all).  The REST API's singular words (log, event...) work too.",
 )
 @click.option(
     "--name",
