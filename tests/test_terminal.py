@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from clisight._terminal import period, seconds
+from clisight._terminal import period, seconds, tolerant
 
 
 def test_durations_read_in_the_unit_that_fits() -> None:
@@ -44,3 +46,14 @@ def test_a_period_is_at_most_two_units_largest_first_and_short_by_less_than_its_
     assert all(n < LARGEST[u] for n, u in zip(counts, units, strict=True))  # 24 h is 1 d, 60 min 1 h
     shown = sum(n * size for n, size in zip(counts, sizes, strict=True))
     assert 0 <= value - shown < sizes[-1]
+
+
+@given(st.text(max_size=50))
+def test_a_narrow_stream_made_tolerant_writes_anything_and_a_utf_8_one_is_left_strict(text: str) -> None:
+    narrow = tolerant(io.TextIOWrapper(io.BytesIO(), encoding="ascii"))
+    narrow.write(text + "█ µs · …")  # would raise UnicodeEncodeError unchanged
+    narrow.flush()
+    written = narrow.buffer.getvalue().decode("ascii")
+    assert written.endswith("? ?s ? ?") and len(written) >= 8
+    wide = tolerant(io.TextIOWrapper(io.BytesIO(), encoding="utf-8"))
+    assert wide.errors == "strict"  # nothing to degrade: a lone surrogate still fails loudly

@@ -9,9 +9,10 @@ comprehensive report; nothing here imports another part of clisight.
 
 from __future__ import annotations
 
+import codecs
 import re
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 # C0 controls, DEL, C1 controls, and the Unicode controls that reorder or hide text (bidi
 # overrides and isolates, zero-width joiners aside from ordinary spacing) and split lines.
@@ -41,6 +42,24 @@ def clean(value: object, limit: int | None = None, *, multiline: bool = False) -
     if limit is not None and len(text) > limit:
         text = text[: max(limit - 1, 0)] + "…"
     return text
+
+
+def tolerant(stream: Any) -> Any:
+    """``stream``, set to write ``?`` for what its encoding cannot hold instead of raising
+    UnicodeEncodeError (``PYTHONIOENCODING=ascii``, a Latin-1 locale): a table's bars, ``µs`` or a
+    stored message then degrade, and the command still prints.  A UTF stream, one already lenient
+    and one that cannot be reconfigured are left as they are."""
+    encoding = getattr(stream, "encoding", None)
+    reconfigure = getattr(stream, "reconfigure", None)
+    if not isinstance(encoding, str) or reconfigure is None or getattr(stream, "errors", None) != "strict":
+        return stream
+    try:
+        if codecs.lookup(encoding).name.startswith("utf"):
+            return stream
+        reconfigure(errors="replace")
+    except (LookupError, ValueError, OSError):  # an unknown codec name; a closed or detached stream
+        pass
+    return stream
 
 
 def when(time_ns: int | None, *, precise: bool = False) -> str:
@@ -91,4 +110,4 @@ def size(n_bytes: int) -> str:
     return f"{amount:.1f} GB"  # pragma: no cover - the loop always returns
 
 
-__all__ = ["clean", "period", "seconds", "size", "when"]
+__all__ = ["clean", "period", "seconds", "size", "tolerant", "when"]

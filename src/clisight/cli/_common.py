@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import sqlite3
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import click
 from rich.console import Console
 
 from clisight import _config
+from clisight._terminal import tolerant
 from clisight.cli._text import clean, dumps
 from clisight.exceptions import ClisightError, ConfigError, DataError, SchemaError, StoreError
 from clisight.query import Filter, Query, parse_level, parse_time
@@ -50,6 +52,7 @@ class ClisightGroup(click.Group):
     """A click group that reports clisight's exceptions as clean messages."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        tolerant(sys.stdout)  # click.echo's text too, for commands that print without a console
         try:
             return super().invoke(ctx)
         except ConfigError as exc:
@@ -380,9 +383,13 @@ def refuse_output_over_store(output: str | None, opened: OpenedStore) -> None:
         )
 
 
-def console(stderr: bool = False) -> Console:
-    """A console for this command's output; colour follows the terminal and NO_COLOR."""
-    return Console(highlight=False, emoji=False, stderr=stderr)
+def console(stderr: bool = False, **options: Any) -> Console:
+    """A console for this command's output (every command's, built here): colour follows the
+    terminal and NO_COLOR; on a stream whose encoding is not UTF (``PYTHONIOENCODING=ascii``, a
+    Latin-1 locale) boxes are ASCII (rich's choice) and other characters it cannot hold print as
+    ``?`` rather than fail."""
+    tolerant(sys.stderr if stderr else sys.stdout)
+    return Console(**{"highlight": False, "emoji": False, **options}, stderr=stderr)
 
 
 def echo_json(value: Any) -> None:

@@ -566,10 +566,11 @@ def _print_report(
     anomalies: list[Anomaly],
     too_short: str | None,
 ) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False)
+    from clisight.cli._common import console as make_console
+
+    console = make_console()
     n = len(series.values)
     title = f"{file.name}: {column}, {n} points, detector {detector}, threshold {threshold:g}"
     console.print(title, markup=False)
