@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import queue
+import secrets
 import signal
 import socket
 import subprocess
@@ -136,3 +138,59 @@ def test_serve_on_port_0_prints_the_port_it_got_and_answers_there(tmp_path: Path
         reader.join(timeout=10)
     shown = "".join(lines.queue)
     assert f"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{port}" in shown and ":0" not in shown
+
+
+def banner_of(lines: queue.Queue[str]) -> str:
+    """The banner's lines up to the SDK's endpoint (queue.Empty if it does not come in time)."""
+    said = []
+    while not said or "OTEL_EXPORTER_OTLP_ENDPOINT=" not in said[-1]:
+        said.append(lines.get(timeout=30))
+    return "".join(said)
+
+
+@pytest.mark.parametrize("allow_host", [None, "otel.internal"])
+def test_serve_on_all_interfaces_prints_a_name_other_machines_can_use_and_accepts_it(
+    tmp_path: Path, allow_host: str | None
+) -> None:
+    token = secrets.token_hex(16)
+    more = ("--host", "0.0.0.0", *(("--allow-host", allow_host) if allow_host else ()))
+    proc, lines, reader = serve_on_any_port(tmp_path, *more, env={"CLISIGHT_TOKEN": token})
+    try:
+        said = banner_of(lines)
+        endpoint = said.split("OTEL_EXPORTER_OTLP_ENDPOINT=")[1].split()[0]
+        name, port = endpoint.removeprefix("http://").rsplit(":", 1)
+        assert name == (allow_host or socket.gethostname()) and "127.0.0.1" not in endpoint
+        assert (
+            f"Dashboard: http://{name}:{port}/" in said and f"REST API:  http://{name}:{port}/api/v1/" in said
+        )
+        assert (
+            "Listening on all interfaces (0.0.0.0)" in said and f"http://127.0.0.1:{port} works too" in said
+        )
+        # The name printed is one the server accepts (a client of another machine sends it as Host).
+        answer = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/health",
+            headers={"Host": f"{name}:{port}", "Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+        other = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/health",
+            headers={"Host": f"evil.example:{port}", "Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert other.status_code == 403  # any other name is still refused
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
+
+
+def test_serve_on_loopback_prints_loopback_urls_and_no_note(tmp_path: Path) -> None:
+    proc, lines, reader = serve_on_any_port(tmp_path)
+    try:
+        said = banner_of(lines)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:" in said and "all interfaces" not in said

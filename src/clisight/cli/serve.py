@@ -76,10 +76,41 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def banner(host: str, port: int, store: str, token: bool, ui_port: int | None = None) -> str:
+def is_wildcard(host: str) -> bool:
+    """Whether ``host`` binds every interface (``0.0.0.0``, ``::``)."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
+
+
+def public_name(host: str, allow_host: tuple[str, ...]) -> str | None:
+    """The name other machines are told to use when ``host`` binds every interface: the first
+    ``--allow-host`` name, else this machine's host name (None when it has none)."""
+    if not is_wildcard(host):
+        return None
+    if allow_host:
+        return allow_host[0]
+    name = socket.gethostname().strip()
+    return name if name and not is_loopback(name) else None
+
+
+def banner(
+    host: str, port: int, store: str, token: bool, ui_port: int | None = None, public: str | None = None
+) -> str:
+    """What serve prints on start: where it listens and the lines that point an SDK at it.  Bound
+    to every interface, the URLs name ``public`` (see :func:`public_name`), which other machines
+    can use, and a note says so; bound to one address, they name that address."""
     shown = f"[{host}]" if ":" in host else host
-    if shown in ("0.0.0.0", "[::]"):
-        shown = "127.0.0.1"
+    note = []
+    if is_wildcard(host):
+        shown = (f"[{public}]" if ":" in public else public) if public else "127.0.0.1"
+        note = [
+            f"Listening on all interfaces ({host}); from this machine http://127.0.0.1:{port} works too,",
+            "and another name or address of this machine needs --allow-host NAME."
+            if public
+            else "and other machines need its address and --allow-host ADDRESS (it has no host name).",
+        ]
     endpoint = f"http://{shown}:{port}"
     auth = ["export OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20$CLISIGHT_TOKEN"] if token else []
     dashboard = f"http://{shown}:{ui_port if ui_port is not None else port}/"
@@ -89,6 +120,7 @@ def banner(host: str, port: int, store: str, token: bool, ui_port: int | None = 
         f"Dashboard: {dashboard}"
         + ("?token=$CLISIGHT_TOKEN (once; the browser keeps a cookie)" if token else ""),
         f"REST API:  {endpoint}/api/v1/",
+        *note,
         "",
         "Point an OpenTelemetry SDK at it:",
         f"  export OTEL_EXPORTER_OTLP_ENDPOINT={endpoint}",
@@ -256,6 +288,7 @@ def serve(
     if ui_port is not None and ui_port != port:
         sockets.append(_listen(host, ui_port))
     port = int(sockets[0].getsockname()[1])
+    public = public_name(host, allow_host)  # the name the banner gives other machines; allowed as Host
     url = resolve_store_url(store)
     # A bad scheme, an unreachable server or another program's file fails here, cleanly.
     opened = open_store(url, must_exist=False, writes=True)
@@ -273,7 +306,7 @@ def serve(
         redactor,
         max_body=int(max_body_mb * 1024 * 1024),
         token=token,
-        allowed_hosts=[host, *allow_host],
+        allowed_hosts=[host, *allow_host, *([public] if public else [])],
         pipeline_stats=pipeline.stats,
         query=opened.query,
         exposed=ExposedMetrics(opened.query, [*config["expose_metrics"], *expose]),
@@ -296,7 +329,7 @@ def serve(
     # uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again with the handlers it
     # found in place: these, so the process lives on to write what it received, then exits 0.
     quiet = {sig: signal.signal(sig, _stopper(server)) for sig in (signal.SIGINT, signal.SIGTERM)}
-    click.echo(clean(banner(host, port, shown_url, bool(token), ui_port), multiline=True), err=True)
+    click.echo(clean(banner(host, port, shown_url, bool(token), ui_port, public), multiline=True), err=True)
     scheduler = _start_alerts(opened.query, rules_path, config)
     try:
         server.run(sockets=sockets)
