@@ -194,3 +194,49 @@ def test_serve_on_loopback_prints_loopback_urls_and_no_note(tmp_path: Path) -> N
         proc.wait(timeout=30)
         reader.join(timeout=10)
     assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:" in said and "all interfaces" not in said
+
+
+# Put first on PYTHONPATH of a serve, this holds each of its worker processes at birth until the
+# file GO exists: the test decides when serve may finish starting, so its signal lands while serve
+# starts, every time.  (multiprocessing starts a worker as `python -c ... --multiprocessing-fork`.)
+HOLD_WORKERS = """
+import os, sys, time
+if "--multiprocessing-fork" in sys.argv:
+    deadline = time.monotonic() + 60
+    while not os.path.exists(GO) and time.monotonic() < deadline:
+        time.sleep(0.02)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_while_serve_starts_stops_it_with_one_line_and_status_0(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    go = tmp_path / "go"
+    (hold / "sitecustomize.py").write_text(f"GO = {str(go)!r}\n{HOLD_WORKERS}")
+    path = os.pathsep.join([str(hold), *filter(None, [os.environ.get("PYTHONPATH")])])
+    proc, lines, reader = serve_on_any_port(tmp_path, workers=2, env={"PYTHONPATH": path}, own_group=True)
+    try:
+        line = lines.get(timeout=60)  # printed before it opens the store and starts its workers
+        assert line.startswith("clisight serve: starting on 127.0.0.1:") and "2 worker processes" in line
+        os.killpg(proc.pid, signum)  # a Ctrl-C signals the whole group: the workers too
+        go.touch()  # only now may the workers start
+        assert proc.wait(timeout=60) == 0
+    finally:
+        go.touch()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        reader.join(timeout=10)
+    said = "".join(lines.queue)
+    assert said == "clisight serve: stopped while starting; nothing was received\n"  # no banner, no traceback
+    deadline = time.monotonic() + 30
+    while True:  # and no worker is left behind (multiprocessing's resource tracker exits last)
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "a process of serve's group outlived it"
+        time.sleep(0.05)
