@@ -163,7 +163,7 @@ def read_price_file(path: Path) -> str:
     read: a FIFO would block the program until someone writes to it, ``/dev/zero`` would never end.
     OSError when it cannot be opened, PriceFileRefused when it is not such a file."""
     # O_NONBLOCK: opening a FIFO must not wait for a writer (it only affects FIFOs and devices here).
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     try:
         info = os.fstat(fd)
     except OSError:
