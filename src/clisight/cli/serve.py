@@ -298,6 +298,9 @@ def serve(
     quiet = {sig: signal.signal(sig, _stopper(server)) for sig in (signal.SIGINT, signal.SIGTERM)}
     click.echo(clean(banner(host, port, shown_url, bool(token), ui_port), multiline=True), err=True)
     scheduler = _start_alerts(opened.query, rules_path, config)
+    from clisight.server import _gc
+
+    _gc.tune()  # after start-up: what is alive now is frozen
     try:
         server.run(sockets=sockets)
     except SystemExit:  # uvicorn's own exit when it cannot start (the port is taken, say)
