@@ -29,6 +29,7 @@ from clisight.query import errors as errors_query
 from clisight.query import usage as usage_query
 from clisight.query.series import metric_series
 from clisight.server import _claude_code
+from clisight.server.dashboard import data as dashboard_data
 from clisight.server.otlp import PROTOBUF, Mapper
 from clisight.store import SqliteStore
 from clisight.store.base import Selection
@@ -231,6 +232,8 @@ def test_every_llm_reader_counts_a_request_received_over_otlp(served: Served) ->
         assert (snapshot.cost_today.requests, snapshot.cost_today.cost_usd) == (1, 0.25)
         cost = metric_series(query, "cost", {}, now - HOUR_NS, now, HOUR_NS, of="llm")
         assert sum(v for _, v in cost) == 0.25
+        page = dashboard_data.usage(query, now)  # the Usage page's LLM and Claude Code panels
+        assert [r.totals.cost_usd for r in page.claude_daily] == [0.25] and page.models == [SONNET]
         [stored] = list(query.export(Filter(), kinds=("event",)))
     attrs = stored["attributes"]
     # Claude Code's own attributes stay; its numbers, sent as text, are stored as numbers.
