@@ -196,9 +196,15 @@ def active_runs(
             if checked >= RECORDS_SCAN:
                 continue
             checked += 1
-            recent = _has_records(q, Selection(since_ns=idle_since, session_id=str(row["id"])))
-            if not recent and (start < run_since or _has_records(q, Selection(session_id=str(row["id"])))):
-                continue  # its records stopped: ended, as far as the store can tell
+            if not _has_records(q, Selection(since_ns=idle_since, session_id=str(row["id"]))):
+                if start < run_since:
+                    continue
+                # Records, but none lately: its records stopped, so it has ended as far as the
+                # store can tell.  (Logs, events and errors are counted on the row; metric points
+                # and spans are not.)
+                counted = sum(int(row[k] or 0) for k in ("log_count", "event_count", "error_count"))
+                if counted or _has_records(q, Selection(session_id=str(row["id"])), ("metric", "span")):
+                    continue
         elif start < run_since:
             continue
         found.append(
@@ -209,9 +215,9 @@ def active_runs(
     return found
 
 
-def _has_records(q: Query, sel: Selection) -> bool:
-    """Whether any record of any kind is in ``sel`` (one row read per kind, at most)."""
-    return any(q.reader.rows(kind, sel, limit=1).rows for kind in _ACTIVITY_KINDS)
+def _has_records(q: Query, sel: Selection, kinds: tuple[str, ...] = _ACTIVITY_KINDS) -> bool:
+    """Whether any record of ``kinds`` is in ``sel`` (one row read per kind, at most)."""
+    return any(q.reader.rows(kind, sel, limit=1).rows for kind in kinds)
 
 
 def recent_errors(q: Query, sel: Selection, top: int = RECENT_ERRORS) -> list[RecentError]:

@@ -47,7 +47,7 @@ TOKEN_FIELDS: Final = ("input_tokens", "output_tokens", "cache_read_tokens", "ca
 UNMAPPED: Final = "clisight.unmapped"
 MAX_TOKENS: Final = 2**53  # beyond exact floats: no real request, and rollups sum as floats
 MAX_USD: Final = 1e9
-_NUMBER: Final = re.compile(r"[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+_NUMBER: Final = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
 class Unreadable(ValueError):
