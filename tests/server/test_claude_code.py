@@ -117,6 +117,9 @@ def api_request(
         "event.name": "api_request",
         "event.timestamp": "2025-06-01T09:10:00.000Z",
         "prompt.id": "p-1",
+        "event.sequence": 7,
+        "request_id": f"req_{session}_{sum(tokens)}",
+        "query_source": "repl_main_thread",
         "model": model,
         **numbers,
     }
@@ -238,6 +241,7 @@ def test_every_llm_reader_counts_a_request_received_over_otlp(served: Served) ->
     attrs = stored["attributes"]
     # Claude Code's own attributes stay; its numbers, sent as text, are stored as numbers.
     assert (attrs["prompt.id"], attrs["app.version"], attrs["session.id"]) == ("p-1", "2.0.14", "live")
+    assert attrs["request_id"] == "req_live_1200"  # what a de-duplication against transcripts would use
     assert (attrs["duration_ms"], attrs["duration"], attrs["cost_usd"], attrs["priced"]) == (
         1500,
         1.5,
