@@ -363,6 +363,27 @@ def test_api_errors_reach_the_error_views_grouped_by_kind_and_model(served: Serv
     assert detail.latest["attributes"]["otel.event_name"] == "claude_code.api_error"
 
 
+@pytest.mark.parametrize(
+    ("status", "message", "kind"),
+    [
+        (429, "", "rate_limit"),
+        (None, '{"type":"error","error":{"type":"rate_limit_error"}}', "rate_limit"),
+        (529, "", "overloaded"),
+        (500, "Overloaded", "overloaded"),
+        (400, "prompt is too long: 210000 tokens > 200000 maximum", "context_length"),
+        (400, "invalid request", None),
+        (401, "", "authentication"),
+        (None, "Request timed out.", "timeout"),
+        (None, "Connection error.", "connection"),
+        (None, "Request was aborted.", None),
+    ],
+)
+def test_error_kind_names_api_errors_as_the_client_does(
+    status: int | None, message: str, kind: str | None
+) -> None:
+    assert _claude_code.error_kind(status, message) == kind
+
+
 def test_the_llm_prices_setting_prices_requests_without_a_cost(
     served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:

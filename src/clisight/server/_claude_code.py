@@ -130,7 +130,6 @@ def usage_event(
     session: str | None,
     trace_id: str | None,
     span_id: str | None,
-    table: _prices.PriceTable | None = None,
 ) -> Record:
     """The ``llm.request`` event of one ``claude_code.api_request`` (``attrs`` already scrubbed), or
     the original event marked ``clisight.unmapped`` when a token count cannot be read."""
@@ -156,7 +155,7 @@ def usage_event(
         cost = None
     if cost is None:
         out.pop("cost_usd", None)
-        cost = (table or prices()).cost(model, *tokens)
+        cost = prices().cost(model, *tokens)
     if cost is not None:
         out["cost_usd"] = cost
     out["priced"] = cost is not None
