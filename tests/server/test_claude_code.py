@@ -7,6 +7,11 @@ importer counts the same requests."""
 from __future__ import annotations
 
 import json
+import os
+import queue
+import signal
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -32,7 +37,7 @@ from clisight.server import _claude_code
 from clisight.server.dashboard import data as dashboard_data
 from clisight.server.otlp import PROTOBUF, Mapper
 from clisight.store.base import Selection
-from tests.cli.clirun import invoke
+from tests.cli.clirun import CLISIGHT, invoke
 from tests.cli.test_usage_cli import OPUS, SONNET, _import, entry
 from tests.server.conftest import Served
 
@@ -396,6 +401,46 @@ def test_the_llm_prices_setting_prices_requests_without_a_cost(
     )
     [event] = served.stored("event")
     assert event["attributes"]["cost_usd"] == 0.004 and event["attributes"]["priced"] is True
+
+
+def test_clisight_serve_prices_in_its_worker_processes_by_the_llm_prices_setting(tmp_path: Path) -> None:
+    """``clisight serve`` maps logs in worker processes: each reads ``llm_prices`` as ``clisight
+    usage`` does."""
+    env = {**os.environ, "CLISIGHT_LLM_PRICES": '{"house-model": {"input": 2, "output": 4}}'}
+    db = tmp_path / "served.db"
+    proc = subprocess.Popen(
+        [str(CLISIGHT), "serve", "--port", "0", "--workers", "1", "--store", str(db)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr or ()], daemon=True)
+    reader.start()
+    try:
+        line = ""
+        while not line.startswith("REST API:"):
+            line = lines.get(timeout=30)  # the banner comes once the port is bound
+        base = line.split()[-1].removesuffix("/api/v1/").rstrip("/")
+        message = request(
+            (time.time_ns(), "claude_code.api_request", api_request("s", "house-model", (1000, 500, 0, 0)))
+        )
+        answer = httpx.post(
+            f"{base}/v1/logs",
+            content=message.SerializeToString(),
+            headers={"Content-Type": PROTOBUF},
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
+    assert proc.returncode == 0, "".join(lines.queue)
+    with Query(db) as query:
+        [model] = query.llm_usage()
+    assert (model.model, model.input_tokens, model.cost_usd) == ("house-model", 1000, 0.004)
 
 
 ANY_VALUE = st.recursive(
