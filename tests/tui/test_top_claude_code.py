@@ -76,3 +76,20 @@ def test_top_shows_a_claude_code_session_as_running_only_while_its_events_come(s
             assert "Active 2" in text
 
         run_app(app, check, size=(100, 30))
+
+
+def test_top_says_a_claude_code_session_counts_while_its_records_come_when_none_does(served: Served) -> None:
+    now = time.time_ns()
+    api = api_request("cc-stopped", SONNET, (1, 2, 0, 0), "0.1")
+    post_protobuf(served, request((now - 9 * MINUTE_NS, "claude_code.api_request", api)))
+    assert served.pipeline.flush(timeout=10)
+    with Query(served.store_url) as query:
+        app = TopApp(query, host=False)
+
+        async def check(pilot: Any) -> None:
+            await pilot.press("5")
+            await wait_until(pilot, lambda: "No runs in progress" in screen_text(app))
+            text = " ".join(screen_text(app).split())
+            assert "Claude Code's, while its records keep coming" in text and "cc-stopped" not in text
+
+        run_app(app, check, size=(100, 30))
