@@ -216,7 +216,7 @@ def test_every_llm_reader_counts_a_request_received_over_otlp(served: Served) ->
     post_protobuf(
         served,
         request(
-            (now - 10**9, "claude_code.api_request", api_request("live", SONNET, (1000, 200, 0, 0), "0.25"))
+            (now - 10**6, "claude_code.api_request", api_request("live", SONNET, (1000, 200, 0, 0), "0.25"))
         ),
     )
     assert served.pipeline.flush(timeout=10)
