@@ -13,6 +13,9 @@ span                      ``span``: ids as lower-case hex, status error -> sever
 log record                ``log`` (component = instrumentation scope name), or ``event`` when
                           it has an ``event_name``, or no severity and a dotted name as its body
                           (``claude_code.api_request``: how Claude Code sends its events); an
+                          ``llm.request`` event for Claude Code's ``claude_code.api_request``
+                          and an LLM ``error`` for its ``claude_code.api_error`` (see
+                          ``clisight.server._claude_code``); an
                           ``error`` when it carries ``exception.type`` and is an ``exception``
                           event; such a line of severity ERROR or above is kept as a ``log``
                           and also an ``error`` (from clisight, whose exporter sends the error
@@ -65,6 +68,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
 
 from clisight.pipeline.redact import Redactor, as_text
+from clisight.server import _claude_code
 from clisight.types import (
     ERROR,
     ERROR_LEVEL,
@@ -453,6 +457,8 @@ class Mapper:
                     event = log.event_name or (
                         body if not severity and isinstance(body, str) and _EVENT_BODY.fullmatch(body) else ""
                     )
+                    if not event and component == _claude_code.SCOPE:
+                        event = _claude_code.event_name(attrs, component)
                     session = self._session(attrs)
                     if "exception.type" in attrs and (event == "exception" or severity >= ERROR_LEVEL):
                         # A logged exception is a log line and an error, as clisight's client
@@ -482,9 +488,18 @@ class Mapper:
                             )
                         )
                         continue
+                    if event and body is not None and body != event:
+                        attrs = {**attrs, "body": self.redactor.attributes({"body": body})["body"]}
+                    if event in _claude_code.EVENTS:
+                        # Claude Code's API calls and API errors: LLM usage and LLM errors, as
+                        # clisight's own (server/_claude_code.py); one record each, as before.
+                        args = (time_ns, attrs, resource, session, trace_id, span_id)
+                        if event == _claude_code.API_REQUEST:
+                            out.records.append(_claude_code.usage_event(*args))
+                        else:
+                            out.records.append(_claude_code.error_record(*args))
+                        continue
                     if event:
-                        if body is not None and body != event:
-                            attrs = {**attrs, "body": self.redactor.attributes({"body": body})["body"]}
                         out.records.append(
                             Record(EVENT, time_ns, event, "", 0, attrs, resource, session, trace_id, span_id)
                         )
