@@ -147,6 +147,25 @@ def _start_alerts(query: Any, path: Path | None, config: _config.Config) -> Any:
     return scheduler.start()
 
 
+def _keep_cumulative(app: Any, query: Any) -> Any:
+    """Take in the cumulative OTLP series the last serve on this store saved, and save them every
+    few seconds and at stop (clisight.server.cumulative), so a restart counts no total twice."""
+    from clisight.server.cumulative import CumulativeState
+
+    state = CumulativeState(app.state.receiver.mapper, query)
+    try:
+        state.load()
+    except Exception as exc:  # the store refused: serve goes on, as before the state was kept
+        click.echo(f"clisight serve: cumulative series not loaded ({clean(str(exc))})", err=True)
+    if state.unclean:
+        click.echo(
+            "clisight serve: the last serve on this store did not stop cleanly: a cumulative series"
+            f" that grew in its last {state.interval:g} s counts that growth twice",
+            err=True,
+        )
+    return state.start()
+
+
 @click.command()
 @click.option(
     "--host",
@@ -298,6 +317,7 @@ def serve(
     quiet = {sig: signal.signal(sig, _stopper(server)) for sig in (signal.SIGINT, signal.SIGTERM)}
     click.echo(clean(banner(host, port, shown_url, bool(token), ui_port), multiline=True), err=True)
     scheduler = _start_alerts(opened.query, rules_path, config)
+    cumulative = _keep_cumulative(app, opened.query)
     try:
         server.run(sockets=sockets)
     except SystemExit:  # uvicorn's own exit when it cannot start (the port is taken, say)
@@ -309,6 +329,7 @@ def serve(
             pool.shutdown(wait=True, cancel_futures=True)  # requests have been answered by now
         if scheduler is not None:
             scheduler.stop(timeout=5)
+        cumulative.stop(timeout=5)  # after the last request: nothing changes the series any more
         opened.query.close()
         finished = pipeline.shutdown(timeout=10)
         [stats] = pipeline.stats()

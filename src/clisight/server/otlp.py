@@ -38,12 +38,14 @@ own records do.
 from __future__ import annotations
 
 import base64
+import hashlib
 import math
 import re
+import threading
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -263,8 +265,12 @@ class Mapper:
     def __init__(self, redactor: Redactor, max_series: int = 100_000) -> None:
         self.redactor = redactor
         self._resources: dict[tuple[Any, ...], Resource] = {}
-        # cumulative series -> (start time, last total); least recently seen dropped beyond max_series
-        self._cumulative: OrderedDict[tuple[Any, ...], tuple[int, float]] = OrderedDict()
+        # cumulative series (by series_key) -> (start time, last total); least recently seen dropped
+        # beyond max_series.  Kept across restarts by clisight.server.cumulative, in buckets (a
+        # key's first two hex digits): the buckets changed since the last snapshot are noted.
+        self._cumulative: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self._cumulative_lock = threading.Lock()  # the saver thread snapshots what requests change
+        self._changed: set[str] = set()
         self.max_series = max_series
 
     def map(self, signal: str, request: Message, rows: bool = False) -> Mapped:
@@ -632,18 +638,78 @@ class Mapper:
         self, resource: Resource, name: str, attrs: dict[str, Any], start_ns: int, total: float
     ) -> float:
         """The increase of a cumulative series since its previous point: the total itself for the
-        first point and after a reset (a new start time, or a total lower than the last)."""
-        key = (resource, name, _frozen(attrs))
-        seen = self._cumulative.pop(key, None)
-        self._cumulative[key] = (start_ns, total)
-        if len(self._cumulative) > self.max_series:
-            self._cumulative.popitem(last=False)
+        first point and after a reset (a new start time, or a total lower than the last).  The
+        previous point may be one a ``clisight serve`` before a restart saw (``restore_cumulative``)."""
+        key = series_key(resource, name, attrs)
+        with self._cumulative_lock:
+            seen = self._cumulative.pop(key, None)
+            self._cumulative[key] = (start_ns, total)
+            self._changed.add(key[:2])
+            if len(self._cumulative) > self.max_series:
+                dropped, _ = self._cumulative.popitem(last=False)
+                self._changed.add(dropped[:2])
         if seen is None:
             return total
         last_start, last_total = seen
         if start_ns != last_start or total < last_total:
             return total
         return total - last_total
+
+    def cumulative_changes(self, everything: bool = False) -> dict[str, dict[str, list[Any]]]:
+        """The series of each bucket changed since the last call (``everything``: of all 256), as
+        ``{bucket: {series key: [start time, last total]}}``; a bucket emptied maps to ``{}``."""
+        with self._cumulative_lock:
+            buckets = set(CUMULATIVE_BUCKETS) if everything else self._changed
+            self._changed = set()
+            if not buckets:
+                return {}
+            items = list(self._cumulative.items())
+        out: dict[str, dict[str, list[Any]]] = {bucket: {} for bucket in buckets}
+        for key, (start_ns, total) in items:
+            found = out.get(key[:2])
+            if found is not None:
+                found[key] = [start_ns, total]
+        return out
+
+    def mark_changed(self, buckets: Iterable[str]) -> None:
+        """Note ``buckets`` as changed again (their save failed: the next one retries them)."""
+        with self._cumulative_lock:
+            self._changed.update(buckets)
+
+    def restore_cumulative(self, series: Mapping[str, Any]) -> int:
+        """Take in saved series (``{series key: [start time, last total]}``, as
+        :meth:`cumulative_changes` gave them) that this mapper has not seen yet, up to
+        ``max_series``; entries that are not of that shape are skipped.  How many were taken."""
+        taken = 0
+        with self._cumulative_lock:
+            for key, value in series.items():
+                if len(self._cumulative) >= self.max_series:
+                    break
+                if not (isinstance(key, str) and _SERIES_KEY.fullmatch(key)) or key in self._cumulative:
+                    continue
+                if not (isinstance(value, list | tuple) and len(value) == 2):
+                    continue
+                start_ns, total = value
+                if type(start_ns) is not int or not isinstance(total, int | float) or isinstance(total, bool):
+                    continue
+                if not math.isfinite(total):
+                    continue
+                self._cumulative[key] = (start_ns, float(total))
+                taken += 1
+        return taken
+
+
+CUMULATIVE_BUCKETS: Final = tuple(f"{i:02x}" for i in range(256))
+_SERIES_KEY: Final = re.compile(r"[0-9a-f]{32}")
+
+
+def series_key(resource: Resource, name: str, attrs: dict[str, Any]) -> str:
+    """A cumulative series' identity: a hash of its resource, name and attributes (the values as
+    sent, before scrubbing, so two series a redactor makes look alike stay apart; only the hash
+    is ever stored)."""
+    text = repr((resource.service, resource.version, resource.host, resource.pid, resource.sdk, name))
+    text += repr(_frozen(attrs))
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def _frozen(attrs: dict[str, Any]) -> tuple[Any, ...]:
