@@ -137,7 +137,7 @@ class EvaluationStats:
     notifications: int = 0
     errors: list[str] = field(default_factory=list)
     dropped: int = 0  # states removed: rule no longer configured, label set gone quiet, orphaned
-    evicted: int = 0  # of those, label sets beyond MAX_ALERTS_PER_RULE
+    evicted: int = 0  # label sets beyond MAX_ALERTS_PER_RULE left out (stored ones among them removed)
 
 
 def _number(value: Any) -> float | None:
