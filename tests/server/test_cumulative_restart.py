@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -132,6 +133,45 @@ def test_after_a_restart_stored_increases_sum_to_the_true_totals(tmp_path: Path)
     for kind in kinds:
         assert totals[(f"app.{kind}", "a")] == 40.0, "10 + 15 + 15: nothing counted twice"
         assert totals[(f"app.{kind}", "b")] == 25.0 + 7.0, "a new stream counts from its start"
+
+
+def test_the_opentelemetry_sdk_exporting_across_a_restart_is_counted_once(tmp_path: Path) -> None:
+    pytest.importorskip(
+        "opentelemetry.exporter.otlp.proto.http", reason="opentelemetry-exporter-otlp-proto-http"
+    )
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricExportResult
+    from opentelemetry.sdk.resources import Resource
+
+    # The program keeps running (its counters keep their start time) while serve restarts.
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(resource=Resource({"service.name": "long-running"}), metric_readers=[reader])
+    meter = provider.get_meter("restart")
+    tokens = meter.create_counter("tokens", unit="1")
+    latency = meter.create_histogram("latency", unit="s")
+
+    def export(url: str) -> None:
+        exporter = OTLPMetricExporter(endpoint=f"{url}/v1/metrics", timeout=10)
+        data = reader.get_metrics_data()
+        assert data is not None and exporter.export(data) is MetricExportResult.SUCCESS
+        exporter.shutdown()
+
+    with running_serve(tmp_path) as (_, url, _lines):
+        tokens.add(100, {"model": "m"})
+        latency.record(1.5)
+        export(url)
+        tokens.add(50, {"model": "m"})
+        export(url)
+    with running_serve(tmp_path) as (_, url, _lines):
+        tokens.add(25, {"model": "m"})
+        latency.record(0.5)
+        export(url)
+    provider.shutdown()
+    with Query(f"sqlite:///{tmp_path / 'served.db'}") as query:
+        rows = list(query.export(Filter(), kinds=("metric",)))
+    assert sum(r["value"] for r in rows if r["name"] == "tokens") == 175.0, "100 + 50 + 25, once each"
+    assert sum(r["value"] for r in rows if r["name"] == "latency") == 2.0, "the histogram's sum, once"
 
 
 def test_a_kill_between_saves_counts_at_most_the_growth_since_the_last_save_twice(tmp_path: Path) -> None:
