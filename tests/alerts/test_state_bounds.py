@@ -271,3 +271,73 @@ def test_stored_states_stay_bounded_under_any_rule_sets_and_series(
                 ended_now = saved["since_ns"] == clock.now and saved["state"] in ("inactive", "resolved")
                 assert quiet < STALE_MIN_NS or saved["state"] in ("pending", "firing") or ended_now, saved
             clock.advance(minutes * 60)
+
+
+def test_alerts_check_after_a_rule_is_deleted_resolves_it_in_the_store(tmp_path: Path) -> None:
+    """The same through two real ``clisight alerts check`` processes and the rules file edited
+    between them."""
+    import json
+    import time
+
+    from tests.cli.clirun import run_clisight
+
+    db = tmp_path / "check.db"
+    writer = SqliteStore(db)
+    slow_ops(writer, time.time_ns(), "chat")
+    writer.close()
+    slow = '[[rule]]\nname = "slow chat"\nmetric = "latency_p95"\nwindow = "10m"\nabove = 1.0\n'
+    busy = BUSY.replace('notify = ["hook"]\n', "")
+    path = tmp_path / "alerts.toml"
+    path.write_text(slow + busy)
+    first = run_clisight("alerts", "check", "--rules", str(path), "--store", str(db), "--json", "--wait", "0")
+    assert first.returncode == 1, first.stderr  # firing
+    assert sorted(a["rule"] for a in json.loads(first.stdout)["alerts"]) == ["busy", "slow chat"]
+    path.write_text(busy)  # "slow chat" deleted
+    second = run_clisight(
+        "alerts", "check", "--rules", str(path), "--store", str(db), "--json", "--wait", "0"
+    )
+    assert second.returncode == 1, second.stderr
+    assert [a["rule"] for a in json.loads(second.stdout)["alerts"]] == ["busy"]
+    with Query(f"sqlite:///{db}") as query:
+        assert {s.rule for s in alert_statuses(query)} == {"busy"}
+    history = json.loads(run_clisight("alerts", "history", "--store", str(db), "--json").stdout)
+    assert [(h["rule"], h["previous"], h["state"]) for h in history if h["rule"] == "slow chat"] == [
+        ("slow chat", "firing", "resolved"),
+        ("slow chat", "inactive", "firing"),
+    ]
+
+
+def test_a_deleted_rules_pending_alert_goes_inactive_and_a_silenced_one_resolves_quietly(
+    tmp_path: Path, store: SqliteStore, query: Query, clock: Clock
+) -> None:
+    from clisight.alerts import add_silence
+
+    slow_ops(store, clock.now, "chat")
+    pending = RULES.format(slow="slow", busy="", url="{url}").replace(
+        "above = 1.0", 'above = 1.0\nfor = "5m"'
+    )
+    with webhook_receiver() as hook:
+        text = pending.format(url=hook.url) + BUSY
+        engine = AlertEngine(query, parse_rules(text, str(tmp_path / "a.toml")), clock)
+        assert sorted((s.rule, s.state) for s in engine.evaluate()) == [
+            ("busy", "firing"),
+            ("slow", "pending"),
+        ]
+        assert engine.flush(10) and len(hook.wait_for(1)) == 1  # busy's firing
+        add_silence(query, "busy", {}, clock.now + 3600 * 10**9, comment="maintenance")
+        clock.advance(30)
+        empty = parse_rules(
+            f'[notifier.hook]\ntype = "webhook"\nurl = "{hook.url}"\n', str(tmp_path / "a.toml")
+        )
+        engine = AlertEngine(query, empty, clock)
+        assert engine.evaluate() == [] and engine.last.dropped == 2
+        assert engine.flush(10) and engine.last.notifications == 0
+        assert len(hook.bodies) == 1, "a silenced alert resolves without a notification"
+    assert alert_statuses(query) == []
+    moves = sorted((t.rule, t.previous, t.state, t.silenced) for t in alert_history(query))
+    assert moves == [
+        ("busy", "firing", "resolved", True),
+        ("busy", "inactive", "firing", False),
+        ("slow", "inactive", "pending", False),
+        ("slow", "pending", "inactive", False),
+    ]
