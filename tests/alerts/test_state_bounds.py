@@ -4,8 +4,10 @@ keeps at most a cap of label sets; a real rules file, a real SQLite store and a 
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from clisight.query import alerts as stored_alerts
 from clisight.store import MemoryStore, SqliteStore
 from tests.alerts.conftest import MINUTE, Clock, ops
 from tests.alerts.receiver import Receiver, webhook_receiver
+from tests.cli.clirun import run_clisight
 
 RULES = """
 [[rule]]
@@ -276,11 +279,6 @@ def test_stored_states_stay_bounded_under_any_rule_sets_and_series(
 def test_alerts_check_after_a_rule_is_deleted_resolves_it_in_the_store(tmp_path: Path) -> None:
     """The same through two real ``clisight alerts check`` processes and the rules file edited
     between them."""
-    import json
-    import time
-
-    from tests.cli.clirun import run_clisight
-
     db = tmp_path / "check.db"
     writer = SqliteStore(db)
     slow_ops(writer, time.time_ns(), "chat")
