@@ -14,6 +14,10 @@ Stable API (the dashboard and ``clisight top`` build on it; names and fields are
     ``evaluate() -> list[AlertStatus]``: one evaluation of every enabled rule (one store aggregate
     over the rollups per rule), storing states and transitions and sending notifications (in the
     background: ``flush(timeout)`` / ``close(timeout)`` wait for them).  ``clock`` returns ns.
+    States of rules no longer in ``rules`` (deleted, renamed, disabled) are resolved and removed,
+    as are label sets gone quiet, and a rule keeps at most 1000 (``docs/alerts.md``); ``last``
+    counts what the latest evaluation did (``transitions``, ``notifications``, ``dropped``,
+    ``evicted``).
 
 ``alert_statuses(query) -> list[AlertStatus]``
     The last stored state of every alert (firing first).  :class:`AlertStatus` fields: ``rule``,

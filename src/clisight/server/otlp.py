@@ -21,7 +21,8 @@ log record                ``log`` (component = instrumentation scope name), or `
 metric data point         ``metric``, one per point: ``type`` (counter, updowncounter, gauge,
                           histogram, exponential_histogram, summary), ``unit``, ``temporality``;
                           a cumulative sum's value is the delta since the previous point of
-                          its series (resets detected), the reported total in
+                          its series (resets detected; the previous point kept across restarts
+                          of serve by :mod:`clisight.server.cumulative`), the reported total in
                           ``otel.cumulative_value``; a histogram's value is its sum (of a
                           cumulative one, the sum's delta, likewise), its buckets as sent in
                           ``histogram``; a summary's value is its sum's delta, likewise
