@@ -25,7 +25,8 @@ The stored states stay bounded (``docs/alerts.md``, "How many alerts are kept"):
   one goes to the notifiers it was sent to (those the rules file still defines), with
   ``reason`` saying why.  A pending one goes back to ``inactive``.
 - a label set of a live rule that has had no records for ``STALE_WINDOWS`` windows (at least
-  ``STALE_MIN_NS``), and is neither pending nor firing, is removed; it starts afresh if its
+  ``STALE_MIN_NS``; removed by the time a quarter more passed), and is neither pending nor
+  firing, is removed; it starts afresh if its
   records come back (episode numbers go on from its history, so claims never collide).
 - a rule keeps at most ``MAX_ALERTS_PER_RULE`` label sets: beyond, those firing or pending, then
   those crossing now, then the most recently seen are kept; the others are evicted (resolved as
@@ -301,7 +302,10 @@ class AlertEngine:
             for key, kept in kept_states.items():
                 if key in current:
                     continue
-                if _quiet_for(kept, now) >= stale_after_ns(rule) and kept.get("state") not in ACTIVE:
+                # The stored seen_ns lags the true one by less than a quarter (see _step): past
+                # this, the label set has had no records for stale_after_ns at least.
+                quiet_enough = _quiet_for(kept, now) >= stale_after_ns(rule) * 5 // 4
+                if quiet_enough and kept.get("state") not in ACTIVE:
                     gone.append((key, kept, rule, "its label set had no records"))
                     continue
                 # its group had no records this time: the condition does not hold
@@ -567,8 +571,9 @@ class AlertEngine:
             source=self.source,
             evaluated_ns=now,
         )
-        # Seen now: noted, but saved only once it moved a good part of the time to going stale (a
-        # save per alert per evaluation would be a write each time for every steady alert).
+        # Seen now: noted, but saved only once it moved a quarter of the time to going stale (a
+        # save per alert per evaluation would be a write each time for every steady alert), so the
+        # stored seen_ns is always less than that quarter behind.
         seen_before = _seen(prev or {})
         if seen:
             st["seen_ns"] = now
