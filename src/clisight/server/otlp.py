@@ -656,12 +656,11 @@ class Mapper:
             return total
         return total - last_total
 
-    def cumulative_changes(self, everything: bool = False) -> dict[str, dict[str, list[Any]]]:
-        """The series of each bucket changed since the last call (``everything``: of all 256), as
-        ``{bucket: {series key: [start time, last total]}}``; a bucket emptied maps to ``{}``."""
+    def cumulative_changes(self) -> dict[str, dict[str, list[Any]]]:
+        """The series of each bucket changed since the last call, as ``{bucket: {series key:
+        [start time, last total]}}``; a bucket emptied (its series dropped) maps to ``{}``."""
         with self._cumulative_lock:
-            buckets = set(CUMULATIVE_BUCKETS) if everything else self._changed
-            self._changed = set()
+            buckets, self._changed = self._changed, set()
             if not buckets:
                 return {}
             items = list(self._cumulative.items())
