@@ -28,7 +28,8 @@ Stable API (the dashboard and ``clisight top`` build on it; names and fields are
 
 ``alert_history(query, since_ns=0, limit=100) -> list[AlertTransition]``
     Transitions, newest first: ``rule``, ``labels``, ``previous``, ``state``, ``time_ns``,
-    ``value``, ``threshold``, ``severity``, ``silenced``; ``to_dict()``.
+    ``value``, ``threshold``, ``severity``, ``silenced``, ``reason`` (empty, or why an alert was
+    resolved other than by its value: its rule removed, its label set evicted); ``to_dict()``.
 
 ``list_silences(query, now_ns=None) -> list[Silence]``; ``add_silence(query, rule, matchers,
 until_ns, comment="", author="") -> Silence``; ``remove_silence(query, silence_id) -> bool``

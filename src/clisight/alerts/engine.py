@@ -113,6 +113,7 @@ class AlertTransition:
     threshold: float
     severity: str = "warning"
     silenced: bool = False
+    reason: str = ""  # why, when not the rule's value: "its rule is no longer configured"...
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -125,6 +126,7 @@ class AlertTransition:
             "threshold": self.threshold,
             "severity": self.severity,
             "silenced": self.silenced,
+            "reason": self.reason,
         }
 
 
@@ -188,6 +190,7 @@ def alert_history(query: Query, since_ns: int = 0, limit: int = 100) -> list[Ale
                 threshold=float(value.get("threshold") or 0.0),
                 severity=str(value.get("severity") or "warning"),
                 silenced=bool(value.get("silenced")),
+                reason=str(value.get("reason") or ""),
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             continue
