@@ -299,6 +299,7 @@ def serve(
         pool=pool,
         span_rows=True,  # the pipeline's one sink is the store, and every store takes SpanRows
     )
+    cumulative = _keep_cumulative(app, opened.query)  # before the first request
     # At most MAX_CONCURRENT requests in flight (uvicorn answers 503 beyond): with the body limit and
     # the bounded write queue, the server's memory has a ceiling whatever the clients do.
     config_ = uvicorn.Config(
@@ -317,7 +318,6 @@ def serve(
     quiet = {sig: signal.signal(sig, _stopper(server)) for sig in (signal.SIGINT, signal.SIGTERM)}
     click.echo(clean(banner(host, port, shown_url, bool(token), ui_port), multiline=True), err=True)
     scheduler = _start_alerts(opened.query, rules_path, config)
-    cumulative = _keep_cumulative(app, opened.query)
     try:
         server.run(sockets=sockets)
     except SystemExit:  # uvicorn's own exit when it cannot start (the port is taken, say)
