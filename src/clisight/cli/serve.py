@@ -147,6 +147,25 @@ def _start_alerts(query: Any, path: Path | None, config: _config.Config) -> Any:
     return scheduler.start()
 
 
+def _keep_cumulative(app: Any, query: Any) -> Any:
+    """Take in the cumulative OTLP series the last serve on this store saved, and save them every
+    few seconds and at stop (clisight.server.cumulative), so a restart counts no total twice."""
+    from clisight.server.cumulative import CumulativeState
+
+    state = CumulativeState(app.state.receiver.mapper, query)
+    try:
+        state.load()
+    except Exception as exc:  # the store refused: serve goes on, as before the state was kept
+        click.echo(f"clisight serve: cumulative series not loaded ({clean(str(exc))})", err=True)
+    if state.unclean:
+        click.echo(
+            "clisight serve: the last serve on this store did not stop cleanly: a cumulative series"
+            f" that grew in its last {state.interval:g} s counts that growth twice",
+            err=True,
+        )
+    return state.start()
+
+
 @click.command()
 @click.option(
     "--host",
@@ -280,6 +299,7 @@ def serve(
         pool=pool,
         span_rows=True,  # the pipeline's one sink is the store, and every store takes SpanRows
     )
+    cumulative = _keep_cumulative(app, opened.query)  # before the first request
     # At most MAX_CONCURRENT requests in flight (uvicorn answers 503 beyond): with the body limit and
     # the bounded write queue, the server's memory has a ceiling whatever the clients do.
     config_ = uvicorn.Config(
@@ -312,6 +332,7 @@ def serve(
             pool.shutdown(wait=True, cancel_futures=True)  # requests have been answered by now
         if scheduler is not None:
             scheduler.stop(timeout=5)
+        cumulative.stop(timeout=5)  # after the last request: nothing changes the series any more
         opened.query.close()
         finished = pipeline.shutdown(timeout=10)
         [stats] = pipeline.stats()
