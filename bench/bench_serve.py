@@ -24,7 +24,13 @@ Receivers:
 - ``phoenix`` (``--phoenix``): Arize Phoenix, when ``arize-phoenix`` is importable by
   ``--phoenix-python`` (it is not a dependency of clisight; install it in a venv of its own).
 
-Usage: ``python bench/bench_serve.py [--spans 204800] [--phoenix --phoenix-python PATH]``;
+The client posts with the standard library's ``http.client`` (what ``requests``, and so the
+OpenTelemetry SDK's OTLP/HTTP exporter, sends with); ``--client httpx`` posts with httpx, as this
+script did until 2026-11-30: httpx costs about 6 us of CPU a span against 0.5 (200 KB bodies), which
+on a 2-core machine is CPU taken from the receiver, so rows measured with it are lower for a receiver
+that uses both cores.
+
+Usage: ``python bench/bench_serve.py [--spans 204800] [--client httpx] [--phoenix --phoenix-python PATH]``;
 ``--stages`` prints instead the CPU a span of each stage of clisight's path (decode, map, pickle,
 unpickle, store write) in one process, for spans as records and as rows.  Each receiver's row also
 shows the CPU a span its main process, its child processes (clisight's workers) and this script's
@@ -34,6 +40,7 @@ client threads used.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import sqlite3
@@ -42,6 +49,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -134,34 +142,33 @@ def read_every_field(payloads: list[bytes]) -> float:
     return n / best
 
 
-def send_all(url: str, payloads: list[bytes]) -> tuple[float, float, int]:
-    """(first request time, last 200 time, refusals) posting from THREADS threads."""
-    import httpx
-
+def send_all(url: str, payloads: list[bytes], client: str = "http.client") -> tuple[float, float, int]:
+    """(first request time, last 200 time, refusals) posting from THREADS threads, each on one
+    keep-alive connection: the standard library's ``http.client`` (what ``requests``, and so the
+    OpenTelemetry SDK's OTLP/HTTP exporter, sends with, through urllib3) or ``httpx``."""
     lock = threading.Lock()
     queue = list(reversed(payloads))
     refused = [0]
+    post = _http_client_post if client == "http.client" else _httpx_post
     first = time.perf_counter()
 
     def worker() -> None:
-        with httpx.Client(timeout=60) as client:
+        with post(url) as send:
             while True:
                 with lock:
                     if not queue:
                         return
                     body = queue.pop()
                 while True:
-                    answer = client.post(
-                        url, content=body, headers={"Content-Type": "application/x-protobuf"}
-                    )
-                    if answer.status_code == 200:
+                    status, retry_after, text = send(body)
+                    if status == 200:
                         break
-                    if answer.status_code in (429, 503):
+                    if status in (429, 503):
                         with lock:
                             refused[0] += 1
-                        time.sleep(float(answer.headers.get("retry-after", "1")) / 10)
+                        time.sleep(float(retry_after or "1") / 10)
                         continue
-                    raise RuntimeError(f"{url} answered {answer.status_code}: {answer.text[:200]}")
+                    raise RuntimeError(f"{url} answered {status}: {text[:200]}")
 
     threads = [threading.Thread(target=worker) for _ in range(THREADS)]
     for thread in threads:
@@ -169,6 +176,43 @@ def send_all(url: str, payloads: list[bytes]) -> tuple[float, float, int]:
     for thread in threads:
         thread.join()
     return first, time.perf_counter(), refused[0]
+
+
+Post = Callable[[bytes], tuple[int, str | None, str]]
+HEADERS: dict[str, str] = {"Content-Type": "application/x-protobuf"}
+
+
+@contextlib.contextmanager
+def _http_client_post(url: str) -> Iterator[Post]:
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
+
+    def send(body: bytes) -> tuple[int, str | None, str]:
+        conn.request("POST", parts.path, body=body, headers=HEADERS)
+        answer = conn.getresponse()
+        text = answer.read()  # read whole, so the connection is kept for the next request
+        return answer.status, answer.getheader("retry-after"), text.decode("utf-8", "replace")
+
+    try:
+        yield send
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def _httpx_post(url: str) -> Iterator[Post]:
+    import httpx
+
+    with httpx.Client(timeout=60) as client:
+
+        def send(body: bytes) -> tuple[int, str | None, str]:
+            answer = client.post(url, content=body, headers=HEADERS)
+            return answer.status_code, answer.headers.get("retry-after"), answer.text
+
+        yield send
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
@@ -241,6 +285,7 @@ def measure(
     payloads: list[bytes],
     spans: int,
     env: dict[str, str] | None = None,
+    client: str = "http.client",
 ) -> dict[str, float | str]:
     proc = subprocess.Popen(
         command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})}
@@ -250,7 +295,7 @@ def measure(
         rss = RssPeak(proc.pid)
         server_cpu = cpu_seconds(rss.process)
         client_cpu = time.process_time()
-        first, answered, refused = send_all(url, payloads)
+        first, answered, refused = send_all(url, payloads, client)
         client_cpu = time.process_time() - client_cpu
         deadline = time.monotonic() + 600
         while count() < spans:  # type: ignore[operator]
@@ -435,6 +480,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spans", type=int, default=BATCH * 400)
     parser.add_argument("--phoenix", action="store_true")
+    parser.add_argument(
+        "--client",
+        choices=("http.client", "httpx"),
+        default="http.client",
+        help="the client's HTTP library (httpx costs the shared CPU about 10 times more a request)",
+    )
     parser.add_argument("--phoenix-python", default=sys.executable)
     parser.add_argument(
         "--stages",
@@ -453,7 +504,10 @@ def main() -> None:
     payloads = bodies(args.spans)
     spans = args.spans
     print(f"# {machine()}; rev {git_rev()}; {time.strftime('%Y-%m-%d')}")
-    print(f"# {spans} spans in {len(payloads)} requests of {BATCH}, {THREADS} client threads, 10 attributes")
+    print(
+        f"# {spans} spans in {len(payloads)} requests of {BATCH}, {THREADS} client threads ({args.client}),"
+        " 10 attributes"
+    )
     yardstick = read_every_field(payloads)
     print(
         f"# this machine decodes and reads every field of {yardstick:,.0f} spans/s in one thread"
@@ -473,6 +527,7 @@ def main() -> None:
                 payloads,
                 spans,
                 {"CLISIGHT_HOME": tmp},
+                args.client,
             )
         )
         port, plain_db = free_port(), Path(tmp) / "plain.db"
@@ -485,10 +540,11 @@ def main() -> None:
                 lambda: count_rows(plain_db, "spans"),
                 payloads,
                 spans,
+                client=args.client,
             )
         )
         if args.phoenix:
-            results.append(phoenix(args.phoenix_python, Path(tmp), payloads, spans))
+            results.append(phoenix(args.phoenix_python, Path(tmp), payloads, spans, args.client))
     floor = results[1]["stored_per_s"]
     print(
         "| receiver | stored spans/s | x plain | answered spans/s | last 200 -> stored | 429/503 | peak RSS |"
@@ -503,7 +559,7 @@ def main() -> None:
         )
 
 
-def phoenix(python: str, tmp: Path, payloads: list[bytes], spans: int) -> dict[str, float | str]:
+def phoenix(python: str, tmp: Path, payloads: list[bytes], spans: int, client: str) -> dict[str, float | str]:
     port = free_port()
     work = tmp / "phoenix"
     work.mkdir()
@@ -524,6 +580,7 @@ def phoenix(python: str, tmp: Path, payloads: list[bytes], spans: int) -> dict[s
         payloads,
         spans,
         env,
+        client,
     )
 
 

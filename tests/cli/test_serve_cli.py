@@ -92,11 +92,13 @@ def test_serve_receives_claude_code_events_and_writes_them_before_it_stops(tmp_p
     assert "1 records accepted, 1 stored, 0 dropped" in stderr
     with Query(f"sqlite:///{db}") as query:
         [event] = list(query.export(Filter(), kinds=("event",)))
+    # Claude Code's API call is stored once, as the LLM usage event every usage report reads.
     assert (event["name"], event["service"], event["session_id"]) == (
-        "claude_code.api_request",
+        "llm.request",
         "claude-code",
         "cc-session-1",
     )
+    assert event["attributes"]["otel.event_name"] == "claude_code.api_request"
     assert event["attributes"]["input_tokens"] == 1200 and event["attributes"]["cost_usd"] == 0.0087
 
 

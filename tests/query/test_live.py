@@ -73,6 +73,49 @@ def test_active_runs_are_started_runs_without_an_end_in_the_last_hour(store: Sql
     assert runs[0].service == "svc"
 
 
+def test_a_session_known_only_from_its_records_runs_while_they_keep_coming(
+    store: SqliteStore, make: Any
+) -> None:
+    """Claude Code over OTLP sends no start or end: its session is running while its events come,
+    and has ended once they stopped, whenever it started; a run clisight recorded (its session
+    row names a command) runs until its end, quiet or not."""
+    claude = Resource("claude-code")
+    store.write_batch(
+        [
+            make.event("claude_code.user_prompt", ago_s=700, resource=claude, session="stopped"),
+            make.event("llm.request", ago_s=660, resource=claude, session="stopped"),
+            make.event("claude_code.user_prompt", ago_s=3 * 3600, resource=claude, session="long"),
+            make.event("llm.request", ago_s=30, resource=claude, session="long"),
+            Record(
+                "metric",
+                make.now - int(20e9),
+                "claude_code.token.usage",
+                "",
+                0,
+                {},
+                claude,
+                "metrics",
+                value=5,
+            ),
+            make.session("quiet-run", ago_s=900, command="deploy"),
+            make.log("started", ago_s=899, session="quiet-run"),
+        ]
+    )
+    with Query(store) as query:
+        runs = live.active_runs(query, None, make.now)
+        assert [(r.session_id, r.service, r.command) for r in runs] == [
+            ("metrics", "claude-code", ""),
+            ("quiet-run", "svc", "deploy"),
+            ("long", "claude-code", ""),
+        ]
+        # A shorter idle time ends "long" too; clisight's own run is still running.
+        quieter = live.active_runs(query, None, make.now, idle_s=10)
+        assert [r.session_id for r in quieter] == ["quiet-run"]
+        assert [r.session_id for r in live.snapshot(query, now_ns=make.now).active] == [
+            r.session_id for r in runs
+        ]
+
+
 def test_resources_give_the_newest_minute_and_the_peak(store: SqliteStore, make: Any) -> None:
     store.write_batch(
         [

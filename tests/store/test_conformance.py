@@ -1445,6 +1445,16 @@ def test_state_items_take_the_prefix_literally(any_store: Store) -> None:
     assert any_store.state_items("zzz") == []
 
 
+def test_delete_state_removes_exactly_the_keys_given(any_store: Store) -> None:
+    keys = [f"alert:state:{i}" for i in range(1200)]  # more than one chunk of SQLite's parameters
+    for key in [*keys, "alert:state:kept", "other"]:
+        any_store.save_state(key, {"k": key})
+    assert any_store.delete_state([*keys, "never-saved"]) == len(keys)
+    assert any_store.state_items("alert:state:") == [("alert:state:kept", {"k": "alert:state:kept"})]
+    assert any_store.load_state("other") == {"k": "other"}
+    assert any_store.delete_state([]) == 0 and any_store.delete_state(keys[:3]) == 0
+
+
 def test_claim_state_saves_only_when_the_key_is_free(any_store: Store) -> None:
     assert any_store.claim_state("alert:claim:1", {"by": "first"}) is True
     assert any_store.claim_state("alert:claim:1", {"by": "second"}) is False

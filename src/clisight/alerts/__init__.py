@@ -14,6 +14,10 @@ Stable API (the dashboard and ``clisight top`` build on it; names and fields are
     ``evaluate() -> list[AlertStatus]``: one evaluation of every enabled rule (one store aggregate
     over the rollups per rule), storing states and transitions and sending notifications (in the
     background: ``flush(timeout)`` / ``close(timeout)`` wait for them).  ``clock`` returns ns.
+    States of rules no longer in ``rules`` (deleted, renamed, disabled) are resolved and removed,
+    as are label sets gone quiet, and a rule keeps at most 1000 (``docs/alerts.md``); ``last``
+    counts what the latest evaluation did (``transitions``, ``notifications``, ``dropped``,
+    ``evicted``).
 
 ``alert_statuses(query) -> list[AlertStatus]``
     The last stored state of every alert (firing first).  :class:`AlertStatus` fields: ``rule``,
@@ -24,7 +28,8 @@ Stable API (the dashboard and ``clisight top`` build on it; names and fields are
 
 ``alert_history(query, since_ns=0, limit=100) -> list[AlertTransition]``
     Transitions, newest first: ``rule``, ``labels``, ``previous``, ``state``, ``time_ns``,
-    ``value``, ``threshold``, ``severity``, ``silenced``; ``to_dict()``.
+    ``value``, ``threshold``, ``severity``, ``silenced``, ``reason`` (empty, or why an alert was
+    resolved other than by its value: its rule removed, its label set evicted); ``to_dict()``.
 
 ``list_silences(query, now_ns=None) -> list[Silence]``; ``add_silence(query, rule, matchers,
 until_ns, comment="", author="") -> Silence``; ``remove_silence(query, silence_id) -> bool``

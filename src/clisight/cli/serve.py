@@ -201,6 +201,25 @@ def _start_alerts(query: Any, path: Path | None, config: _config.Config) -> Any:
     return scheduler.start()
 
 
+def _keep_cumulative(app: Any, query: Any) -> Any:
+    """Take in the cumulative OTLP series the last serve on this store saved, and save them every
+    few seconds and at stop (clisight.server.cumulative), so a restart counts no total twice."""
+    from clisight.server.cumulative import CumulativeState
+
+    state = CumulativeState(app.state.receiver.mapper, query)
+    try:
+        state.load()
+    except Exception as exc:  # the store refused: serve goes on, as before the state was kept
+        click.echo(f"clisight serve: cumulative series not loaded ({clean(str(exc))})", err=True)
+    if state.unclean:
+        click.echo(
+            "clisight serve: the last serve on this store did not stop cleanly: a cumulative series"
+            f" that grew in its last {state.interval:g} s counts that growth twice",
+            err=True,
+        )
+    return state.start()
+
+
 @click.command()
 @click.option(
     "--host",
@@ -328,6 +347,7 @@ class _Started:
     pipeline: Pipeline
     app: Any
     pool: ProcessPoolExecutor | None
+    cumulative: Any  # clisight.server.cumulative's saver, running
     scheduler_start: Callable[[], Any]
 
 
@@ -404,6 +424,8 @@ def _start(
         pool=pool,
         span_rows=True,  # the pipeline's one sink is the store, and every store takes SpanRows
     )
+    cumulative = _keep_cumulative(app, opened.query)  # before the first request
+    starting.callback(cumulative.stop, timeout=5)
     # At most MAX_CONCURRENT requests in flight (uvicorn answers 503 beyond): with the body limit and
     # the bounded write queue, the server's memory has a ceiling whatever the clients do.
     config_ = uvicorn.Config(
@@ -431,6 +453,7 @@ def _start(
         pipeline,
         app,
         pool,
+        cumulative,
         lambda: _start_alerts(opened.query, rules_path, config),
     )
 
@@ -439,6 +462,9 @@ def _serve(started: _Started, quiet: dict[signal.Signals, Any]) -> None:
     """Serve until a signal; then write what was received and say what was stored."""
     server, pipeline, pool = started.server, started.pipeline, started.pool
     scheduler = started.scheduler_start()
+    from clisight.server import _gc
+
+    _gc.tune()  # after start-up: what is alive now is frozen
     try:
         server.run(sockets=started.sockets)
     except SystemExit:  # uvicorn's own exit when it cannot start (the port is taken, say)
@@ -450,6 +476,7 @@ def _serve(started: _Started, quiet: dict[signal.Signals, Any]) -> None:
             pool.shutdown(wait=True, cancel_futures=True)  # requests have been answered by now
         if scheduler is not None:
             scheduler.stop(timeout=5)
+        started.cumulative.stop(timeout=5)  # after the last request: nothing changes the series any more
         started.query.close()
         finished = pipeline.shutdown(timeout=10)
         [stats] = pipeline.stats()

@@ -4,7 +4,8 @@ that ``clisight.alerts`` reaches the store only through the query layer.
 
 Keys (values are JSON objects; ``clisight.alerts`` gives them types):
 
-- ``alert:state:<rule>\\x1f<labels JSON>``: the current state of one alert (a rule and a label set).
+- ``alert:state:<rule>\\x1f<labels JSON>``: the current state of one alert (a rule and a label set);
+  removed (:func:`drop_states`) when its rule is no longer configured or its series went quiet.
 - ``alert:event:<rule>\\x1f<labels JSON>\\x1f<episode>\\x1f<state>``: one transition, written with
   :func:`claim_transition`: of evaluations racing over the same transition (two ``clisight alerts
   check`` at once) exactly one writes it, and only that one notifies.
@@ -47,6 +48,25 @@ def load_states(query: Query) -> dict[str, dict[str, Any]]:
 def save_state(query: Query, alert: str, value: Mapping[str, Any]) -> None:
     """Store the state of the alert named by :func:`alert_key`."""
     query.store.save_state(STATE_PREFIX + alert, dict(value))
+
+
+def drop_states(query: Query, alerts: list[str]) -> int:
+    """Remove the stored states of ``alerts`` (named by :func:`alert_key`); their history stays."""
+    return query.store.delete_state([STATE_PREFIX + alert for alert in alerts]) if alerts else 0
+
+
+def last_episodes(query: Query) -> dict[str, int]:
+    """The last *ended* episode of each alert (one with a recorded transition to ``inactive`` or
+    ``resolved``), by :func:`alert_key`.  An alert whose state was removed (always after its episode
+    ended) and comes back goes on from there, so it never reuses the claims of an earlier episode;
+    and evaluations racing to create it start the same episode, whose claims only one wins."""
+    out: dict[str, int] = {}
+    for key, _ in query.reader.state_items(EVENT_PREFIX):
+        alert, _, state = key[len(EVENT_PREFIX) :].rpartition(_SEP)
+        alert, _, episode = alert.rpartition(_SEP)
+        if state in ("inactive", "resolved") and episode.isdigit():
+            out[alert] = max(out.get(alert, 0), int(episode))
+    return out
 
 
 def claim_transition(query: Query, alert: str, episode: int, state: str, value: Mapping[str, Any]) -> bool:

@@ -7,10 +7,14 @@ service's reader; nothing here writes.
 
 "Active operations", as far as a store can tell: spans are stored when they end, so an open span is
 invisible to any reader.  What the store does see start is a *run* (a session row is written when
-``clisight.init`` starts and completed at exit), so the active operations are the runs started
-within :data:`ACTIVE_WINDOW_S` (or the view's window, when longer) that have no end yet.  A run
-killed without a chance to flush (SIGKILL, power loss) looks active until it falls out of that
-window.
+``clisight.init`` starts, naming its command, and completed at exit), so the active operations are
+the runs started within :data:`ACTIVE_WINDOW_S` (or the view's window, when longer) that have no end
+yet.  A run killed without a chance to flush (SIGKILL, power loss) looks active until it falls out
+of that window.
+
+A session that no run record describes (no command: one known only from records that name it, such
+as Claude Code's over OTLP, which sends no start or end) cannot end that way: it is running while
+its records keep coming, and has ended once none came for :data:`IDLE_S` seconds.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ ACTIVE_WINDOW_S: Final = 3600.0  # runs older than this without an end are taken
 SERVICES_WINDOW_S: Final = 7 * 86_400.0  # services offered by the filter key
 RECENT_ERRORS: Final = 20
 ACTIVE_SCAN: Final = 500  # newest sessions read to find those still running
+IDLE_S: Final = 300.0  # a session known only from its records has ended when none came for this long
+RECORDS_WINDOW_S: Final = 86_400.0  # such sessions are looked for among those started this recently
+RECORDS_SCAN: Final = 50  # at most this many of them are checked for recent records per refresh
+_ACTIVITY_KINDS: Final = ("event", "log", "metric", "span", "error")
 LATENCY_ROWS: Final = 20
 MAX_BUCKETS: Final = 60  # points of a resource sparkline over the whole window
 
@@ -165,25 +173,51 @@ def latencies(
 
 
 def active_runs(
-    q: Query, service: str | None, now_ns: int, window_s: float = ACTIVE_WINDOW_S
+    q: Query, service: str | None, now_ns: int, window_s: float = ACTIVE_WINDOW_S, idle_s: float = IDLE_S
 ) -> list[ActiveRun]:
-    """Runs started in the last ``window_s`` seconds (at least :data:`ACTIVE_WINDOW_S`) with no end
-    yet, newest first (the newest :data:`ACTIVE_SCAN` runs are read)."""
-    since = now_ns - int(max(window_s, ACTIVE_WINDOW_S) * 1e9)
+    """Runs in progress, newest first (the newest :data:`ACTIVE_SCAN` sessions are read):
+
+    - a run clisight recorded (its session row names a command) with no end yet, started in the last
+      ``window_s`` seconds (at least :data:`ACTIVE_WINDOW_S`);
+    - a session no run record describes (no command) while its records keep coming: one stored in
+      the last ``idle_s`` seconds (whenever it started, up to :data:`RECORDS_WINDOW_S` ago).  One
+      with no record at all is taken as a run."""
+    run_since = now_ns - int(max(window_s, ACTIVE_WINDOW_S) * 1e9)
+    since = min(run_since, now_ns - int(RECORDS_WINDOW_S * 1e9))
     sel = Selection(since_ns=since, until_ns=now_ns, service=service)
+    idle_since = now_ns - int(idle_s * 1e9)
+    checked = 0
     found = []
     for row in q.reader.rows("session", sel, limit=ACTIVE_SCAN, newest_first=True).rows:
-        if row["end_ns"] is None:
-            found.append(
-                ActiveRun(
-                    str(row["id"]),
-                    str(row["service"] or ""),
-                    str(row["command"] or ""),
-                    int(row["start_ns"]),
-                    row["user_id"],
-                )
+        if row["end_ns"] is not None:
+            continue
+        start = int(row["start_ns"])
+        if row["command"] is None:
+            if checked >= RECORDS_SCAN:
+                continue
+            checked += 1
+            if not _has_records(q, Selection(since_ns=idle_since, session_id=str(row["id"]))):
+                if start < run_since:
+                    continue
+                # Records, but none lately: its records stopped, so it has ended as far as the
+                # store can tell.  (Logs, events and errors are counted on the row; metric points
+                # and spans are not.)
+                counted = sum(int(row[k] or 0) for k in ("log_count", "event_count", "error_count"))
+                if counted or _has_records(q, Selection(session_id=str(row["id"])), ("metric", "span")):
+                    continue
+        elif start < run_since:
+            continue
+        found.append(
+            ActiveRun(
+                str(row["id"]), str(row["service"] or ""), str(row["command"] or ""), start, row["user_id"]
             )
+        )
     return found
+
+
+def _has_records(q: Query, sel: Selection, kinds: tuple[str, ...] = _ACTIVITY_KINDS) -> bool:
+    """Whether any record of ``kinds`` is in ``sel`` (one row read per kind, at most)."""
+    return any(q.reader.rows(kind, sel, limit=1).rows for kind in kinds)
 
 
 def recent_errors(q: Query, sel: Selection, top: int = RECENT_ERRORS) -> list[RecentError]:

@@ -13,6 +13,9 @@ span                      ``span``: ids as lower-case hex, status error -> sever
 log record                ``log`` (component = instrumentation scope name), or ``event`` when
                           it has an ``event_name``, or no severity and a dotted name as its body
                           (``claude_code.api_request``: how Claude Code sends its events); an
+                          ``llm.request`` event for Claude Code's ``claude_code.api_request``
+                          and an LLM ``error`` for its ``claude_code.api_error`` (see
+                          ``clisight.server._claude_code``); an
                           ``error`` when it carries ``exception.type`` and is an ``exception``
                           event; such a line of severity ERROR or above is kept as a ``log``
                           and also an ``error`` (from clisight, whose exporter sends the error
@@ -21,7 +24,8 @@ log record                ``log`` (component = instrumentation scope name), or `
 metric data point         ``metric``, one per point: ``type`` (counter, updowncounter, gauge,
                           histogram, exponential_histogram, summary), ``unit``, ``temporality``;
                           a cumulative sum's value is the delta since the previous point of
-                          its series (resets detected), the reported total in
+                          its series (resets detected; the previous point kept across restarts
+                          of serve by :mod:`clisight.server.cumulative`), the reported total in
                           ``otel.cumulative_value``; a histogram's value is its sum (of a
                           cumulative one, the sum's delta, likewise), its buckets as sent in
                           ``histogram``; a summary's value is its sum's delta, likewise
@@ -38,12 +42,14 @@ own records do.
 from __future__ import annotations
 
 import base64
+import hashlib
 import math
 import re
+import threading
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -65,6 +71,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
 
 from clisight.pipeline.redact import Redactor, as_text
+from clisight.server import _claude_code
 from clisight.types import (
     ERROR,
     ERROR_LEVEL,
@@ -263,8 +270,12 @@ class Mapper:
     def __init__(self, redactor: Redactor, max_series: int = 100_000) -> None:
         self.redactor = redactor
         self._resources: dict[tuple[Any, ...], Resource] = {}
-        # cumulative series -> (start time, last total); least recently seen dropped beyond max_series
-        self._cumulative: OrderedDict[tuple[Any, ...], tuple[int, float]] = OrderedDict()
+        # cumulative series (by series_key) -> (start time, last total); least recently seen dropped
+        # beyond max_series.  Kept across restarts by clisight.server.cumulative, in buckets (a
+        # key's first two hex digits): the buckets changed since the last snapshot are noted.
+        self._cumulative: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self._cumulative_lock = threading.Lock()  # the saver thread snapshots what requests change
+        self._changed: set[str] = set()
         self.max_series = max_series
 
     def map(self, signal: str, request: Message, rows: bool = False) -> Mapped:
@@ -453,6 +464,8 @@ class Mapper:
                     event = log.event_name or (
                         body if not severity and isinstance(body, str) and _EVENT_BODY.fullmatch(body) else ""
                     )
+                    if not event and component == _claude_code.SCOPE:
+                        event = _claude_code.event_name(attrs, component)
                     session = self._session(attrs)
                     if "exception.type" in attrs and (event == "exception" or severity >= ERROR_LEVEL):
                         # A logged exception is a log line and an error, as clisight's client
@@ -482,9 +495,18 @@ class Mapper:
                             )
                         )
                         continue
+                    if event and body is not None and body != event:
+                        attrs = {**attrs, "body": self.redactor.attributes({"body": body})["body"]}
+                    if event in _claude_code.EVENTS:
+                        # Claude Code's API calls and API errors: LLM usage and LLM errors, as
+                        # clisight's own (server/_claude_code.py); one record each, as before.
+                        args = (time_ns, attrs, resource, session, trace_id, span_id)
+                        if event == _claude_code.API_REQUEST:
+                            out.records.append(_claude_code.usage_event(*args))
+                        else:
+                            out.records.append(_claude_code.error_record(*args))
+                        continue
                     if event:
-                        if body is not None and body != event:
-                            attrs = {**attrs, "body": self.redactor.attributes({"body": body})["body"]}
                         out.records.append(
                             Record(EVENT, time_ns, event, "", 0, attrs, resource, session, trace_id, span_id)
                         )
@@ -632,18 +654,88 @@ class Mapper:
         self, resource: Resource, name: str, attrs: dict[str, Any], start_ns: int, total: float
     ) -> float:
         """The increase of a cumulative series since its previous point: the total itself for the
-        first point and after a reset (a new start time, or a total lower than the last)."""
-        key = (resource, name, _frozen(attrs))
-        seen = self._cumulative.pop(key, None)
-        self._cumulative[key] = (start_ns, total)
-        if len(self._cumulative) > self.max_series:
-            self._cumulative.popitem(last=False)
+        first point and after a reset (a new start time, or a total lower than the last).  The
+        previous point may be one a ``clisight serve`` before a restart saw (``restore_cumulative``)."""
+        key = series_key(resource, name, attrs)
+        with self._cumulative_lock:
+            seen = self._cumulative.pop(key, None)
+            self._cumulative[key] = (start_ns, total)
+            self._changed.add(key[:2])
+            if len(self._cumulative) > self.max_series:
+                dropped, _ = self._cumulative.popitem(last=False)
+                self._changed.add(dropped[:2])
         if seen is None:
             return total
         last_start, last_total = seen
         if start_ns != last_start or total < last_total:
             return total
         return total - last_total
+
+    def cumulative_changes(self) -> dict[str, dict[str, list[Any]]]:
+        """The series of each bucket changed since the last call, as ``{bucket: {series key:
+        [start time, last total]}}``; a bucket emptied (its series dropped) maps to ``{}``."""
+        with self._cumulative_lock:
+            buckets, self._changed = self._changed, set()
+            if not buckets:
+                return {}
+            items = list(self._cumulative.items())
+        out: dict[str, dict[str, list[Any]]] = {bucket: {} for bucket in buckets}
+        for key, (start_ns, total) in items:
+            found = out.get(key[:2])
+            if found is not None:
+                found[key] = [start_ns, total]
+        return out
+
+    def mark_changed(self, buckets: Iterable[str]) -> None:
+        """Note ``buckets`` as changed again (their save failed: the next one retries them)."""
+        with self._cumulative_lock:
+            self._changed.update(buckets)
+
+    def restore_cumulative(self, series: Mapping[str, Any]) -> int:
+        """Take in saved series (``{series key: [start time, last total]}``, as
+        :meth:`cumulative_changes` gave them) that this mapper has not seen yet, up to
+        ``max_series``; entries that are not of that shape are skipped.  How many were taken."""
+        taken = 0
+        with self._cumulative_lock:
+            for key, value in series.items():
+                if len(self._cumulative) >= self.max_series:
+                    break
+                if not (isinstance(key, str) and _SERIES_KEY.fullmatch(key)) or key in self._cumulative:
+                    continue
+                if not (isinstance(value, list | tuple) and len(value) == 2):
+                    continue
+                start_ns, total = value
+                if type(start_ns) is not int or not isinstance(total, int | float) or isinstance(total, bool):
+                    continue
+                if not math.isfinite(total):
+                    continue
+                self._cumulative[key] = (start_ns, float(total))
+                taken += 1
+        return taken
+
+
+CUMULATIVE_BUCKETS: Final = tuple(f"{i:02x}" for i in range(256))
+_SERIES_KEY: Final = re.compile(r"[0-9a-f]{32}")
+
+
+def series_key(resource: Resource, name: str, attrs: dict[str, Any]) -> str:
+    """A cumulative series' identity: a hash of its resource, name and attributes (the values as
+    sent, before scrubbing, so two series a redactor makes look alike stay apart; only the hash
+    is ever stored)."""
+    parts = (
+        resource.service,
+        resource.version,
+        resource.host,
+        resource.pid,
+        resource.sdk,
+        name,
+        _frozen(attrs),
+    )
+    try:
+        text = orjson.dumps(parts)  # unambiguous, and several times cheaper than repr
+    except orjson.JSONEncodeError:  # a lone surrogate in a key
+        text = repr(parts).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(text, digest_size=16).hexdigest()
 
 
 def _frozen(attrs: dict[str, Any]) -> tuple[Any, ...]:
@@ -671,8 +763,11 @@ def start_worker(redactor: Redactor) -> None:
     reaches the whole process group: the server, not its pool, decides when to stop."""
     import signal as signals
 
+    from clisight.server import _gc
+
     signals.signal(signals.SIGINT, signals.SIG_IGN)
     _worker_mapper[:] = [Mapper(redactor)]
+    _gc.tune()
 
 
 def map_in_worker(signal: str, content_type: str, body: bytes, rows: bool = False) -> Mapped:

@@ -233,6 +233,10 @@ class Store(Protocol):
         """(key, value) of every state key starting with ``prefix`` saved at or after ``since_ns``."""
         ...
 
+    def delete_state(self, keys: Sequence[str]) -> int:
+        """Remove the values saved under ``keys`` (missing keys are no error); how many there were."""
+        ...
+
     def claim_state(self, key: str, value: Any) -> bool:
         """Save ``value`` under ``key`` only if nothing is saved there yet, atomically: of callers
         racing for one key (threads, processes, machines sharing the store) exactly one gets True.

@@ -351,6 +351,10 @@ class MemoryStore:
             self._state[key] = (text, time.time_ns())
             return True
 
+    def delete_state(self, keys: Sequence[str]) -> int:
+        with self._open():
+            return sum(self._state.pop(key, None) is not None for key in keys)
+
     def load_state(self, key: str) -> Any | None:
         with self._open():
             found = self._state.get(key)

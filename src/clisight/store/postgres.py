@@ -534,6 +534,13 @@ class PostgresStore(SqlReads):
         )
         return changed == 1
 
+    def delete_state(self, keys: Sequence[str]) -> int:
+        if self.read_only:
+            raise StoreError(f"the store {self.url} was opened read-only; it cannot be written")
+        if not keys:
+            return 0
+        return self._execute("DELETE FROM kv_state WHERE key = ANY(%s)", ([encode(k) for k in keys],))
+
     def load_state(self, key: str) -> Any | None:
         rows = self._read("SELECT value FROM kv_state WHERE key = %s", (encode(key),))
         return from_json(rows[0][0]) if rows else None

@@ -318,6 +318,14 @@ class SqliteStore(SqlReads):
         )
         return changed == 1
 
+    def delete_state(self, keys: Sequence[str]) -> int:
+        deleted = 0
+        for start in range(0, len(keys), 500):  # under SQLite's limit of bound parameters
+            chunk = list(keys[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            deleted += self._execute_write(f"DELETE FROM kv_state WHERE key IN ({marks})", chunk)
+        return deleted
+
     def load_state(self, key: str) -> Any | None:
         rows = self._read("SELECT value FROM kv_state WHERE key = ?", (key,))
         return from_json(rows[0][0]) if rows else None

@@ -301,7 +301,11 @@ def active(data: TopData) -> RenderableType:
     """Runs that started and have not ended (see ``clisight.query.live`` for what the store can tell)."""
     snap = data.snapshot
     if snap is None or not snap.active:
-        return Text("No runs in progress (a run shows here from clisight.init until it exits).", style="dim")
+        return Text(
+            "No runs in progress (a run shows here from clisight.init until it exits; a session received"
+            " over OTLP, such as Claude Code's, while its records keep coming).",
+            style="dim",
+        )
     table = _table(("Service", "left", 2), ("Command", "left", 3), ("Running", "r"), ("Session", "left", 2))
     for run in snap.active:
         table.add_row(
