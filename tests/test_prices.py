@@ -83,3 +83,12 @@ def test_a_regular_price_file_is_read(tmp_path: Path) -> None:
     table = _prices.table(str(path))
     assert table.cost("my-llama", input_tokens=1_000_000) == 2.5
     assert _prices.read_price_file(path) == path.read_text(encoding="utf-8")
+
+
+def test_a_price_file_that_cannot_be_read_says_why(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "prices.json"
+    env = {"CLISIGHT_LLM_PRICES": str(missing), "CLISIGHT_HOME": str(tmp_path / "home")}
+    proc = run_clisight("report", env=env)  # the configured store: the configuration is read first
+    assert proc.returncode == 2, proc.stderr
+    first = proc.stderr.splitlines()[0]
+    assert "CLISIGHT_LLM_PRICES" in first and f"cannot read {missing}: No such file or directory" in first

@@ -134,8 +134,8 @@ def _prices_param(value: Any) -> dict[str, Any]:
 
     try:
         overrides = _prices.load_overrides(value)
-    except OSError as exc:
-        raise ValueError(str(exc)) from None
+    except OSError as exc:  # the value is a path (JSON text is never opened)
+        raise Reasoned(f"cannot read {str(value).strip()}: {exc.strerror or exc}") from None
     except _prices.PriceFileRefused as exc:
         raise Reasoned(str(exc)) from None
     for fields in overrides.values():
