@@ -223,7 +223,10 @@ def test_a_signal_while_serve_starts_stops_it_with_one_line_and_status_0(
     try:
         line = lines.get(timeout=60)  # printed before it opens the store and starts its workers
         assert line.startswith("clisight serve: starting on 127.0.0.1:") and "2 worker processes" in line
-        os.killpg(proc.pid, signum)  # a Ctrl-C signals the whole group: the workers too
+        if signum == signal.SIGINT:
+            os.killpg(proc.pid, signum)  # a Ctrl-C signals the whole group: the workers too
+        else:
+            proc.send_signal(signum)  # `kill PID`
         go.touch()  # only now may the workers start
         assert proc.wait(timeout=60) == 0
     finally:
