@@ -125,13 +125,19 @@ def _level(value: Any) -> int:
     raise ValueError
 
 
+class Reasoned(ValueError):
+    """A parser's refusal whose own words say why (added to the ConfigError's message)."""
+
+
 def _prices_param(value: Any) -> dict[str, Any]:
     from clisight import _prices
 
     try:
         overrides = _prices.load_overrides(value)
-    except OSError as exc:
-        raise ValueError(str(exc)) from None
+    except OSError as exc:  # the value is a path (JSON text is never opened)
+        raise Reasoned(f"cannot read {str(value).strip()}: {exc.strerror or exc}") from None
+    except _prices.PriceFileRefused as exc:
+        raise Reasoned(str(exc)) from None
     for fields in overrides.values():
         _prices.parse_price(fields)
     return overrides
@@ -530,10 +536,13 @@ def resolve(
             continue
         try:
             values[param.name] = Resolved(param.parse(raw), source)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError) as exc:
+            refused = ConfigError(param.name, source, raw, param.allowed)
+            if isinstance(exc, Reasoned):
+                refused = ConfigError(param.name, source, raw, param.allowed, message=f"{refused} ({exc})")
             if source == "keyword argument":
-                raise ConfigError(param.name, source, raw, param.allowed) from None
-            fail(ConfigError(param.name, source, raw, param.allowed))
+                raise refused from None
+            fail(refused)
             values[param.name] = Resolved(param.default, f"default ({source} was invalid)")
 
     # DO_NOT_TRACK is the cross-tool convention (https://consoledonottrack.com): usage off, logs on.

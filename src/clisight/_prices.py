@@ -10,12 +10,16 @@ reports say so.  Model names are matched as given, then without a provider prefi
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
 PRICE_FILE: Final = Path(__file__).with_name("data") / "llm_prices.json"
+# A price table is a few kilobytes; a file far larger is not one (and would be read into memory whole).
+MAX_PRICE_FILE_BYTES: Final = 4 * 1024 * 1024
 _SUFFIX: Final = re.compile(r"(-\d{8}|-\d{4}-\d{2}-\d{2}|-latest|@\d{8}|-v\d+(:\d+)?)$")
 
 
@@ -141,12 +145,51 @@ def load_overrides(value: Any) -> dict[str, Any]:
         raise ValueError(f"llm_prices: expected a table, JSON text or a JSON file path, got {value!r}")
     text = value.strip()
     if not text.startswith("{"):
-        text = Path(text).expanduser().read_text(encoding="utf-8")
+        text = read_price_file(Path(text).expanduser())
     data = json.loads(text)
     if not isinstance(data, dict):
         raise ValueError("llm_prices: the JSON must be an object of model -> prices")
     models = data.get("models", data)
     return dict(models) if isinstance(models, dict) else {}
+
+
+class PriceFileRefused(ValueError):
+    """The ``llm_prices`` path is not a regular file of a sane size (a FIFO, a directory, a device,
+    a huge file): refused without reading it, the message saying what it is."""
+
+
+def read_price_file(path: Path) -> str:
+    """The text of a JSON price file.  Only a regular file of at most ``MAX_PRICE_FILE_BYTES`` is
+    read: a FIFO would block the program until someone writes to it, ``/dev/zero`` would never end.
+    OSError when it cannot be opened, PriceFileRefused when it is not such a file."""
+    # O_NONBLOCK: opening a FIFO must not wait for a writer (it only affects FIFOs and devices here).
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise PriceFileRefused(f"{path} is {_node(info.st_mode)}, not a regular file: give a JSON file")
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read(MAX_PRICE_FILE_BYTES + 1)
+    if len(data) > MAX_PRICE_FILE_BYTES:
+        raise PriceFileRefused(
+            f"{path} is over {MAX_PRICE_FILE_BYTES // 1024 // 1024} MB, too large for a price table"
+        )
+    return data.decode("utf-8")
+
+
+def _node(mode: int) -> str:
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "a special file")
 
 
 def table(overrides: Any = None) -> PriceTable:

@@ -9,9 +9,10 @@ comprehensive report; nothing here imports another part of clisight.
 
 from __future__ import annotations
 
+import codecs
 import re
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 # C0 controls, DEL, C1 controls, and the Unicode controls that reorder or hide text (bidi
 # overrides and isolates, zero-width joiners aside from ordinary spacing) and split lines.
@@ -43,6 +44,24 @@ def clean(value: object, limit: int | None = None, *, multiline: bool = False) -
     return text
 
 
+def tolerant(stream: Any) -> Any:
+    """``stream``, set to write ``?`` for what its encoding cannot hold instead of raising
+    UnicodeEncodeError (``PYTHONIOENCODING=ascii``, a Latin-1 locale): a table's bars, ``µs`` or a
+    stored message then degrade, and the command still prints.  A UTF stream, one already lenient
+    and one that cannot be reconfigured are left as they are."""
+    encoding = getattr(stream, "encoding", None)
+    reconfigure = getattr(stream, "reconfigure", None)
+    if not isinstance(encoding, str) or reconfigure is None or getattr(stream, "errors", None) != "strict":
+        return stream
+    try:
+        if codecs.lookup(encoding).name.startswith("utf"):
+            return stream
+        reconfigure(errors="replace")
+    except (LookupError, ValueError, OSError):  # an unknown codec name; a closed or detached stream
+        pass
+    return stream
+
+
 def when(time_ns: int | None, *, precise: bool = False) -> str:
     """A record time in local time: ``2024-05-01 12:00:00`` (``.123`` milliseconds when ``precise``)."""
     if time_ns is None:
@@ -66,6 +85,21 @@ def seconds(value: float) -> str:
     return f"{value / 60:.1f} min"
 
 
+_PERIOD_UNITS: Final = (("d", 86_400), ("h", 3600), ("min", 60), ("s", 1))
+
+
+def period(value: float) -> str:
+    """A length of time for people, in its two largest non-zero whole units: ``30 min``, ``1 h``,
+    ``1 h 30 min``, ``7 d`` (never ``168 h``); under a second ``0 s``.  Rounded down."""
+    left = int(value) if value > 0 else 0
+    parts = []
+    for unit, length in _PERIOD_UNITS:
+        count, left = divmod(left, length)
+        if count:
+            parts.append(f"{count} {unit}")
+    return " ".join(parts[:2]) or "0 s"
+
+
 def size(n_bytes: int) -> str:
     """A byte count for people: ``812 B``, ``1.4 MB``."""
     amount = float(n_bytes)
@@ -76,4 +110,4 @@ def size(n_bytes: int) -> str:
     return f"{amount:.1f} GB"  # pragma: no cover - the loop always returns
 
 
-__all__ = ["clean", "seconds", "size", "when"]
+__all__ = ["clean", "period", "seconds", "size", "tolerant", "when"]

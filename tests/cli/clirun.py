@@ -61,16 +61,28 @@ def invoke_json(*args: str) -> Any:
     return json.loads(result.stdout)
 
 
-def serve_on_any_port(folder: Path) -> tuple[subprocess.Popen[str], queue.Queue[str], threading.Thread]:
-    """``clisight serve --port 0 --workers 0`` on a new store in ``folder``, its stderr lines as they
-    come (the banner names the port the system picked), and the thread reading them, which ends
-    when the process does.  The caller stops the process, waits for it and joins the thread."""
+def serve_on_any_port(
+    folder: Path,
+    *more: str,
+    workers: int = 0,
+    env: dict[str, str] | None = None,
+    own_group: bool = False,
+) -> tuple[subprocess.Popen[str], queue.Queue[str], threading.Thread]:
+    """``clisight serve --port 0 --workers 0`` (and ``more`` options) on a new store in ``folder``,
+    its stderr lines as they come (the banner names the port the system picked), and the thread
+    reading them, which ends when the process does.  ``own_group``: in a process group of its own
+    (which a Ctrl-C signals whole).  The caller stops the process, waits for it and joins the
+    thread."""
     proc = subprocess.Popen(
-        [str(CLISIGHT), "serve", "--port", "0", "--workers", "0", "--store", str(folder / "served.db")],
+        [
+            *(str(CLISIGHT), "serve", "--port", "0", "--workers", str(workers)),
+            *("--store", str(folder / "served.db"), *more),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "CLISIGHT_HOME": str(folder / "home")},
+        env={**os.environ, "CLISIGHT_HOME": str(folder / "home"), **(env or {})},
+        start_new_session=own_group,
     )
     lines: queue.Queue[str] = queue.Queue()
     reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr or ()], daemon=True)

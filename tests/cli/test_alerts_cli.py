@@ -106,6 +106,16 @@ def test_list_history_silence_and_unsilence(tmp_path: Path, rules: Path) -> None
     assert [
         s["id"] for s in json.loads(invoke("alerts", "silences", "--store", str(db), "--json").stdout)
     ] == [silence["id"]]
+    week = invoke(
+        "alerts", "silence", "chat slow", "--for", "168h", "--rules", str(rules), "--store", str(db)
+    )
+    assert week.exit_code == 0 and "silenced chat slow for 7 d, until " in week.stdout, week.output
+    assert (
+        invoke(
+            "alerts", "unsilence", week.stdout.split("(id ")[1].split(";")[0], "--store", str(db)
+        ).exit_code
+        == 0
+    )
     typo = invoke("alerts", "silence", "chat slwo", "--rules", str(rules), "--store", str(db))
     assert typo.exit_code == 1 and "no rule 'chat slwo'" in typo.output
     assert invoke("alerts", "unsilence", silence["id"], "--store", str(db)).exit_code == 0

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clisight.cli.detect import SNIFFED_DELIMITERS, detect, read_series
+from clisight.cli.detect import SNIFFED_DELIMITERS, _parse_time, detect, read_series, shown_time
 from tests.cli.clirun import run_clisight
 
 T0 = 1_700_000_000
@@ -441,3 +441,42 @@ def test_installed_command_warns_on_stderr_and_keeps_json_on_stdout(tmp_path):
     proc = run_clisight("detect", str(csv_path), "--sort", "--json", *ENSEMBLE, timeout=30)
     assert proc.returncode == 0 and proc.stderr == ""
     assert len(json.loads(proc.stdout)["anomalies"]) == 2
+
+
+@pytest.mark.parametrize(("unit", "scale"), [("s", 1), ("ms", 10**3), ("us", 10**6), ("ns", 10**9)])
+def test_an_epoch_time_column_in_any_unit_shows_as_a_date_time_in_the_table(tmp_path, unit, scale):
+    rows = [f"{(T0 + 60 * i) * scale},{25.0 if i == SPIKE_AT else 10.0 + (i % 7) / 10}" for i in range(1000)]
+    csv_path = tmp_path / f"epoch_{unit}.csv"
+    csv_path.write_text("timestamp,value\n" + "\n".join(rows) + "\n")
+    result = run(str(csv_path), *ENSEMBLE)
+    assert result.exit_code == 0, result.output
+    spike = datetime.fromtimestamp(T0 + 60 * SPIKE_AT, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    [row] = [line for line in result.output.splitlines() if re.match(rf"│\s*{SPIKE_AT + 2} │", line)]
+    assert f"{spike}Z" in row and str((T0 + 60 * SPIKE_AT) * scale) not in row
+    # JSON keeps the cell as written and adds the date-time.
+    [found] = [
+        a
+        for a in json.loads(run(str(csv_path), "--json", *ENSEMBLE).output)["anomalies"]
+        if a["line"] == SPIKE_AT + 2
+    ]
+    assert found["timestamp"] == str((T0 + 60 * SPIKE_AT) * scale) and found["time"] == f"{spike}Z"
+
+
+def test_small_numbers_and_iso_cells_show_as_written():
+    assert shown_time("151", 151.0) == "151"  # a counter or elapsed seconds, not 1970
+    assert shown_time("2024-05-01T12:00:00+02:00", 1714557600.0) == "2024-05-01T12:00:00+02:00"
+
+
+@given(
+    seconds=st.integers(10**8 + 1, 10**11 - 1),
+    micros=st.integers(0, 999_999),
+    scale=st.sampled_from([1, 10**3, 10**6, 10**9]),
+)
+def test_an_epoch_cell_shown_as_a_date_time_is_the_moment_it_was_read_as(seconds, micros, scale):
+    cell = str(seconds * scale + micros * scale // 10**6)
+    t = _parse_time(cell)
+    assert t is not None
+    shown = shown_time(cell, t)
+    assert shown.endswith("Z") and "T" not in shown
+    back = datetime.fromisoformat(shown.replace("Z", "+00:00")).timestamp()
+    assert abs(back - t) <= 1e-6 + 4e-16 * t  # microseconds shown; a float's precision at t

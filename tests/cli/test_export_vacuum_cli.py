@@ -71,6 +71,19 @@ def test_export_csv_needs_exactly_one_kind(demo_store: Path) -> None:
     assert "--kind" in result.stderr
 
 
+def test_export_kind_takes_the_rest_apis_singular_words_too(demo_store: Path) -> None:
+    plural = invoke("export", "--store", str(demo_store), "--kind", "events", "--kind", "errors")
+    single = invoke("export", "--store", str(demo_store), "--kind", "event", "--kind", "Error")
+    assert plural.exit_code == single.exit_code == 0, single.output
+    assert single.stdout == plural.stdout
+    assert {json.loads(line)["kind"] for line in single.stdout.splitlines()} == {"event", "error"}
+    # The help names one spelling; a wrong word lists that one.
+    helped = invoke("export", "--help").stdout
+    assert "[sessions|logs|events|spans|errors|metrics]" in " ".join(helped.split())
+    wrong = invoke("export", "--store", str(demo_store), "--kind", "evnt")
+    assert wrong.exit_code == 2 and "'evnt' is not one of 'sessions', 'logs'" in wrong.stderr
+
+
 def test_export_applies_the_filters(demo_store: Path) -> None:
     lines = invoke(
         "export",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import queue
+import secrets
 import signal
 import socket
 import subprocess
@@ -138,3 +140,108 @@ def test_serve_on_port_0_prints_the_port_it_got_and_answers_there(tmp_path: Path
         reader.join(timeout=10)
     shown = "".join(lines.queue)
     assert f"OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{port}" in shown and ":0" not in shown
+
+
+def banner_of(lines: queue.Queue[str]) -> str:
+    """The banner's lines up to the SDK's endpoint (queue.Empty if it does not come in time)."""
+    said = []
+    while not said or "OTEL_EXPORTER_OTLP_ENDPOINT=" not in said[-1]:
+        said.append(lines.get(timeout=30))
+    return "".join(said)
+
+
+@pytest.mark.parametrize("allow_host", [None, "otel.internal"])
+def test_serve_on_all_interfaces_prints_a_name_other_machines_can_use_and_accepts_it(
+    tmp_path: Path, allow_host: str | None
+) -> None:
+    token = secrets.token_hex(16)
+    more = ("--host", "0.0.0.0", *(("--allow-host", allow_host) if allow_host else ()))
+    proc, lines, reader = serve_on_any_port(tmp_path, *more, env={"CLISIGHT_TOKEN": token})
+    try:
+        said = banner_of(lines)
+        endpoint = said.split("OTEL_EXPORTER_OTLP_ENDPOINT=")[1].split()[0]
+        name, port = endpoint.removeprefix("http://").rsplit(":", 1)
+        assert name == (allow_host or socket.gethostname()) and "127.0.0.1" not in endpoint
+        assert (
+            f"Dashboard: http://{name}:{port}/" in said and f"REST API:  http://{name}:{port}/api/v1/" in said
+        )
+        assert (
+            "Listening on all interfaces (0.0.0.0)" in said and f"http://127.0.0.1:{port} works too" in said
+        )
+        # The name printed is one the server accepts (a client of another machine sends it as Host).
+        answer = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/health",
+            headers={"Host": f"{name}:{port}", "Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+        other = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/health",
+            headers={"Host": f"evil.example:{port}", "Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert other.status_code == 403  # any other name is still refused
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
+
+
+def test_serve_on_loopback_prints_loopback_urls_and_no_note(tmp_path: Path) -> None:
+    proc, lines, reader = serve_on_any_port(tmp_path)
+    try:
+        said = banner_of(lines)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
+    assert "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:" in said and "all interfaces" not in said
+
+
+# Put first on PYTHONPATH of a serve, this holds each of its worker processes at birth until the
+# file GO exists: the test decides when serve may finish starting, so its signal lands while serve
+# starts, every time.  (multiprocessing starts a worker as `python -c ... --multiprocessing-fork`.)
+HOLD_WORKERS = """
+import os, sys, time
+if "--multiprocessing-fork" in sys.argv:
+    deadline = time.monotonic() + 60
+    while not os.path.exists(GO) and time.monotonic() < deadline:
+        time.sleep(0.02)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_while_serve_starts_stops_it_with_one_line_and_status_0(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    hold = tmp_path / "hold"
+    hold.mkdir()
+    go = tmp_path / "go"
+    (hold / "sitecustomize.py").write_text(f"GO = {str(go)!r}\n{HOLD_WORKERS}")
+    path = os.pathsep.join([str(hold), *filter(None, [os.environ.get("PYTHONPATH")])])
+    proc, lines, reader = serve_on_any_port(tmp_path, workers=2, env={"PYTHONPATH": path}, own_group=True)
+    try:
+        line = lines.get(timeout=60)  # printed before it opens the store and starts its workers
+        assert line.startswith("clisight serve: starting on 127.0.0.1:") and "2 worker processes" in line
+        if signum == signal.SIGINT:
+            os.killpg(proc.pid, signum)  # a Ctrl-C signals the whole group: the workers too
+        else:
+            proc.send_signal(signum)  # `kill PID`
+        go.touch()  # only now may the workers start
+        assert proc.wait(timeout=60) == 0
+    finally:
+        go.touch()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        reader.join(timeout=10)
+    said = "".join(lines.queue)
+    assert said == "clisight serve: stopped while starting; nothing was received\n"  # no banner, no traceback
+    deadline = time.monotonic() + 30
+    while True:  # and no worker is left behind (multiprocessing's resource tracker exits last)
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "a process of serve's group outlived it"
+        time.sleep(0.05)

@@ -97,6 +97,17 @@ def test_traces_errors_usage_report_and_health(filled: tuple[Served, httpx.Clien
     assert health["status"] == "ok" and health["pipeline"][0]["stored"] == 9
 
 
+def test_records_take_the_plural_words_of_clisight_export_too(filled: tuple[Served, httpx.Client]) -> None:
+    _, api = filled
+    for single, plural in [("log", "logs"), ("span", "spans"), ("error_group", "error_groups")]:
+        one, many = api.get(f"/records/{single}"), api.get(f"/records/{plural}")
+        assert one.status_code == many.status_code == 200, many.text
+        assert many.json()["kind"] == single and many.json()["rows"] == one.json()["rows"] != []
+    # The schema names each kind once, singular.
+    schema = api.get("/openapi.json").json()["components"]["schemas"]["Kind"]
+    assert schema["enum"] == ["log", "event", "span", "metric", "error", "session", "error_group"]
+
+
 def test_bad_parameters_are_clear_json_errors(filled: tuple[Served, httpx.Client]) -> None:
     _, api = filled
     not_a_time = api.get("/records/log", params={"since": "yesterday-ish"})

@@ -280,6 +280,32 @@ def test_silence_and_unsilence_an_alert_by_the_forms(served: App) -> None:
         assert "(silenced)" not in client.get("/alerts").text
 
 
+def test_the_silence_menu_offers_humane_durations_and_each_silences_that_long(served: App) -> None:
+    from clisight.alerts import list_silences, remove_silence
+
+    with served.client() as client:
+        page = client.get("/alerts").text
+        menus = re.findall(r'<select name="hours">(.*?)</select>', page)  # one per alert
+        assert menus and len(set(menus)) == 1
+        menu = menus[0]
+        options = re.findall(r'<option value="([^"]+)">([^<]+)</option>', menu)
+        assert [shown for _, shown in options] == ["30 min", "1 h", "4 h", "1 d", "7 d"]
+        assert "168 h" not in page and "24 h" not in page
+        token = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+        assert token
+        for value, shown in options:  # what the menu says is what the silence lasts
+            form = {"rule": "busy", "matchers": "{}", "hours": value, "csrf": token.group(1)}
+            before = time.time_ns()
+            assert client.post("/alerts/silence", data=form).status_code == 303
+            [silence] = list_silences(served.query)
+            words = shown.split()
+            seconds = int(words[0]) * {"min": 60, "h": 3600, "d": 86_400}[words[1]]
+            assert 0 <= silence.until_ns - before - seconds * 10**9 < 60 * 10**9
+            assert remove_silence(served.query, silence.id)
+        too_long = client.post("/alerts/silence", data={**form, "hours": "100000"})
+        assert too_long.status_code == 400 and "a few minutes to 90 d" in too_long.text
+
+
 def test_firing_alerts_show_on_the_overview(served: App) -> None:
     with served.client() as client:
         page = client.get("/").text

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import sqlite3
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import click
 from rich.console import Console
 
 from clisight import _config
+from clisight._terminal import tolerant
 from clisight.cli._text import clean, dumps
 from clisight.exceptions import ClisightError, ConfigError, DataError, SchemaError, StoreError
 from clisight.query import Filter, Query, parse_level, parse_time
@@ -50,18 +52,54 @@ class ClisightGroup(click.Group):
     """A click group that reports clisight's exceptions as clean messages."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        tolerant(sys.stdout)  # click.echo's text too, for commands that print without a console
         try:
             return super().invoke(ctx)
         except ConfigError as exc:
             raise BadConfiguration(clean(config_error_message(exc), multiline=True)) from None
         except ClisightError as exc:
+            if _locked(exc):
+                raise CommandError(clean(locked_message(ctx.meta.get(STORE_META)))) from None
             # Messages quote paths, URLs and stored values: none may drive the terminal.
             raise CommandError(clean(str(exc), multiline=True)) from None
         except sqlite3.DatabaseError as exc:
+            if _locked(exc):
+                raise CommandError(clean(locked_message(ctx.meta.get(STORE_META)))) from None
             # A --store that points at a file which is not a clisight database (or is damaged).
             raise CommandError(
                 f"cannot read the store: {clean(exc)} (is it a clisight SQLite file?)"
             ) from None
+
+
+STORE_META = "clisight.store"  # ctx.meta key: the store the command opened, for messages about it
+# What SQLite waits for another writer before it gives up: the store's BUSY_TIMEOUT_MS (which the
+# CLI may not import; a test pins the two together).
+LOCK_WAIT_S = 10
+
+
+def _locked(exc: BaseException) -> bool:
+    """Whether ``exc`` (or the SQLite error behind it) is SQLite's "database is locked": another
+    connection held the write lock past the busy timeout."""
+    for error in (exc, exc.__cause__, exc.__context__):
+        if isinstance(error, sqlite3.OperationalError) and (
+            getattr(error, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED")
+            or "database is locked" in str(error)
+        ):
+            return True
+    return False
+
+
+def locked_message(store: object) -> str:
+    """The store is locked by another writer: which file, who is likely to hold it, what to do."""
+    where = f"the store {store}" if store is not None else "the store"
+    return (
+        f"{where} is locked: another process held its write lock for all the {LOCK_WAIT_S} s this "
+        "command waits, most likely a running `clisight serve` or a long `clisight export` or `vacuum` "
+        "on the same file (or a program using clisight in the middle of a large write).  Wait for it "
+        "to finish, or stop it, then run this command again"
+        + (f"; `fuser {store}` names the processes that have it open" if store is not None else "")
+        + "."
+    )
 
 
 # -- options ------------------------------------------------------------------------------------
@@ -283,6 +321,9 @@ def open_store(option: str | None, *, must_exist: bool = True, writes: bool = Fa
         raise StoreError(
             f"cannot open the store {shown}: {getattr(exc, 'strerror', None) or exc}; check the path"
         ) from None
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:  # named if the store turns out to be locked (ClisightGroup's message)
+        ctx.meta[STORE_META] = opened.path  # a file: only SQLite's stores lock
     if must_exist and not exists:
         query.close()
         raise CommandError(f"{NO_DATA_HINT} (no store at {clean(opened.path)})")
@@ -380,9 +421,13 @@ def refuse_output_over_store(output: str | None, opened: OpenedStore) -> None:
         )
 
 
-def console(stderr: bool = False) -> Console:
-    """A console for this command's output; colour follows the terminal and NO_COLOR."""
-    return Console(highlight=False, emoji=False, stderr=stderr)
+def console(stderr: bool = False, **options: Any) -> Console:
+    """A console for this command's output (every command's, built here): colour follows the
+    terminal and NO_COLOR; on a stream whose encoding is not UTF (``PYTHONIOENCODING=ascii``, a
+    Latin-1 locale) boxes are ASCII (rich's choice) and other characters it cannot hold print as
+    ``?`` rather than fail."""
+    tolerant(sys.stderr if stderr else sys.stdout)
+    return Console(**{"highlight": False, "emoji": False, **options}, stderr=stderr)
 
 
 def echo_json(value: Any) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from clisight._terminal import clean, seconds, size, when
+from clisight._terminal import clean, period, seconds, size, when
 
 
 def dumps(value: Any, *, indent: int | None = 2) -> str:
@@ -18,7 +18,7 @@ def dumps(value: Any, *, indent: int | None = 2) -> str:
     return json.dumps(value, indent=indent, ensure_ascii=True, default=str)
 
 
-__all__ = ["clean", "dumps", "seconds", "size", "when"]
+__all__ = ["clean", "dumps", "period", "seconds", "size", "when"]
 
 
 def counted(n: int, noun: str) -> str:

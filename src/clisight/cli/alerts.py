@@ -47,7 +47,7 @@ from clisight.cli._common import (
     open_store,
 )
 from clisight.cli._common import store_option as _store_option
-from clisight.cli._text import clean, when
+from clisight.cli._text import clean, period, when
 from clisight.cli.errors import ago
 from clisight.exceptions import AlertRulesError
 
@@ -354,7 +354,7 @@ def silence(
         echo_json(made.to_dict())
     else:
         click.echo(
-            f"silenced {clean(rule)} until {when(made.until_ns)} "
+            f"silenced {clean(rule)} for {period(length / 1e9)}, until {when(made.until_ns)} "
             f"(id {made.id}; undo with `clisight alerts unsilence {made.id}`)"
         )
 

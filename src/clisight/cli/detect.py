@@ -47,10 +47,11 @@ class Anomaly:
     line: int  # CSV line of the first point
     end_line: int
     index: int  # row index of the first point (0-based, data rows only)
-    timestamp: str
+    timestamp: str  # the timestamp cell as written (or the row number)
     value: float
     score: float  # highest score in the run
     points: int
+    time: str = ""  # as the table shows it: an epoch number as a UTC date-time (see shown_time)
 
 
 #: Delimiters tried when ``--delimiter`` is not given, in order of preference when several fit.
@@ -100,6 +101,27 @@ def _parse_time(text: str) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.timestamp()
+
+
+# An epoch number of seconds below this (March 1973) is more likely a counter or elapsed seconds
+# than a date: shown as written.
+_EPOCH_SHOWN_FROM = 1e8
+
+
+def shown_time(label: str, timestamp: float) -> str:
+    """The time of a point as the table shows it: an epoch number (seconds, ms, us or ns) as a UTC
+    date-time, as ISO cells read; anything else (ISO text, small numbers, row numbers) as written."""
+    try:
+        float(label)
+    except ValueError:
+        return label
+    if not _EPOCH_SHOWN_FROM <= timestamp <= _LATEST:
+        return label
+    moment = datetime.fromtimestamp(timestamp, UTC)
+    precision = "seconds" if moment.microsecond == 0 else "milliseconds"
+    if moment.microsecond % 1000:
+        precision = "microseconds"
+    return moment.replace(tzinfo=None).isoformat(sep=" ", timespec=precision) + "Z"
 
 
 def describe_delimiter(delimiter: str) -> str:
@@ -339,6 +361,7 @@ def find_anomalies(series: Series, scores: Sequence[float], threshold: float) ->
                     end_line=series.lines[i - 1],
                     index=start,
                     timestamp=series.labels[peak],
+                    time=shown_time(series.labels[peak], series.timestamps[peak]),
                     value=series.values[peak],
                     score=scores[peak],
                     points=i - start,
@@ -521,6 +544,7 @@ def detect(
                     "line": a.line,
                     "end_line": a.end_line,
                     "timestamp": a.timestamp,
+                    "time": a.time or a.timestamp,
                     "value": a.value,
                     "score": round(a.score, 4),
                     "points": a.points,
@@ -542,10 +566,11 @@ def _print_report(
     anomalies: list[Anomaly],
     too_short: str | None,
 ) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False)
+    from clisight.cli._common import console as make_console
+
+    console = make_console()
     n = len(series.values)
     title = f"{file.name}: {column}, {n} points, detector {detector}, threshold {threshold:g}"
     console.print(title, markup=False)
@@ -561,7 +586,9 @@ def _print_report(
         table.add_column("score", justify="right")
         table.add_column("points", justify="right")
         for a in anomalies:
-            table.add_row(str(a.line), a.timestamp, f"{a.value:.6g}", f"{a.score:.2f}", str(a.points))
+            table.add_row(
+                str(a.line), a.time or a.timestamp, f"{a.value:.6g}", f"{a.score:.2f}", str(a.points)
+            )
         console.print(table)
         console.print(f"{len(anomalies)} anomal{'y' if len(anomalies) == 1 else 'ies'} found")
     chart, marker = sparkline(

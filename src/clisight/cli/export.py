@@ -45,6 +45,18 @@ KINDS: Final = {
     "metrics": "metric",
 }
 
+
+class KindChoice(click.Choice):  # type: ignore[type-arg]
+    """``--kind``: the plural words (shown in the help), or the REST API's singular ones (``log``
+    as well as ``logs``), normalised to the plural."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str):
+            word = value.strip().lower()
+            value = next((plural for plural, single in KINDS.items() if word == single), value)
+        return super().convert(value, param, ctx)
+
+
 # A spreadsheet runs a cell starting with these as a formula (OWASP, "CSV injection").
 FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 
@@ -191,9 +203,9 @@ as a formula (starting with = + - @, tab or CR) get a leading single quote.
 @click.option(
     "--kind",
     "kinds",
-    type=click.Choice(list(KINDS)),
+    type=KindChoice(list(KINDS), case_sensitive=False),
     multiple=True,
-    help="Which records (repeatable; default: all).",
+    help="Which records (repeatable; default: all).  The REST API's singular words (log, event...) work too.",
 )
 @click.option(
     "--name",

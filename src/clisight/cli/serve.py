@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import pickle
 import signal
 import socket
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     import uvicorn
 
     from clisight.pipeline.redact import Redactor
+    from clisight.pipeline.writer import Pipeline
 
 DEFAULT_PORT = 4318  # OTLP/HTTP's registered port
 QUEUE_SIZE = 100_000  # records held for the writer: a few seconds of a busy collector
@@ -46,11 +49,16 @@ def _stopper(server: uvicorn.Server) -> Callable[[int, FrameType | None], None]:
     return stop
 
 
-def _pool(workers: int | None, redactor: Redactor) -> ProcessPoolExecutor | None:
-    """Processes that decode and map traces and logs, started now (so the first requests do not
-    wait for them), or None to map in the server process."""
+def _worker_count(workers: int | None) -> int:
+    """How many worker processes: ``--workers``, else one per CPU (at most 4; none on one CPU)."""
     count = min(os.cpu_count() or 1, MAX_DEFAULT_WORKERS) if workers is None else workers
-    if count < 1 or (workers is None and count < 2):
+    return 0 if count < 1 or (workers is None and count < 2) else count
+
+
+def _pool(count: int, redactor: Redactor) -> ProcessPoolExecutor | None:
+    """``count`` processes that decode and map traces and logs, started now (so the first requests
+    do not wait for them), or None to map in the server process."""
+    if count < 1:
         return None
     import multiprocessing
 
@@ -61,9 +69,23 @@ def _pool(workers: int | None, redactor: Redactor) -> ProcessPoolExecutor | None
     except Exception:  # a redactor of the user's own that cannot travel: map in this process
         return None
     # spawn: the server already runs threads (the pipeline's writer), which fork would not copy.
-    pool = ProcessPoolExecutor(count, multiprocessing.get_context("spawn"), start_worker, (redactor,))
-    for started in [pool.submit(os.getpid) for _ in range(count)]:
-        started.result(timeout=60)
+    # A Ctrl-C reaches the whole process group: the workers are born with SIGINT blocked (here it
+    # stays pending while they are spawned, then stops the start-up), so one still starting is not
+    # killed by it with a traceback; the server decides when they stop.  (multiprocessing's
+    # resource tracker is spawned the same way.)
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    pool = None
+    try:
+        pool = ProcessPoolExecutor(count, multiprocessing.get_context("spawn"), start_worker, (redactor,))
+        futures = [pool.submit(os.getpid) for _ in range(count)]  # each spawns a worker
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        for started in futures:
+            started.result(timeout=60)
+    except BaseException:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        raise
     return pool
 
 
@@ -76,10 +98,41 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def banner(host: str, port: int, store: str, token: bool, ui_port: int | None = None) -> str:
+def is_wildcard(host: str) -> bool:
+    """Whether ``host`` binds every interface (``0.0.0.0``, ``::``)."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
+
+
+def public_name(host: str, allow_host: tuple[str, ...]) -> str | None:
+    """The name other machines are told to use when ``host`` binds every interface: the first
+    ``--allow-host`` name, else this machine's host name (None when it has none)."""
+    if not is_wildcard(host):
+        return None
+    if allow_host:
+        return allow_host[0]
+    name = socket.gethostname().strip()
+    return name if name and not is_loopback(name) else None
+
+
+def banner(
+    host: str, port: int, store: str, token: bool, ui_port: int | None = None, public: str | None = None
+) -> str:
+    """What serve prints on start: where it listens and the lines that point an SDK at it.  Bound
+    to every interface, the URLs name ``public`` (see :func:`public_name`), which other machines
+    can use, and a note says so; bound to one address, they name that address."""
     shown = f"[{host}]" if ":" in host else host
-    if shown in ("0.0.0.0", "[::]"):
-        shown = "127.0.0.1"
+    note = []
+    if is_wildcard(host):
+        shown = (f"[{public}]" if ":" in public else public) if public else "127.0.0.1"
+        note = [
+            f"Listening on all interfaces ({host}); from this machine http://127.0.0.1:{port} works too,",
+            "and another name or address of this machine needs --allow-host NAME."
+            if public
+            else "and other machines need its address and --allow-host ADDRESS (it has no host name).",
+        ]
     endpoint = f"http://{shown}:{port}"
     auth = ["export OTEL_EXPORTER_OTLP_HEADERS=Authorization=Bearer%20$CLISIGHT_TOKEN"] if token else []
     dashboard = f"http://{shown}:{ui_port if ui_port is not None else port}/"
@@ -89,6 +142,7 @@ def banner(host: str, port: int, store: str, token: bool, ui_port: int | None = 
         f"Dashboard: {dashboard}"
         + ("?token=$CLISIGHT_TOKEN (once; the browser keeps a cookie)" if token else ""),
         f"REST API:  {endpoint}/api/v1/",
+        *note,
         "",
         "Point an OpenTelemetry SDK at it:",
         f"  export OTEL_EXPORTER_OTLP_ENDPOINT={endpoint}",
@@ -252,6 +306,65 @@ def serve(
       clisight serve --ui-port 8080            the dashboard on :8080 as well
       CLISIGHT_TOKEN=... clisight serve --host 0.0.0.0 --allow-host otel.internal
     """
+    # Until it serves, Ctrl-C (or SIGTERM) stops the start-up where it is: what was opened is closed,
+    # one line says so, and the status is 0, as for a Ctrl-C once it serves (not click's "Aborted!").
+    quiet = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with contextlib.ExitStack() as starting:
+            started = _start(
+                starting, host, port, store, token, allow_host, max_body_mb, ui_port, workers, expose
+            )
+            starting.pop_all()  # serving: _serve closes them
+    except KeyboardInterrupt:
+        for sig, handler in quiet.items():
+            signal.signal(sig, handler)
+        click.echo("clisight serve: stopped while starting; nothing was received", err=True)
+        return
+    except BaseException:
+        for sig, handler in quiet.items():
+            signal.signal(sig, handler)
+        raise
+    _serve(started, quiet)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGINT's and SIGTERM's handler while serve starts: stop starting (a second signal, while
+    what was opened is closed, is ignored)."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+@dataclass
+class _Started:
+    """What serve runs with once started."""
+
+    server: uvicorn.Server
+    sockets: list[socket.socket]
+    host: str
+    port: int
+    query: Any
+    pipeline: Pipeline
+    app: Any
+    pool: ProcessPoolExecutor | None
+    cumulative: Any  # clisight.server.cumulative's saver, running
+    scheduler_start: Callable[[], Any]
+
+
+def _start(
+    starting: contextlib.ExitStack,
+    host: str,
+    port: int,
+    store: str | None,
+    token: str | None,
+    allow_host: tuple[str, ...],
+    max_body_mb: float,
+    ui_port: int | None,
+    workers: int | None,
+    expose: tuple[str, ...],
+) -> _Started:
+    """Listen, open the store, start the worker processes and the write pipeline, print the banner;
+    each thing opened is closed by ``starting`` if the start-up stops half-way."""
     try:
         import jinja2  # noqa: F401  (the dashboard's templates; checked here for a clear message)
         import uvicorn
@@ -271,13 +384,22 @@ def serve(
         )
     # Listen on the port (and the dashboard's) before anything opens or prints: a taken port is one
     # clear error, not uvicorn's log line after the banner; port 0 is known for the banner.
-    sockets = [_listen(host, port)]
+    sockets = [starting.enter_context(_listen(host, port))]
     if ui_port is not None and ui_port != port:
-        sockets.append(_listen(host, ui_port))
+        sockets.append(starting.enter_context(_listen(host, ui_port)))
     port = int(sockets[0].getsockname()[1])
+    public = public_name(host, allow_host)  # the name the banner gives other machines; allowed as Host
     url = resolve_store_url(store)
+    count = _worker_count(workers)
+    click.echo(
+        f"clisight serve: starting on {host}:{port}"
+        + (f" with {count} worker processes" if count else "")
+        + " (Ctrl-C stops it)...",
+        err=True,
+    )
     # A bad scheme, an unreachable server or another program's file fails here, cleanly.
     opened = open_store(url, must_exist=False, writes=True)
+    starting.callback(opened.query.close)
     shown_url = opened.query.url
     config = _config.resolve({"store": url})
     rules_path = _alert_rules(config)
@@ -285,14 +407,17 @@ def serve(
     from clisight.query.exposed import ExposedMetrics
 
     redactor = redactor_from_config(config)
-    pool = _pool(workers, redactor)
+    pool = _pool(count, redactor)
+    if pool is not None:
+        starting.callback(pool.shutdown, wait=True, cancel_futures=True)
     pipeline = Pipeline([sink], queue_size=QUEUE_SIZE, batch_size=BATCH_SIZE, flush_interval=FLUSH_INTERVAL_S)
+    starting.callback(pipeline.shutdown, timeout=10)
     app = create_app(
         pipeline,
         redactor,
         max_body=int(max_body_mb * 1024 * 1024),
         token=token,
-        allowed_hosts=[host, *allow_host],
+        allowed_hosts=[host, *allow_host, *([public] if public else [])],
         pipeline_stats=pipeline.stats,
         query=opened.query,
         exposed=ExposedMetrics(opened.query, [*config["expose_metrics"], *expose]),
@@ -300,6 +425,7 @@ def serve(
         span_rows=True,  # the pipeline's one sink is the store, and every store takes SpanRows
     )
     cumulative = _keep_cumulative(app, opened.query)  # before the first request
+    starting.callback(cumulative.stop, timeout=5)
     # At most MAX_CONCURRENT requests in flight (uvicorn answers 503 beyond): with the body limit and
     # the bounded write queue, the server's memory has a ceiling whatever the clients do.
     config_ = uvicorn.Config(
@@ -315,14 +441,32 @@ def serve(
     server = uvicorn.Server(config_)
     # uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again with the handlers it
     # found in place: these, so the process lives on to write what it received, then exits 0.
-    quiet = {sig: signal.signal(sig, _stopper(server)) for sig in (signal.SIGINT, signal.SIGTERM)}
-    click.echo(clean(banner(host, port, shown_url, bool(token), ui_port), multiline=True), err=True)
-    scheduler = _start_alerts(opened.query, rules_path, config)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stopper(server))
+    click.echo(clean(banner(host, port, shown_url, bool(token), ui_port, public), multiline=True), err=True)
+    return _Started(
+        server,
+        sockets,
+        host,
+        port,
+        opened.query,
+        pipeline,
+        app,
+        pool,
+        cumulative,
+        lambda: _start_alerts(opened.query, rules_path, config),
+    )
+
+
+def _serve(started: _Started, quiet: dict[signal.Signals, Any]) -> None:
+    """Serve until a signal; then write what was received and say what was stored."""
+    server, pipeline, pool = started.server, started.pipeline, started.pool
+    scheduler = started.scheduler_start()
     from clisight.server import _gc
 
     _gc.tune()  # after start-up: what is alive now is frozen
     try:
-        server.run(sockets=sockets)
+        server.run(sockets=started.sockets)
     except SystemExit:  # uvicorn's own exit when it cannot start (the port is taken, say)
         pass
     finally:
@@ -332,11 +476,11 @@ def serve(
             pool.shutdown(wait=True, cancel_futures=True)  # requests have been answered by now
         if scheduler is not None:
             scheduler.stop(timeout=5)
-        cumulative.stop(timeout=5)  # after the last request: nothing changes the series any more
-        opened.query.close()
+        started.cumulative.stop(timeout=5)  # after the last request: nothing changes the series any more
+        started.query.close()
         finished = pipeline.shutdown(timeout=10)
         [stats] = pipeline.stats()
-        receiver = app.state.receiver
+        receiver = started.app.state.receiver
         click.echo(
             f"clisight serve: stopped; {sum(receiver.stats.accepted.values())} records accepted, "
             f"{stats.stored} stored, {stats.dropped} dropped, {stats.spooled} spooled"
@@ -344,4 +488,4 @@ def serve(
             err=True,
         )
     if not server.started:
-        raise CommandError(f"could not listen on {host}:{port} (in use, or not allowed)")
+        raise CommandError(f"could not listen on {started.host}:{started.port} (in use, or not allowed)")

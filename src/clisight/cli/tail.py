@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Final
 
 import click
-from rich.console import Console
 from rich.text import Text
 
 from clisight.cli._common import (
@@ -17,6 +16,7 @@ from clisight.cli._common import (
     PATTERN,
     TEXT,
     FiniteFloatRange,
+    console,
     make_filter,
     open_store,
     report_options,
@@ -151,7 +151,7 @@ def tail(
     until Ctrl-C.
     """
     flt = make_filter(since, until, service, session, level=level, component=component, text=text)
-    out = Console(highlight=False, emoji=False, markup=False)
+    out = console(markup=False)
     with open_store(store).query as query:
         newest = query.tail(Filter(), 1)
         lines = query.tail(flt, n)

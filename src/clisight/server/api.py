@@ -45,6 +45,15 @@ class Kind(StrEnum):
     session = "session"
     error_group = "error_group"
 
+    @classmethod
+    def _missing_(cls, value: object) -> Kind | None:
+        """The plural words ``clisight export --kind`` takes (``logs``, ``error_groups``) name the
+        same kinds; the schema lists the singular ones."""
+        if not isinstance(value, str):
+            return None
+        word = value.lower()
+        return cls.__members__.get(word) or cls.__members__.get(word.removesuffix("s"))
+
 
 # The kinds each filter of /records/{kind} applies to (the store's selection; name is an error's
 # type and an error group's fingerprint).  Any other is refused rather than silently ignored.

@@ -14,6 +14,7 @@ from typing import Any, Final
 
 import orjson
 
+from clisight._terminal import period
 from clisight.alerts import (
     AlertStatus,
     AlertTransition,
@@ -71,7 +72,8 @@ class AlertsView:
             hours = -1.0
         if not 0 < hours <= MAX_SILENCE_HOURS:
             raise ValueError(
-                f"a silence lasts from a few minutes to {MAX_SILENCE_HOURS} hours, not {hours_text!r}"
+                f"a silence lasts from a few minutes to {period(MAX_SILENCE_HOURS * 3600)}, "
+                f"not {hours_text!r}"
             )
         matchers = _matchers(form.get("matchers", "") or "{}")
         comment = form.get("comment", "")[:MAX_TEXT]

@@ -25,6 +25,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from clisight._terminal import period
 from clisight.pipeline.writer import SinkStats
 from clisight.query import Query
 from clisight.query import errors as errors_query
@@ -37,6 +38,7 @@ STREAM_POLL_S: Final = 0.25  # how often the live tail looks for new lines
 OVERVIEW_EVERY_S: Final = 5.0  # how often the overview's numbers are sent to an open page
 STREAM_LIFETIME_S: Final = 60.0  # then the browser reconnects (EventSource does) from the last id
 MAX_FORM: Final = 16 * 1024
+SILENCE_HOURS: Final = (0.5, 1, 4, 24, 168)  # the alerts page's silence menu: 30 min to 7 d
 PROBLEMS: Final = {400: "Bad request", 403: "Refused", 404: "Not found", 413: "Too large"}
 NAV: Final = (
     ("/", "Overview"),
@@ -128,6 +130,7 @@ class Dashboard:
             number=_number,
             ago=_ago,
             duration=_duration,
+            period=period,
             json_text=data.json_text,
         )
         self.env.globals.update(
@@ -142,6 +145,7 @@ class Dashboard:
             describe=describe,
             levels=data.LEVELS,
             ranges=tuple(data.RANGES),
+            silence_hours=SILENCE_HOURS,
         )
 
     # -- rendering ---------------------------------------------------------------------------
