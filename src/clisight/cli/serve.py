@@ -73,16 +73,19 @@ def _pool(count: int, redactor: Redactor) -> ProcessPoolExecutor | None:
     # stays pending while they are spawned, then stops the start-up), so one still starting is not
     # killed by it with a traceback; the server decides when they stop.  (multiprocessing's
     # resource tracker is spawned the same way.)
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    mask = getattr(signal, "pthread_sigmask", None)  # POSIX; elsewhere the workers are spawned as they are
+    blocked = mask(signal.SIG_BLOCK, {signal.SIGINT}) if mask is not None else set()
     pool = None
     try:
         pool = ProcessPoolExecutor(count, multiprocessing.get_context("spawn"), start_worker, (redactor,))
         futures = [pool.submit(os.getpid) for _ in range(count)]  # each spawns a worker
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        if mask is not None:
+            mask(signal.SIG_SETMASK, blocked)
         for started in futures:
             started.result(timeout=60)
     except BaseException:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        if mask is not None:
+            mask(signal.SIG_SETMASK, blocked)
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         raise
