@@ -4,7 +4,9 @@ overridable by the ``llm_prices`` configuration parameter, and the one cost form
 A model the table does not know is *unknown*: :func:`cost` returns ``None`` for it, never 0, and
 reports say so.  Model names are matched as given, then without a provider prefix
 (``anthropic/``), then without a date or ``-latest`` suffix (``claude-sonnet-4-20250514`` is
-``claude-sonnet-4``; ``gpt-4o-2024-08-06`` is ``gpt-4o``).
+``claude-sonnet-4``; ``gpt-4o-2024-08-06`` is ``gpt-4o``) or a context-window tag (Claude Code's
+``claude-opus-4-6[1m]`` is ``claude-opus-4-6``: the 1M-token window costs no more for the models
+that offer it).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any, Final, NamedTuple
 PRICE_FILE: Final = Path(__file__).with_name("data") / "llm_prices.json"
 # A price table is a few kilobytes; a file far larger is not one (and would be read into memory whole).
 MAX_PRICE_FILE_BYTES: Final = 4 * 1024 * 1024
-_SUFFIX: Final = re.compile(r"(-\d{8}|-\d{4}-\d{2}-\d{2}|-latest|@\d{8}|-v\d+(:\d+)?)$")
+_SUFFIX: Final = re.compile(r"(-\d{8}|-\d{4}-\d{2}-\d{2}|-latest|@\d{8}|-v\d+(:\d+)?|\[\w+\])$")
 
 
 class Price(NamedTuple):

@@ -4,6 +4,7 @@ local server, streaming included), unknown models, price overrides and budgets."
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +53,34 @@ def _events(db: Path, name: str = "llm.request") -> list[dict[str, Any]]:
 
 def test_price_table_has_a_date_and_prices_known_models_by_their_dated_names() -> None:
     table = _prices.shipped()
-    assert table.as_of >= "2025-01-01"
+    dates = re.findall(r"\d{4}-\d{2}-\d{2}", table.as_of)
+    assert dates and min(dates) >= "2025-01-01", table.as_of
     assert table.cost("claude-sonnet-4-5-20250929", 1200, 345, 5000, 800) == SONNET_CALL
     assert table.cost("anthropic/claude-sonnet-4-5", 1200, 345, 5000, 800) == SONNET_CALL
     assert table.cost("gpt-4o-mini-2024-07-18", 1500, 150, 500) == MINI_CALL
     assert table.cost("my-local-llama", 1000, 1000) is None
+
+
+def test_price_table_knows_the_claude_models_of_its_date_and_claude_codes_window_tag() -> None:
+    """Anthropic's pricing page of 2026-11-30 (dollars per million tokens: input, output, cache
+    read, 5-minute cache write); Claude Code names the 1M-token window ``[1m]``."""
+    table = _prices.shipped()
+    million = 1_000_000
+    expected = {
+        "claude-opus-5-5": (4, 20, 0.2, 5),
+        "claude-opus-4-6": (5, 25, 0.5, 6.25),
+        "claude-opus-4-8": (5, 25, 0.5, 6.25),
+        "claude-sonnet-4-6": (3, 15, 0.3, 3.75),
+        "claude-sonnet-5": (2, 10, 0.2, 2.5),
+        "claude-sonnet-5-5": (2, 10, 0.1, 2.5),
+        "claude-haiku-5-5": (0.1, 0.5, 0.01, 0.125),
+        "claude-fable-5-1": (10, 50, 0.25, 12.5),
+    }
+    for model, (inp, out, read, write) in expected.items():
+        for name in (model, f"{model}[1m]", f"anthropic/{model}"):
+            got = [table.cost(name, *(million if i == kind else 0 for i in range(4))) for kind in range(4)]
+            assert got == [inp, out, read, write], name
+    assert table.cost("claude-opus-4-6[1m]-x") is None  # a tag only at the end
 
 
 @given(
@@ -215,7 +239,7 @@ def test_anthropic_sdk_sync_async_and_streaming_calls_give_exact_totals(tmp_path
     clisight.init(store=db)
     assert clisight.llm.instrument_anthropic()
     args: dict[str, Any] = {
-        "model": "claude-sonnet-4-5",
+        "model": "claude-sonnet-4-6",
         "max_tokens": 100,
         "messages": [{"role": "user", "content": "hi"}],
     }
@@ -236,7 +260,7 @@ def test_anthropic_sdk_sync_async_and_streaming_calls_give_exact_totals(tmp_path
                 await astream.get_final_message()
 
         asyncio.run(calls())
-    sonnet = _totals(db)["claude-sonnet-4-5"]
+    sonnet = _totals(db)["claude-sonnet-4-6"]
     assert sonnet["count"] == 6
     assert (sonnet["sum:input_tokens"], sonnet["sum:output_tokens"]) == (6 * 1200, 6 * 345)
     assert (sonnet["sum:cache_read_tokens"], sonnet["sum:cache_creation_tokens"]) == (6 * 5000, 6 * 800)
