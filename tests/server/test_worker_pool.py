@@ -149,22 +149,3 @@ def test_when_a_worker_dies_requests_are_mapped_in_the_server_and_nothing_is_los
             assert served.app.state.receiver.pool is None
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
-
-
-def test_a_pool_process_collects_garbage_as_the_server_does(pool: ProcessPoolExecutor) -> None:
-    """start_worker freezes the worker's start-up heap and raises the young threshold (see
-    clisight.server._gc): the client library's processes are never tuned, the receiver's are."""
-    import gc
-
-    from clisight.server import _gc
-
-    threshold, frozen = pool.submit(_gc_state).result(timeout=60)
-    assert threshold == _gc.YOUNG_THRESHOLD
-    assert frozen > 0
-    assert gc.get_threshold()[0] != _gc.YOUNG_THRESHOLD  # this (test) process was not touched
-
-
-def _gc_state() -> tuple[int, int]:
-    import gc
-
-    return gc.get_threshold()[0], gc.get_freeze_count()

@@ -465,9 +465,6 @@ def _serve(started: _Started, quiet: dict[signal.Signals, Any]) -> None:
     """Serve until a signal; then write what was received and say what was stored."""
     server, pipeline, pool = started.server, started.pipeline, started.pool
     scheduler = started.scheduler_start()
-    from clisight.server import _gc
-
-    _gc.tune()  # after start-up: what is alive now is frozen
     try:
         server.run(sockets=started.sockets)
     except SystemExit:  # uvicorn's own exit when it cannot start (the port is taken, say)

@@ -763,11 +763,8 @@ def start_worker(redactor: Redactor) -> None:
     reaches the whole process group: the server, not its pool, decides when to stop."""
     import signal as signals
 
-    from clisight.server import _gc
-
     signals.signal(signals.SIGINT, signals.SIG_IGN)
     _worker_mapper[:] = [Mapper(redactor)]
-    _gc.tune()
 
 
 def map_in_worker(signal: str, content_type: str, body: bytes, rows: bool = False) -> Mapped:
