@@ -165,9 +165,10 @@ _CONNECTION = frozenset(
 )
 _LLM_MODULES: Final = ("anthropic", "openai", "httpx", "httpcore")
 # Words an API's "prompt too long" error says, whatever the SDK and status.
-_CONTEXT_WORDS: Final = (
+CONTEXT_WORDS: Final = (
     "context_length_exceeded",
     "context length",
+    "context window",
     "prompt is too long",
     "maximum context",
     "too many tokens",
@@ -203,7 +204,7 @@ def llm_error_kind(exc: BaseException) -> str | None:
         return "overloaded"
     if from_sdk or status in (400, 413):
         text = exception_text(exc).lower()
-        if any(word in text for word in _CONTEXT_WORDS):
+        if any(word in text for word in CONTEXT_WORDS):
             return "context_length"
     if names & _AUTH or (status in (401, 403) and from_sdk):
         return "authentication"

@@ -35,6 +35,7 @@ import re
 from typing import Any, Final
 
 from clisight import _prices
+from clisight.client.errors import CONTEXT_WORDS
 from clisight.types import ERROR, ERROR_LEVEL, EVENT, Record, Resource
 
 API_REQUEST: Final = "claude_code.api_request"
@@ -171,9 +172,6 @@ def usage_event(
     return Record(EVENT, time_ns, LLM_EVENT, "", 0, out, resource, session, trace_id, span_id)
 
 
-_CONTEXT_WORDS: Final = ("context length", "context window", "prompt is too long", "too many tokens")
-
-
 def error_kind(status: int | None, message: str) -> str | None:
     """The kind of an LLM API error from its HTTP status and message, as the client names them
     (``clisight.client.errors.llm_error_kind``), or None."""
@@ -182,7 +180,7 @@ def error_kind(status: int | None, message: str) -> str | None:
         return "rate_limit"
     if status == 529 or "overloaded" in text:
         return "overloaded"
-    if status in (400, 413) and any(word in text for word in _CONTEXT_WORDS):
+    if status in (400, 413) and any(word in text for word in CONTEXT_WORDS):
         return "context_length"
     if status in (401, 403) or "authentication_error" in text or "invalid api key" in text:
         return "authentication"
