@@ -288,8 +288,10 @@ def test_the_silence_menu_offers_humane_durations_and_each_silences_that_long(se
         menus = re.findall(r'<select name="hours">(.*?)</select>', page)  # one per alert
         assert menus and len(set(menus)) == 1
         menu = menus[0]
-        options = re.findall(r'<option value="([^"]+)">([^<]+)</option>', menu)
-        assert [shown for _, shown in options] == ["30 min", "1 h", "4 h", "1 d", "7 d"]
+        options = re.findall(r'<option value="([^"]+)"( selected)?>([^<]+)</option>', menu)
+        assert [shown for _, _, shown in options] == ["30 min", "1 h", "4 h", "1 d", "7 d"]
+        assert [shown for _, chosen, shown in options if chosen] == ["1 h"]  # the default stays an hour
+        options = [(value, shown) for value, _, shown in options]
         assert "168 h" not in page and "24 h" not in page
         token = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
         assert token

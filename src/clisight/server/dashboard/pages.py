@@ -38,7 +38,7 @@ STREAM_POLL_S: Final = 0.25  # how often the live tail looks for new lines
 OVERVIEW_EVERY_S: Final = 5.0  # how often the overview's numbers are sent to an open page
 STREAM_LIFETIME_S: Final = 60.0  # then the browser reconnects (EventSource does) from the last id
 MAX_FORM: Final = 16 * 1024
-SILENCE_HOURS: Final = (0.5, 1, 4, 24, 168)  # the alerts page's silence menu: 30 min to 7 d
+SILENCE_HOURS: Final = (0.5, 1, 4, 24, 168)  # the alerts page's silence menu: 30 min to 7 d (1 h chosen)
 PROBLEMS: Final = {400: "Bad request", 403: "Refused", 404: "Not found", 413: "Too large"}
 NAV: Final = (
     ("/", "Overview"),
