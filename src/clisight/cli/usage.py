@@ -111,7 +111,10 @@ def _report(
         return
     out = console()
     if not rows:
-        out.print("No LLM usage in this range. (`clisight usage import-claude-code` reads Claude Code's.)")
+        out.print(
+            "No LLM usage in this range. (Claude Code's: `clisight usage import-claude-code` reads its"
+            " transcripts, or point its telemetry at `clisight serve`; see docs/server.md.)"
+        )
         return
     first = {"daily": "Date", "monthly": "Month", "session": "Session", "blocks": "Block start"}[kind]
     title = {"daily": "day", "monthly": "month", "session": "session", "blocks": "5-hour block"}[kind]
@@ -189,7 +192,8 @@ def usage(
     """LLM tokens and cost: per day, month, session and 5-hour billing block.
 
     Without a subcommand: the daily report (the options here apply to it).  Reads the llm.request
-    events that clisight.llm.record, the SDK instrumentation and import-claude-code write.
+    events that clisight.llm.record, the SDK instrumentation, import-claude-code and clisight serve
+    (Claude Code's telemetry) write.
     """
     if ctx.invoked_subcommand is None:
         _report("daily", store, as_json, since, until, service, breakdown)
