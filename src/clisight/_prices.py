@@ -5,8 +5,8 @@ A model the table does not know is *unknown*: :func:`cost` returns ``None`` for 
 reports say so.  Model names are matched as given, then without a provider prefix
 (``anthropic/``), then without a date or ``-latest`` suffix (``claude-sonnet-4-20250514`` is
 ``claude-sonnet-4``; ``gpt-4o-2024-08-06`` is ``gpt-4o``) or a context-window tag (Claude Code's
-``claude-opus-4-6[1m]`` is ``claude-opus-4-6``: the 1M-token window costs no more for the models
-that offer it).
+``claude-opus-4-6[1m]`` is ``claude-opus-4-6``).  Long-prompt surcharges (Sonnet 4 and 4.5 beyond
+200k tokens, Haiku 5.5 beyond 100k) are not modelled: the table's ``source`` says so.
 """
 
 from __future__ import annotations
