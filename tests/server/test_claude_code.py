@@ -299,6 +299,47 @@ def test_otlp_requests_are_counted_exactly_as_the_transcript_importer_counts_the
         assert counted(received, kind) == counted(str(imported), kind), kind
 
 
+def test_importing_transcripts_the_telemetry_already_sent_counts_each_call_once(
+    served: Served, tmp_path: Path, utc: None
+) -> None:
+    """Three of six API calls arrive over OTLP (with the ``request_id`` recent Claude Code sends),
+    then the transcripts holding all six are imported into the same store: the importer skips the
+    three by their ``requestId``, and every report equals an import of the six alone."""
+    calls = [
+        ("2025-06-01T09:10:00.000Z", "s1", SONNET, (100, 50, 1000, 0)),
+        ("2025-06-01T09:40:00.500Z", "s1", SONNET, (10, 200, 0, 1000)),
+        ("2025-06-01T16:20:00.000Z", "s2", OPUS, (5, 100, 0, 2000)),
+        ("2025-06-02T01:00:00.000Z", "s2", "claude-haiku-4-5-20251001", (1000, 1000, 0, 0)),
+        ("2025-06-02T03:30:00.000Z", "s3", "my-model", (1, 1, 0, 0)),
+        ("2025-06-02T03:31:00.000Z", "s3", SONNET, (1, 1, 0, 0)),
+    ]
+    folder = tmp_path / "claude" / "projects" / "-home-someone-project"
+    folder.mkdir(parents=True)
+    lines = [
+        entry(ts, sid, model, tokens, f"m{i}", f"r{i}") for i, (ts, sid, model, tokens) in enumerate(calls)
+    ]
+    (folder / "t.jsonl").write_text("\n".join(lines) + "\n")
+    records = []
+    for i, (ts, sid, model, (inp, out, cache_write, cache_read)) in enumerate(calls):
+        if i % 2 == 0:  # every other call was sent by the telemetry
+            attrs = {**api_request(sid, model, (inp, out, cache_read, cache_write)), "request_id": f"r{i}"}
+            records.append((parse_timestamp(ts), "claude_code.api_request", attrs))
+    post_protobuf(served, request(*records))
+    both = store_path(served)
+    got = _import(Path(both), tmp_path / "claude")
+    assert (got["entries"], got["received"], got["duplicates"]) == (3, 3, 0)
+    assert _import(Path(both), tmp_path / "claude")["entries"] == 0  # and a re-run adds nothing
+    alone = tmp_path / "alone.db"
+    assert _import(alone, tmp_path / "claude")["received"] == 0
+
+    def counted(db: str, kind: str) -> list[dict[str, Any]]:
+        rows = report(db, kind, "--breakdown")["rows"]
+        return [{k: v for k, v in row.items() if k not in ("project", "service")} for row in rows]
+
+    for kind in ("daily", "monthly", "session", "blocks"):
+        assert counted(both, kind) == counted(str(alone), kind), kind
+
+
 def test_a_malformed_cost_is_priced_by_the_table_and_the_sent_value_kept(served: Served) -> None:
     now = time.time_ns()
     post_protobuf(

@@ -10,6 +10,11 @@ session record (``command`` ``claude``, start and end from its entries, the proj
 - **Incremental**: the byte offset read so far of every file is kept in the store's key-value state;
   a re-run reads only what was appended (a file that shrank is read again from its start).  Only
   whole lines are consumed: a line still being written is read next time.
+- **Already received over OTLP**: an entry whose ``requestId`` is the ``request_id`` of an API call
+  ``clisight serve`` already stored from Claude Code's telemetry (an ``llm.request`` event with
+  ``otel.event_name`` ``claude_code.api_request``) is skipped, so the two sources together count each
+  call once.  Calls received after an import are not matched (the receiver does not read the store);
+  Claude Code versions that send no ``request_id`` are not matched at all.
 - **Malformed lines** (not JSON, or an assistant entry whose fields have the wrong types) are
   skipped and reported with file and line number.
 - Writes go through the pipeline's store sink, each file's new entries in batches stored at most
@@ -39,6 +44,7 @@ SERVICE: Final = "claude-code"
 EVENT: Final = "llm.request"
 STATE_PREFIX: Final = "claude_code:"
 SEEN_KEY: Final = STATE_PREFIX + "seen"
+OTLP_EVENT: Final = "claude_code.api_request"  # otel.event_name of a call clisight serve received
 SESSIONS_KEY: Final = STATE_PREFIX + "sessions"
 BATCH: Final = 2000
 SAVE_EVERY_S: Final = 5.0
@@ -75,6 +81,7 @@ class ImportResult:
     lines: int = 0
     entries: int = 0
     duplicates: int = 0
+    received: int = 0  # entries whose API call clisight serve already stored from Claude Code's telemetry
     sessions: int = 0
     bytes_read: int = 0
     malformed: list[tuple[str, int, str]] = field(default_factory=list)
@@ -194,10 +201,13 @@ class ClaudeCodeImport:
         save_state: Callable[[str, Any], None],
         write: Callable[[list[Record], str], None],
         prices: _prices.PriceTable | None = None,
+        received: Callable[[], set[str]] | None = None,
     ) -> None:
         self.load_state = load_state
         self.save_state = save_state
         self.write = write
+        # The request ids of API calls already stored from Claude Code's telemetry (read once a run).
+        self.received = received
         self.prices = prices or _prices.shipped()
         self.host = os.uname().nodename
         self.redactor = NullRedactor(16_384)
@@ -205,6 +215,7 @@ class ClaudeCodeImport:
     def run(self, files: list[Path], progress: Callable[[int], None] | None = None) -> ImportResult:
         result = ImportResult(files=len(files))
         seen = set(self.load_state(SEEN_KEY) or [])
+        received = self.received() if self.received is not None else set()
         sessions: dict[str, list[Any]] = dict(self.load_state(SESSIONS_KEY) or {})
         touched: set[str] = set()
         pending: dict[str, Any] = {}  # offsets read, saved with the seen ids every few seconds
@@ -248,6 +259,9 @@ class ClaudeCodeImport:
                     result.malformed.append((str(path), number, str(problem)))
                     continue
                 if entry is None:
+                    continue
+                if entry.request_id is not None and entry.request_id in received:
+                    result.received += 1
                     continue
                 dedupe = entry.dedupe_key
                 if dedupe is not None:
@@ -330,6 +344,19 @@ class ClaudeCodeImport:
         return Record(
             "session", start, SERVICE, "", 0, attrs, self._resource(version), session_id, end_ns=end
         )
+
+
+def received_request_ids(rows: Iterable[dict[str, Any]]) -> set[str]:
+    """The ``request_id`` of each ``llm.request`` event in ``rows`` (exported event rows) that
+    ``clisight serve`` made of a ``claude_code.api_request`` received over OTLP."""
+    ids: set[str] = set()
+    for row in rows:
+        attrs = row.get("attributes")
+        if isinstance(attrs, dict) and attrs.get("otel.event_name") == OTLP_EVENT:
+            request_id = attrs.get("request_id")
+            if isinstance(request_id, str) and request_id:
+                ids.add(request_id)
+    return ids
 
 
 def store_writer(url: str) -> tuple[Callable[[list[Record], str], None], Callable[[], None]]:

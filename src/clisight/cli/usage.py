@@ -29,6 +29,7 @@ from clisight.cli._common import (
     store_option,
 )
 from clisight.cli._text import clean, counted
+from clisight.query import Filter
 from clisight.query import usage as usage_query
 
 EPILOG = """\b
@@ -233,7 +234,8 @@ def import_claude_code(paths: tuple[Path, ...], store: str | None, as_json: bool
 
     PATHS are transcript files or folders (default: $CLAUDE_CONFIG_DIR and ~/.claude/projects).
     Incremental: a re-run reads only what was added since.  Entries repeated across files (same
-    message id and request id) are counted once.
+    message id and request id) are counted once, and so are API calls clisight serve already
+    received from Claude Code's telemetry (same request id).
     """
     roots = list(paths) or [p for p in _claude_code.default_roots() if p.exists()]
     files = _claude_code.transcript_files(roots)
@@ -242,7 +244,15 @@ def import_claude_code(paths: tuple[Path, ...], store: str | None, as_json: bool
     write, close = _claude_code.store_writer(url)
     opened = open_store(url, must_exist=False)
     query = opened.query
-    importer = _claude_code.ClaudeCodeImport(query.load_state, query.save_state, write, _price_table())
+    importer = _claude_code.ClaudeCodeImport(
+        query.load_state,
+        query.save_state,
+        write,
+        _price_table(),
+        received=lambda: _claude_code.received_request_ids(
+            query.export(Filter(name=_claude_code.EVENT), kinds=("event",))
+        ),
+    )
     err = console(stderr=True)
     total = sum(f.stat().st_size for f in files)
     columns = (TextColumn("importing transcripts"), BarColumn(), DownloadColumn(), TimeElapsedColumn())
@@ -262,10 +272,12 @@ def import_claude_code(paths: tuple[Path, ...], store: str | None, as_json: bool
             }
         )
     else:
+        had = counted(result.received, "request")
+        received = f" and {had} clisight serve already had" if result.received else ""
         click.echo(
             f"Imported {counted(result.entries, 'request')} in {counted(result.sessions, 'session')} "
             f"from {result.files_read:,} of {counted(result.files, 'file')} "
-            f"({counted(result.duplicates, 'duplicate')} skipped) into {url}"
+            f"({counted(result.duplicates, 'duplicate')}{received} skipped) into {url}"
         )
     for file, line, problem in result.malformed[:50]:
         click.echo(f"skipped malformed line {clean(file)}:{line}: {clean(problem)}", err=True)
