@@ -36,6 +36,7 @@ from clisight.store import (
     open_store,
     redact_url,
 )
+from clisight.store.base import HISTORY_STATE_PREFIXES
 from clisight.store.schema import LATEST_VERSION
 from clisight.types import (
     CRITICAL,
@@ -1596,6 +1597,29 @@ def test_retention_drops_old_raw_rows_and_rollups_answer_for_them(any_store: Sto
     [ops] = any_store.aggregate("operation", day_of("past_hour"), (), ("count", "quantiles:duration"))
     assert ops["count"] == 12
     assert_sketch_close(ops["quantiles:duration"], [0.005] * 12, 0.01, "percentiles outlive raw rows")
+
+
+def test_retention_drops_history_kept_as_state_with_the_records_and_no_other_state(
+    any_store: Store, backend: str
+) -> None:
+    """Spool and exit markers, alert transitions and notification claims are history of records:
+    past the raw cutoff they go; offsets, alert states, silences and other state stay.  PostgreSQL
+    keeps whole UTC days (its raw rows are day partitions), so state of today stays there."""
+    from clisight.query import alerts as alert_keys
+
+    assert {alert_keys.EVENT_PREFIX, alert_keys.NOTIFIED_PREFIX} <= set(HISTORY_STATE_PREFIXES)
+    history = [f"{prefix}old" for prefix in HISTORY_STATE_PREFIXES]
+    others = ["alert:state:old", "alert:silence:old", "claude_code:offset:old", "otlp:cumulative:00", "old"]
+    for key in history + others:
+        any_store.save_state(key, {"n": 1})
+    time.sleep(1.5)
+    recent = [f"{prefix}new" for prefix in HISTORY_STATE_PREFIXES]
+    for key in recent:
+        any_store.save_state(key, {"n": 2})
+    # Raw records older than 1 s go (the old keys are at least 1.5 s old, the new ones just written).
+    any_store.apply_retention(replace(NO_AGE, raw_days=1 / 86_400))
+    kept = {key for key in history + others + recent if any_store.load_state(key) is not None}
+    assert kept == set(others + recent + (history if backend == "postgres" else []))
 
 
 def test_ids_are_never_given_again_after_retention_emptied_a_table(any_store: Store) -> None:

@@ -13,6 +13,9 @@ Keys (values are JSON objects; ``clisight.alerts`` gives them types):
   evaluation that sends the notification of that alert entering ``firing`` or ``resolved``.
 - ``alert:silence:<id>``: a silence; a removed one is saved as ``null``.
 
+Transitions and notification claims are history: the store's raw retention deletes them with the
+records once they are older than its cutoff (``clisight.store.base.HISTORY_STATE_PREFIXES``).
+
 Reads use the query's reader (read-only when opened from a URL), writes its writable store.
 """
 

@@ -28,6 +28,12 @@ from clisight.types import Deadline, Record
 # What rows() and aggregate() take as ``kind``, in the order exports list them.
 KINDS: Final = ("session", "log", "event", "span", "metric", "error", "error_group")
 
+# Key-value state that is history of the records (the pipeline's markers of imported spool batches
+# and exit writes; alerting's transitions and notification claims, clisight.query.alerts): raw
+# retention deletes it with the records, once it is older than the same cutoff.  Other state
+# (offsets, alert states, silences, saved series) is kept until its owner removes it.
+HISTORY_STATE_PREFIXES: Final = ("spool:", "exit:", "alert:event:", "alert:notified:")
+
 # The export schema: the fields every backend returns for each kind, in this order.  Stable: a
 # field may be added at the end, never renamed or removed.  ``attributes`` is a JSON object.
 _RESOURCE = ("service", "service_version", "host", "pid")

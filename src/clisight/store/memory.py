@@ -38,6 +38,7 @@ from clisight.store._model import (
 )
 from clisight.store.base import (
     EXPORT_FIELDS,
+    HISTORY_STATE_PREFIXES,
     RESOLUTIONS,
     Page,
     RetentionPolicy,
@@ -624,9 +625,9 @@ class MemoryStore:
                     if start is not None and start < cutoff and latest is not None and latest < cutoff:
                         del self._sessions[session_id]
                         deleted["sessions"] += 1
-                # Markers of imported spool batches go with the records they stood for.
+                # History kept as state goes with the records it stood for.
                 for key, (_, at) in list(self._state.items()):
-                    if key.startswith(("spool:", "exit:")) and at < cutoff:
+                    if key.startswith(HISTORY_STATE_PREFIXES) and at < cutoff:
                         del self._state[key]
             days = (policy.minute_days, policy.hour_days, policy.day_days)
             for resolution, age in zip(RESOLUTIONS, days, strict=True):

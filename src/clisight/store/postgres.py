@@ -72,7 +72,14 @@ from clisight.store._pg_schema import (
 )
 from clisight.store._pg_values import decode, decode_value, encode, needs_decoding
 from clisight.store._sqlreads import SqlReads
-from clisight.store.base import RESOLUTIONS, RetentionPolicy, RetentionResult, Selection, StoreInfo
+from clisight.store.base import (
+    HISTORY_STATE_PREFIXES,
+    RESOLUTIONS,
+    RetentionPolicy,
+    RetentionResult,
+    Selection,
+    StoreInfo,
+)
 from clisight.store.schema import LATEST_VERSION
 from clisight.types import Deadline, Record
 
@@ -622,11 +629,12 @@ class PostgresStore(SqlReads):
                 (cutoff, cutoff),
             )
             self._execute("DELETE FROM traces WHERE last_ns < %s", (cutoff,))
-            # Markers of imported spool batches and exit writes: past the cutoff their records are gone.
+            # History kept as state (spool and exit markers, alert transitions and claims): past the
+            # cutoff the records it stood for are gone too.
+            prefixes = " OR ".join("starts_with(key, %s)" for _ in HISTORY_STATE_PREFIXES)
             self._execute(
-                "DELETE FROM kv_state WHERE (starts_with(key, 'spool:') OR starts_with(key, 'exit:'))"
-                " AND updated_ns < %s",
-                (cutoff,),
+                f"DELETE FROM kv_state WHERE ({prefixes}) AND updated_ns < %s",
+                (*HISTORY_STATE_PREFIXES, cutoff),
             )
         for resolution, days in zip(
             RESOLUTIONS, (policy.minute_days, policy.hour_days, policy.day_days), strict=True

@@ -35,6 +35,7 @@ from clisight.store._sqlite_schema import (
 )
 from clisight.store._sqlreads import SqlReads
 from clisight.store.base import (
+    HISTORY_STATE_PREFIXES,
     RESOLUTIONS,
     RetentionPolicy,
     RetentionResult,
@@ -433,11 +434,12 @@ class SqliteStore(SqlReads):
                 "start_ns < ? AND COALESCE(last_ns, end_ns, start_ns) < ?",
                 (cutoff, cutoff),
             )
-            # Markers of imported spool batches: one per exiting process that spooled; past the
-            # cutoff their records are gone too.
+            # History kept as state (spool and exit markers, alert transitions and claims): past the
+            # cutoff the records it stood for are gone too.
+            prefixes = " OR ".join("substr(key, 1, ?) = ?" for _ in HISTORY_STATE_PREFIXES)
             self._execute_write(
-                "DELETE FROM kv_state WHERE (key LIKE 'spool:%' OR key LIKE 'exit:%') AND updated_ns < ?",
-                (cutoff,),
+                f"DELETE FROM kv_state WHERE ({prefixes}) AND updated_ns < ?",
+                (*(v for p in HISTORY_STATE_PREFIXES for v in (len(p), p)), cutoff),
             )
         for resolution, days in zip(
             RESOLUTIONS, (policy.minute_days, policy.hour_days, policy.day_days), strict=True
