@@ -319,6 +319,7 @@ def test_importing_transcripts_the_telemetry_already_sent_counts_each_call_once(
         entry(ts, sid, model, tokens, f"m{i}", f"r{i}") for i, (ts, sid, model, tokens) in enumerate(calls)
     ]
     (folder / "t.jsonl").write_text("\n".join(lines) + "\n")
+    (folder / "resumed.jsonl").write_text(lines[0] + "\n")  # a resumed session copies history
     records = []
     for i, (ts, sid, model, (inp, out, cache_write, cache_read)) in enumerate(calls):
         if i % 2 == 0:  # every other call was sent by the telemetry
@@ -327,7 +328,7 @@ def test_importing_transcripts_the_telemetry_already_sent_counts_each_call_once(
     post_protobuf(served, request(*records))
     both = store_path(served)
     got = _import(Path(both), tmp_path / "claude")
-    assert (got["entries"], got["received"], got["duplicates"]) == (3, 3, 0)
+    assert (got["entries"], got["received"], got["duplicates"]) == (3, 3, 1)
     assert _import(Path(both), tmp_path / "claude")["entries"] == 0  # and a re-run adds nothing
     alone = tmp_path / "alone.db"
     assert _import(alone, tmp_path / "claude")["received"] == 0

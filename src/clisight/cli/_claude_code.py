@@ -260,15 +260,15 @@ class ClaudeCodeImport:
                     continue
                 if entry is None:
                     continue
-                if entry.request_id is not None and entry.request_id in received:
-                    result.received += 1
-                    continue
                 dedupe = entry.dedupe_key
                 if dedupe is not None:
                     if dedupe in seen:
                         result.duplicates += 1
                         continue
                     seen.add(dedupe)
+                if entry.request_id is not None and entry.request_id in received:
+                    result.received += 1  # once per call: its copies in other files are duplicates
+                    continue
                 result.entries += 1
                 chunks[chunk].append(self.event(entry))
                 bounds = sessions.get(entry.session_id)
