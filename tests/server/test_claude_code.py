@@ -260,43 +260,62 @@ def test_every_llm_reader_counts_a_request_received_over_otlp(served: Served) ->
     assert stored["session_id"] == "live" and stored["service"] == "claude-code"
 
 
+# Six API calls of two sessions, as (time, session, model, (input, output, cache write, cache read)).
+CALLS = [
+    ("2025-06-01T09:10:00.000Z", "s1", SONNET, (100, 50, 1000, 0)),
+    ("2025-06-01T09:40:00.500Z", "s1", SONNET, (10, 200, 0, 1000)),
+    ("2025-06-01T16:20:00.000Z", "s1", OPUS, (5, 100, 0, 2000)),
+    ("2025-06-02T01:00:00.000Z", "s2", "claude-haiku-4-5-20251001", (1000, 1000, 0, 0)),
+    ("2025-06-02T03:30:00.000Z", "s2", "my-model", (1, 1, 0, 0)),
+    ("2025-06-02T03:31:00.000Z", "s2", SONNET, (1, 1, 0, 0)),
+]
+
+
+def write_transcript(tmp_path: Path) -> list[str]:
+    """:data:`CALLS` as one transcript under ``tmp_path/claude`` (message ``m<i>``, request ``r<i>``);
+    its lines."""
+    folder = tmp_path / "claude" / "projects" / "-home-someone-project"
+    folder.mkdir(parents=True)
+    lines = [
+        entry(ts, sid, model, tokens, f"m{i}", f"r{i}") for i, (ts, sid, model, tokens) in enumerate(CALLS)
+    ]
+    (folder / "t.jsonl").write_text("\n".join(lines) + "\n")
+    return lines
+
+
+def sent(i: int, request_id: bool = False) -> tuple[int, str, dict[str, Any]]:
+    """Call ``i`` of :data:`CALLS` as Claude Code's telemetry sends it (without cost_usd, so it is
+    priced by the table as the importer prices), with its ``request_id`` ``r<i>`` when asked."""
+    ts, sid, model, (inp, out, cache_write, cache_read) = CALLS[i]
+    attrs = api_request(sid, model, (inp, out, cache_read, cache_write))
+    if request_id:
+        attrs["request_id"] = f"r{i}"
+    return parse_timestamp(ts), "claude_code.api_request", attrs
+
+
+def usage_reports(db: str) -> dict[str, list[dict[str, Any]]]:
+    """Every usage report of ``db`` by model, without what a session row adds from the session
+    record (the importer's project), which is not usage."""
+    return {
+        kind: [
+            {k: v for k, v in row.items() if k not in ("project", "service")}
+            for row in report(db, kind, "--breakdown")["rows"]
+        ]
+        for kind in ("daily", "monthly", "session", "blocks")
+    }
+
+
 def test_otlp_requests_are_counted_exactly_as_the_transcript_importer_counts_them(
     served: Served, tmp_path: Path, utc: None
 ) -> None:
     """The same six API calls, imported from transcripts into one store and received over OTLP
-    (without cost_usd, so both price by the table) into another: every report agrees."""
-    calls = [
-        ("2025-06-01T09:10:00.000Z", "s1", SONNET, (100, 50, 1000, 0)),
-        ("2025-06-01T09:40:00.500Z", "s1", SONNET, (10, 200, 0, 1000)),
-        ("2025-06-01T16:20:00.000Z", "s1", OPUS, (5, 100, 0, 2000)),
-        ("2025-06-02T01:00:00.000Z", "s2", "claude-haiku-4-5-20251001", (1000, 1000, 0, 0)),
-        ("2025-06-02T03:30:00.000Z", "s2", "my-model", (1, 1, 0, 0)),
-        ("2025-06-02T03:31:00.000Z", "s2", SONNET, (1, 1, 0, 0)),
-    ]
-    folder = tmp_path / "claude" / "projects" / "-home-someone-project"
-    folder.mkdir(parents=True)
-    lines = [
-        entry(ts, sid, model, tokens, f"m{i}", f"r{i}") for i, (ts, sid, model, tokens) in enumerate(calls)
-    ]
-    (folder / "t.jsonl").write_text("\n".join(lines) + "\n")
+    (protobuf and JSON) into another: every report agrees."""
+    write_transcript(tmp_path)
     imported = tmp_path / "imported.db"
     assert _import(imported, tmp_path / "claude")["entries"] == 6
-    records = []
-    for ts, sid, model, (inp, out, cache_write, cache_read) in calls:
-        when = parse_timestamp(ts)
-        attrs = api_request(sid, model, (inp, out, cache_read, cache_write))
-        records.append((when, "claude_code.api_request", attrs))
-    post_protobuf(served, request(*records[:3]))
-    post_json(served, request(*records[3:]))
-    received = store_path(served)
-
-    def counted(db: str, kind: str) -> list[dict[str, Any]]:
-        rows = report(db, kind, "--breakdown")["rows"]
-        # What a session row adds from the session record (the importer's project) is not usage.
-        return [{k: v for k, v in row.items() if k not in ("project", "service")} for row in rows]
-
-    for kind in ("daily", "monthly", "session", "blocks"):
-        assert counted(received, kind) == counted(str(imported), kind), kind
+    post_protobuf(served, request(*(sent(i) for i in range(3))))
+    post_json(served, request(*(sent(i) for i in range(3, 6))))
+    assert usage_reports(store_path(served)) == usage_reports(str(imported))
 
 
 def test_importing_transcripts_the_telemetry_already_sent_counts_each_call_once(
@@ -305,40 +324,17 @@ def test_importing_transcripts_the_telemetry_already_sent_counts_each_call_once(
     """Three of six API calls arrive over OTLP (with the ``request_id`` recent Claude Code sends),
     then the transcripts holding all six are imported into the same store: the importer skips the
     three by their ``requestId``, and every report equals an import of the six alone."""
-    calls = [
-        ("2025-06-01T09:10:00.000Z", "s1", SONNET, (100, 50, 1000, 0)),
-        ("2025-06-01T09:40:00.500Z", "s1", SONNET, (10, 200, 0, 1000)),
-        ("2025-06-01T16:20:00.000Z", "s2", OPUS, (5, 100, 0, 2000)),
-        ("2025-06-02T01:00:00.000Z", "s2", "claude-haiku-4-5-20251001", (1000, 1000, 0, 0)),
-        ("2025-06-02T03:30:00.000Z", "s3", "my-model", (1, 1, 0, 0)),
-        ("2025-06-02T03:31:00.000Z", "s3", SONNET, (1, 1, 0, 0)),
-    ]
-    folder = tmp_path / "claude" / "projects" / "-home-someone-project"
-    folder.mkdir(parents=True)
-    lines = [
-        entry(ts, sid, model, tokens, f"m{i}", f"r{i}") for i, (ts, sid, model, tokens) in enumerate(calls)
-    ]
-    (folder / "t.jsonl").write_text("\n".join(lines) + "\n")
-    (folder / "resumed.jsonl").write_text(lines[0] + "\n")  # a resumed session copies history
-    records = []
-    for i, (ts, sid, model, (inp, out, cache_write, cache_read)) in enumerate(calls):
-        if i % 2 == 0:  # every other call was sent by the telemetry
-            attrs = {**api_request(sid, model, (inp, out, cache_read, cache_write)), "request_id": f"r{i}"}
-            records.append((parse_timestamp(ts), "claude_code.api_request", attrs))
-    post_protobuf(served, request(*records))
+    lines = write_transcript(tmp_path)
+    resumed = tmp_path / "claude" / "projects" / "-home-someone-project" / "resumed.jsonl"
+    resumed.write_text(lines[0] + "\n")  # a resumed session copies history
+    post_protobuf(served, request(*(sent(i, request_id=True) for i in (0, 2, 4))))
     both = store_path(served)
     got = _import(Path(both), tmp_path / "claude")
     assert (got["entries"], got["received"], got["duplicates"]) == (3, 3, 1)
     assert _import(Path(both), tmp_path / "claude")["entries"] == 0  # and a re-run adds nothing
     alone = tmp_path / "alone.db"
     assert _import(alone, tmp_path / "claude")["received"] == 0
-
-    def counted(db: str, kind: str) -> list[dict[str, Any]]:
-        rows = report(db, kind, "--breakdown")["rows"]
-        return [{k: v for k, v in row.items() if k not in ("project", "service")} for row in rows]
-
-    for kind in ("daily", "monthly", "session", "blocks"):
-        assert counted(both, kind) == counted(str(alone), kind), kind
+    assert usage_reports(both) == usage_reports(str(alone))
 
 
 def test_a_malformed_cost_is_priced_by_the_table_and_the_sent_value_kept(served: Served) -> None:
